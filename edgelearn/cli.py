@@ -1,0 +1,215 @@
+"""The ``edgelearn`` command line: train, eval, info."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from . import datasets
+from .model import Learning, ModelError, init_params, mlp
+from .modelfile import load_model, save_model
+from .train import LEARNERS, TrainingDiverged, evaluate, make_learner, train
+
+TWIN = {"fixed": "float", "float": "fixed"}
+
+
+def int_in(lo: int, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi], with a message that says so."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgelearn", description="On-device learning for spiking neural networks.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model on a dataset and report test accuracy")
+    t.add_argument("--data", default="digits", help="digits, mnist, or a directory of MNIST-style IDX files")
+    t.add_argument("--model", help="model spec (.json) or trained blob (.elm); default: an MLP sized to the data")
+    t.add_argument("--hidden", type=int_in(1, 65535), default=256, help="hidden neurons of the default MLP")
+    t.add_argument("--learner", choices=("stop", "readout"), default="stop",
+                   help="stop: every layer; readout: the last layer only (the cheap baseline)")
+    t.add_argument("--precision", choices=tuple(LEARNERS), default="fixed")
+    t.add_argument("--twin", action=argparse.BooleanOptionalAction, default=True,
+                   help="also train the other precision from the same start and print it beside")
+    t.add_argument("--epochs", type=int_in(1), default=15)
+    t.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
+    t.add_argument("--lr-shift", type=int_in(0, 40), help="weight learning rate 2^-N (default: the model's)")
+    t.add_argument("--slow-down-every", type=int_in(0), default=4, metavar="N",
+                   help="halve the learning rates every N epochs (0: never)")
+    t.add_argument("--batch", type=int_in(1), default=1, help="1 is online learning, as on the device")
+    t.add_argument("--seed", type=int_in(0, 0xFFFFFFFF), help="initial weights and PRNG streams")
+    t.add_argument("--limit-train", type=int_in(1), metavar="N", help="use the first N training samples")
+    t.add_argument("--limit-test", type=int_in(1), metavar="N", help="use the first N test samples")
+    t.add_argument("-o", "--output", help="write the trained model (.elm blob)")
+    t.add_argument("--plot", help="write the accuracy curves as a PNG")
+    t.add_argument("--json", action="store_true", help="print the results as JSON")
+    t.set_defaults(run=cmd_train)
+
+    e = sub.add_parser("eval", help="test accuracy of a trained model")
+    e.add_argument("model")
+    e.add_argument("--data", default="digits")
+    e.add_argument("--precision", choices=tuple(LEARNERS), default="fixed")
+    e.add_argument("--limit-test", type=int_in(1), metavar="N")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=cmd_eval)
+
+    i = sub.add_parser("info", help="layers, parameter counts and bytes of a model")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(run=cmd_info)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ModelError, datasets.DatasetError, ValueError) as err:
+        print(f"edgelearn: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"edgelearn: training diverged: {err}", file=sys.stderr)
+        return 1
+
+
+def load_data(args) -> datasets.Dataset:
+    data = datasets.load(args.data)
+    return datasets.subset(data, getattr(args, "limit_train", None), args.limit_test)
+
+
+def model_for(args, data: datasets.Dataset):
+    if args.model:
+        model = load_model(args.model)
+    else:
+        model = init_params(mlp(f"{Path(data.name).name}-stop", [data.x_train.shape[1], args.hidden, data.n_classes],
+                                learning=Learning(seed=1 if args.seed is None else args.seed)))
+    changes = {"rule": args.learner}
+    if args.T is not None:
+        changes["T"] = args.T
+    if args.lr_shift is not None:
+        changes["lr_weight_shift"] = args.lr_shift
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    model.learning = replace(model.learning, **changes)
+    if model.input.size != data.x_train.shape[1]:
+        raise ModelError(f"the model takes {model.input.size} inputs but {data.name} samples have "
+                         f"{data.x_train.shape[1]} features")
+    if model.readout.size < data.n_classes:
+        raise ModelError(f"the model's readout has {model.readout.size} neurons but {data.name} "
+                         f"has {data.n_classes} classes")
+    return model.validate()
+
+
+def cmd_train(args) -> int:
+    data = load_data(args)
+    model = model_for(args, data)
+    runs = [args.precision] + ([TWIN[args.precision]] if args.twin else [])
+    results, trained = {}, None
+    for precision in runs:
+        net = make_learner(model.copy(), precision)
+        results[precision] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
+                                   slow_down_every=args.slow_down_every, progress=not args.json,
+                                   label=precision)
+        if trained is None:
+            trained = net.to_model()
+    if args.output:
+        save_model(trained, args.output)
+    if args.plot:
+        from .plots import accuracy_curves
+        accuracy_curves(results, args.plot, title=f"{model.name}: {args.learner} on {data.name}")
+    report = {
+        "model": model.name, "data": data.name, "learner": args.learner, "T": model.learning.T,
+        "train_samples": len(data.x_train), "test_samples": len(data.x_test),
+        "final_test_accuracy": {p: h[-1].test_accuracy for p, h in results.items()},
+        "seconds": {p: round(sum(r.seconds for r in h), 2) for p, h in results.items()},
+        "history": {p: [r.as_dict() for r in h] for p, h in results.items()},
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(training_table(report, runs))
+    return 0
+
+
+def training_table(report: dict, runs: list[str]) -> str:
+    head = f"{report['model']}: {report['learner']} on {report['data']} " \
+           f"({report['train_samples']} train / {report['test_samples']} test, T={report['T']})"
+    cols = ["epoch"] + [f"{p} test" for p in runs] + [f"{p} train" for p in runs] + [f"{p} s" for p in runs]
+    rows = [cols]
+    for e in range(len(report["history"][runs[0]])):
+        h = {p: report["history"][p][e] for p in runs}
+        rows.append([str(e + 1)] + [f"{h[p]['test_accuracy']:.2%}" for p in runs]
+                    + [f"{h[p]['train_accuracy']:.2%}" for p in runs] + [f"{h[p]['seconds']:.1f}" for p in runs])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
+    lines = [head, ""] + ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.append("")
+    lines += [f"final test accuracy, {p}: {report['final_test_accuracy'][p]:.2%} "
+              f"({report['seconds'][p]:.1f} s)" for p in runs]
+    return "\n".join(lines)
+
+
+def cmd_eval(args) -> int:
+    data = load_data(args)
+    model = load_model(args.model)
+    if model.input.size != data.x_test.shape[1]:
+        raise ModelError(f"the model takes {model.input.size} inputs but {data.name} samples have "
+                         f"{data.x_test.shape[1]} features")
+    acc = evaluate(make_learner(model, args.precision), data.x_test, data.y_test)
+    if args.json:
+        print(json.dumps({"model": model.name, "data": data.name, "precision": args.precision,
+                          "test_samples": len(data.x_test), "test_accuracy": acc}))
+    else:
+        print(f"{model.name} on {data.name} ({len(data.x_test)} test samples, {args.precision}): {acc:.2%}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    model = load_model(args.model)
+    sizes = model.sizes()
+    layers = []
+    for layer in model.layers:
+        p = model.params[layer.name]
+        layers.append({
+            "name": layer.name, "kind": layer.kind, "neuron": layer.neuron.kind,
+            "inputs": [f"{e.source}" + (f"@-{e.delay}" if e.delay else "") for e in layer.inputs],
+            "shape": list(layer.shape), "fan_in": model.fan_in(layer),
+            "weight_format": f"int16 Q{15 - layer.weight_frac}.{layer.weight_frac}",
+            "parameters": model.n_parameters()[layer.name], "bytes": model.parameter_bytes()[layer.name],
+            "leak": p.leak / (1 << 16),
+        })
+    info = {"name": model.name, "input": {"shape": list(model.input.shape), "encoding": model.input.encoding,
+                                          "size": sizes["input"]},
+            "learning": model.learning.__dict__, "layers": layers,
+            "total_parameters": sum(l["parameters"] for l in layers),
+            "total_bytes": sum(l["bytes"] for l in layers)}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{model.name}: input {tuple(model.input.shape)} ({model.input.encoding})")
+    cols = ["layer", "kind", "neuron", "inputs", "shape", "fan-in", "weights", "params", "bytes"]
+    rows = [cols] + [[l["name"], l["kind"], l["neuron"], ",".join(l["inputs"]), "x".join(map(str, l["shape"])),
+                      str(l["fan_in"]), l["weight_format"], str(l["parameters"]), str(l["bytes"])] for l in layers]
+    rows.append(["total", "", "", "", "", "", "", str(info["total_parameters"]), str(info["total_bytes"])])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    lr = model.learning
+    print(f"learning: {lr.rule}, T={lr.T}, lr 2^-{lr.lr_weight_shift} (weights) 2^-{lr.lr_threshold_shift} "
+          f"(thresholds) 2^-{lr.lr_leak_shift} (leaks), surrogate half-width 2^{lr.surrogate_shift}, "
+          f"updates per {lr.update}, seed {lr.seed}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Fixed-point kernels: one small function per operation, each mirrored one for one by
+the C runtime (targets/c). Every formula and its order of operations is fixed by
+docs/numerics.md; the float twin (learning/stop_float.py) states the same mathematics
+without rounding.
+
+Formats: weights int16 Q(15-wf).wf; everything else Q16 in int32 (membranes,
+thresholds, leak, traces, errors, surrogate); products and sums in int64.
+"""
+import numpy as np
+from numba import njit
+
+from .numerics import ONE, STATE_FRAC, mul_state, round_shift, sat16, sat32, saturate, stochastic_shift
+
+# Gradient sums saturate here, so that adding one more int64 product can never overflow.
+SUM_LIMIT = np.int64(1) << 61
+
+
+@njit(cache=True)
+def sat_sum(acc, p):
+    return saturate(acc + p, -SUM_LIMIT, SUM_LIMIT)
+
+
+@njit(cache=True)
+def dense_current(W, x, x_frac, w_frac, nonzero, cur):
+    """cur = W x in Q16. Event-driven: only non-zero inputs are visited. ``nonzero`` is
+    an int32 scratch of len(x)."""
+    n = 0
+    for i in range(x.shape[0]):
+        if x[i] != 0:
+            nonzero[n] = i
+            n += 1
+    shift = w_frac + x_frac - STATE_FRAC
+    for j in range(W.shape[0]):
+        acc = np.int64(0)
+        for k in range(n):
+            i = nonzero[k]
+            acc += np.int64(W[j, i]) * np.int64(x[i])
+        cur[j] = sat32(round_shift(acc, shift))
+
+
+@njit(cache=True)
+def input_trace_step(a, x, x_frac, x_tr):
+    """x^[t] = a * x^[t-1] + x[t]: one presynaptic trace per input (the leak is per layer)."""
+    lift = STATE_FRAC - x_frac
+    for i in range(x.shape[0]):
+        x_tr[i] = sat32(mul_state(a, x_tr[i]) + (np.int64(x[i]) << lift))
+
+
+@njit(cache=True)
+def neuron_trace_step(a, V, s, th_tr, a_tr):
+    """th~[t] = a * (th~[t-1] - s[t-1]);  a~[t] = a * a~[t-1] + V[t-1]. Reads the state
+    before this step's neuron update."""
+    for j in range(V.shape[0]):
+        th_tr[j] = sat32(mul_state(a, np.int64(th_tr[j]) - ONE * np.int64(s[j])))
+        a_tr[j] = sat32(mul_state(a, a_tr[j]) + np.int64(V[j]))
+
+
+@njit(cache=True)
+def lif_step(cur, a, th, V, s, U):
+    """U = a * V + I; s = U >= th; V = U - th * s (reset by subtraction, leak after reset)."""
+    for j in range(V.shape[0]):
+        u = sat32(mul_state(a, V[j]) + np.int64(cur[j]))
+        U[j] = u
+        if u >= th[j]:
+            s[j] = 1
+            V[j] = sat32(u - np.int64(th[j]))
+        else:
+            s[j] = 0
+            V[j] = u
+
+
+@njit(cache=True)
+def li_step(cur, a, V, U):
+    """Non-spiking leaky integrator (readout): U = a * U + I."""
+    for j in range(V.shape[0]):
+        V[j] = sat32(mul_state(a, V[j]) + np.int64(cur[j]))
+        U[j] = V[j]
+
+
+@njit(cache=True)
+def surrogate(x, k):
+    """Triangle of height 1 and half-width 2^k: max(0, 1 - |x| / 2^k), in Q16."""
+    phi = ONE - round_shift(abs(np.int64(x)), k)
+    return phi if phi > 0 else np.int64(0)
+
+
+@njit(cache=True)
+def spiking_output_error(s, U, th, label, k, d):
+    """d = (s - y) * phi(U - th) for E = 1/2 |s - y|^2 with a one-hot target y."""
+    for j in range(d.shape[0]):
+        e = np.int64(s[j]) - (1 if j == label else 0)
+        d[j] = sat32(e * surrogate(np.int64(U[j]) - th[j], k))
+
+
+@njit(cache=True)
+def li_output_error(U, label, d):
+    """d = U - y for E = 1/2 |U - y|^2 with a one-hot target y."""
+    for j in range(d.shape[0]):
+        d[j] = sat32(np.int64(U[j]) - (ONE if j == label else 0))
+
+
+@njit(cache=True)
+def hidden_error(W_up, d_up, U, th, w_frac, k, back, d):
+    """d = (W_up^T d_up) * phi(U - th). Event-driven over non-zero upper errors;
+    ``back`` is an int64 scratch of len(d)."""
+    back[:] = 0
+    for m in range(d_up.shape[0]):
+        if d_up[m] != 0:
+            dm = np.int64(d_up[m])
+            for j in range(d.shape[0]):
+                back[j] += np.int64(W_up[m, j]) * dm
+    for j in range(d.shape[0]):
+        g = sat32(round_shift(back[j], w_frac))
+        d[j] = sat32(round_shift(g * surrogate(np.int64(U[j]) - th[j], k), STATE_FRAC))
+
+
+@njit(cache=True)
+def update_weights(W, d, x_tr, shift, rng):
+    """W -= SR(d x^T, shift), applied now. A PRNG draw per non-zero product, rows then
+    columns in ascending order."""
+    for j in range(W.shape[0]):
+        if d[j] == 0:
+            continue
+        dj = np.int64(d[j])
+        for i in range(W.shape[1]):
+            if x_tr[i] != 0:
+                W[j, i] = sat16(W[j, i] - stochastic_shift(dj * x_tr[i], shift, rng))
+
+
+@njit(cache=True)
+def accumulate_weight_grads(gW, d, x_tr):
+    """gW += d x^T (exact, saturating sums): for updates once per sample or batch."""
+    for j in range(gW.shape[0]):
+        if d[j] == 0:
+            continue
+        dj = np.int64(d[j])
+        for i in range(gW.shape[1]):
+            if x_tr[i] != 0:
+                gW[j, i] = sat_sum(gW[j, i], dj * x_tr[i])
+
+
+@njit(cache=True)
+def apply_weight_grads(W, gW, shift, rng):
+    """W -= SR(gW, shift) and clear gW; a draw per non-zero entry, row-major order."""
+    for j in range(W.shape[0]):
+        for i in range(W.shape[1]):
+            if gW[j, i] != 0:
+                W[j, i] = sat16(W[j, i] - stochastic_shift(gW[j, i], shift, rng))
+                gW[j, i] = 0
+
+
+@njit(cache=True)
+def threshold_grads(d, th_tr, g):
+    """g += d * (th~ - 1)."""
+    for j in range(d.shape[0]):
+        if d[j] != 0:
+            g[j] = sat_sum(g[j], np.int64(d[j]) * (np.int64(th_tr[j]) - ONE))
+
+
+@njit(cache=True)
+def apply_threshold_grads(th, g, shift, floor, rng):
+    """th -= SR(g, shift), never below ``floor``; clears g; a draw per non-zero g."""
+    for j in range(th.shape[0]):
+        if g[j] != 0:
+            th[j] = max(floor, sat32(th[j] - stochastic_shift(g[j], shift, rng)))
+            g[j] = 0
+
+
+@njit(cache=True)
+def leak_grad(d, a_tr):
+    """sum_j d_j * a~_j: the per-layer leak's gradient."""
+    acc = np.int64(0)
+    for j in range(d.shape[0]):
+        if d[j] != 0:
+            acc = sat_sum(acc, np.int64(d[j]) * a_tr[j])
+    return acc
+
+
+@njit(cache=True)
+def apply_leak_grad(a, g, shift, rng):
+    """a - SR(g, shift) clamped to [0, 1]; a draw only when g != 0."""
+    if g == 0:
+        return a
+    return saturate(np.int64(a) - stochastic_shift(g, shift, rng), 0, ONE)

@@ -1,0 +1,256 @@
+"""The model IR: a small graph of layers with shapes, Q-formats and parameters.
+
+A model is an input node and a list of layers in execution order. Each layer reads
+one or more edges; an edge with ``delay == 0`` is a feed-forward connection within
+the same time step, an edge with ``delay >= 1`` reads its source's spikes from that
+many steps back (recurrent and feedback connections). Parameters are stored in the
+device formats (integers); the float twins dequantise them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import numerics as nx
+
+LAYER_KINDS = ("dense",)          # conv2d, pool2d, ... slot in here with their own shapes
+NEURON_KINDS = ("lif", "if", "li")  # li: non-spiking leaky integrator (readout only)
+SPIKING_NEURONS = ("lif", "if")
+ENCODINGS = ("direct", "rate", "events")
+RULES = ("stop", "readout", "none")
+UPDATE_MODES = ("step", "sample")
+INPUT = "input"
+
+
+class ModelError(ValueError):
+    """A model description or file that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str        # "input" or the name of a layer
+    delay: int = 0     # 0: same step; >= 1: read the source's output from `delay` steps back
+
+
+@dataclass(frozen=True)
+class Neuron:
+    kind: str                      # one of NEURON_KINDS
+    threshold: float = 1.0         # initial threshold (spiking kinds)
+    leak: float = 0.875            # initial leak a in U = a*(U - th*s) + I; IF forces 1.0
+    learn_threshold: bool = True
+    learn_leak: bool = True
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    kind: str                      # one of LAYER_KINDS
+    inputs: tuple[Edge, ...]
+    shape: tuple[int, ...]         # output shape
+    neuron: Neuron
+    weight_frac: int = 12          # weights are int16 in Q(15-f).f
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    shape: tuple[int, ...]
+    encoding: str = "direct"       # direct current, Bernoulli rate code, or recorded events
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Learning:
+    """How the device learns; every field is part of the numeric contract."""
+    rule: str = "stop"
+    T: int = 8                     # time steps per sample
+    lr_weight_shift: int = 6       # learning rates are 2^-shift (defaults tuned on digits/MNIST)
+    lr_threshold_shift: int = 8
+    lr_leak_shift: int = 12
+    surrogate_shift: int = 1       # triangle surrogate of half-width 2^k (membrane units); a
+                                   # narrower one lets MSE on spikes silence the outputs
+    update: str = "step"           # apply updates every step, or once per sample
+    seed: int = 1                  # seeds the PRNG streams and the initial weights
+
+
+@dataclass
+class LayerParams:
+    weight: np.ndarray             # int16 [out, fan_in]
+    threshold: np.ndarray          # int32 [out], Q16
+    leak: int                      # Q16 in [0, ONE]
+
+
+@dataclass
+class Model:
+    name: str
+    input: InputSpec
+    layers: tuple[Layer, ...]
+    learning: Learning = field(default_factory=Learning)
+    params: dict[str, LayerParams] = field(default_factory=dict)
+
+    # -- structure ---------------------------------------------------------------
+    def sizes(self) -> dict[str, int]:
+        out = {INPUT: self.input.size}
+        out.update({layer.name: layer.size for layer in self.layers})
+        return out
+
+    def fan_in(self, layer: Layer) -> int:
+        sizes = self.sizes()
+        return sum(sizes[e.source] for e in layer.inputs)
+
+    @property
+    def readout(self) -> Layer:
+        return self.layers[-1]
+
+    def is_feedforward_chain(self) -> bool:
+        """Each layer reads only the previous node, same step: what STOP supports."""
+        prev = INPUT
+        for layer in self.layers:
+            if layer.inputs != (Edge(prev, 0),):
+                return False
+            prev = layer.name
+        return True
+
+    def validate(self) -> "Model":
+        """Raise ModelError naming the first problem; return self when consistent."""
+        self.validate_structure()
+        for layer in self.layers:
+            self._validate_params(layer)
+        return self
+
+    def validate_structure(self) -> "Model":
+        """Everything but the parameters: what ``init_params`` needs to be sound."""
+        if not self.layers:
+            raise ModelError("model has no layers")
+        if self.input.encoding not in ENCODINGS:
+            raise ModelError(f"unknown input encoding {self.input.encoding!r} (known: {', '.join(ENCODINGS)})")
+        if not self.input.shape or any(d <= 0 for d in self.input.shape):
+            raise ModelError(f"input shape {self.input.shape} must be positive")
+        _validate_learning(self.learning)
+        seen = {INPUT}
+        names = {layer.name for layer in self.layers}
+        for i, layer in enumerate(self.layers):
+            where = f"layer {i} ({layer.name!r})"
+            if layer.name in seen:
+                raise ModelError(f"{where}: duplicate name")
+            if layer.kind not in LAYER_KINDS:
+                raise ModelError(f"{where}: unknown layer kind {layer.kind!r} (known: {', '.join(LAYER_KINDS)})")
+            if layer.neuron.kind not in NEURON_KINDS:
+                raise ModelError(f"{where}: unknown neuron kind {layer.neuron.kind!r} (known: {', '.join(NEURON_KINDS)})")
+            if layer.neuron.kind == "li" and i != len(self.layers) - 1:
+                raise ModelError(f"{where}: a non-spiking 'li' neuron can only be the readout (last) layer")
+            if not layer.shape or any(d <= 0 for d in layer.shape):
+                raise ModelError(f"{where}: shape {layer.shape} must be positive")
+            if not 0 <= layer.weight_frac <= 15:
+                raise ModelError(f"{where}: weight_frac {layer.weight_frac} outside 0..15 (int16 weights)")
+            if not layer.inputs:
+                raise ModelError(f"{where}: has no inputs")
+            for e in layer.inputs:
+                if e.delay < 0:
+                    raise ModelError(f"{where}: edge from {e.source!r} has negative delay {e.delay}")
+                if e.delay == 0 and e.source not in seen:
+                    if e.source in names:
+                        raise ModelError(f"{where}: same-step edge from later layer {e.source!r}; "
+                                         "a feedback edge needs delay >= 1")
+                    raise ModelError(f"{where}: input {e.source!r} does not exist")
+                if e.delay > 0 and e.source not in names:
+                    raise ModelError(f"{where}: feedback source {e.source!r} is not a layer")
+            if layer.neuron.kind in SPIKING_NEURONS and not layer.neuron.threshold > 0:
+                raise ModelError(f"{where}: threshold must be > 0, got {layer.neuron.threshold}")
+            if not 0.0 <= layer.neuron.leak <= 1.0:
+                raise ModelError(f"{where}: leak must be in [0, 1], got {layer.neuron.leak}")
+            seen.add(layer.name)
+        return self
+
+    def _validate_params(self, layer: Layer) -> None:
+        p = self.params.get(layer.name)
+        where = f"layer {layer.name!r}"
+        if p is None:
+            raise ModelError(f"{where}: no parameters")
+        expect = (layer.size, self.fan_in(layer))
+        if p.weight.shape != expect:
+            raise ModelError(f"{where}: weight shape {p.weight.shape} does not match "
+                             f"(outputs, fan-in) = {expect}")
+        if p.weight.dtype != np.int16:
+            raise ModelError(f"{where}: weights must be int16, got {p.weight.dtype}")
+        if p.threshold.shape != (layer.size,) or p.threshold.dtype != np.int32:
+            raise ModelError(f"{where}: thresholds must be int32 of shape ({layer.size},), "
+                             f"got {p.threshold.dtype} {p.threshold.shape}")
+        if layer.neuron.kind in SPIKING_NEURONS and np.any(p.threshold <= 0):
+            raise ModelError(f"{where}: thresholds must be > 0")
+        if not 0 <= p.leak <= nx.ONE:
+            raise ModelError(f"{where}: leak {p.leak} outside [0, {nx.ONE}] (Q16)")
+
+    # -- parameters ---------------------------------------------------------------
+    def n_parameters(self) -> dict[str, int]:
+        return {layer.name: self.params[layer.name].weight.size + layer.size + 1 for layer in self.layers}
+
+    def parameter_bytes(self) -> dict[str, int]:
+        return {layer.name: self.params[layer.name].weight.nbytes + self.params[layer.name].threshold.nbytes + 4
+                for layer in self.layers}
+
+    def copy(self) -> "Model":
+        params = {k: LayerParams(v.weight.copy(), v.threshold.copy(), int(v.leak)) for k, v in self.params.items()}
+        return replace(self, params=params)
+
+
+def _validate_learning(lr: Learning) -> None:
+    if lr.rule not in RULES:
+        raise ModelError(f"unknown learning rule {lr.rule!r} (known: {', '.join(RULES)})")
+    if lr.update not in UPDATE_MODES:
+        raise ModelError(f"unknown update mode {lr.update!r} (known: {', '.join(UPDATE_MODES)})")
+    if not 1 <= lr.T <= 65535:
+        raise ModelError(f"T must be in 1..65535, got {lr.T}")
+    for name in ("lr_weight_shift", "lr_threshold_shift", "lr_leak_shift"):
+        v = getattr(lr, name)
+        if not 0 <= v <= 40:
+            raise ModelError(f"{name} must be in 0..40, got {v}")
+    if not -8 <= lr.surrogate_shift <= 8:
+        raise ModelError(f"surrogate_shift must be in -8..8, got {lr.surrogate_shift}")
+    if not 0 <= lr.seed <= 0xFFFFFFFF:
+        raise ModelError(f"seed must be a 32-bit unsigned integer, got {lr.seed}")
+
+
+def effective_leak(neuron: Neuron) -> float:
+    return 1.0 if neuron.kind == "if" else neuron.leak
+
+
+def init_params(model: Model, weight_gain: float = 1.5) -> Model:
+    """Fill ``model.params`` with seeded initial values (host side; the device gets them
+    in the model file). Weights are uniform with variance gain^2 / fan_in; the default
+    gain makes a threshold-1 layer fire on direct pixel input from the first sample."""
+    model.validate_structure()
+    rng = np.random.default_rng(model.learning.seed)
+    params = {}
+    for layer in model.layers:
+        fan_in = model.fan_in(layer)
+        bound = weight_gain * np.sqrt(3.0 / fan_in)
+        w = rng.uniform(-bound, bound, size=(layer.size, fan_in))
+        params[layer.name] = LayerParams(
+            weight=nx.to_fixed(w, layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX, np.int16),
+            threshold=nx.to_fixed(np.full(layer.size, layer.neuron.threshold), nx.STATE_FRAC),
+            leak=int(nx.to_fixed(effective_leak(layer.neuron), nx.STATE_FRAC)),
+        )
+    model.params = params
+    return model.validate()
+
+
+def mlp(name: str, sizes: list[int], *, encoding: str = "direct", hidden: Neuron | None = None,
+        readout: Neuron | None = None, weight_frac: int = 12, learning: Learning | None = None) -> Model:
+    """A feed-forward chain sizes[0] -> ... -> sizes[-1] of dense layers (without parameters)."""
+    hidden = hidden or Neuron("lif")
+    readout = readout or Neuron("lif")
+    layers, prev = [], INPUT
+    for i, n in enumerate(sizes[1:]):
+        last = i == len(sizes) - 2
+        lname = "readout" if last else f"fc{i + 1}"
+        layers.append(Layer(lname, "dense", (Edge(prev),), (n,), readout if last else hidden, weight_frac))
+        prev = lname
+    return Model(name, InputSpec((sizes[0],), encoding), tuple(layers), learning or Learning())

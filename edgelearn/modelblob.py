@@ -1,0 +1,297 @@
+"""The binary model file (``.elm``) that devices load: bytes to and from a Model.
+
+All little-endian, every section 4-byte aligned, so that a C loader on a microcontroller
+can check the file and then use its arrays in place without allocating.
+docs/model-format.md gives the byte layout; this module is its reference implementation.
+"""
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from typing import NamedTuple
+
+import numpy as np
+
+from . import numerics as nx
+from .model import (ENCODINGS, INPUT, LAYER_KINDS, NEURON_KINDS, RULES, UPDATE_MODES, Edge, InputSpec,
+                    Layer, LayerParams, Learning, Model, ModelError, Neuron)
+
+BLOB_MAGIC = b"ELRN"
+BLOB_VERSION = 1
+
+# Blob codes are the index of each name in model.py's tuples, which therefore only grow at
+# the end: a code, once given to a C runtime, must keep its meaning.
+LAYER_KIND_CODES = {name: code for code, name in enumerate(LAYER_KINDS)}
+NEURON_KIND_CODES = {name: code for code, name in enumerate(NEURON_KINDS)}
+ENCODING_CODES = {name: code for code, name in enumerate(ENCODINGS)}
+RULE_CODES = {name: code for code, name in enumerate(RULES)}
+UPDATE_CODES = {name: code for code, name in enumerate(UPDATE_MODES)}
+
+# Section types start at 1 so that zeroed (erased, never written) memory is never a valid table.
+SECTION_MODEL, SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK = 1, 2, 3, 4, 5
+SECTION_NAMES = {SECTION_MODEL: "MODEL", SECTION_LAYER: "LAYER", SECTION_WEIGHTS: "WEIGHTS",
+                 SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK"}
+LAYER_SECTIONS = (SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK)
+INPUT_SOURCE = 0xFFFF                  # edge source index that means the model input
+FLAG_LEARN_THRESHOLD, FLAG_LEARN_LEAK = 1, 2
+
+_HEADER = struct.Struct("<4sHHIIII8s")             # magic, version, flags, size, count, table, crc, reserved
+_CRC_OFFSET = 20
+_SECTION_ENTRY = struct.Struct("<HHII")            # type, index, offset, size
+_MODEL_FIXED = struct.Struct("<IHBBHBBBBBbIHH")    # see the MODEL table in docs/model-format.md
+_LAYER_FIXED = struct.Struct("<BBBBIIHBBHH")       # see the LAYER table in docs/model-format.md
+_EDGE = np.dtype([("source", "<u2"), ("delay", "<u2")])
+
+
+def to_blob(model: Model) -> bytes:
+    """The device file of a validated model (structure and parameters)."""
+    model.validate()
+    _check_fits(len(model.layers), INPUT_SOURCE - 1, "number of layers")
+    index = {layer.name: i for i, layer in enumerate(model.layers)}
+    index[INPUT] = INPUT_SOURCE
+    sections = [(SECTION_MODEL, 0, _model_section(model))]
+    for i, layer in enumerate(model.layers):
+        sections.append((SECTION_LAYER, i, _layer_section(model, layer, index)))
+    for i, layer in enumerate(model.layers):
+        p = model.params[layer.name]
+        sections += [(SECTION_WEIGHTS, i, p.weight.astype("<i2").tobytes()),
+                     (SECTION_THRESHOLD, i, p.threshold.astype("<i4").tobytes()),
+                     (SECTION_LEAK, i, struct.pack("<i", p.leak))]
+    return _assemble(sections)
+
+
+def _check_fits(value: int, limit: int, what: str) -> None:
+    if value > limit:
+        raise ModelError(f"{what} is {value}; the blob format allows at most {limit}")
+
+
+def _pad4(payload: bytes) -> bytes:
+    return payload + bytes(-len(payload) % 4)
+
+
+def _encode_name(name: str, what: str) -> bytes:
+    encoded = name.encode("utf-8")
+    _check_fits(len(encoded), 0xFFFF, f"{what} length in UTF-8 bytes")
+    return encoded
+
+
+def _model_section(model: Model) -> bytes:
+    lr, shape = model.learning, model.input.shape
+    name = _encode_name(model.name, "model name")
+    _check_fits(len(shape), 0xFF, "input rank")
+    fixed = _MODEL_FIXED.pack(model.input.size, len(model.layers), ENCODING_CODES[model.input.encoding],
+                              len(shape), lr.T, RULE_CODES[lr.rule], UPDATE_CODES[lr.update],
+                              lr.lr_weight_shift, lr.lr_threshold_shift, lr.lr_leak_shift, lr.surrogate_shift,
+                              lr.seed, len(name), 0)
+    return fixed + np.asarray(shape, "<u4").tobytes() + _pad4(name)
+
+
+def _layer_section(model: Model, layer: Layer, index: dict[str, int]) -> bytes:
+    name = _encode_name(layer.name, f"layer {layer.name!r} name")
+    where = f"layer {layer.name!r}"
+    _check_fits(len(layer.shape), 0xFF, f"{where} rank")
+    _check_fits(len(layer.inputs), 0xFFFF, f"{where} number of inputs")
+    _check_fits(max(e.delay for e in layer.inputs), 0xFFFF, f"{where} edge delay")
+    flags = FLAG_LEARN_THRESHOLD * layer.neuron.learn_threshold + FLAG_LEARN_LEAK * layer.neuron.learn_leak
+    fixed = _LAYER_FIXED.pack(LAYER_KIND_CODES[layer.kind], NEURON_KIND_CODES[layer.neuron.kind], flags,
+                              layer.weight_frac, layer.size, model.fan_in(layer), len(layer.inputs),
+                              len(layer.shape), 0, len(name), 0)
+    edges = np.array([(index[e.source], e.delay) for e in layer.inputs], _EDGE)
+    return fixed + np.asarray(layer.shape, "<u4").tobytes() + edges.tobytes() + _pad4(name)
+
+
+def _assemble(sections: list[tuple[int, int, bytes]]) -> bytes:
+    table, body = [], []
+    offset = _HEADER.size + len(sections) * _SECTION_ENTRY.size    # a multiple of 4
+    for kind, index, payload in sections:
+        table.append(_SECTION_ENTRY.pack(kind, index, offset, len(payload)))
+        body.append(_pad4(payload))
+        offset += len(body[-1])
+    header = _HEADER.pack(BLOB_MAGIC, BLOB_VERSION, 0, offset, len(sections), _HEADER.size, 0, bytes(8))
+    blob = bytearray(header + b"".join(table) + b"".join(body))
+    struct.pack_into("<I", blob, _CRC_OFFSET, zlib.crc32(blob))   # CRC taken with its own field zero
+    return bytes(blob)
+
+
+def blob_crc(data: bytes) -> int:
+    """CRC-32 (IEEE, as zlib.crc32) of a blob with its CRC field taken as zero."""
+    view = memoryview(data)
+    crc = zlib.crc32(view[:_CRC_OFFSET])
+    crc = zlib.crc32(bytes(4), crc)
+    return zlib.crc32(view[_CRC_OFFSET + 4:], crc)
+
+
+def from_blob(data: bytes) -> Model:
+    """The model in a device file; every inconsistency is a ModelError saying what it is."""
+    data = bytes(data)
+    if len(data) < _HEADER.size:
+        raise ModelError(f"blob too short for a header: {len(data)} bytes, the header alone is {_HEADER.size}")
+    magic, version, flags, total_size, n_sections, table_offset, stored_crc, reserved = _HEADER.unpack_from(data)
+    if magic != BLOB_MAGIC:
+        raise ModelError(f"bad magic {magic!r}, expected {BLOB_MAGIC!r}: not an edgelearn model blob")
+    if version != BLOB_VERSION:
+        raise ModelError(f"unsupported blob format version {version} (this loader supports version {BLOB_VERSION})")
+    if total_size != len(data):
+        state = "truncated" if len(data) < total_size else "trailing bytes"
+        raise ModelError(f"{state}: header says the blob is {total_size} bytes, got {len(data)}")
+    computed_crc = blob_crc(data)
+    if stored_crc != computed_crc:
+        raise ModelError(f"CRC mismatch: stored 0x{stored_crc:08x}, computed 0x{computed_crc:08x}; "
+                         "the file is corrupted")
+    if flags or any(reserved):
+        raise ModelError(f"header flags 0x{flags:04x} and reserved bytes {reserved.hex()} must be zero "
+                         f"in version {BLOB_VERSION}")
+    sections = _section_table(data, n_sections, table_offset)
+    input_spec, learning, name, n_layers = _parse_model_section(_section(sections, SECTION_MODEL, 0))
+    expected = {(SECTION_MODEL, 0)} | {(kind, i) for kind in LAYER_SECTIONS for i in range(n_layers)}
+    unexpected = sorted(sections.keys() - expected)
+    if unexpected:
+        kind, index = unexpected[0]
+        raise ModelError(f"{SECTION_NAMES[kind]} section {index} does not belong to a model of {n_layers} layer(s)")
+    records = [_parse_layer_section(_section(sections, SECTION_LAYER, i), i, n_layers) for i in range(n_layers)]
+    names = [r.name for r in records]
+    layers, params = [], {}
+    for i, record in enumerate(records):
+        layer, layer_params = _build_layer(record, names, sections, i)
+        layers.append(layer)
+        params[layer.name] = layer_params
+    model = Model(name, input_spec, tuple(layers), learning, params)
+    for i, (layer, record) in enumerate(zip(model.layers, records)):
+        if model.fan_in(layer) != record.fan_in:
+            raise ModelError(f"LAYER section {i} ({layer.name!r}): fan_in field is {record.fan_in} "
+                             f"but its inputs total {model.fan_in(layer)}")
+    return model.validate()
+
+
+def _section_table(data: bytes, n_sections: int, table_offset: int) -> dict[tuple[int, int], memoryview]:
+    table_end = table_offset + n_sections * _SECTION_ENTRY.size
+    if table_offset < _HEADER.size or table_offset % 4 or table_end > len(data):
+        raise ModelError(f"section table ({n_sections} entries at offset {table_offset}) is out of bounds "
+                         f"of the {len(data)}-byte blob or not 4-byte aligned")
+    sections = {}
+    for i in range(n_sections):
+        kind, index, offset, size = _SECTION_ENTRY.unpack_from(data, table_offset + i * _SECTION_ENTRY.size)
+        if kind not in SECTION_NAMES:
+            raise ModelError(f"section table entry {i}: unknown section type {kind}")
+        what = f"{SECTION_NAMES[kind]} section {index}"
+        if offset % 4:
+            raise ModelError(f"{what}: offset {offset} is not 4-byte aligned")
+        if offset < table_end or offset + size > len(data):
+            raise ModelError(f"{what}: bytes {offset}..{offset + size} are out of bounds "
+                             f"(sections lie in {table_end}..{len(data)})")
+        if (kind, index) in sections:
+            raise ModelError(f"duplicate {what}")
+        sections[kind, index] = memoryview(data)[offset:offset + size]
+    return sections
+
+
+def _section(sections: dict, kind: int, index: int) -> memoryview:
+    if (kind, index) not in sections:
+        raise ModelError(f"missing {SECTION_NAMES[kind]} section {index}")
+    return sections[kind, index]
+
+
+def _check_size(buf: memoryview, expected: int, what: str, because: str) -> None:
+    if len(buf) != expected:
+        raise ModelError(f"{what} is {len(buf)} bytes, expected {expected} {because}")
+
+
+def _decode(names: tuple[str, ...], code: int, what: str) -> str:
+    if code >= len(names):
+        known = ", ".join(f"{c}={n}" for c, n in enumerate(names))
+        raise ModelError(f"unknown {what} code {code} (known: {known})")
+    return names[code]
+
+
+def _decode_name(buf: memoryview, what: str) -> str:
+    try:
+        return bytes(buf).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ModelError(f"{what} is not UTF-8: {e.reason} at byte {e.start}") from None
+
+
+def _parse_model_section(buf: memoryview) -> tuple[InputSpec, Learning, str, int]:
+    if len(buf) < _MODEL_FIXED.size:
+        raise ModelError(f"MODEL section is {len(buf)} bytes, shorter than its {_MODEL_FIXED.size}-byte fixed part")
+    (input_size, n_layers, encoding, rank, T, rule, update, lr_weight_shift, lr_threshold_shift, lr_leak_shift,
+     surrogate_shift, seed, name_length, reserved) = _MODEL_FIXED.unpack_from(buf)
+    shape_end = _MODEL_FIXED.size + 4 * rank
+    _check_size(buf, shape_end + name_length + -name_length % 4, "MODEL section",
+                f"for {rank} input dimension(s) and a {name_length}-byte name")
+    if reserved:
+        raise ModelError(f"MODEL section: reserved field is {reserved}, must be 0")
+    input_spec = InputSpec(tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, _MODEL_FIXED.size)),
+                           _decode(ENCODINGS, encoding, "input encoding"))
+    if input_spec.size != input_size:
+        raise ModelError(f"MODEL section: input size {input_size} != product of input shape {input_spec.shape}")
+    learning = Learning(_decode(RULES, rule, "learning rule"), T, lr_weight_shift, lr_threshold_shift,
+                        lr_leak_shift, surrogate_shift, _decode(UPDATE_MODES, update, "update mode"), seed)
+    name = _decode_name(buf[shape_end:shape_end + name_length], "model name")
+    return input_spec, learning, name, n_layers
+
+
+class _LayerRecord(NamedTuple):
+    """A LAYER section, decoded; edges still hold source indices (a source may come later)."""
+    name: str
+    kind: str
+    neuron_kind: str
+    flags: int
+    weight_frac: int
+    shape: tuple[int, ...]
+    fan_in: int
+    edges: np.ndarray
+
+
+def _parse_layer_section(buf: memoryview, i: int, n_layers: int) -> _LayerRecord:
+    what = f"LAYER section {i}"
+    if len(buf) < _LAYER_FIXED.size:
+        raise ModelError(f"{what} is {len(buf)} bytes, shorter than its {_LAYER_FIXED.size}-byte fixed part")
+    (kind, neuron_kind, flags, weight_frac, out_size, fan_in, n_edges, rank, reserved8, name_length,
+     reserved16) = _LAYER_FIXED.unpack_from(buf)
+    edges_start = _LAYER_FIXED.size + 4 * rank
+    name_start = edges_start + _EDGE.itemsize * n_edges
+    _check_size(buf, name_start + name_length + -name_length % 4, what,
+                f"for rank {rank}, {n_edges} edge(s) and a {name_length}-byte name")
+    if reserved8 or reserved16:
+        raise ModelError(f"{what}: reserved fields are {reserved8} and {reserved16}, must be 0")
+    if flags & ~(FLAG_LEARN_THRESHOLD | FLAG_LEARN_LEAK):
+        raise ModelError(f"{what}: unknown flag bits in 0x{flags:02x}")
+    shape = tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, _LAYER_FIXED.size))
+    if not shape or 0 in shape or math.prod(shape) != out_size:
+        raise ModelError(f"{what}: output size {out_size} and shape {shape} must be positive and agree")
+    edges = np.frombuffer(buf, _EDGE, n_edges, edges_start)
+    bad = edges["source"][(edges["source"] >= n_layers) & (edges["source"] != INPUT_SOURCE)]
+    if bad.size:
+        raise ModelError(f"{what}: edge source index {bad[0]} is neither 0x{INPUT_SOURCE:04X} (input) "
+                         f"nor a layer index below {n_layers}")
+    return _LayerRecord(_decode_name(buf[name_start:name_start + name_length], f"{what} name"),
+                        _decode(LAYER_KINDS, kind, f"{what} layer kind"),
+                        _decode(NEURON_KINDS, neuron_kind, f"{what} neuron kind"),
+                        flags, weight_frac, shape, fan_in, edges)
+
+
+def _read_array(sections: dict, kind: int, i: int, dtype, shape: tuple[int, ...]) -> np.ndarray:
+    buf = _section(sections, kind, i)
+    itemsize = np.dtype(dtype).itemsize
+    _check_size(buf, math.prod(shape) * itemsize, f"{SECTION_NAMES[kind]} section {i}",
+                f"for shape {shape} of {itemsize}-byte integers")
+    # astype copies: the model owns writable arrays in native byte order, not views of the file
+    return np.frombuffer(buf, np.dtype(dtype).newbyteorder("<")).reshape(shape).astype(dtype)
+
+
+def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int) -> tuple[Layer, LayerParams]:
+    out_size = math.prod(record.shape)
+    params = LayerParams(weight=_read_array(sections, SECTION_WEIGHTS, i, np.int16, (out_size, record.fan_in)),
+                         threshold=_read_array(sections, SECTION_THRESHOLD, i, np.int32, (out_size,)),
+                         leak=int(_read_array(sections, SECTION_LEAK, i, np.int32, (1,))[0]))
+    # The blob keeps only what the device runs; the Neuron's initial values are read back
+    # from the parameters, which reproduces them exactly for a freshly initialised model.
+    neuron = Neuron(record.neuron_kind,
+                    threshold=float(nx.from_fixed(params.threshold[0], nx.STATE_FRAC)),
+                    leak=float(nx.from_fixed(params.leak, nx.STATE_FRAC)),
+                    learn_threshold=bool(record.flags & FLAG_LEARN_THRESHOLD),
+                    learn_leak=bool(record.flags & FLAG_LEARN_LEAK))
+    inputs = tuple(Edge(INPUT if source == INPUT_SOURCE else names[source], int(delay))
+                   for source, delay in record.edges.tolist())
+    return Layer(record.name, record.kind, inputs, record.shape, neuron, record.weight_frac), params

@@ -1,0 +1,240 @@
+"""Model files: a JSON spec that people write and read, and a binary blob that devices load.
+
+The spec (``.json``) holds the structure only; loading it initialises the parameters with
+``init_params``, which is seeded, so one spec always gives the same model. The blob
+(``.elm``, see ``modelblob``) holds structure and parameters in the device formats.
+docs/model-format.md describes both formats.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from .model import Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron, init_params
+from .modelblob import BLOB_MAGIC, from_blob, to_blob
+
+SPEC_FORMAT = "edgelearn-model"
+SPEC_VERSION = 1
+
+
+# -- JSON spec ------------------------------------------------------------------------------
+def spec_to_dict(model: Model) -> dict:
+    """The JSON-ready spec of ``model``: its structure, without parameters."""
+    return {
+        "format": SPEC_FORMAT,
+        "version": SPEC_VERSION,
+        "name": model.name,
+        "input": {"shape": [int(d) for d in model.input.shape], "encoding": model.input.encoding},
+        "layers": [{
+            "name": layer.name,
+            "kind": layer.kind,
+            "inputs": [{"from": e.source, "delay": e.delay} for e in layer.inputs],
+            "shape": [int(d) for d in layer.shape],
+            "neuron": dataclasses.asdict(layer.neuron),
+            "weight_frac": layer.weight_frac,
+        } for layer in model.layers],
+        "learning": dataclasses.asdict(model.learning),
+    }
+
+
+def model_from_spec_dict(spec: dict) -> Model:
+    """The model a spec describes, with seeded initial parameters, validated."""
+    if not isinstance(spec, dict):
+        raise ModelError(f"not an edgelearn model spec: expected a JSON object, got {_show(spec)}")
+    if spec.get("format") != SPEC_FORMAT:
+        raise ModelError(f"not an edgelearn model spec: 'format' is {_show(spec.get('format'))}, "
+                         f"expected {SPEC_FORMAT!r}")
+    if spec.get("version") != SPEC_VERSION:
+        raise ModelError(f"unsupported spec version {_show(spec.get('version'))} (supported: {SPEC_VERSION})")
+    fields = _fields(spec, "", _SPEC_FIELDS, required=("format", "version", "name", "input", "layers"))
+    del fields["format"], fields["version"]
+    model = Model(**fields)
+    return init_params(model)
+
+
+def save_spec(model: Model, path) -> None:
+    Path(path).write_text(_json_text(spec_to_dict(model)) + "\n", encoding="utf-8")
+
+
+def _json_text(value, indent: str = "") -> str:
+    """JSON for people: a short list or object on one line, a longer one an entry per line."""
+    flat = json.dumps(value, ensure_ascii=False)
+    if len(flat) <= 64 or not isinstance(value, (dict, list)):
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        entries = [f"{json.dumps(key, ensure_ascii=False)}: {_json_text(item, inner)}"
+                   for key, item in value.items()]
+        brackets = "{}"
+    else:
+        entries, brackets = [_json_text(item, inner) for item in value], "[]"
+    return brackets[0] + "\n" + ",\n".join(inner + entry for entry in entries) + f"\n{indent}{brackets[1]}"
+
+
+def load_spec(path) -> Model:
+    data = _read_file(path)
+    with _about(path):
+        return _spec_from_bytes(data)
+
+
+def _spec_from_bytes(data: bytes) -> Model:
+    try:
+        spec = json.loads(data.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
+    except UnicodeDecodeError as e:
+        raise ModelError(f"spec is not UTF-8 text: {e.reason} at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise ModelError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    return model_from_spec_dict(spec)
+
+
+def _object_without_duplicates(pairs):
+    # json keeps the last of repeated keys; a repeated key is as much a mistake as a typo
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ModelError(f"duplicate key {key!r} in a JSON object")
+        obj[key] = value
+    return obj
+
+
+def _show(value) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _field_path(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _fields(obj, where: str, converters: dict, required: tuple[str, ...]) -> dict:
+    """The entries of a JSON object, each converted by its converter. Unknown keys are
+    errors so that a misspelt optional key cannot silently fall back to its default."""
+    if not isinstance(obj, dict):
+        raise ModelError(f"{where}: expected an object, got {_show(obj)}")
+    for key in obj:
+        if key not in converters:
+            raise ModelError(f"{where or 'top level'}: unknown key {key!r} (allowed: {', '.join(converters)})")
+    for key in required:
+        if key not in obj:
+            raise ModelError(f"{where or 'top level'}: missing required key {key!r}")
+    return {key: converters[key](value, _field_path(where, key)) for key, value in obj.items()}
+
+
+def _as_int(value, where):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelError(f"{where}: expected an integer, got {_show(value)}")
+    return value
+
+
+def _as_float(value, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelError(f"{where}: expected a finite number, got {_show(value)}")
+    return float(value)
+
+
+def _as_bool(value, where):
+    if not isinstance(value, bool):
+        raise ModelError(f"{where}: expected true or false, got {_show(value)}")
+    return value
+
+
+def _as_str(value, where):
+    if not isinstance(value, str):
+        raise ModelError(f"{where}: expected a string, got {_show(value)}")
+    return value
+
+
+def _as_shape(value, where):
+    if not isinstance(value, list) or any(isinstance(d, bool) or not isinstance(d, int) for d in value):
+        raise ModelError(f"{where}: expected a list of integers, got {_show(value)}")
+    return tuple(value)
+
+
+def _list_of(convert_item):
+    def convert(value, where):
+        if not isinstance(value, list):
+            raise ModelError(f"{where}: expected a list, got {_show(value)}")
+        return tuple(convert_item(item, f"{where}[{i}]") for i, item in enumerate(value))
+    return convert
+
+
+def _object_of(make, converters: dict, required: tuple[str, ...] = ()):
+    """A converter from a JSON object to ``make(**fields)``; absent optional keys are left
+    out so that the dataclass defaults apply."""
+    return lambda obj, where: make(**_fields(obj, where, converters, required))
+
+
+def _read_edge(obj, where):
+    fields = _fields(obj, where, {"from": _as_str, "delay": _as_int}, required=("from",))
+    return Edge(fields.pop("from"), **fields)      # "from" is the JSON name of Edge.source
+
+
+_read_neuron = _object_of(Neuron, {"kind": _as_str, "threshold": _as_float, "leak": _as_float,
+                                   "learn_threshold": _as_bool, "learn_leak": _as_bool}, required=("kind",))
+_read_layer = _object_of(Layer, {"name": _as_str, "kind": _as_str, "inputs": _list_of(_read_edge),
+                                 "shape": _as_shape, "neuron": _read_neuron, "weight_frac": _as_int},
+                         required=("name", "kind", "inputs", "shape", "neuron"))
+_read_input = _object_of(InputSpec, {"shape": _as_shape, "encoding": _as_str}, required=("shape",))
+_read_learning = _object_of(Learning, {"rule": _as_str, "T": _as_int, "lr_weight_shift": _as_int,
+                                       "lr_threshold_shift": _as_int, "lr_leak_shift": _as_int,
+                                       "surrogate_shift": _as_int, "update": _as_str, "seed": _as_int})
+_SPEC_FIELDS = {"format": _as_str, "version": _as_int, "name": _as_str, "input": _read_input,
+                "layers": _list_of(_read_layer), "learning": _read_learning}
+
+
+# -- files ----------------------------------------------------------------------------------
+def save_blob(model: Model, path) -> None:
+    Path(path).write_bytes(to_blob(model))
+
+
+def load_blob(path) -> Model:
+    data = _read_file(path)
+    with _about(path):
+        return from_blob(data)
+
+
+def load_model(path) -> Model:
+    """A model from a blob (recognised by its magic) or a JSON spec (a ``.json`` file or
+    text that starts with '{'); a spec's parameters are freshly initialised."""
+    data = _read_file(path)
+    with _about(path):
+        if data.startswith(BLOB_MAGIC):
+            return from_blob(data)
+        if Path(path).suffix.lower() == ".json" or data.lstrip().startswith(b"{"):
+            return _spec_from_bytes(data)
+        raise ModelError(f"not a model file: expected a binary model (starts with {BLOB_MAGIC!r}, "
+                         "usually .elm) or a JSON spec (.json)")
+
+
+def save_model(model: Model, path) -> None:
+    """Save by suffix: ``.elm`` writes the blob with parameters, ``.json`` the spec, which
+    has no parameters (loading it initialises them again)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".elm":
+        save_blob(model, path)
+    elif suffix == ".json":
+        save_spec(model, path)
+    else:
+        raise ModelError(f"{path}: unknown model file suffix {suffix!r}; use .elm (binary, with parameters) "
+                         "or .json (spec, structure only)")
+
+
+def _read_file(path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {path}") from None
+    except OSError as e:
+        raise ModelError(f"cannot read model file {path}: {e.strerror}") from None
+
+
+@contextlib.contextmanager
+def _about(path):
+    """Prefix the path to the errors raised while interpreting a file's contents."""
+    try:
+        yield
+    except ModelError as e:
+        raise ModelError(f"{path}: {e}") from None

@@ -1,0 +1,81 @@
+"""The host's training loop: epochs over a dataset for any learner with
+``run(samples, labels, learn) -> scores`` and ``slow_down()``, with a progress bar,
+per-epoch results and a check for the failure that freezes STOP (silent outputs)."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from .datasets import Dataset
+from .learning.stop_fixed import FixedSTOP
+from .learning.stop_float import FloatSTOP
+from .model import Model
+
+LEARNERS = {"fixed": FixedSTOP, "float": FloatSTOP}
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_accuracy: float          # on the samples as they were learned (online)
+    test_accuracy: float
+    silent_fraction: float         # training samples whose readout never fired
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrainingDiverged(RuntimeError):
+    """Training reached a state it cannot leave (e.g. every output silent)."""
+
+
+def predict(scores: np.ndarray) -> np.ndarray:
+    """The class with the highest score; ties go to the lowest index (as on the device)."""
+    return np.argmax(scores, axis=1)
+
+
+def evaluate(net, x: np.ndarray, y: np.ndarray, batch: int = 1) -> float:
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += int(np.sum(predict(net.run(x[i:i + batch], None, learn=False)) == y[i:i + batch]))
+    return correct / len(x)
+
+
+def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: int = 0,
+          shuffle_seed: int = 0, progress: bool = True, label: str = "",
+          position: int = 0) -> list[EpochResult]:
+    """Train ``net`` in place; returns one result per epoch. Raises TrainingDiverged
+    when a whole epoch left every readout neuron silent (the rate was too large)."""
+    history = []
+    spiking_readout = net.model.readout.neuron.kind != "li"
+    for epoch in range(epochs):
+        if slow_down_every and epoch and epoch % slow_down_every == 0:
+            net.slow_down()
+        order = np.random.default_rng(shuffle_seed + epoch).permutation(len(data.x_train))
+        start, correct, silent = time.perf_counter(), 0, 0
+        bar = tqdm(range(0, len(order), batch), desc=f"{label} epoch {epoch + 1}/{epochs}".strip(),
+                   unit="batch" if batch > 1 else "sample", disable=not progress, leave=False,
+                   position=position)
+        for i in bar:
+            idx = order[i:i + batch]
+            scores = net.run(data.x_train[idx], data.y_train[idx], learn=True)
+            correct += int(np.sum(predict(scores) == data.y_train[idx]))
+            silent += int(np.sum(~scores.any(axis=1)))
+        test = evaluate(net, data.x_test, data.y_test)
+        result = EpochResult(epoch + 1, correct / len(order), test, silent / len(order),
+                             time.perf_counter() - start)
+        history.append(result)
+        if spiking_readout and result.silent_fraction == 1.0:
+            raise TrainingDiverged(
+                f"epoch {epoch + 1}: every readout neuron stayed silent for every sample; the "
+                "weights were driven below threshold and the surrogate gradient is zero. "
+                "Use a smaller learning rate (a larger --lr-shift) or a wider surrogate.")
+    return history
+
+
+def make_learner(model: Model, precision: str):
+    return LEARNERS[precision](model)
