@@ -102,6 +102,9 @@ def model_for(args, data: datasets.Dataset):
     if args.seed is not None:
         changes["seed"] = args.seed
     model.learning = replace(model.learning, **changes)
+    if model.input.encoding == "events":
+        raise ModelError(f"the model expects recorded event streams but {data.name} holds images; "
+                         "use a model with 'direct' or 'rate' input encoding")
     if model.input.size != data.x_train.shape[1]:
         raise ModelError(f"the model takes {model.input.size} inputs but {data.name} samples have "
                          f"{data.x_train.shape[1]} features")

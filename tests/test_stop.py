@@ -216,3 +216,19 @@ def test_fixed_batch_must_be_a_power_of_two():
     x = np.zeros((3, 8), dtype=np.uint8)
     with pytest.raises(ValueError, match="power of two"):
         net.run(x, np.zeros(3, dtype=int), learn=True)
+
+
+def test_recorded_event_streams_train_on_both_twins():
+    model = small_model([20, 12, 4], encoding="events", T=10, update="step")
+    rng = np.random.default_rng(5)
+    streams = (rng.random((30, 10, 20)) < 0.3).astype(np.uint8)   # [samples, T, inputs]
+    labels = rng.integers(0, 4, 30)
+    fixed, flt = FixedSTOP(model), FloatSTOP(model)
+    # same weights, same recorded spikes: the twins see identical inputs and agree
+    a, b = fixed.spike_raster(streams[0]), flt.spike_raster(streams[0])
+    assert a.sum() > 0 and np.mean(a == b) > 0.95
+    for x, y in zip(streams, labels):
+        fixed.run(x[None], np.array([y]), learn=True)
+        flt.run(x[None], np.array([y]), learn=True)
+    assert not np.array_equal(fixed.weights, FixedSTOP(model).weights)
+    assert not np.allclose(flt.W[0], FloatSTOP(model).W[0])

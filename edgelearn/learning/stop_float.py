@@ -29,6 +29,7 @@ import numpy as np
 from .. import numerics as nx
 from ..encoders import CODES, as_rows, encode_step
 from ..model import SPIKING_NEURONS, Model, ModelError
+from ..neurons import li_step, lif_step
 
 THRESHOLD_FLOOR = 1.0 / 16      # thresholds never fall below this (see numerics.md)
 
@@ -92,16 +93,13 @@ class FloatSTOP:
                 st["th_tr"][l] = a * (st["th_tr"][l] - st["s"][l])
                 st["a_tr"][l] = a * st["a_tr"][l] + st["V"][l]
                 st["x_tr"][l] = a * st["x_tr"][l] + inp
-            U = a * st["V"][l] + inp @ W.T
-            st["U"][l] = U
             if self.spiking[l]:
-                s = (U >= self.th[l]).astype(np.float64)
+                s, st["V"][l], st["U"][l] = lif_step(inp @ W.T, st["V"][l], self.th[l], a)
                 st["s"][l] = s
-                st["V"][l] = U - self.th[l] * s
                 inp = s
             else:
-                st["V"][l] = U
-                inp = U
+                inp, st["V"][l] = li_step(inp @ W.T, st["V"][l], a)
+                st["U"][l] = inp
         return inp
 
     def error_step(self, st: dict, y: np.ndarray) -> None:
