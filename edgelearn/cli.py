@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -78,9 +79,23 @@ def main(argv=None) -> int:
     except (ModelError, datasets.DatasetError, ValueError) as err:
         print(f"edgelearn: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"edgelearn: error: cannot use {err.filename or 'a file'}: {err.strerror or err}", file=sys.stderr)
+        return 2
     except TrainingDiverged as err:
         print(f"edgelearn: training diverged: {err}", file=sys.stderr)
         return 1
+
+
+def check_writable(path: str | None, suffixes: tuple[str, ...], kind: str) -> None:
+    """Refuse an output path before the work, not after it."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.suffix not in suffixes:
+        raise ModelError(f"unknown {kind} file suffix {target.suffix!r} in {path!r}: use {' or '.join(suffixes)}")
+    if not target.parent.is_dir():
+        raise ModelError(f"cannot write the {kind} file {path!r}: directory {str(target.parent)!r} does not exist")
 
 
 def load_data(args) -> datasets.Dataset:
@@ -92,7 +107,7 @@ def model_for(args, data: datasets.Dataset):
     if args.model:
         model = load_model(args.model)
     else:
-        model = init_params(mlp(f"{Path(data.name).name}-stop", [data.x_train.shape[1], args.hidden, data.n_classes],
+        model = init_params(mlp(f"{Path(data.name).name}-{args.learner}", [data.x_train.shape[1], args.hidden, data.n_classes],
                                 learning=Learning(seed=1 if args.seed is None else args.seed)))
     changes = {"rule": args.learner}
     if args.T is not None:
@@ -102,6 +117,12 @@ def model_for(args, data: datasets.Dataset):
     if args.seed is not None:
         changes["seed"] = args.seed
     model.learning = replace(model.learning, **changes)
+    check_fits(model, data)
+    return model.validate()
+
+
+def check_fits(model, data: datasets.Dataset) -> None:
+    """Refuse a model that cannot read this dataset's samples or name its classes."""
     if model.input.encoding == "events":
         raise ModelError(f"the model expects recorded event streams but {data.name} holds images; "
                          "use a model with 'direct' or 'rate' input encoding")
@@ -111,10 +132,11 @@ def model_for(args, data: datasets.Dataset):
     if model.readout.size < data.n_classes:
         raise ModelError(f"the model's readout has {model.readout.size} neurons but {data.name} "
                          f"has {data.n_classes} classes")
-    return model.validate()
 
 
 def cmd_train(args) -> int:
+    check_writable(args.output, (".elm",), "model")
+    check_writable(args.plot, (".png",), "plot")
     data = load_data(args)
     model = model_for(args, data)
     runs = [args.precision] + ([TWIN[args.precision]] if args.twin else [])
@@ -138,11 +160,17 @@ def cmd_train(args) -> int:
         "seconds": {p: round(sum(r.seconds for r in h), 2) for p, h in results.items()},
         "history": {p: [r.as_dict() for r in h] for p, h in results.items()},
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(training_table(report, runs))
+    emit(json.dumps(report, indent=2) if args.json else training_table(report, runs))
     return 0
+
+
+def emit(text: str) -> None:
+    """Print a result; a reader that went away (``| head``) is not an error."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def training_table(report: dict, runs: list[str]) -> str:
@@ -165,9 +193,7 @@ def training_table(report: dict, runs: list[str]) -> str:
 def cmd_eval(args) -> int:
     data = load_data(args)
     model = load_model(args.model)
-    if model.input.size != data.x_test.shape[1]:
-        raise ModelError(f"the model takes {model.input.size} inputs but {data.name} samples have "
-                         f"{data.x_test.shape[1]} features")
+    check_fits(model, data)
     acc = evaluate(make_learner(model, args.precision), data.x_test, data.y_test)
     if args.json:
         print(json.dumps({"model": model.name, "data": data.name, "precision": args.precision,
@@ -206,7 +232,7 @@ def cmd_info(args) -> int:
     rows.append(["total", "", "", "", "", "", "", str(info["total_parameters"]), str(info["total_bytes"])])
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     lr = model.learning
     print(f"learning: {lr.rule}, T={lr.T}, lr 2^-{lr.lr_weight_shift} (weights) 2^-{lr.lr_threshold_shift} "
           f"(thresholds) 2^-{lr.lr_leak_shift} (leaks), surrogate half-width 2^{lr.surrogate_shift}, "

@@ -156,7 +156,10 @@ def load(spec: str, data_root=None) -> Dataset:
         return load_mnist(Path(data_root) / "mnist" if data_root is not None else None)
     if Path(spec).is_dir():
         return load_idx_dir(spec)
-    raise DatasetError(f"unknown dataset {spec!r}: expected one of {', '.join(NAMED_SOURCES)} "
+    if Path(spec).exists():
+        raise DatasetError(f"{spec} is a file; --data takes a directory of MNIST-like IDX files")
+    missing = ": no such directory" if "/" in spec or spec.startswith(".") else ""
+    raise DatasetError(f"unknown dataset {spec!r}{missing}; expected one of {', '.join(NAMED_SOURCES)} "
                        f"or the path of a directory of MNIST-like IDX files")
 
 

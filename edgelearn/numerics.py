@@ -19,13 +19,15 @@ INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 XORSHIFT_DEFAULT_SEED = 0x2545F491   # replaces a seed of 0, which xorshift cannot leave
+SR_MAX_SHIFT = 62                    # |p| < 2^62 and r < 2^62 keep p + r inside int64
 
 
 @njit(cache=True)
 def round_shift(x, s):
     """x * 2^-s rounded to nearest, ties toward +inf: add half, then arithmetic shift.
 
-    A negative s is an exact left shift. Operands are int64."""
+    A negative s is an exact left shift. Operands are int64; defined for s <= 62 (every
+    shift of the runtime is far below)."""
     x = np.int64(x)
     if s > 0:
         return (x + (np.int64(1) << (s - 1))) >> s
@@ -80,10 +82,15 @@ def stochastic_shift(p, s, rng):
     """p * 2^-s rounded stochastically: floor((p + r) / 2^s) with r uniform on [0, 2^s).
 
     Draws exactly one number when s > 0 (none otherwise); r is the top s bits of the
-    draw for s <= 32, the draw shifted left by s - 32 beyond. Unbiased: E = p / 2^s."""
+    draw for s <= 32, the draw shifted left by s - 32 beyond. Shifts above 62 first drop
+    s - 62 bits by an arithmetic (floor) shift so p + r stays inside int64. Unbiased to
+    within 2^-32 (a draw is never 0)."""
     p = np.int64(p)
     if s <= 0:
         return p << (-s)
+    if s > SR_MAX_SHIFT:
+        p = p >> (s - SR_MAX_SHIFT)
+        s = SR_MAX_SHIFT
     r = rng_next(rng)
     if s <= 32:
         r = r >> (32 - s)
@@ -106,7 +113,10 @@ def new_rng(seed):
 def to_fixed(x, frac, lo=INT32_MIN, hi=INT32_MAX, dtype=np.int32):
     """Quantise floats to a Q-format: floor(x * 2^frac + 0.5), i.e. round to nearest
     with ties toward +inf like ``round_shift``, then saturate. Host side only."""
-    q = np.floor(np.asarray(x, dtype=np.float64) * (1 << frac) + 0.5)
+    x = np.asarray(x, dtype=np.float64)
+    if np.isnan(x).any():
+        raise ValueError("cannot quantise NaN (did the float model diverge?)")
+    q = np.floor(x * (1 << frac) + 0.5)
     return np.clip(q, lo, hi).astype(dtype)
 
 

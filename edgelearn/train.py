@@ -57,13 +57,16 @@ def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: i
             net.slow_down()
         order = np.random.default_rng(shuffle_seed + epoch).permutation(len(data.x_train))
         start, correct, silent = time.perf_counter(), 0, 0
+        predicted = np.zeros(net.model.readout.size, dtype=np.int64)
         bar = tqdm(range(0, len(order), batch), desc=f"{label} epoch {epoch + 1}/{epochs}".strip(),
                    unit="batch" if batch > 1 else "sample", disable=not progress, leave=False,
                    position=position)
         for i in bar:
             idx = order[i:i + batch]
             scores = net.run(data.x_train[idx], data.y_train[idx], learn=True)
-            correct += int(np.sum(predict(scores) == data.y_train[idx]))
+            guesses = predict(scores)
+            correct += int(np.sum(guesses == data.y_train[idx]))
+            np.add.at(predicted, guesses, 1)
             silent += int(np.sum(~scores.any(axis=1)))
         test = evaluate(net, data.x_test, data.y_test)
         result = EpochResult(epoch + 1, correct / len(order), test, silent / len(order),
@@ -74,6 +77,10 @@ def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: i
                 f"epoch {epoch + 1}: every readout neuron stayed silent for every sample; the "
                 "weights were driven below threshold and the surrogate gradient is zero. "
                 "Use a smaller learning rate (a larger --lr-shift) or a wider surrogate.")
+        if data.n_classes > 1 and predicted.max() == len(order):
+            raise TrainingDiverged(
+                f"epoch {epoch + 1}: every sample was predicted as class {int(predicted.argmax())}; "
+                "the readout collapsed onto one neuron. Use a smaller learning rate (a larger --lr-shift).")
     return history
 
 

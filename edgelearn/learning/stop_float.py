@@ -131,8 +131,9 @@ class FloatSTOP:
             self.W[l][rows] -= self.lr_w * scale * g["W"][l][rows]
             g["W"][l][rows] = 0.0
             rows[:] = False
-            if self.learn_th[l]:
-                self.th[l] = np.maximum(THRESHOLD_FLOOR, self.th[l] - self.lr_th * scale * g["th"][l])
+            if self.learn_th[l]:     # the floor binds where a threshold moves, as on the device
+                moved = g["th"][l] != 0
+                self.th[l][moved] = np.maximum(THRESHOLD_FLOOR, self.th[l][moved] - self.lr_th * scale * g["th"][l][moved])
                 g["th"][l][:] = 0.0
             if self.learn_a[l]:
                 self.a[l] = float(np.clip(self.a[l] - self.lr_a * scale * g["a"][l], 0.0, 1.0))
@@ -147,18 +148,26 @@ class FloatSTOP:
         """Inference on one sample, recording every neuron's spikes: [T, neurons]."""
         st = self.init_state(1)
         rows = []
-        for t in range(self.model.learning.T):
-            self.forward_step(st, self.inputs(sample[None], t), traces=False)
+        for x in self.batch_inputs(sample[None]):
+            self.forward_step(st, x, traces=False)
             rows.append(np.concatenate([s[0] for s in st["s"]]))
         return np.array(rows, dtype=np.uint8)
 
-    def inputs(self, samples: np.ndarray, t: int) -> np.ndarray:
-        code = CODES[self.model.input.encoding]
-        out = np.zeros((len(samples), self.model.input.size), dtype=np.int32)
-        frac = 0
-        for b, sample in enumerate(samples):
-            frac = encode_step(code, as_rows(sample), t, self.rng_input, out[b])
+    def encode(self, sample: np.ndarray, t: int) -> np.ndarray:
+        """One sample's input at step t, from the device's input stream."""
+        out = np.zeros(self.model.input.size, dtype=np.int32)
+        frac = encode_step(CODES[self.model.input.encoding], as_rows(sample), t, self.rng_input, out)
         return out / float(1 << frac)
+
+    def batch_inputs(self, samples: np.ndarray):
+        """The inputs of a batch, [T][B, n]: one sample is encoded step by step (memory
+        flat in T); a batch is encoded sample after sample, the order in which the device
+        draws its input stream."""
+        T = self.model.learning.T
+        if len(samples) == 1:
+            return (self.encode(samples[0], t)[None] for t in range(T))
+        per_sample = [[self.encode(x, t) for t in range(T)] for x in samples]
+        return (np.stack([steps[t] for steps in per_sample]) for t in range(T))
 
     def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
         """Present a batch for T steps; learn when asked. Returns the readout scores
@@ -172,8 +181,8 @@ class FloatSTOP:
             y = np.zeros_like(scores)
             y[np.arange(len(samples)), labels] = 1.0
             g = self.zero_grads()
-        for t in range(T):
-            scores += self.forward_step(st, self.inputs(samples, t), traces=learn)
+        for x in self.batch_inputs(samples):
+            scores += self.forward_step(st, x, traces=learn)
             if learn:
                 self.error_step(st, y)
                 self.accumulate(st, g)
