@@ -176,12 +176,12 @@ def emit(text: str) -> None:
 def training_table(report: dict, runs: list[str]) -> str:
     head = f"{report['model']}: {report['learner']} on {report['data']} " \
            f"({report['train_samples']} train / {report['test_samples']} test, T={report['T']})"
-    cols = ["epoch"] + [f"{p} test" for p in runs] + [f"{p} train" for p in runs] + [f"{p} s" for p in runs]
+    cols = ["epoch"] + [f"{p} test" for p in runs] + [f"{p} silent" for p in runs] + [f"{p} s" for p in runs]
     rows = [cols]
     for e in range(len(report["history"][runs[0]])):
         h = {p: report["history"][p][e] for p in runs}
         rows.append([str(e + 1)] + [f"{h[p]['test_accuracy']:.2%}" for p in runs]
-                    + [f"{h[p]['train_accuracy']:.2%}" for p in runs] + [f"{h[p]['seconds']:.1f}" for p in runs])
+                    + [f"{h[p]['silent_fraction']:.1%}" for p in runs] + [f"{h[p]['seconds']:.1f}" for p in runs])
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     lines = [head, ""] + ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.append("")

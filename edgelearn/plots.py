@@ -8,15 +8,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def accuracy_curves(history_by_run: dict, path: str, title: str = "") -> None:
-    """Test and online-train accuracy per epoch, one line per run (e.g. fixed, float)."""
+    """Held-out test accuracy per epoch, one line per run (e.g. fixed, float)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, history in history_by_run.items():
-        epochs = [r.epoch for r in history]
-        line, = ax.plot(epochs, [100 * r.test_accuracy for r in history], marker="o", label=f"{name} test")
-        ax.plot(epochs, [100 * r.train_accuracy for r in history], linestyle="--", color=line.get_color(),
-                label=f"{name} train (online)")
+        ax.plot([r.epoch for r in history], [100 * r.test_accuracy for r in history], marker="o", label=name)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
