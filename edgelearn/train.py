@@ -60,6 +60,9 @@ def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: i
         if slow_down_every and epoch and epoch % slow_down_every == 0:
             net.slow_down()
         order = np.random.default_rng(shuffle_seed + epoch).permutation(len(data.x_train))
+        # whole batches only (fixed point divides by B with a shift); the epoch's leftover
+        # samples are reshuffled into the next one
+        order = order[:len(order) - len(order) % batch] if len(order) >= batch else order
         start, correct, silent = time.perf_counter(), 0, 0
         bar = tqdm(range(0, len(order), batch), desc=f"{label} epoch {epoch + 1}/{epochs}".strip(),
                    unit="batch" if batch > 1 else "sample", disable=not progress, leave=False,

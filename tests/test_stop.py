@@ -232,3 +232,16 @@ def test_recorded_event_streams_train_on_both_twins():
         flt.run(x[None], np.array([y]), learn=True)
     assert not np.array_equal(fixed.weights, FixedSTOP(model).weights)
     assert not np.allclose(flt.W[0], FloatSTOP(model).W[0])
+
+
+@pytest.mark.parametrize("precision", ["fixed", "float"])
+def test_mini_batch_pretraining_learns_digits(precision):
+    """Host pre-training: batches of 8 accumulate and apply once (mean over the batch)."""
+    from dataclasses import replace
+
+    from edgelearn.datasets import load_digits
+    from edgelearn.train import make_learner, train
+    model = init_params(mlp("batch", [64, 128, 10]))
+    model.learning = replace(model.learning, lr_weight_shift=5, lr_threshold_shift=7)
+    history = train(make_learner(model, precision), load_digits(), 3, batch=8, progress=False)
+    assert history[-1].test_accuracy > 0.9
