@@ -14,7 +14,7 @@ from pathlib import Path
 from edgelearn import datasets
 from edgelearn.modelfile import load_model
 from edgelearn.plots import accuracy_curves
-from edgelearn.train import make_learner, train
+from edgelearn.train import make_learner, train, warm_up
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -23,6 +23,7 @@ RESULTS = ROOT / "bench" / "results"
 def run(precision: str, position: int, args) -> tuple[str, list, str]:
     data = datasets.load(args.data)
     model = load_model(args.model)
+    warm_up(model, precision, data)
     net = make_learner(model, precision)
     history = train(net, data, args.epochs, slow_down_every=args.slow_down_every,
                     shuffle_seed=model.learning.seed, label=precision, position=position)

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import datasets
 from .model import Learning, ModelError, init_params, mlp
 from .modelfile import load_model, save_model
-from .train import LEARNERS, TrainingDiverged, evaluate, make_learner, train
+from .train import LEARNERS, TrainingDiverged, evaluate, make_learner, train, warm_up
 
 TWIN = {"fixed": "float", "float": "fixed"}
 
@@ -142,6 +142,7 @@ def cmd_train(args) -> int:
     runs = [args.precision] + ([TWIN[args.precision]] if args.twin else [])
     results, trained = {}, None
     for precision in runs:
+        warm_up(model, precision, data)
         net = make_learner(model.copy(), precision)
         results[precision] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
                                    slow_down_every=args.slow_down_every, progress=not args.json,

@@ -94,3 +94,12 @@ def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: i
 
 def make_learner(model: Model, precision: str):
     return LEARNERS[precision](model)
+
+
+def warm_up(model: Model, precision: str, data: Dataset) -> float:
+    """Compile the kernels on a throwaway copy (the model's own state and PRNG streams
+    stay untouched), so that epoch times measure training, not JIT compilation.
+    Returns the seconds it took."""
+    start = time.perf_counter()
+    make_learner(model.copy(), precision).run(data.x_train[:1], data.y_train[:1], learn=True)
+    return time.perf_counter() - start
