@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: demo test bench-mnist setup clean
+.PHONY: demo test bench bench-mnist bench-peers setup clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,29 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+bench: bench-mnist bench-peers
+
 # MNIST 10k/10k, 784-256-10, fixed-point STOP beside its float twin (about 12 minutes).
 bench-mnist: $(STAMP)
 	$(PY) bench/mnist_stop.py
 
+# The peers live in their own venv: torch 2.13.0 (the CPU wheel on these machines) first,
+# then snntorch and spikingjelly constrained so torch is never upgraded.
+PEERS_VENV  := bench/.venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP): bench/requirements-peers.txt bench/constraints-peers.txt setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet torch==2.13.0
+	$(PEERS_VENV)/bin/pip install --quiet -c bench/constraints-peers.txt -r bench/requirements-peers.txt
+	$(PEERS_VENV)/bin/pip install --quiet -c bench/constraints-peers.txt -e .
+	touch $@
+
+# edgelearn beside snnTorch and SpikingJelly (BPTT, OTTT, SLTT) in one process: time,
+# memory and accuracy (about 6 minutes on 2 cores; PEERS_ARGS=--quick for about 1.5).
+# Writes bench/results/peers.{json,md,png}.
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python bench/peers.py $(PEERS_ARGS)
+
 clean:
-	rm -rf $(VENV) $(OUT) build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) $(OUT) build *.egg-info

@@ -245,3 +245,11 @@ def test_mini_batch_pretraining_learns_digits(precision):
     model.learning = replace(model.learning, lr_weight_shift=5, lr_threshold_shift=7)
     history = train(make_learner(model, precision), load_digits(), 3, batch=8, progress=False)
     assert history[-1].test_accuracy > 0.9
+
+
+def test_a_batch_lends_the_per_step_learner_a_gradient_buffer_only_for_that_batch():
+    net = FixedSTOP(small_model([16, 12, 5], update="step"))
+    before = {k: b.nbytes for k, b in net.buffers().items()}
+    x = np.zeros((4, 16), dtype=np.uint8)
+    net.run(x, np.zeros(4, dtype=int), learn=True)
+    assert {k: b.nbytes for k, b in net.buffers().items()} == before

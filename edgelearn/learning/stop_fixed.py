@@ -218,8 +218,9 @@ class FixedSTOP:
         B = len(samples)
         if learn and B > 1 and B & (B - 1):
             raise ValueError(f"fixed-point batches must be a power of two, got {B}")
-        if learn and B > 1 and self.per_step:
-            self._use_accumulators()
+        borrowed = learn and B > 1 and self.per_step   # a per-step learner has no gW of its own
+        if borrowed:
+            self.state["weight_grad"] = np.zeros(self.weights.size, dtype=np.int64)
         per_step = self.per_step and B == 1
         out = np.stack([self._run(samples[b], int(labels[b]) if learn else -1, learn, per_step)
                         for b in range(B)])
@@ -227,15 +228,13 @@ class FixedSTOP:
             apply_accumulated(self.table, self.weights, self.thresholds, self.leaks, self.state["weight_grad"],
                               self.state["threshold_grad"], self.state["leak_grad"], self.lr_shifts,
                               B.bit_length() - 1, self.rng_learn)
+        if borrowed:
+            self.state["weight_grad"] = np.zeros(0, dtype=np.int64)
         return out
 
     def slow_down(self) -> None:
         """Halve every learning rate: one more right shift."""
         self.lr_shifts += 1
-
-    def _use_accumulators(self) -> None:
-        if self.state["weight_grad"].size != self.weights.size:
-            self.state["weight_grad"] = np.zeros(self.weights.size, dtype=np.int64)
 
     def to_model(self) -> Model:
         out = self.model.copy()

@@ -61,6 +61,7 @@ class FloatSTOP:
         self.lr_a = 2.0 ** -cfg.lr_leak_shift
         self.halfwidth = 2.0 ** cfg.surrogate_shift
         self.rng_input = nx.new_rng(cfg.seed)      # the same input stream as the device
+        self.grads = self.zero_grads()
         self.trainable = list(range(len(model.layers)))
         if cfg.rule == "readout":
             self.trainable = [len(model.layers) - 1]
@@ -180,7 +181,7 @@ class FloatSTOP:
         if learn:
             y = np.zeros_like(scores)
             y[np.arange(len(samples)), labels] = 1.0
-            g = self.zero_grads()
+            g = self.grads      # cleared by every apply
         for x in self.batch_inputs(samples):
             scores += self.forward_step(st, x, traces=learn)
             if learn:
