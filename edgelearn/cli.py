@@ -8,7 +8,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import datasets
+from . import datasets, profile
+from .learning.spide_float import spide_mlp
 from .model import Learning, ModelError, init_params, mlp
 from .modelfile import load_model, save_model
 from .train import LEARNERS, TrainingDiverged, evaluate, make_learner, train, warm_up
@@ -38,13 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default="digits", help="digits, mnist, or a directory of MNIST-style IDX files")
     t.add_argument("--model", help="model spec (.json) or trained blob (.elm); default: an MLP sized to the data")
     t.add_argument("--hidden", type=int_in(1, 65535), default=256, help="hidden neurons of the default MLP")
-    t.add_argument("--learner", choices=("stop", "readout"), default="stop",
-                   help="stop: every layer; readout: the last layer only (the cheap baseline)")
+    t.add_argument("--learner", choices=("stop", "readout", "spide"), default="stop",
+                   help="stop: every layer; readout: the last layer only (the cheap baseline); spide: "
+                        "equilibrium rates and a spiking adjoint (docs/spide.md)")
     t.add_argument("--precision", choices=tuple(LEARNERS), default="fixed")
     t.add_argument("--twin", action=argparse.BooleanOptionalAction, default=True,
                    help="also train the other precision from the same start and print it beside")
     t.add_argument("--epochs", type=int_in(1), default=15)
     t.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
+    t.add_argument("--Tb", type=int_in(1, 65535), help="SPIDE's backward time steps (default: the model's)")
     t.add_argument("--lr-shift", type=int_in(0, 40), help="weight learning rate 2^-N (default: the model's)")
     t.add_argument("--slow-down-every", type=int_in(0), default=4, metavar="N",
                    help="halve the learning rates every N epochs (0: never)")
@@ -69,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=cmd_info)
+
+    c = sub.add_parser("compile", help="config header, blob and the C runtime cross-compiled for a target")
+    c.add_argument("model")
+    c.add_argument("--target", required=True, help="a board of targets/catalogue.json")
+    c.add_argument("-o", "--output", default="out/compile", help="directory for the generated files")
+    c.set_defaults(run=cmd_compile)
+
+    f = sub.add_parser("profile", help="memory per buffer against a target's budget, BPTT beside it")
+    f.add_argument("model")
+    f.add_argument("--target", required=True, help="a board of targets/catalogue.json")
+    f.add_argument("--learner", choices=("stop", "spide", "readout", "none"), default="stop")
+    f.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
+    f.add_argument("--plot", help="write a stacked-bar PNG")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(run=cmd_profile)
     return p
 
 
@@ -81,6 +99,9 @@ def main(argv=None) -> int:
         return 2
     except OSError as err:
         print(f"edgelearn: error: cannot use {err.filename or 'a file'}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except profile.ToolchainMissing as err:
+        print(f"edgelearn: error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print(f"edgelearn: training diverged: {err}", file=sys.stderr)
@@ -107,11 +128,16 @@ def model_for(args, data: datasets.Dataset):
     if args.model:
         model = load_model(args.model)
     else:
-        model = init_params(mlp(f"{Path(data.name).name}-{args.learner}", [data.x_train.shape[1], args.hidden, data.n_classes],
-                                learning=Learning(seed=1 if args.seed is None else args.seed)))
+        name = f"{Path(data.name).name}-{args.learner}"
+        sizes = [data.x_train.shape[1], args.hidden, data.n_classes]
+        seed = 1 if args.seed is None else args.seed
+        model = (spide_mlp(name, sizes, seed=seed) if args.learner == "spide"
+                 else init_params(mlp(name, sizes, learning=Learning(seed=seed))))
     changes = {"rule": args.learner}
     if args.T is not None:
         changes["T"] = args.T
+    if args.Tb is not None:
+        changes["Tb"] = args.Tb
     if args.lr_shift is not None:
         changes["lr_weight_shift"] = args.lr_shift
     if args.seed is not None:
@@ -161,6 +187,8 @@ def cmd_train(args) -> int:
         "seconds": {p: round(sum(r.seconds for r in h), 2) for p, h in results.items()},
         "history": {p: [r.as_dict() for r in h] for p, h in results.items()},
     }
+    if any(h[-1].health for h in results.values()):
+        report["health"] = {p: h[-1].health for p, h in results.items()}
     emit(json.dumps(report, indent=2) if args.json else training_table(report, runs))
     return 0
 
@@ -188,6 +216,10 @@ def training_table(report: dict, runs: list[str]) -> str:
     lines.append("")
     lines += [f"final test accuracy, {p}: {report['final_test_accuracy'][p]:.2%} "
               f"({report['seconds'][p]:.1f} s)" for p in runs]
+    for p, health in report.get("health", {}).items():
+        lines.append(f"health of the last epoch, {p}: " + ("; ".join(health["problems"]) or "no problems") +
+                     f" (backward couples saturated {health['backward_saturated']:.1%}, silent "
+                     f"{health['backward_silent']:.1%}; loop gain {health['loop_gain']:.2f})")
     return "\n".join(lines)
 
 
@@ -235,10 +267,34 @@ def cmd_info(args) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     lr = model.learning
+    if lr.rule == "spide":      # SPIDE learns weights only, once per sample (docs/spide.md)
+        print(f"learning: spide, T={lr.T}, Tb={lr.Tb}, lr 2^-{lr.lr_weight_shift} (weights), seed {lr.seed}")
+        return 0
     print(f"learning: {lr.rule}, T={lr.T}, lr 2^-{lr.lr_weight_shift} (weights) 2^-{lr.lr_threshold_shift} "
           f"(thresholds) 2^-{lr.lr_leak_shift} (leaks), surrogate half-width 2^{lr.surrogate_shift}, "
           f"updates per {lr.update}, seed {lr.seed}")
     return 0
+
+
+def cmd_compile(args) -> int:
+    model = load_model(args.model)
+    build = profile.compile_for_target(model, args.target, args.output)
+    print(f"{args.output}/model.elm, {args.output}/edgelearn_config.h "
+          f"(arena {profile.arena_plan(model)['total']} bytes), objects for {args.target}:")
+    print(build.size_output, end="")
+    print(f"stack (estimate, -fstack-usage): {build.stack} bytes")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    if args.plot:
+        check_writable(args.plot, (".png",), "plot")
+    model = load_model(args.model)
+    report = profile.profile(model, args.target, args.learner, args.T or model.learning.T)
+    if args.plot:
+        profile.plot(report, args.plot)
+    print(json.dumps(report, indent=2) if args.json else profile.format_table(report))
+    return 0 if report["fits"] else 1
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ LAYER_KINDS = ("dense",)          # conv2d, pool2d, ... slot in here with their 
 NEURON_KINDS = ("lif", "if", "li")  # li: non-spiking leaky integrator (readout only)
 SPIKING_NEURONS = ("lif", "if")
 ENCODINGS = ("direct", "rate", "events")
-RULES = ("stop", "readout", "none")
+RULES = ("stop", "readout", "none", "spide")   # blob codes: only ever append
+RESETS = ("subtract", "modified")   # modified: fire at th, subtract 2*th (SPIDE; rates round, not floor)
 UPDATE_MODES = ("step", "sample")
 INPUT = "input"
 
@@ -40,6 +41,7 @@ class Neuron:
     leak: float = 0.875            # initial leak a in U = a*(U - th*s) + I; IF forces 1.0
     learn_threshold: bool = True
     learn_leak: bool = True
+    reset: str = "subtract"        # one of RESETS: what a spike subtracts, th or 2*th
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Learning:
                                    # narrower one lets MSE on spikes silence the outputs
     update: str = "step"           # apply updates every step, or once per sample
     seed: int = 1                  # seeds the PRNG streams and the initial weights
+    Tb: int = 0                    # backward time steps (rule "spide"); 0: the rule has no backward pass
 
 
 @dataclass
@@ -162,6 +165,13 @@ class Model:
                     raise ModelError(f"{where}: input {e.source!r} does not exist")
                 if e.delay > 0 and e.source not in names:
                     raise ModelError(f"{where}: feedback source {e.source!r} is not a layer")
+            if layer.neuron.reset not in RESETS:
+                raise ModelError(f"{where}: unknown reset {layer.neuron.reset!r} (known: {', '.join(RESETS)})")
+            if layer.neuron.reset == "modified" and layer.neuron.kind not in SPIKING_NEURONS:
+                raise ModelError(f"{where}: a non-spiking {layer.neuron.kind!r} neuron has no reset to modify")
+            if layer.neuron.reset == "modified" and self.learning.rule != "spide":
+                raise ModelError(f"{where}: the modified reset is run by the SPIDE runtime only "
+                                 f"(learning.rule 'spide', not {self.learning.rule!r})")
             if layer.neuron.kind in SPIKING_NEURONS and not layer.neuron.threshold > 0:
                 raise ModelError(f"{where}: threshold must be > 0, got {layer.neuron.threshold}")
             if not 0.0 <= layer.neuron.leak <= 1.0:
@@ -216,6 +226,10 @@ def _validate_learning(lr: Learning) -> None:
         raise ModelError(f"surrogate_shift must be in -8..8, got {lr.surrogate_shift}")
     if not 0 <= lr.seed <= 0xFFFFFFFF:
         raise ModelError(f"seed must be a 32-bit unsigned integer, got {lr.seed}")
+    if not 0 <= lr.Tb <= 65535:
+        raise ModelError(f"Tb must be in 0..65535, got {lr.Tb}")
+    if lr.rule == "spide" and lr.Tb == 0:
+        raise ModelError("rule 'spide' needs Tb >= 1 backward time steps")
 
 
 def effective_leak(neuron: Neuron) -> float:
@@ -225,7 +239,8 @@ def effective_leak(neuron: Neuron) -> float:
 def init_params(model: Model, weight_gain: float = 1.5) -> Model:
     """Fill ``model.params`` with seeded initial values (host side; the device gets them
     in the model file). Weights are uniform with variance gain^2 / fan_in; the default
-    gain makes a threshold-1 layer fire on direct pixel input from the first sample."""
+    gain makes a threshold-1 layer fire on direct pixel input from the first sample. A
+    SPIDE model's feedback weights are then scaled down to a loop gain bound of 1/2."""
     model.validate_structure()
     rng = np.random.default_rng(model.learning.seed)
     params = {}
@@ -239,6 +254,9 @@ def init_params(model: Model, weight_gain: float = 1.5) -> Model:
             leak=int(nx.to_fixed(effective_leak(layer.neuron), nx.STATE_FRAC)),
         )
     model.params = params
+    if model.learning.rule == "spide":
+        from .learning.spide_float import contract_feedback   # the rule's own start: a contractive loop
+        contract_feedback(model)
     return model.validate()
 
 

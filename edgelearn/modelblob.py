@@ -34,12 +34,12 @@ SECTION_NAMES = {SECTION_MODEL: "MODEL", SECTION_LAYER: "LAYER", SECTION_WEIGHTS
                  SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK"}
 LAYER_SECTIONS = (SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK)
 INPUT_SOURCE = 0xFFFF                  # edge source index that means the model input
-FLAG_LEARN_THRESHOLD, FLAG_LEARN_LEAK = 1, 2
+FLAG_LEARN_THRESHOLD, FLAG_LEARN_LEAK, FLAG_MODIFIED_RESET = 1, 2, 4
 
 _HEADER = struct.Struct("<4sHHIIII8s")             # magic, version, flags, size, count, table, crc, reserved
 _CRC_OFFSET = 20
 _SECTION_ENTRY = struct.Struct("<HHII")            # type, index, offset, size
-_MODEL_FIXED = struct.Struct("<IHBBHBBBBBbIHH")    # see the MODEL table in docs/model-format.md
+_MODEL_FIXED = struct.Struct("<IHBBHBBBBBbIHH")    # see the MODEL table in docs/model-format.md (last: Tb)
 _LAYER_FIXED = struct.Struct("<BBBBIIHBBHH")       # see the LAYER table in docs/model-format.md
 _EDGE = np.dtype([("source", "<u2"), ("delay", "<u2")])
 
@@ -83,7 +83,7 @@ def _model_section(model: Model) -> bytes:
     fixed = _MODEL_FIXED.pack(model.input.size, len(model.layers), ENCODING_CODES[model.input.encoding],
                               len(shape), lr.T, RULE_CODES[lr.rule], UPDATE_CODES[lr.update],
                               lr.lr_weight_shift, lr.lr_threshold_shift, lr.lr_leak_shift, lr.surrogate_shift,
-                              lr.seed, len(name), 0)
+                              lr.seed, len(name), lr.Tb)
     return fixed + np.asarray(shape, "<u4").tobytes() + _pad4(name)
 
 
@@ -93,7 +93,8 @@ def _layer_section(model: Model, layer: Layer, index: dict[str, int]) -> bytes:
     _check_fits(len(layer.shape), 0xFF, f"{where} rank")
     _check_fits(len(layer.inputs), 0xFFFF, f"{where} number of inputs")
     _check_fits(max(e.delay for e in layer.inputs), 0xFFFF, f"{where} edge delay")
-    flags = FLAG_LEARN_THRESHOLD * layer.neuron.learn_threshold + FLAG_LEARN_LEAK * layer.neuron.learn_leak
+    flags = (FLAG_LEARN_THRESHOLD * layer.neuron.learn_threshold + FLAG_LEARN_LEAK * layer.neuron.learn_leak
+             + FLAG_MODIFIED_RESET * (layer.neuron.reset == "modified"))
     fixed = _LAYER_FIXED.pack(LAYER_KIND_CODES[layer.kind], NEURON_KIND_CODES[layer.neuron.kind], flags,
                               layer.weight_frac, layer.size, model.fan_in(layer), len(layer.inputs),
                               len(layer.shape), 0, len(name), 0)
@@ -215,18 +216,16 @@ def _parse_model_section(buf: memoryview) -> tuple[InputSpec, Learning, str, int
     if len(buf) < _MODEL_FIXED.size:
         raise ModelError(f"MODEL section is {len(buf)} bytes, shorter than its {_MODEL_FIXED.size}-byte fixed part")
     (input_size, n_layers, encoding, rank, T, rule, update, lr_weight_shift, lr_threshold_shift, lr_leak_shift,
-     surrogate_shift, seed, name_length, reserved) = _MODEL_FIXED.unpack_from(buf)
+     surrogate_shift, seed, name_length, Tb) = _MODEL_FIXED.unpack_from(buf)
     shape_end = _MODEL_FIXED.size + 4 * rank
     _check_size(buf, shape_end + name_length + -name_length % 4, "MODEL section",
                 f"for {rank} input dimension(s) and a {name_length}-byte name")
-    if reserved:
-        raise ModelError(f"MODEL section: reserved field is {reserved}, must be 0")
     input_spec = InputSpec(tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, _MODEL_FIXED.size)),
                            _decode(ENCODINGS, encoding, "input encoding"))
     if input_spec.size != input_size:
         raise ModelError(f"MODEL section: input size {input_size} != product of input shape {input_spec.shape}")
     learning = Learning(_decode(RULES, rule, "learning rule"), T, lr_weight_shift, lr_threshold_shift,
-                        lr_leak_shift, surrogate_shift, _decode(UPDATE_MODES, update, "update mode"), seed)
+                        lr_leak_shift, surrogate_shift, _decode(UPDATE_MODES, update, "update mode"), seed, Tb)
     name = _decode_name(buf[shape_end:shape_end + name_length], "model name")
     return input_spec, learning, name, n_layers
 
@@ -255,7 +254,7 @@ def _parse_layer_section(buf: memoryview, i: int, n_layers: int) -> _LayerRecord
                 f"for rank {rank}, {n_edges} edge(s) and a {name_length}-byte name")
     if reserved8 or reserved16:
         raise ModelError(f"{what}: reserved fields are {reserved8} and {reserved16}, must be 0")
-    if flags & ~(FLAG_LEARN_THRESHOLD | FLAG_LEARN_LEAK):
+    if flags & ~(FLAG_LEARN_THRESHOLD | FLAG_LEARN_LEAK | FLAG_MODIFIED_RESET):
         raise ModelError(f"{what}: unknown flag bits in 0x{flags:02x}")
     shape = tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, _LAYER_FIXED.size))
     if not shape or 0 in shape or math.prod(shape) != out_size:
@@ -291,7 +290,8 @@ def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int)
                     threshold=float(nx.from_fixed(params.threshold[0], nx.STATE_FRAC)),
                     leak=float(nx.from_fixed(params.leak, nx.STATE_FRAC)),
                     learn_threshold=bool(record.flags & FLAG_LEARN_THRESHOLD),
-                    learn_leak=bool(record.flags & FLAG_LEARN_LEAK))
+                    learn_leak=bool(record.flags & FLAG_LEARN_LEAK),
+                    reset="modified" if record.flags & FLAG_MODIFIED_RESET else "subtract")
     inputs = tuple(Edge(INPUT if source == INPUT_SOURCE else names[source], int(delay))
                    for source, delay in record.edges.tolist())
     return Layer(record.name, record.kind, inputs, record.shape, neuron, record.weight_frac), params

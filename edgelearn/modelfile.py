@@ -173,14 +173,16 @@ def _read_edge(obj, where):
 
 
 _read_neuron = _object_of(Neuron, {"kind": _as_str, "threshold": _as_float, "leak": _as_float,
-                                   "learn_threshold": _as_bool, "learn_leak": _as_bool}, required=("kind",))
+                                   "learn_threshold": _as_bool, "learn_leak": _as_bool, "reset": _as_str},
+                          required=("kind",))
 _read_layer = _object_of(Layer, {"name": _as_str, "kind": _as_str, "inputs": _list_of(_read_edge),
                                  "shape": _as_shape, "neuron": _read_neuron, "weight_frac": _as_int},
                          required=("name", "kind", "inputs", "shape", "neuron"))
 _read_input = _object_of(InputSpec, {"shape": _as_shape, "encoding": _as_str}, required=("shape",))
 _read_learning = _object_of(Learning, {"rule": _as_str, "T": _as_int, "lr_weight_shift": _as_int,
                                        "lr_threshold_shift": _as_int, "lr_leak_shift": _as_int,
-                                       "surrogate_shift": _as_int, "update": _as_str, "seed": _as_int})
+                                       "surrogate_shift": _as_int, "update": _as_str, "seed": _as_int,
+                                       "Tb": _as_int})
 _SPEC_FIELDS = {"format": _as_str, "version": _as_int, "name": _as_str, "input": _read_input,
                 "layers": _list_of(_read_layer), "learning": _read_learning}
 

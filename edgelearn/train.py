@@ -1,10 +1,11 @@
 """The host's training loop: epochs over a dataset for any learner with
 ``run(samples, labels, learn) -> scores`` and ``slow_down()``, with a progress bar,
-per-epoch results and a check for the failure that freezes STOP (silent outputs)."""
+per-epoch results, the learner's health signals (SPIDE) and checks for failures that
+freeze training (silent outputs, a collapsed readout)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from tqdm import tqdm
@@ -12,9 +13,12 @@ from tqdm import tqdm
 from .datasets import Dataset
 from .learning.stop_fixed import FixedSTOP
 from .learning.stop_float import FloatSTOP
+from .learning.spide_fixed import FixedSPIDE
+from .learning.spide_float import FloatSPIDE
 from .model import Model
 
-LEARNERS = {"fixed": FixedSTOP, "float": FloatSTOP}
+LEARNERS = {"fixed": FixedSTOP, "float": FloatSTOP}            # by precision; rules stop, readout, none
+SPIDE_LEARNERS = {"fixed": FixedSPIDE, "float": FloatSPIDE}     # rule spide
 
 
 @dataclass
@@ -26,6 +30,7 @@ class EpochResult:
     test_accuracy: float
     silent_fraction: float         # training samples whose readout never fired
     seconds: float
+    health: dict = field(default_factory=dict)   # the learner's health signals this epoch, if it has any
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +80,8 @@ def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: i
         guesses = predictions(net, data.x_test)
         test = float(np.mean(guesses == data.y_test))
         result = EpochResult(epoch + 1, correct / len(order), test, silent / len(order),
-                             time.perf_counter() - start)
+                             time.perf_counter() - start,
+                             net.health(reset=True) if hasattr(net, "health") else {})
         history.append(result)
         if spiking_readout and result.silent_fraction == 1.0:
             raise TrainingDiverged(
@@ -93,7 +99,8 @@ def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: i
 
 
 def make_learner(model: Model, precision: str):
-    return LEARNERS[precision](model)
+    """The runtime of the model's rule, in the given precision."""
+    return (SPIDE_LEARNERS if model.learning.rule == "spide" else LEARNERS)[precision](model)
 
 
 def warm_up(model: Model, precision: str, data: Dataset) -> float:

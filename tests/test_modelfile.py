@@ -85,7 +85,7 @@ def test_codes_are_pinned():
     assert modelblob.LAYER_KIND_CODES == {"dense": 0}
     assert modelblob.NEURON_KIND_CODES == {"lif": 0, "if": 1, "li": 2}
     assert modelblob.ENCODING_CODES == {"direct": 0, "rate": 1, "events": 2}
-    assert modelblob.RULE_CODES == {"stop": 0, "readout": 1, "none": 2}
+    assert modelblob.RULE_CODES == {"stop": 0, "readout": 1, "none": 2, "spide": 3}
     assert modelblob.UPDATE_CODES == {"step": 0, "sample": 1}
     assert (modelblob.SECTION_MODEL, modelblob.SECTION_LAYER, modelblob.SECTION_WEIGHTS,
             modelblob.SECTION_THRESHOLD, modelblob.SECTION_LEAK) == (1, 2, 3, 4, 5)
@@ -229,7 +229,7 @@ def test_unknown_codes_are_refused():
     refused(patched(MLP_BLOB, offset + 1, "<B", 9), "unknown LAYER section 0 neuron kind code 9", "2=li")
     refused(patched(MLP_BLOB, offset, "<B", 5), "unknown LAYER section 0 layer kind code 5", "0=dense")
     _, offset, _ = entry_position(MLP_BLOB, modelblob.SECTION_MODEL, 0)
-    refused(patched(MLP_BLOB, offset + 10, "<B", 3), "unknown learning rule code 3")
+    refused(patched(MLP_BLOB, offset + 10, "<B", 4), "unknown learning rule code 4")
 
 
 def test_semantic_errors_come_from_validate():

@@ -36,6 +36,8 @@ THRESHOLD_FLOOR = 1.0 / 16      # thresholds never fall below this (see numerics
 
 def check_stop_model(model: Model) -> None:
     model.validate()
+    if model.learning.rule == "spide":
+        raise ModelError("a 'spide' model runs on the SPIDE runtime (edgelearn.learning.spide_fixed / spide_float)")
     if not model.is_feedforward_chain():
         raise ModelError("STOP runs feed-forward chains of dense layers; this model has "
                          "branches or feedback edges")

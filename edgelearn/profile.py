@@ -1,0 +1,300 @@
+"""The memory profiler: does training this model with this rule fit this board?
+
+``profile(model, target, learner, T)`` returns, per buffer, the bytes the C runtime
+(targets/c) holds on the device, against the board's SRAM and flash (targets/catalogue.json),
+with the same model trained by BPTT at the same T beside it.
+
+- The arena is planned here from the model alone, with the formulas of ``load()`` in
+  targets/c/el_blob.c; tests check that every buffer equals what the C runtime reserves
+  (``el_plan`` through cffi), so this is what the firmware allocates, not an estimate.
+- Parameters (weights, thresholds, leaks) are learned in place in the blob, which
+  therefore sits in RAM; the structure part of the blob (header, table, MODEL and LAYER
+  sections) rides along. A copy of the blob in flash restores the initial model.
+- Code size and the runtime context come from the runtime cross-compiled for the target
+  (``size`` of the objects); the stack from ``-fstack-usage`` over the runtime's call chains.
+- BPTT stores, for every one of the T steps, what its backward pass reads: each neuron's
+  membrane U (int32, for the surrogate and the leak gradient) and spike (1 byte), and
+  each input (1 byte): ``T x (5 x neurons + inputs)`` bytes. It keeps the state of the
+  current step, carries one int32 error and one int32 membrane error per neuron back
+  through time, and needs a weight-gradient sum for every trainable synapse (int64, as
+  STOP's per-sample mode): the gradient only exists after the last step. It needs no traces.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .model import Model, ModelError
+from .modelblob import to_blob
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGUE = ROOT / "targets" / "catalogue.json"
+C_DIR = ROOT / "targets" / "c"
+RUNTIME_SOURCES = ("el_kernels.c", "el_blob.c", "el_stop.c", "el_static.c")
+CROSS_FLAGS = ("-std=c99", "-ffreestanding", "-Os", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
+               "-fdata-sections", "-fstack-usage")
+LEARNERS = ("stop", "readout", "none")
+LAYER_TABLE_ENTRY = 40         # sizeof(el_layer_t): nine uint32 and four uint8
+BUFFER_ALIGN = 8
+
+# Call chains of the runtime (caller first), for the stack estimate: the deepest sum of
+# -fstack-usage frames along any of them. A function inlined away has no frame (0).
+CALL_CHAINS = (
+    ("el_run_sample", "forward_layer", "el_dense_current"),
+    ("el_run_sample", "forward_layer", "el_neuron_trace_step"),
+    ("el_run_sample", "errors", "el_hidden_error"),
+    ("el_run_sample", "updates", "el_update_weights"),
+    ("el_run_sample", "updates", "el_apply_threshold_grads"),
+    ("el_apply_accumulated", "el_apply_weight_grads"),
+    ("el_init_static", "el_init", "el_plan", "load", "check_layer_semantics", "source_size", "find_section"),
+    ("el_init_static", "el_init", "el_plan", "load", "check_header", "blob_crc", "el_crc32"),
+    ("el_init_static", "el_init", "el_plan", "load", "check_layer", "find_section"),
+)
+
+GROUPS = {  # arena buffer -> row of the table
+    "layer_table": "layer table", "membrane": "neuron state", "potential": "neuron state",
+    "current": "neuron state", "spikes": "neuron state", "layer_input": "I/O buffers",
+    "nonzero_index": "I/O buffers", "scores": "I/O buffers", "input_trace": "traces",
+    "threshold_trace": "traces", "leak_trace": "traces", "error": "errors", "error_backprop": "errors",
+    "threshold_grad": "gradient accumulators", "leak_grad": "gradient accumulators",
+    "weight_grad": "gradient accumulators",
+}
+
+
+def catalogue() -> dict[str, dict]:
+    return json.loads(CATALOGUE.read_text())["targets"]
+
+
+def target_info(name: str) -> dict:
+    targets = catalogue()
+    if name not in targets:
+        raise ModelError(f"unknown target {name!r} (known: {', '.join(sorted(targets))})")
+    return targets[name]
+
+
+def with_learner(model: Model, learner: str, T: int | None = None) -> Model:
+    if learner not in LEARNERS:
+        raise ModelError(f"learner {learner!r} is not in the C runtime yet (known: {', '.join(LEARNERS)})")
+    learning = replace(model.learning, rule=learner, **({"T": T} if T is not None else {}))
+    return replace(model.copy(), learning=learning)
+
+
+def arena_plan(model: Model, weight_grad: bool = False) -> dict[str, int]:
+    """Bytes per arena buffer and ``total``: the plan of el_blob.c's load(), from the model."""
+    layers = model.layers
+    L = len(layers)
+    rule = model.learning.rule
+    trainable = [rule == "stop" or (rule == "readout" and l == L - 1) for l in range(L)]
+    fan_in = [model.fan_in(layer) for layer in layers]
+    neurons = sum(layer.size for layer in layers)
+    learn_neurons = sum(layer.size for layer, t in zip(layers, trainable) if t)
+    learn_inputs = sum(n for n, t in zip(fan_in, trainable) if t)
+    learn_synapses = sum(n * layer.size for n, layer, t in zip(fan_in, layers, trainable) if t)
+    max_hidden = max([layer.size for l, layer in enumerate(layers[:-1]) if trainable[l]], default=0)
+    keeps_weight_grad = model.learning.update == "sample" or weight_grad
+    sizes = {
+        "layer_table": L * LAYER_TABLE_ENTRY,
+        "membrane": 4 * neurons, "potential": 4 * neurons, "current": 4 * neurons, "spikes": neurons,
+        "layer_input": 4 * max(fan_in), "nonzero_index": 4 * max(fan_in), "scores": 8 * layers[-1].size,
+        "input_trace": 4 * learn_inputs, "threshold_trace": 4 * learn_neurons, "leak_trace": 4 * learn_neurons,
+        "error": 4 * learn_neurons, "error_backprop": 8 * max_hidden, "threshold_grad": 8 * learn_neurons,
+        "leak_grad": 8 * L if any(trainable) else 0,
+        "weight_grad": 8 * learn_synapses if keeps_weight_grad else 0,
+    }
+    end = 0
+    for n in sizes.values():
+        end = _align(end) + n
+    sizes["total"] = _align(end)
+    return sizes
+
+
+def _align(n: int) -> int:
+    return (n + BUFFER_ALIGN - 1) // BUFFER_ALIGN * BUFFER_ALIGN
+
+
+def blob_parts(model: Model) -> dict[str, int]:
+    """The blob's bytes: parameters (learned in place) and structure."""
+    weights = sum(model.params[layer.name].weight.nbytes for layer in model.layers)
+    thresholds = sum(4 * layer.size for layer in model.layers)
+    leaks = 4 * len(model.layers)
+    total = len(to_blob(model))
+    return {"weights": weights, "thresholds and leaks": thresholds + leaks,
+            "model structure": total - weights - thresholds - leaks, "total": total}
+
+
+# -- cross-compilation --------------------------------------------------------------------
+
+class ToolchainMissing(RuntimeError):
+    pass
+
+
+@dataclass
+class Build:
+    text: int                   # code and constants (flash)
+    data: int                   # initialised data (flash and RAM)
+    bss: int                    # zeroed data: the static arena and the context
+    arena: int                  # of which the arena
+    stack: int                  # deepest call chain, -fstack-usage
+    size_output: str            # what `size` printed
+
+
+def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None) -> Build:
+    """Compile the runtime for a catalogue target with -Werror; measure it."""
+    tc = target_info(target)["toolchain"]
+    if tc is None:
+        raise ToolchainMissing(f"target {target!r} has no C toolchain (an FPGA: the HDL issue)")
+    cc = tc["cc"]
+    size_tool = cc[:-3] + "size" if cc.endswith("gcc") else "size"
+    for tool in (cc, size_tool):
+        if shutil.which(tool) is None:
+            raise ToolchainMissing(f"{tool} not found; install it with: apt-get install -y gcc-arm-none-eabi "
+                                   "libnewlib-arm-none-eabi gcc-riscv64-unknown-elf")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(out_dir) if out_dir else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        objects = []
+        for src in RUNTIME_SOURCES:
+            obj = work / (Path(src).stem + ".o")
+            cmd = [cc, *tc["flags"], *CROSS_FLAGS, f"-DEDGELEARN_ARENA_BYTES={arena_bytes}", "-I", str(C_DIR),
+                   "-c", str(C_DIR / src), "-o", str(obj)]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            if run.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stderr}")
+            objects.append(obj)
+        size_out = subprocess.run([size_tool, *map(str, objects)], capture_output=True, text=True,
+                                  check=True).stdout
+        text = data = bss = 0
+        for line in size_out.splitlines()[1:]:
+            t, d, b = (int(v) for v in line.split()[:3])
+            text, data, bss = text + t, data + d, bss + b
+        frames = {}
+        for su in work.glob("*.su"):
+            for line in su.read_text().splitlines():   # file:line:col:function<TAB>bytes<TAB>kind
+                m = re.match(r".*:(\w+)\t(\d+)\t", line)
+                if m:
+                    frames[m.group(1)] = max(frames.get(m.group(1), 0), int(m.group(2)))
+        stack = max(sum(frames.get(f, 0) for f in chain) for chain in CALL_CHAINS)
+    arena = _align(arena_bytes)
+    return Build(text, data, bss, arena, stack, size_out)
+
+
+# -- the profile --------------------------------------------------------------------------
+
+def profile(model: Model, target: str, learner: str, T: int, measure_code: bool = True) -> dict:
+    """Bytes per buffer for `learner` (STOP's runtime) and BPTT at the same T, against the
+    target's SRAM and flash."""
+    info = target_info(target)
+    m = with_learner(model, learner, T)
+    plan = arena_plan(m)
+    blob = blob_parts(m)
+    build = None
+    if measure_code and info["toolchain"] is not None:
+        build = cross_compile(target, plan["total"])
+    context = build.bss - build.arena if build else 0
+    stack = build.stack if build else 0
+    code = build.text + build.data if build else 0
+
+    def group(name):
+        return sum(n for b, n in plan.items() if GROUPS.get(b) == name)
+
+    learns = learner != "none"
+    neurons = sum(layer.size for layer in m.layers)
+    inputs = m.input.size
+    bptt_train = with_learner(model, "stop", T) if learner == "readout" else m
+    bptt_plan = arena_plan(replace(bptt_train, learning=replace(bptt_train.learning, update="sample")))
+    trainable_neurons = bptt_plan["error"] // 4
+    rows = {  # name: (runtime bytes, BPTT bytes)
+        "weights": (blob["weights"], blob["weights"]),
+        "thresholds and leaks": (blob["thresholds and leaks"], blob["thresholds and leaks"]),
+        "model structure": (blob["model structure"], blob["model structure"]),
+        "layer table": (group("layer table"), group("layer table")),
+        "neuron state": (group("neuron state"), group("neuron state")),
+        "I/O buffers": (group("I/O buffers"), group("I/O buffers")),
+        "traces": (group("traces"), 0),
+        "stored activations (T steps)": (0, T * (5 * neurons + inputs) if learns else 0),
+        "errors": (group("errors"), (2 * 4 * trainable_neurons + bptt_plan["error_backprop"]) if learns else 0),
+        "gradient accumulators": (group("gradient accumulators"),
+                                  (bptt_plan["threshold_grad"] + bptt_plan["leak_grad"] + bptt_plan["weight_grad"])
+                                  if learns else 0),
+        "runtime context": (context, context),
+        "stack (estimate)": (stack, stack),
+    }
+    ram = {k: v[0] for k, v in rows.items()}
+    ram_bptt = {k: v[1] for k, v in rows.items()}
+    flash = {"code": code, "initial model (blob)": blob["total"]}
+    total_ram, total_bptt, total_flash = sum(ram.values()), sum(ram_bptt.values()), sum(flash.values())
+    fits = total_ram <= info["sram"] and total_flash <= info["flash"]
+    return {
+        "model": model.name, "target": target, "learner": learner, "T": T,
+        "arena": plan["total"], "arena_buffers": {k: v for k, v in plan.items() if k != "total"},
+        "ram": ram, "ram_bptt": ram_bptt, "flash": flash,
+        "total_ram": total_ram, "total_ram_bptt": total_bptt, "total_flash": total_flash,
+        "sram": info["sram"], "flash_budget": info["flash"],
+        "fits": fits, "bptt_fits": total_bptt <= info["sram"] and total_flash <= info["flash"],
+        "code_measured": build is not None, "size_output": build.size_output if build else "",
+    }
+
+
+def format_table(p: dict) -> str:
+    w = max(len(k) for k in [*p["ram"], *p["flash"]]) + 2
+    lines = [f"{p['model']} on {p['target']}: {p['learner']} vs BPTT, T = {p['T']}",
+             f"{'RAM':<{w}}{p['learner']:>12}{'BPTT':>12}"]
+    for k in p["ram"]:
+        lines.append(f"  {k:<{w - 2}}{p['ram'][k]:>12,}{p['ram_bptt'][k]:>12,}")
+    lines.append(f"  {'total':<{w - 2}}{p['total_ram']:>12,}{p['total_ram_bptt']:>12,}"
+                 f"   of {p['sram']:,} SRAM")
+    lines.append(f"{'flash':<{w}}")
+    for k, v in p["flash"].items():
+        lines.append(f"  {k:<{w - 2}}{v:>12,}")
+    lines.append(f"  {'total':<{w - 2}}{p['total_flash']:>12,}   of {p['flash_budget']:,} flash")
+    if not p["code_measured"]:
+        lines.append("  (no C toolchain for this target: code, context and stack not measured)")
+    lines.append(f"arena (what the C runtime reserves): {p['arena']:,} bytes")
+    verdict = "fits" if p["fits"] else "DOES NOT FIT"
+    lines.append(f"{p['learner']}: {verdict}; BPTT: {'fits' if p['bptt_fits'] else 'does not fit'}")
+    return "\n".join(lines)
+
+
+def plot(p: dict, path) -> None:
+    """Stacked bars of RAM by buffer: the learner, BPTT, and the budget line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    bottoms = [0, 0]
+    for k in p["ram"]:
+        vals = [p["ram"][k] / 1024, p["ram_bptt"][k] / 1024]
+        if any(vals):
+            ax.bar([p["learner"], "BPTT"], vals, bottom=bottoms, label=k)
+            bottoms = [b + v for b, v in zip(bottoms, vals)]
+    ax.axhline(p["sram"] / 1024, color="k", linestyle="--", label=f"{p['target']} SRAM")
+    ax.set_ylabel("KiB")
+    ax.set_title(f"{p['model']}, T = {p['T']}")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def compile_for_target(model: Model, target: str, out_dir) -> Build:
+    """What ``edgelearn compile`` writes into out_dir: the model blob (model.elm), the
+    config header (edgelearn_config.h: the arena the model needs, the blob's size) and the
+    runtime's objects cross-compiled for the target with that arena."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    blob = to_blob(model)
+    arena = arena_plan(model)["total"]
+    (out / "model.elm").write_bytes(blob)
+    (out / "edgelearn_config.h").write_text(
+        f"/* generated by edgelearn compile for {model.name!r} on {target} */\n"
+        "#ifndef EDGELEARN_CONFIG_H\n#define EDGELEARN_CONFIG_H\n"
+        f"#define EDGELEARN_ARENA_BYTES {arena}u   /* el_arena_required(model.elm) */\n"
+        f"#define EDGELEARN_MODEL_BYTES {len(blob)}u\n"
+        "#endif\n")
+    return cross_compile(target, arena, out)

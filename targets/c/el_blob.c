@@ -1,0 +1,409 @@
+/* The model-blob loader (docs/model-format.md, "What a loader checks, in this order")
+ * and the arena plan derived from the model. Fields are read byte by byte (little-endian)
+ * so the checks never depend on the host's alignment or byte order; the parameter arrays
+ * are then used in place, which assumes a little-endian target (every supported one is). */
+#include "edgelearn.h"
+#include "el_kernels.h"
+#include "el_numerics.h"
+
+#define HEADER_BYTES 32u
+#define CRC_AT 20u
+#define ENTRY_BYTES 12u
+#define MODEL_FIXED_BYTES 24u
+#define LAYER_FIXED_BYTES 20u
+#define INPUT_SOURCE 0xFFFFu
+#define FORMAT_VERSION 1u
+#define LAYER_FLAG_LEARN_THRESHOLD 1u
+#define LAYER_FLAG_LEARN_LEAK 2u
+#define LAYER_FLAG_MODIFIED_RESET 4u      /* SPIDE's reset: known to the format, not run here */
+#define LAYER_FLAGS_KNOWN 7u
+#define MAX_LR_SHIFT 40u
+#define MIN_SURROGATE_SHIFT (-8)
+#define MAX_SURROGATE_SHIFT 8
+#define BUFFER_ALIGN 8u                   /* int64 buffers need 8-byte alignment */
+
+enum { SEC_MODEL = 1, SEC_LAYER = 2, SEC_WEIGHTS = 3, SEC_THRESHOLD = 4, SEC_LEAK = 5 };
+
+static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t rd32(const uint8_t *p) { return rd16(p) | rd16(p + 2) << 16; }
+
+uint32_t el_crc32(uint32_t crc, const uint8_t *data, size_t n)
+{
+    size_t i;
+    int b;
+    crc = ~crc;
+    for (i = 0; i < n; i++) {             /* bitwise: no 1 KB table in flash */
+        crc ^= data[i];
+        for (b = 0; b < 8; b++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* The blob's CRC: bytes 20..23 count as zero. */
+static uint32_t blob_crc(const uint8_t *blob, uint32_t size)
+{
+    static const uint8_t zero[4] = {0, 0, 0, 0};
+    uint32_t crc = el_crc32(0, blob, CRC_AT);
+    crc = el_crc32(crc, zero, 4);
+    return el_crc32(crc, blob + CRC_AT + 4, size - CRC_AT - 4);
+}
+
+static uint32_t pad4(uint32_t n) { return (n + 3u) & ~3u; }
+
+typedef struct {                          /* a checked section table */
+    const uint8_t *blob;
+    uint32_t table_at, count;
+} sections_t;
+
+/* Byte offset of section (type, index), its size in *bytes; 0 when absent (0 is never a
+ * valid section offset: the header lies there). Duplicates were refused before. */
+static uint32_t find_section(const sections_t *t, uint32_t type, uint32_t index, uint32_t *bytes)
+{
+    uint32_t k;
+    for (k = 0; k < t->count; k++) {
+        const uint8_t *e = t->blob + t->table_at + k * ENTRY_BYTES;
+        if (rd16(e) == type && rd16(e + 2) == index) {
+            *bytes = rd32(e + 8);
+            return rd32(e + 4);
+        }
+    }
+    return 0;
+}
+
+static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
+{
+    uint32_t file_size, k, m;
+    uint64_t table_end;
+    if (size < HEADER_BYTES) return EL_ERR_TOO_SHORT;
+    if (blob[0] != 'E' || blob[1] != 'L' || blob[2] != 'R' || blob[3] != 'N') return EL_ERR_BAD_MAGIC;
+    if (rd16(blob + 4) != FORMAT_VERSION) return EL_ERR_VERSION;   /* before any later field */
+    file_size = rd32(blob + 8);
+    if (file_size > size) return EL_ERR_TRUNCATED;
+    if (file_size < size) return EL_ERR_TRAILING;
+    if (blob_crc(blob, file_size) != rd32(blob + CRC_AT)) return EL_ERR_CRC;
+    if (rd16(blob + 6) != 0) return EL_ERR_HEADER_RESERVED;
+    for (k = 24; k < HEADER_BYTES; k++)
+        if (blob[k] != 0) return EL_ERR_HEADER_RESERVED;
+    t->blob = blob;
+    t->count = rd32(blob + 12);
+    t->table_at = rd32(blob + 16);
+    table_end = (uint64_t)t->table_at + (uint64_t)t->count * ENTRY_BYTES;
+    if (t->table_at < HEADER_BYTES || t->table_at % 4 != 0 || table_end > file_size)
+        return EL_ERR_TABLE_BOUNDS;
+    for (k = 0; k < t->count; k++) {
+        const uint8_t *e = blob + t->table_at + k * ENTRY_BYTES;
+        uint32_t type = rd16(e), at = rd32(e + 4);
+        if (type < SEC_MODEL || type > SEC_LEAK) return EL_ERR_SECTION_TYPE;
+        if (at % 4 != 0 || at < table_end || (uint64_t)at + rd32(e + 8) > file_size)
+            return EL_ERR_SECTION_BOUNDS;
+        for (m = 0; m < k; m++) {         /* quadratic, but a table has 1 + 4 L entries */
+            const uint8_t *f = blob + t->table_at + m * ENTRY_BYTES;
+            if (rd16(f) == type && rd16(f + 2) == rd16(e + 2)) return EL_ERR_SECTION_DUPLICATE;
+        }
+    }
+    return EL_OK;
+}
+
+/* The MODEL section into net's scalars. */
+static el_status_t check_model(const sections_t *t, el_net_t *net)
+{
+    uint32_t bytes, at = find_section(t, SEC_MODEL, 0, &bytes), rank, r;
+    uint64_t product = 1;
+    const uint8_t *m;
+    if (at == 0) return EL_ERR_SECTION_MISSING;
+    m = t->blob + at;
+    if (bytes < MODEL_FIXED_BYTES) return EL_ERR_SECTION_SIZE;
+    rank = m[7];
+    if (bytes != pad4(MODEL_FIXED_BYTES + 4u * rank + rd16(m + 20))) return EL_ERR_SECTION_SIZE;
+    net->input_size = rd32(m);
+    net->layer_count = rd16(m + 4);
+    net->encoding = m[6];
+    net->T = rd16(m + 8);
+    net->rule = m[10];
+    net->update = m[11];
+    net->lr_shift[0] = m[12];
+    net->lr_shift[1] = m[13];
+    net->lr_shift[2] = m[14];
+    net->surrogate_shift = (int8_t)m[15];
+    if (net->encoding > EL_ENC_EVENTS || net->rule > EL_RULE_SPIDE || net->update > EL_UPDATE_SAMPLE)
+        return EL_ERR_UNKNOWN_CODE;
+    if (rank == 0) return EL_ERR_SHAPE;
+    for (r = 0; r < rank; r++) {
+        uint32_t dim = rd32(m + MODEL_FIXED_BYTES + 4u * r);
+        if (dim == 0) return EL_ERR_SHAPE;
+        product *= dim;
+        if (product > UINT32_MAX) return EL_ERR_SHAPE;
+    }
+    if (product != net->input_size) return EL_ERR_SHAPE;
+    if (net->layer_count == 0) return EL_ERR_SECTION_MISSING;
+    net->rng_input = el_seed_state(rd32(m + 16));
+    net->rng_learn = el_seed_state(rd32(m + 16) ^ EL_LEARN_STREAM_XOR);
+    return EL_OK;
+}
+
+/* Section index against the layer count (MODEL's index must be 0). */
+static el_status_t check_indices(const sections_t *t, uint32_t layer_count)
+{
+    uint32_t k;
+    for (k = 0; k < t->count; k++) {
+        const uint8_t *e = t->blob + t->table_at + k * ENTRY_BYTES;
+        uint32_t limit = rd16(e) == SEC_MODEL ? 1u : layer_count;
+        if (rd16(e + 2) >= limit) return EL_ERR_SECTION_INDEX;
+    }
+    return EL_OK;
+}
+
+/* One LAYER section and its parameter sections; fills `layer` (offsets into the blob). */
+static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_t l, el_layer_t *layer)
+{
+    uint32_t bytes, at = find_section(t, SEC_LAYER, l, &bytes), rank, edges, r, e, flags, wb, tb, lb;
+    uint64_t product = 1;
+    const uint8_t *p;
+    if (at == 0) return EL_ERR_SECTION_MISSING;
+    p = t->blob + at;
+    if (bytes < LAYER_FIXED_BYTES) return EL_ERR_SECTION_SIZE;
+    rank = p[14];
+    edges = rd16(p + 12);
+    if (bytes != pad4(LAYER_FIXED_BYTES + 4u * rank + 4u * edges + rd16(p + 16))) return EL_ERR_SECTION_SIZE;
+    flags = p[2];
+    if (p[15] != 0 || rd16(p + 18) != 0 || (flags & ~LAYER_FLAGS_KNOWN) != 0) return EL_ERR_RESERVED_FIELD;
+    if (p[0] != 0 /* dense */ || p[1] > EL_NEURON_LI) return EL_ERR_UNKNOWN_CODE;
+    el_zero(layer, sizeof *layer);
+    layer->neuron = p[1];
+    layer->weight_frac = p[3];
+    layer->n_out = rd32(p + 4);
+    layer->n_in = rd32(p + 8);
+    if (rank == 0) return EL_ERR_SHAPE;
+    for (r = 0; r < rank; r++) {
+        uint32_t dim = rd32(p + LAYER_FIXED_BYTES + 4u * r);
+        if (dim == 0) return EL_ERR_SHAPE;
+        product *= dim;
+        if (product > UINT32_MAX) return EL_ERR_SHAPE;
+    }
+    if (product != layer->n_out) return EL_ERR_SHAPE;
+    for (e = 0; e < edges; e++) {
+        uint32_t source = rd16(p + LAYER_FIXED_BYTES + 4u * rank + 4u * e);
+        if (source != INPUT_SOURCE && source >= net->layer_count) return EL_ERR_EDGE;
+    }
+    layer->weights_at = find_section(t, SEC_WEIGHTS, l, &wb);
+    layer->thresholds_at = find_section(t, SEC_THRESHOLD, l, &tb);
+    layer->leak_at = find_section(t, SEC_LEAK, l, &lb);
+    if (layer->weights_at == 0 || layer->thresholds_at == 0 || layer->leak_at == 0)
+        return EL_ERR_SECTION_MISSING;
+    if ((uint64_t)wb != (uint64_t)layer->n_out * layer->n_in * 2u || (uint64_t)tb != (uint64_t)layer->n_out * 4u
+        || lb != 4u)
+        return EL_ERR_SECTION_SIZE;
+    layer->flags = (uint8_t)flags;      /* the blob's flags until el_plan turns them into EL_* */
+    return EL_OK;
+}
+
+/* Size of layer `source`'s output (or the input's); its LAYER section was checked. */
+static uint32_t source_size(const sections_t *t, const el_net_t *net, uint32_t source)
+{
+    uint32_t bytes;
+    if (source == INPUT_SOURCE) return net->input_size;
+    return rd32(t->blob + find_section(t, SEC_LAYER, source, &bytes) + 4);
+}
+
+/* Fan-in against the edges, parameter ranges, and what this runtime can run. */
+static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *net, uint32_t l,
+                                         const el_layer_t *layer)
+{
+    uint32_t bytes, at = find_section(t, SEC_LAYER, l, &bytes), rank, edges, e, j;
+    const uint8_t *p = t->blob + at, *edge;
+    uint64_t fan_in = 0;
+    int32_t leak;
+    rank = p[14];
+    edges = rd16(p + 12);
+    edge = p + LAYER_FIXED_BYTES + 4u * rank;
+    for (e = 0; e < edges; e++) fan_in += source_size(t, net, rd16(edge + 4u * e));
+    if (fan_in != layer->n_in) return EL_ERR_EDGE;
+    if (layer->weight_frac > 15) return EL_ERR_VALUE;
+    if (layer->neuron == EL_NEURON_LI && l != net->layer_count - 1) return EL_ERR_VALUE;
+    if (layer->neuron != EL_NEURON_LI) {
+        for (j = 0; j < layer->n_out; j++)
+            if ((int32_t)rd32(t->blob + layer->thresholds_at + 4u * j) <= 0) return EL_ERR_VALUE;
+    }
+    leak = (int32_t)rd32(t->blob + layer->leak_at);
+    if (leak < 0 || leak > EL_ONE) return EL_ERR_VALUE;
+    if ((layer->flags & LAYER_FLAG_MODIFIED_RESET)
+        && (layer->neuron == EL_NEURON_LI || net->rule != EL_RULE_SPIDE))
+        return EL_ERR_VALUE;
+    /* STOP runs feed-forward chains: one same-step edge from the layer (or input) below */
+    if (edges != 1 || rd16(edge) != (l == 0 ? INPUT_SOURCE : l - 1) || rd16(edge + 2) != 0)
+        return EL_ERR_UNSUPPORTED;
+    return EL_OK;
+}
+
+static el_status_t check_learning(const el_net_t *net, uint32_t Tb)
+{
+    uint32_t k;
+    if (net->T == 0) return EL_ERR_VALUE;
+    for (k = 0; k < 3; k++)
+        if (net->lr_shift[k] > MAX_LR_SHIFT) return EL_ERR_VALUE;
+    if (net->surrogate_shift < MIN_SURROGATE_SHIFT || net->surrogate_shift > MAX_SURROGATE_SHIFT)
+        return EL_ERR_VALUE;
+    if (net->rule == EL_RULE_SPIDE && Tb == 0) return EL_ERR_VALUE;
+    return EL_OK;
+}
+
+/* Append a buffer to the plan, 8-byte aligned. */
+static void take(uint64_t *end, el_span_t *span, uint64_t bytes)
+{
+    *end = (*end + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN;
+    span->offset = (uint32_t)*end;
+    span->bytes = (uint32_t)bytes;
+    *end += bytes;
+}
+
+/* Which layers learn: stop, every layer; readout, the last; none (and SPIDE here), none. */
+static int trainable(const el_net_t *net, uint32_t l)
+{
+    if (net->rule == EL_RULE_STOP) return 1;
+    return net->rule == EL_RULE_READOUT && l == net->layer_count - 1;
+}
+
+/* The runtime's flags of a layer (stop_fixed.py's layer table): a trainable layer learns
+ * its threshold if asked and spiking, its leak if asked and not 'if'. */
+static uint8_t runtime_flags(const el_net_t *net, uint32_t l, uint8_t neuron, uint8_t blob_flags)
+{
+    uint8_t flags;
+    if (!trainable(net, l)) return 0;
+    flags = EL_TRAINABLE;
+    if ((blob_flags & LAYER_FLAG_LEARN_THRESHOLD) && neuron != EL_NEURON_LI) flags |= EL_LEARN_THRESHOLD;
+    if ((blob_flags & LAYER_FLAG_LEARN_LEAK) && neuron != EL_NEURON_IF) flags |= EL_LEARN_LEAK;
+    return flags;
+}
+
+/* Check the whole blob, compute the plan, and fill `layers` (NULL: only plan). */
+static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_net_t *net,
+                        el_layer_t *layers, el_plan_t *plan)
+{
+    sections_t t;
+    el_layer_t layer;
+    el_status_t st;
+    uint32_t l, bytes, model_at;
+    uint64_t neurons = 0, learn_neurons = 0, learn_inputs = 0, learn_synapses = 0;
+    uint64_t max_fan_in = 0, max_hidden = 0, end = 0;
+    if (blob == NULL || plan == NULL) return EL_ERR_ARGUMENT;
+    if ((uintptr_t)blob % 4 != 0) return EL_ERR_MISALIGNED;
+    if ((st = check_header(blob, size, &t)) != EL_OK) return st;
+    if ((st = check_model(&t, net)) != EL_OK) return st;
+    if ((st = check_indices(&t, net->layer_count)) != EL_OK) return st;
+    for (l = 0; l < net->layer_count; l++)
+        if ((st = check_layer(&t, net, l, &layer)) != EL_OK) return st;
+    for (l = 0; l < net->layer_count; l++) {
+        (void)check_layer(&t, net, l, &layer);      /* checked above */
+        if ((st = check_layer_semantics(&t, net, l, &layer)) != EL_OK) return st;
+    }
+    model_at = find_section(&t, SEC_MODEL, 0, &bytes);
+    if ((st = check_learning(net, rd16(blob + model_at + 22))) != EL_OK) return st;
+    if (net->rule == EL_RULE_SPIDE) return EL_ERR_UNSUPPORTED;
+
+    /* the plan: neuron state for every layer, learning state for the trainable ones */
+    net->lowest = net->layer_count;
+    for (l = 0; l < net->layer_count; l++) {
+        (void)check_layer(&t, net, l, &layer);      /* checked above */
+        layer.n_off = (uint32_t)neurons;
+        layer.flags = runtime_flags(net, l, layer.neuron, layer.flags);
+        if (layer.n_in > max_fan_in) max_fan_in = layer.n_in;
+        if (layer.flags & EL_TRAINABLE) {
+            if (net->lowest == net->layer_count) net->lowest = l;
+            layer.learn_off = (uint32_t)learn_neurons;
+            layer.in_off = (uint32_t)learn_inputs;
+            layer.w_off = (uint32_t)learn_synapses;
+            learn_neurons += layer.n_out;
+            learn_inputs += layer.n_in;
+            learn_synapses += (uint64_t)layer.n_in * layer.n_out;
+            if (l + 1 < net->layer_count && layer.n_out > max_hidden) max_hidden = layer.n_out;
+        }
+        neurons += layer.n_out;
+        if (layers != NULL) layers[l] = layer;
+    }
+    net->neurons = (uint32_t)neurons;
+    el_zero(plan, sizeof *plan);
+    take(&end, &plan->layers, (uint64_t)net->layer_count * sizeof(el_layer_t));
+    take(&end, &plan->membrane, neurons * 4u);
+    take(&end, &plan->potential, neurons * 4u);
+    take(&end, &plan->current, neurons * 4u);
+    take(&end, &plan->spikes, neurons);
+    take(&end, &plan->layer_input, (uint64_t)max_fan_in * 4u);
+    take(&end, &plan->nonzero_index, el_dense_current_buffer_size((uint32_t)max_fan_in));
+    take(&end, &plan->scores, (uint64_t)layer.n_out * 8u);          /* the last layer's */
+    take(&end, &plan->input_trace, learn_inputs * 4u);
+    take(&end, &plan->threshold_trace, learn_neurons * 4u);
+    take(&end, &plan->leak_trace, learn_neurons * 4u);
+    take(&end, &plan->error, learn_neurons * 4u);
+    take(&end, &plan->error_backprop, el_hidden_error_buffer_size((uint32_t)max_hidden));
+    take(&end, &plan->threshold_grad, learn_neurons * 8u);
+    take(&end, &plan->leak_grad, net->lowest < net->layer_count ? (uint64_t)net->layer_count * 8u : 0u);
+    take(&end, &plan->weight_grad,
+         net->update == EL_UPDATE_SAMPLE || (options & EL_PLAN_WEIGHT_GRAD) ? learn_synapses * 8u : 0u);
+    end = (end + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN;
+    if (end > UINT32_MAX) return EL_ERR_VALUE;
+    plan->total = (uint32_t)end;
+    return EL_OK;
+}
+
+el_status_t el_plan(const uint8_t *blob, size_t size, unsigned options, el_plan_t *plan)
+{
+    el_net_t scratch;
+    return load(blob, size, options, &scratch, NULL, plan);
+}
+
+uint32_t el_arena_required(const uint8_t *blob, size_t size, unsigned options)
+{
+    el_plan_t plan;
+    return el_plan(blob, size, options, &plan) == EL_OK ? plan.total : 0u;
+}
+
+el_status_t el_init(el_net_t *net, uint8_t *blob, size_t size, void *arena, size_t arena_bytes,
+                    unsigned options)
+{
+    el_plan_t plan;
+    el_status_t st;
+    uint8_t *base = (uint8_t *)arena;
+    if (net == NULL || arena == NULL) return EL_ERR_ARGUMENT;
+    if ((uintptr_t)arena % BUFFER_ALIGN != 0) return EL_ERR_MISALIGNED;
+    el_zero(net, sizeof *net);
+    if ((st = el_plan(blob, size, options, &plan)) != EL_OK) return st;
+    if (plan.total > arena_bytes) return EL_ERR_ARENA_TOO_SMALL;
+    el_zero(arena, plan.total);
+    net->layers = (el_layer_t *)(void *)(base + plan.layers.offset);
+    load(blob, size, options, net, net->layers, &plan);
+    net->blob = blob;
+    net->blob_size = (uint32_t)size;
+    net->plan = plan;
+#define EL_BIND(name, type) net->name = plan.name.bytes ? (type *)(void *)(base + plan.name.offset) : NULL
+    EL_BIND(membrane, int32_t);
+    EL_BIND(potential, int32_t);
+    EL_BIND(current, int32_t);
+    EL_BIND(spikes, uint8_t);
+    EL_BIND(layer_input, int32_t);
+    EL_BIND(nonzero_index, int32_t);
+    EL_BIND(scores, int64_t);
+    EL_BIND(input_trace, int32_t);
+    EL_BIND(threshold_trace, int32_t);
+    EL_BIND(leak_trace, int32_t);
+    EL_BIND(error, int32_t);
+    EL_BIND(error_backprop, int64_t);
+    EL_BIND(threshold_grad, int64_t);
+    EL_BIND(leak_grad, int64_t);
+    EL_BIND(weight_grad, int64_t);
+#undef EL_BIND
+    return EL_OK;
+}
+
+void el_seal(el_net_t *net)
+{
+    sections_t t;
+    uint32_t bytes, k, crc;
+    uint8_t *m;
+    t.blob = net->blob;
+    t.count = rd32(net->blob + 12);
+    t.table_at = rd32(net->blob + 16);
+    m = net->blob + find_section(&t, SEC_MODEL, 0, &bytes);
+    for (k = 0; k < 3; k++) m[12 + k] = (uint8_t)(net->lr_shift[k] > 255u ? 255u : net->lr_shift[k]);
+    crc = blob_crc(net->blob, net->blob_size);
+    for (k = 0; k < 4; k++) net->blob[CRC_AT + k] = (uint8_t)(crc >> (8 * k));
+}

@@ -1,0 +1,191 @@
+/* The kernels of docs/numerics.md §5, one for one with edgelearn/kernels.py and
+ * edgelearn/encoders.py. Skipping zero inputs, errors and gradient entries never changes
+ * a result but decides which PRNG draws happen, so the skips are part of the contract. */
+#include "el_kernels.h"
+#include "el_numerics.h"
+#include "edgelearn.h"
+
+int el_encode_step(uint8_t code, const uint8_t *sample, uint32_t rows, uint32_t n, uint32_t t,
+                   uint32_t *rng_input, int32_t *x)
+{
+    uint32_t i;
+    if (code == EL_ENC_DIRECT) {
+        for (i = 0; i < n; i++) x[i] = sample[i];
+        return EL_INPUT_FRAC;
+    }
+    if (code == EL_ENC_RATE) {      /* one draw per input per step: p = sample / 256 */
+        for (i = 0; i < n; i++) x[i] = (el_rng_next(rng_input) >> 24) < sample[i] ? 1 : 0;
+        return 0;
+    }
+    /* events: row t of a [rows][n] recording; steps past the recording are silent */
+    for (i = 0; i < n; i++) x[i] = (t < rows && sample[(size_t)t * n + i] != 0) ? 1 : 0;
+    return 0;
+}
+
+void el_dense_current(const int16_t *W, uint32_t n_out, uint32_t n_in, const int32_t *x, int x_frac,
+                      int w_frac, int32_t *nonzero, int32_t *cur)
+{
+    uint32_t i, j, k, n = 0;
+    int shift = w_frac + x_frac - EL_STATE_FRAC;
+    for (i = 0; i < n_in; i++)       /* event-driven: visit only the non-zero inputs */
+        if (x[i] != 0) nonzero[n++] = (int32_t)i;
+    for (j = 0; j < n_out; j++) {
+        const int16_t *row = W + (size_t)j * n_in;
+        int64_t acc = 0;
+        for (k = 0; k < n; k++) acc += (int64_t)row[nonzero[k]] * x[nonzero[k]];
+        cur[j] = el_sat32(el_round_shift(acc, shift));
+    }
+}
+
+void el_input_trace_step(int64_t a, const int32_t *x, uint32_t n, int x_frac, int32_t *x_tr)
+{
+    uint32_t i;
+    int lift = EL_STATE_FRAC - x_frac;     /* inputs enter the trace in Q16 */
+    for (i = 0; i < n; i++) x_tr[i] = el_sat32(el_mul_state(a, x_tr[i]) + el_shl(x[i], lift));
+}
+
+void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_t n, int32_t *th_tr,
+                          int32_t *a_tr)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) {              /* reads V[t-1], s[t-1]: before the neuron step */
+        th_tr[j] = el_sat32(el_mul_state(a, (int64_t)th_tr[j] - EL_ONE * s[j]));
+        a_tr[j] = el_sat32(el_mul_state(a, a_tr[j]) + V[j]);
+    }
+}
+
+void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, uint32_t n, int32_t *V, uint8_t *s,
+                 int32_t *U)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) {              /* reset by subtraction, leak after reset */
+        int32_t u = el_sat32(el_mul_state(a, V[j]) + cur[j]);
+        U[j] = u;
+        if (u >= th[j]) {
+            s[j] = 1;
+            V[j] = el_sat32((int64_t)u - th[j]);
+        } else {
+            s[j] = 0;
+            V[j] = u;
+        }
+    }
+}
+
+void el_li_step(const int32_t *cur, int64_t a, uint32_t n, int32_t *V, int32_t *U)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) {
+        V[j] = el_sat32(el_mul_state(a, V[j]) + cur[j]);
+        U[j] = V[j];
+    }
+}
+
+int64_t el_surrogate(int64_t x, int k)
+{
+    int64_t phi = EL_ONE - el_round_shift(x < 0 ? -x : x, k);   /* triangle, half-width 2^k */
+    return phi > 0 ? phi : 0;
+}
+
+void el_spiking_output_error(const uint8_t *s, const int32_t *U, const int32_t *th, uint32_t n,
+                             int32_t label, int k, int32_t *d)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) {              /* E = 1/2 |s - y|^2 */
+        int64_t e = (int64_t)s[j] - ((int32_t)j == label ? 1 : 0);
+        d[j] = el_sat32(e * el_surrogate((int64_t)U[j] - th[j], k));
+    }
+}
+
+void el_li_output_error(const int32_t *U, uint32_t n, int32_t label, int32_t *d)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) d[j] = el_sat32((int64_t)U[j] - ((int32_t)j == label ? EL_ONE : 0));
+}
+
+void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, const int32_t *U,
+                     const int32_t *th, uint32_t n, int w_frac_up, int k, int64_t *back, int32_t *d)
+{
+    uint32_t m, j;
+    el_zero(back, (size_t)n * sizeof(int64_t));
+    for (m = 0; m < n_up; m++) {           /* event-driven over non-zero upper errors */
+        const int16_t *row = W_up + (size_t)m * n;
+        int64_t dm = d_up[m];
+        if (dm == 0) continue;
+        for (j = 0; j < n; j++) back[j] += (int64_t)row[j] * dm;   /* unsaturated: §8 */
+    }
+    for (j = 0; j < n; j++) {
+        int64_t g = el_sat32(el_round_shift(back[j], w_frac_up));
+        d[j] = el_sat32(el_round_shift(g * el_surrogate((int64_t)U[j] - th[j], k), EL_STATE_FRAC));
+    }
+}
+
+void el_update_weights(int16_t *W, uint32_t n_out, uint32_t n_in, const int32_t *d, const int32_t *x_tr,
+                       int shift, uint32_t *rng)
+{
+    uint32_t i, j;
+    for (j = 0; j < n_out; j++) {
+        int16_t *row = W + (size_t)j * n_in;
+        int64_t dj = d[j];
+        if (dj == 0) continue;
+        for (i = 0; i < n_in; i++)
+            if (x_tr[i] != 0) row[i] = el_sat16(row[i] - el_stochastic_shift(dj * x_tr[i], shift, rng));
+    }
+}
+
+void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, const int32_t *d,
+                                const int32_t *x_tr)
+{
+    uint32_t i, j;
+    for (j = 0; j < n_out; j++) {
+        int64_t *row = gW + (size_t)j * n_in;
+        int64_t dj = d[j];
+        if (dj == 0) continue;
+        for (i = 0; i < n_in; i++)
+            if (x_tr[i] != 0) row[i] = el_sat_sum(row[i], dj * x_tr[i]);
+    }
+}
+
+void el_apply_weight_grads(int16_t *W, int64_t *gW, uint32_t n_out, uint32_t n_in, int shift, uint32_t *rng)
+{
+    size_t i, n = (size_t)n_out * n_in;
+    for (i = 0; i < n; i++) {              /* row-major, non-zero entries only */
+        if (gW[i] != 0) {
+            W[i] = el_sat16(W[i] - el_stochastic_shift(gW[i], shift, rng));
+            gW[i] = 0;
+        }
+    }
+}
+
+void el_threshold_grads(const int32_t *d, const int32_t *th_tr, uint32_t n, int64_t *g)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++)
+        if (d[j] != 0) g[j] = el_sat_sum(g[j], (int64_t)d[j] * ((int64_t)th_tr[j] - EL_ONE));
+}
+
+void el_apply_threshold_grads(int32_t *th, int64_t *g, uint32_t n, int shift, int64_t floor, uint32_t *rng)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) {
+        if (g[j] != 0) {
+            int64_t v = el_sat32(th[j] - el_stochastic_shift(g[j], shift, rng));
+            th[j] = (int32_t)(v > floor ? v : floor);
+            g[j] = 0;
+        }
+    }
+}
+
+int64_t el_leak_grad(const int32_t *d, const int32_t *a_tr, uint32_t n)
+{
+    uint32_t j;
+    int64_t acc = 0;
+    for (j = 0; j < n; j++)
+        if (d[j] != 0) acc = el_sat_sum(acc, (int64_t)d[j] * a_tr[j]);
+    return acc;
+}
+
+int64_t el_apply_leak_grad(int64_t a, int64_t g, int shift, uint32_t *rng)
+{
+    if (g == 0) return a;                  /* no draw without a gradient */
+    return el_saturate(a - el_stochastic_shift(g, shift, rng), 0, EL_ONE);
+}

@@ -1,0 +1,57 @@
+/* Fixed-point kernels: one function per operation, each the mirror of the function of
+ * the same name in edgelearn/kernels.py (docs/numerics.md §5). Weights are int16,
+ * row-major [n_out][n_in], Q`w_frac`; everything else is Q16 in int32; products and
+ * sums are int64. Loops run in ascending index order: the order decides PRNG draws. */
+#ifndef EL_KERNELS_H
+#define EL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Clear n bytes. The runtime's only memory helper: no libc is needed on a target. */
+static inline void el_zero(void *p, size_t n)
+{
+    uint8_t *b = (uint8_t *)p;
+    while (n--) *b++ = 0;
+}
+
+/* ---- encoders (edgelearn/encoders.py) --------------------------------------------- */
+/* Fill x[n] with the input of step t and return its fractional bits. `sample` is
+ * uint8[n] (direct, rate) or uint8[rows][n] (events). */
+int el_encode_step(uint8_t code, const uint8_t *sample, uint32_t rows, uint32_t n, uint32_t t,
+                   uint32_t *rng_input, int32_t *x);
+
+/* ---- forward ---------------------------------------------------------------------- */
+/* Scratch of el_dense_current: the indices of the non-zero inputs. */
+static inline uint32_t el_dense_current_buffer_size(uint32_t n_in) { return n_in * (uint32_t)sizeof(int32_t); }
+void el_dense_current(const int16_t *W, uint32_t n_out, uint32_t n_in, const int32_t *x, int x_frac,
+                      int w_frac, int32_t *nonzero, int32_t *cur);
+void el_input_trace_step(int64_t a, const int32_t *x, uint32_t n, int x_frac, int32_t *x_tr);
+void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_t n, int32_t *th_tr,
+                          int32_t *a_tr);
+void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, uint32_t n, int32_t *V, uint8_t *s,
+                 int32_t *U);
+void el_li_step(const int32_t *cur, int64_t a, uint32_t n, int32_t *V, int32_t *U);
+
+/* ---- errors ----------------------------------------------------------------------- */
+int64_t el_surrogate(int64_t x, int k);
+void el_spiking_output_error(const uint8_t *s, const int32_t *U, const int32_t *th, uint32_t n,
+                             int32_t label, int k, int32_t *d);
+void el_li_output_error(const int32_t *U, uint32_t n, int32_t label, int32_t *d);
+/* Scratch of el_hidden_error: the unsaturated back-propagated sums. */
+static inline uint32_t el_hidden_error_buffer_size(uint32_t n) { return n * (uint32_t)sizeof(int64_t); }
+void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, const int32_t *U,
+                     const int32_t *th, uint32_t n, int w_frac_up, int k, int64_t *back, int32_t *d);
+
+/* ---- learning --------------------------------------------------------------------- */
+void el_update_weights(int16_t *W, uint32_t n_out, uint32_t n_in, const int32_t *d, const int32_t *x_tr,
+                       int shift, uint32_t *rng);
+void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, const int32_t *d,
+                                const int32_t *x_tr);
+void el_apply_weight_grads(int16_t *W, int64_t *gW, uint32_t n_out, uint32_t n_in, int shift, uint32_t *rng);
+void el_threshold_grads(const int32_t *d, const int32_t *th_tr, uint32_t n, int64_t *g);
+void el_apply_threshold_grads(int32_t *th, int64_t *g, uint32_t n, int shift, int64_t floor, uint32_t *rng);
+int64_t el_leak_grad(const int32_t *d, const int32_t *a_tr, uint32_t n);
+int64_t el_apply_leak_grad(int64_t a, int64_t g, int shift, uint32_t *rng);
+
+#endif /* EL_KERNELS_H */

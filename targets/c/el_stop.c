@@ -1,0 +1,168 @@
+/* STOP's per-sample loop and the application of accumulated gradients: the mirror of
+ * run_sample / forward_layer / apply_accumulated in edgelearn/learning/stop_fixed.py
+ * (docs/numerics.md §6). Parameters are the blob's sections, learned in place. */
+#include "edgelearn.h"
+#include "el_kernels.h"
+#include "el_numerics.h"
+
+static int16_t *layer_weights(const el_net_t *net, const el_layer_t *ly)
+{
+    return (int16_t *)(void *)(net->blob + ly->weights_at);
+}
+static int32_t *layer_thresholds(const el_net_t *net, const el_layer_t *ly)
+{
+    return (int32_t *)(void *)(net->blob + ly->thresholds_at);
+}
+static int32_t *layer_leak(const el_net_t *net, const el_layer_t *ly)
+{
+    return (int32_t *)(void *)(net->blob + ly->leak_at);
+}
+
+/* One layer's step: traces (trainable layers, when learning), current, neuron. */
+static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x, int x_frac, int learn)
+{
+    int64_t a = *layer_leak(net, ly);
+    uint32_t n = ly->n_out, o = ly->n_off;
+    if (learn && (ly->flags & EL_TRAINABLE)) {   /* traces first: they read V[t-1], s[t-1] */
+        el_input_trace_step(a, x, ly->n_in, x_frac, net->input_trace + ly->in_off);
+        el_neuron_trace_step(a, net->membrane + o, net->spikes + o, n, net->threshold_trace + ly->learn_off,
+                             net->leak_trace + ly->learn_off);
+    }
+    el_dense_current(layer_weights(net, ly), n, ly->n_in, x, x_frac, ly->weight_frac, net->nonzero_index,
+                     net->current + o);
+    if (ly->neuron == EL_NEURON_LI)
+        el_li_step(net->current + o, a, n, net->membrane + o, net->potential + o);
+    else
+        el_lif_step(net->current + o, a, layer_thresholds(net, ly), n, net->membrane + o, net->spikes + o,
+                    net->potential + o);
+}
+
+/* Spatial errors of one step, top-down from the readout to the lowest trainable layer. */
+static void errors(el_net_t *net, int32_t label)
+{
+    const el_layer_t *top = &net->layers[net->layer_count - 1];
+    uint32_t l;
+    if (top->neuron == EL_NEURON_LI)
+        el_li_output_error(net->potential + top->n_off, top->n_out, label, net->error + top->learn_off);
+    else
+        el_spiking_output_error(net->spikes + top->n_off, net->potential + top->n_off,
+                                layer_thresholds(net, top), top->n_out, label, net->surrogate_shift,
+                                net->error + top->learn_off);
+    for (l = net->layer_count - 1; l-- > net->lowest;) {
+        const el_layer_t *ly = &net->layers[l], *up = &net->layers[l + 1];
+        el_hidden_error(layer_weights(net, up), up->n_out, net->error + up->learn_off, net->potential + ly->n_off,
+                        layer_thresholds(net, ly), ly->n_out, up->weight_frac, net->surrogate_shift,
+                        net->error_backprop, net->error + ly->learn_off);
+    }
+}
+
+static int weight_shift(const el_net_t *net, const el_layer_t *ly, uint32_t extra)
+{
+    return (int)(2 * EL_STATE_FRAC - ly->weight_frac + net->lr_shift[0] + extra);   /* Q32 -> Q`wf` */
+}
+static int threshold_shift(const el_net_t *net, uint32_t extra) { return (int)(EL_STATE_FRAC + net->lr_shift[1] + extra); }
+static int leak_shift(const el_net_t *net, uint32_t extra) { return (int)(EL_STATE_FRAC + net->lr_shift[2] + extra); }
+
+/* Updates of one step, bottom-up: weights, threshold, leak per trainable layer. */
+static void updates(el_net_t *net, int per_step)
+{
+    uint32_t l;
+    for (l = net->lowest; l < net->layer_count; l++) {
+        const el_layer_t *ly = &net->layers[l];
+        const int32_t *d = net->error + ly->learn_off;
+        const int32_t *xt = net->input_trace + ly->in_off;
+        if (!(ly->flags & EL_TRAINABLE)) continue;
+        if (per_step)
+            el_update_weights(layer_weights(net, ly), ly->n_out, ly->n_in, d, xt, weight_shift(net, ly, 0),
+                              &net->rng_learn);
+        else
+            el_accumulate_weight_grads(net->weight_grad + ly->w_off, ly->n_out, ly->n_in, d, xt);
+        if (ly->flags & EL_LEARN_THRESHOLD) {
+            int64_t *g = net->threshold_grad + ly->learn_off;
+            el_threshold_grads(d, net->threshold_trace + ly->learn_off, ly->n_out, g);
+            if (per_step)
+                el_apply_threshold_grads(layer_thresholds(net, ly), g, ly->n_out, threshold_shift(net, 0),
+                                         EL_THRESHOLD_FLOOR, &net->rng_learn);
+        }
+        if (ly->flags & EL_LEARN_LEAK) {
+            net->leak_grad[l] = el_sat_sum(net->leak_grad[l], el_leak_grad(d, net->leak_trace + ly->learn_off,
+                                                                           ly->n_out));
+            if (per_step) {
+                int32_t *a = layer_leak(net, ly);
+                *a = (int32_t)el_apply_leak_grad(*a, net->leak_grad[l], leak_shift(net, 0), &net->rng_learn);
+                net->leak_grad[l] = 0;
+            }
+        }
+    }
+}
+
+el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, int32_t label,
+                          int learn, int per_step)
+{
+    const el_plan_t *p = &net->plan;
+    const el_layer_t *top = &net->layers[net->layer_count - 1];
+    uint32_t t, l, j;
+    if (sample == NULL) return EL_ERR_ARGUMENT;
+    learn = learn && net->lowest < net->layer_count;
+    if (learn && !per_step && net->weight_grad == NULL)
+        return EL_ERR_ARGUMENT;           /* accumulating needs a plan with EL_PLAN_WEIGHT_GRAD */
+    /* the zero state; parameters, PRNG states and gradient sums persist */
+    el_zero(net->membrane, p->membrane.bytes);
+    el_zero(net->spikes, p->spikes.bytes);
+    el_zero(net->threshold_trace, p->threshold_trace.bytes);
+    el_zero(net->leak_trace, p->leak_trace.bytes);
+    el_zero(net->input_trace, p->input_trace.bytes);
+    el_zero(net->scores, p->scores.bytes);
+    for (t = 0; t < net->T; t++) {
+        int x_frac = el_encode_step(net->encoding, sample, rows, net->input_size, t, &net->rng_input,
+                                    net->layer_input);
+        forward_layer(net, &net->layers[0], net->layer_input, x_frac, learn);  /* layer 0 reads the encoder */
+        for (l = 1; l < net->layer_count; l++) {          /* the others read the spikes below */
+            const el_layer_t *ly = &net->layers[l];
+            const uint8_t *below = net->spikes + net->layers[l - 1].n_off;
+            for (j = 0; j < ly->n_in; j++) net->layer_input[j] = below[j];
+            forward_layer(net, ly, net->layer_input, 0, learn);
+        }
+        for (j = 0; j < top->n_out; j++)
+            net->scores[j] += top->neuron == EL_NEURON_LI ? net->potential[top->n_off + j] : net->spikes[top->n_off + j];
+        if (!learn) continue;
+        errors(net, label);
+        updates(net, per_step);
+    }
+    return EL_OK;
+}
+
+void el_apply_accumulated(el_net_t *net, uint32_t extra_shift)
+{
+    uint32_t l;
+    for (l = 0; l < net->layer_count; l++) {   /* the order of the per-step updates */
+        const el_layer_t *ly = &net->layers[l];
+        if (!(ly->flags & EL_TRAINABLE)) continue;
+        el_apply_weight_grads(layer_weights(net, ly), net->weight_grad + ly->w_off, ly->n_out, ly->n_in,
+                              weight_shift(net, ly, extra_shift), &net->rng_learn);
+        if (ly->flags & EL_LEARN_THRESHOLD)
+            el_apply_threshold_grads(layer_thresholds(net, ly), net->threshold_grad + ly->learn_off, ly->n_out,
+                                     threshold_shift(net, extra_shift), EL_THRESHOLD_FLOOR, &net->rng_learn);
+        if (ly->flags & EL_LEARN_LEAK) {
+            int32_t *a = layer_leak(net, ly);
+            *a = (int32_t)el_apply_leak_grad(*a, net->leak_grad[l], leak_shift(net, extra_shift), &net->rng_learn);
+            net->leak_grad[l] = 0;
+        }
+    }
+}
+
+uint32_t el_predict(const el_net_t *net)
+{
+    const el_layer_t *top = &net->layers[net->layer_count - 1];
+    uint32_t j, best = 0;
+    for (j = 1; j < top->n_out; j++)      /* strictly greater: ties go to the lowest index */
+        if (net->scores[j] > net->scores[best]) best = j;
+    return best;
+}
+
+void el_slow_down(el_net_t *net)
+{
+    net->lr_shift[0]++;
+    net->lr_shift[1]++;
+    net->lr_shift[2]++;
+}

@@ -1,0 +1,64 @@
+"""The memory profiler: its arena is the C runtime's, independent of T; BPTT grows with T."""
+import json
+
+import pytest
+
+from edgelearn import native
+from edgelearn import profile as pf
+from edgelearn.model import Learning, Neuron, init_params, mlp
+from edgelearn.modelblob import to_blob
+
+REQUIRED_BOARDS = {"stm32f746", "stm32l476", "nrf52840", "rp2040", "esp32c3", "mps2-an386", "mps2-an500",
+                   "ice40up5k"}
+
+
+@pytest.fixture(scope="module")
+def mnist_model():
+    return init_params(mlp("mnist-784-256-10", [784, 256, 10]))
+
+
+def test_catalogue_lists_the_boards_with_sources():
+    cat = pf.catalogue()
+    assert REQUIRED_BOARDS <= set(cat)
+    for name, info in cat.items():
+        for key in ("core", "clock_hz", "fpu", "sram", "flash", "source"):
+            assert info[key], (name, key)
+
+
+@pytest.mark.parametrize("learner", pf.LEARNERS)
+@pytest.mark.parametrize("sizes,readout,update", [([784, 256, 10], "lif", "step"), ([20, 7, 5, 3], "li", "sample"),
+                                                   ([9, 4], "if", "step")])
+def test_profiled_arena_equals_what_the_c_runtime_reserves(sizes, readout, update, learner):
+    model = init_params(mlp("p", sizes, readout=Neuron(readout), learning=Learning(update=update)))
+    m = pf.with_learner(model, learner)
+    blob = to_blob(m)
+    assert pf.arena_plan(m) == native.plan(blob)
+    assert pf.arena_plan(m, weight_grad=True) == native.plan(blob, weight_grad=True)
+    assert pf.arena_plan(m)["total"] == native.arena_required(blob)
+
+
+def test_stop_arena_is_independent_of_T_and_bptt_grows_linearly(mnist_model):
+    runs = {T: pf.profile(mnist_model, "mps2-an386", "stop", T, measure_code=False) for T in (8, 16, 256)}
+    assert runs[8]["arena"] == runs[256]["arena"] == native.arena_required(to_blob(pf.with_learner(mnist_model, "stop", 256)))
+    assert runs[8]["total_ram"] == runs[256]["total_ram"]
+    slope = runs[16]["total_ram_bptt"] - runs[8]["total_ram_bptt"]
+    assert slope == 8 * (5 * (256 + 10) + 784)
+    assert runs[256]["total_ram_bptt"] - runs[8]["total_ram_bptt"] == slope * (256 - 8) // 8
+
+
+def test_profile_measures_code_and_judges_the_budget(mnist_model, tmp_path):
+    small = pf.profile(init_params(mlp("d", [64, 32, 10])), "stm32l476", "stop", 8)
+    assert small["fits"] and small["code_measured"] and small["flash"]["code"] > 1000
+    assert small["ram"]["stack (estimate)"] > 0 and small["ram"]["runtime context"] > 0
+    big = pf.profile(mnist_model, "stm32l476", "stop", 8)
+    assert not big["fits"]                        # 406 KB of int16 weights in 128 KB of SRAM
+    assert pf.profile(mnist_model, "mps2-an386", "stop", 8)["fits"]
+    json.dumps(big)
+    assert "DOES NOT FIT" in pf.format_table(big)
+    pf.plot(big, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_fpga_target_profiles_without_a_toolchain(mnist_model):
+    p = pf.profile(init_params(mlp("d", [64, 32, 10])), "ice40up5k", "readout", 8)
+    assert not p["code_measured"] and p["arena"] > 0
