@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: demo test bench bench-mnist bench-peers setup clean
+.PHONY: demo test bench bench-mnist bench-mnist-spide bench-peers setup clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-bench: bench-mnist bench-peers
+bench: bench-mnist bench-mnist-spide bench-peers
 
 # MNIST 10k/10k, 784-256-10, fixed-point STOP beside its float twin (about 12 minutes).
 bench-mnist: $(STAMP)
 	$(PY) bench/mnist_stop.py
+
+# MNIST 10k/10k, 784-256-10, fixed-point SPIDE beside its float twin (about 10 minutes).
+bench-mnist-spide: $(STAMP)
+	$(PY) bench/mnist_spide.py
 
 # The peers live in their own venv: torch 2.13.0 (the CPU wheel on these machines) first,
 # then snntorch and spikingjelly constrained so torch is never upgraded.

@@ -22,6 +22,9 @@ RULES = ("stop", "readout", "none", "spide")   # blob codes: only ever append
 RESETS = ("subtract", "modified")   # modified: fire at th, subtract 2*th (SPIDE; rates round, not floor)
 UPDATE_MODES = ("step", "sample")
 INPUT = "input"
+# The widest layer: the hidden error's int64 sum of 2^46-sized terms stays exact below
+# 2^17 terms (docs/numerics.md §8); 2^16 - 1 also fits the device's u16 counters.
+MAX_LAYER_SIZE = 65535
 
 
 class ModelError(ValueError):
@@ -141,6 +144,8 @@ class Model:
         names = {layer.name for layer in self.layers}
         for i, layer in enumerate(self.layers):
             where = f"layer {i} ({layer.name!r})"
+            if layer.name == INPUT:
+                raise ModelError(f"{where}: {INPUT!r} is the reserved name of the model's input")
             if layer.name in seen:
                 raise ModelError(f"{where}: duplicate name")
             if layer.kind not in LAYER_KINDS:
@@ -151,6 +156,8 @@ class Model:
                 raise ModelError(f"{where}: a non-spiking 'li' neuron can only be the readout (last) layer")
             if not layer.shape or any(d <= 0 for d in layer.shape):
                 raise ModelError(f"{where}: shape {layer.shape} must be positive")
+            if layer.size > MAX_LAYER_SIZE:
+                raise ModelError(f"{where}: {layer.size} neurons; a layer has at most {MAX_LAYER_SIZE}")
             if not 0 <= layer.weight_frac <= 15:
                 raise ModelError(f"{where}: weight_frac {layer.weight_frac} outside 0..15 (int16 weights)")
             if not layer.inputs:
@@ -197,6 +204,9 @@ class Model:
             raise ModelError(f"{where}: thresholds must be > 0")
         if not 0 <= p.leak <= nx.ONE:
             raise ModelError(f"{where}: leak {p.leak} outside [0, {nx.ONE}] (Q16)")
+        if layer.neuron.kind == "if" and p.leak != nx.ONE:
+            raise ModelError(f"{where}: an 'if' neuron does not leak: its leak must be {nx.ONE} (1.0 in Q16), "
+                             f"got {p.leak}")
 
     # -- parameters ---------------------------------------------------------------
     def n_parameters(self) -> dict[str, int]:

@@ -378,3 +378,22 @@ def test_tiny_learning_rate_never_wrecks_the_weights(weight_frac, lr_shift, slow
         return
     moved = np.abs(net.weights.astype(np.int64) - w0).max()
     assert moved <= 16, f"a 2^-{lr_shift} learning rate moved a weight by {moved} LSBs"
+
+
+def test_validation_refuses_what_the_contract_cannot_run():
+    import pytest
+    from edgelearn.model import Layer, ModelError, Neuron, init_params, mlp, Edge
+    from edgelearn import numerics as nx
+    # a layer may not take the input's name
+    m = mlp("m", [4, 3])
+    m.layers = (Layer("input", "dense", (Edge("input"),), (3,), Neuron("lif")),)
+    with pytest.raises(ModelError, match="reserved name"):
+        m.validate_structure()
+    # wider than the hidden error's exact int64 sum allows
+    with pytest.raises(ModelError, match="at most 65535"):
+        mlp("wide", [4, 70000, 3]).validate_structure()
+    # an IF neuron that leaks is a contradiction, wherever the parameters came from
+    m = init_params(mlp("if", [4, 3], hidden=Neuron("if"), readout=Neuron("if")))
+    m.params["readout"].leak = nx.ONE - 1
+    with pytest.raises(ModelError, match="'if' neuron does not leak"):
+        m.validate()
