@@ -246,6 +246,7 @@ def markdown(report) -> str:
         lines += ["", "Same split (sklearn digits, 1,347 train / 450 test), same initial weights, same "
                   "sample order; the test set is evaluated after each epoch and at the end of the budget, with "
                   "the clock stopped (so \"first >= 95%\" has the resolution of one epoch).", ""]
+    lines += device_markdown(report["device"])
     lines += ["## Targets", "", "| target | goal | measured | met |", "|---|---:|---:|:---:|"]
     for t in report["targets"]:
         lines.append(f"| {t['target']} | {t['goal']} | {t['measured']:.3g} | {'yes' if t['met'] else '**no**'} |")
@@ -286,6 +287,37 @@ def plot(report, path) -> None:
     plt.close(fig)
 
 
+DEVICE_TARGET = "mps2-an386"   # the emulated Cortex-M4F board (4 MiB SRAM: every model fits)
+
+
+def device_memory(nets, Ts) -> list[dict]:
+    """The device side, from the memory profiler: the C runtime's arena and the whole
+    training RAM on a Cortex-M4 for edgelearn's STOP, beside BPTT for the same model and T
+    (batch 1: a device learns online)."""
+    from edgelearn.profile import profile
+    rows = []
+    for net in nets:
+        for T in Ts:
+            r = profile(pe.make_model(net, T), DEVICE_TARGET, "stop", T, measure_code=False)
+            rows.append({"net": net, "T": T, "arena": r["arena"], "ram": r["total_ram"],
+                         "ram_bptt": r["total_ram_bptt"]})
+    return rows
+
+
+def device_markdown(rows) -> list[str]:
+    lines = [f"## On the device (memory profiler, {DEVICE_TARGET}, batch 1)", "",
+             "`edgelearn profile` for the same models: the C runtime's arena (everything but the "
+             "parameters and the code) and all the RAM training needs, beside BPTT at the same T "
+             "(stored activations for T steps; formula in docs/c-runtime.md). Code size is left out "
+             "here (it needs the cross compiler; `edgelearn profile` reports it).", "",
+             "| net | T | edgelearn arena | edgelearn RAM | BPTT RAM | BPTT / edgelearn |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['net']} | {r['T']} | {fmt_bytes(r['arena'])} | {fmt_bytes(r['ram'])} | "
+                     f"{fmt_bytes(r['ram_bptt'])} | {r['ram_bptt'] / r['ram']:.1f}x |")
+    return lines + [""]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="T in {8, 32, 256}, short timings, 5 s accuracy budget")
@@ -302,6 +334,8 @@ def main() -> None:
     args = p.parse_args()
     if args.from_json:
         report, out = json.loads(Path(args.from_json).read_text()), Path(args.from_json).with_suffix("")
+        report["device"] = device_memory(report["settings"]["nets"], report["settings"]["T"])
+        out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
         out.with_suffix(".md").write_text(markdown(report))
         plot(report, out.with_suffix(".png"))
         print(f"wrote {out}.md, {out}.png")
@@ -356,6 +390,7 @@ def main() -> None:
                                      "(its kernels are not parallel).",
                   "edgelearn-float": "FloatSTOP: the float64 numpy twin of the same mathematics."},
         "cells": cells, "ratios": ratios(cells, methods), "accuracy": accuracy, "targets": targets(cells),
+        "device": device_memory(args.nets, args.T),
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
     out = Path(args.out)

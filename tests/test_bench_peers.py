@@ -58,3 +58,11 @@ def test_time_training_reports_per_sample_seconds():
     t = pe.time_training(lambda i: None, 4, 2, budget_s=0.001, min_repeats=3, max_repeats=3)
     assert t.repeats == 3 and t.seconds_per_sample >= 0
     assert np.isfinite(t.spread)
+
+
+def test_device_memory_from_the_profiler_is_flat_in_T_and_BPTT_grows():
+    import peers
+    rows = peers.device_memory(["64-128-10"], [8, 256])
+    assert rows[0]["arena"] == rows[1]["arena"] > 0 and rows[0]["ram"] == rows[1]["ram"]
+    assert rows[1]["ram_bptt"] > rows[0]["ram_bptt"] > rows[0]["ram"]
+    assert "torch" not in sys.modules
