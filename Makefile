@@ -32,11 +32,11 @@ bench: bench-mnist bench-mnist-spide bench-peers
 
 # MNIST 10k/10k, 784-256-10, fixed-point STOP beside its float twin (about 12 minutes).
 bench-mnist: $(STAMP)
-	$(PY) bench/mnist_stop.py
+	$(PY) bench/twins.py --rule stop
 
 # MNIST 10k/10k, 784-256-10, fixed-point SPIDE beside its float twin (about 10 minutes).
 bench-mnist-spide: $(STAMP)
-	$(PY) bench/mnist_spide.py
+	$(PY) bench/twins.py --rule spide
 
 # The peers live in their own venv: torch 2.13.0 (the CPU wheel on these machines) first,
 # then snntorch and spikingjelly constrained so torch is never upgraded.
