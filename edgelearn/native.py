@@ -29,7 +29,7 @@ from .model import Model, ModelError
 from .modelblob import from_blob, to_blob
 
 C_DIR = Path(__file__).resolve().parent.parent / "targets" / "c"
-RUNTIME_SOURCES = ("el_kernels.c", "el_blob.c", "el_stop.c")   # el_static.c is the device's arena
+RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c")   # el_static.c is the device's arena
 COMPILE_ARGS = ("-std=gnu99", "-O2")
 
 # What Python sees of edgelearn.h (cffi cannot read the preprocessor; keep in step).
@@ -48,13 +48,24 @@ typedef struct {
     uint32_t n_in, n_out;
     uint32_t weights_at, thresholds_at, leak_at;
     uint32_t n_off, learn_off, in_off, w_off;
-    uint8_t  neuron, weight_frac, flags, reserved;
+    uint8_t  neuron, weight_frac, flags, reset_shift;
+    uint32_t e_start;
+    uint16_t e_count;
+    int8_t   vd;
+    uint8_t  reserved;
 } el_layer_t;
+typedef struct {
+    int32_t  src;
+    uint32_t delay, col, n_src, src_off;
+} el_edge_t;
 typedef struct { uint32_t offset, bytes; } el_span_t;
 typedef struct {
     el_span_t layers, membrane, potential, current, spikes, layer_input, nonzero_index, scores;
     el_span_t input_trace, threshold_trace, leak_trace, error, error_backprop;
     el_span_t threshold_grad, leak_grad, weight_grad;
+    el_span_t edges, input_current, spikes_prev, count, half_count, mask, edge_current, input, input_sum;
+    el_span_t output_gradient, drive, back_membrane, back_spikes, back_spikes_prev, back_count;
+    el_span_t back_input, back_sum, row_sums, row_gains, loop_gains, health;
     uint32_t total;
 } el_plan_t;
 typedef struct {
@@ -73,6 +84,14 @@ typedef struct {
     int32_t *input_trace, *threshold_trace, *leak_trace, *error;
     int64_t *error_backprop, *threshold_grad, *leak_grad, *weight_grad;
     el_plan_t plan;
+    uint32_t Tb, edge_count;
+    uint8_t  log2T, log2Tb, feedback, reserved;
+    el_edge_t *edges;
+    int32_t *input_current, *count, *half_count, *edge_current, *input, *input_sum;
+    int32_t *output_gradient, *drive, *back_membrane, *back_count;
+    uint8_t *spikes_prev, *mask;
+    int8_t *back_spikes, *back_spikes_prev;
+    int64_t *back_input, *back_sum, *row_sums, *row_gains, *loop_gains, *health;
 } el_net_t;
 uint32_t el_crc32(uint32_t crc, const uint8_t *data, size_t n);
 el_status_t el_plan(const uint8_t *blob, size_t size, unsigned options, el_plan_t *plan);
@@ -82,6 +101,8 @@ el_status_t el_init(el_net_t *net, uint8_t *blob, size_t size, void *arena, size
 el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, int32_t label,
                           int learn, int per_step);
 void el_apply_accumulated(el_net_t *net, uint32_t extra_shift);
+el_status_t el_spide_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, int32_t label, int learn);
+int64_t el_spide_loop_gain(el_net_t *net);
 uint32_t el_predict(const el_net_t *net);
 void el_slow_down(el_net_t *net);
 void el_seal(el_net_t *net);
@@ -107,7 +128,14 @@ ARENA_BUFFERS = {
     "spikes": np.uint8, "layer_input": np.int32, "nonzero_index": np.int32, "scores": np.int64,
     "input_trace": np.int32, "threshold_trace": np.int32, "leak_trace": np.int32, "error": np.int32,
     "error_backprop": np.int64, "threshold_grad": np.int64, "leak_grad": np.int64, "weight_grad": np.int64,
+    # SPIDE's (docs/spide.md §3; names as in FixedSPIDE.buffers())
+    "edge_table": np.int32, "input_current": np.int32, "spikes_prev": np.uint8, "count": np.int32,
+    "half_count": np.int32, "mask": np.uint8, "edge_current": np.int32, "input": np.int32, "input_sum": np.int32,
+    "output_gradient": np.int32, "drive": np.int32, "back_membrane": np.int32, "back_spikes": np.int8,
+    "back_spikes_prev": np.int8, "back_count": np.int32, "back_input": np.int64, "back_sum": np.int64,
+    "row_sums": np.int64, "row_gains": np.int64, "loop_gains": np.int64, "health": np.int64,
 }
+SPAN_NAMES = {"layer_table": "layers", "edge_table": "edges"}   # buffer name -> el_plan_t field
 STATUS_NAMES = {}          # filled from the enum on first load: code -> "EL_ERR_..."
 
 _module = None
@@ -187,7 +215,7 @@ def plan(blob: bytes, weight_grad: bool = False) -> dict[str, int]:
                        m.lib.EL_PLAN_WEIGHT_GRAD if weight_grad else 0, p)
     if st != m.lib.EL_OK:
         raise NativeError(st, "the C loader refused the blob")
-    out = {name: getattr(p, "layers" if name == "layer_table" else name).bytes for name in ARENA_BUFFERS}
+    out = {name: getattr(p, SPAN_NAMES.get(name, name)).bytes for name in ARENA_BUFFERS}
     out["total"] = p.total
     return out
 
@@ -252,7 +280,7 @@ class NativeSTOP:
         self._has_weight_grad = weight_grad or not self.per_step
 
     def _view(self, name: str) -> np.ndarray:
-        span = getattr(self._net.plan, "layers" if name == "layer_table" else name)
+        span = getattr(self._net.plan, SPAN_NAMES.get(name, name))
         raw = self._arena.view(np.uint8)[span.offset:span.offset + span.bytes]
         return raw.view(ARENA_BUFFERS[name])
 
@@ -343,3 +371,99 @@ class NativeSTOP:
         out.learning = replace(out.learning, lr_weight_shift=int(shifts[0]),
                                lr_threshold_shift=int(shifts[1]), lr_leak_shift=int(shifts[2]))
         return out.validate()
+
+
+class NativeSPIDE(NativeSTOP):
+    """SPIDE in the C runtime: the interface of FixedSPIDE (``run``, ``buffers``,
+    ``to_model``, ``slow_down``, ``health``, ``loop_gain``), the arithmetic of the device."""
+
+    exactness = "bit-exact: the C runtime of targets/c, which implements docs/spide.md"
+
+    def __init__(self, model: Model):
+        from .learning.spide_float import check_spide_model, not_contractive
+
+        check_spide_model(model)
+        self.model = model
+        self._m = load_native()
+        self._blob = _aligned_bytes(to_blob(model))
+        self.per_step = False
+        self._net = self._m.ffi.new("el_net_t *")
+        self._init(weight_grad=False)
+        gain = self.loop_gain()             # as FixedSPIDE: refused when the loop does not contract
+        if gain >= 1.0:
+            raise not_contractive(gain)
+
+    @property
+    def lr_shift(self) -> int:
+        return int(self._net.lr_shift[0])
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self._view("scores").copy()
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Every array the runtime holds while training, by name (FixedSPIDE's names): the
+        parameters (copies of the blob's sections), the arena buffers (live views; the
+        layer table raw, the edge table as [edges, 5]) and the PRNG states."""
+        out = {"weights": self.weights, "thresholds": self.thresholds, "leaks": self.leaks}
+        for name, span in ARENA_BUFFERS.items():
+            if getattr(self._net.plan, SPAN_NAMES.get(name, name)).bytes or name in SPIDE_BUFFERS:
+                out[name] = self._view(name)
+        out["edge_table"] = out["edge_table"].reshape(-1, 5)
+        out["rng_input"], out["rng_learn"] = self.rng_input, self.rng_learn
+        return out
+
+    def _run(self, sample, label: int, learn: bool, per_step: bool = False) -> np.ndarray:
+        from .learning.spide_fixed import H_DEAD_RUN
+        from .learning.spide_float import DEAD_WINDOW, dead_equilibrium, diverged
+
+        rows = np.ascontiguousarray(as_rows(np.asarray(sample)), dtype=np.uint8)
+        st = self._m.lib.el_spide_run_sample(self._net, self._m.ffi.from_buffer("uint8_t[]", rows), rows.shape[0],
+                                             label, learn)
+        if st != self._m.lib.EL_OK:
+            raise NativeError(st, "el_spide_run_sample failed")
+        health = self._view("health")
+        if learn and health[H_DEAD_RUN] >= DEAD_WINDOW:
+            raise diverged(dead_equilibrium(int(health[H_DEAD_RUN])))
+        return self._view("scores").copy()
+
+    def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
+        """Present samples one after the other; learn online when asked. Returns the readout
+        scores o (Q16), [B, classes]."""
+        if learn and len(samples) > 1:
+            raise ValueError("fixed-point SPIDE learns online (batch 1): its gradient scale is chosen per sample")
+        return np.stack([self._run(x, int(labels[b]) if learn else -1, learn) for b, x in enumerate(samples)])
+
+    def loop_gain(self) -> float:
+        """The feedback loop's gain bound (el_spide_loop_gain, Q16 / ONE)."""
+        return self._m.lib.el_spide_loop_gain(self._net) / 65536
+
+    def health(self, reset: bool = False) -> dict:
+        """The health signals since construction (or the last reset; docs/spide.md §7)."""
+        from .learning.spide_fixed import H_DEAD_RUN
+        from .learning.spide_float import HEALTH_KEYS, health_report
+
+        h = self._view("health")
+        counters = {key: int(h[i]) for i, key in enumerate(HEALTH_KEYS)}
+        report = health_report(counters, self.model.learning.T, self.loop_gain())
+        if reset:
+            h[:H_DEAD_RUN] = 0
+        return report
+
+    def slow_down(self) -> None:
+        """Halve the learning rate: one more right shift (SPIDE has only the weights')."""
+        self._m.lib.el_slow_down(self._net)
+
+    def to_model(self) -> Model:
+        learned = from_blob(self.blob())
+        out = self.model.copy()
+        for layer in out.layers:
+            out.params[layer.name].weight = learned.params[layer.name].weight.copy()
+        out.learning = replace(out.learning, lr_weight_shift=self.lr_shift)
+        return out.validate()
+
+
+SPIDE_BUFFERS = ("layer_table", "edge_table", "membrane", "current", "spikes", "nonzero_index", "scores", "error",
+                 "input_current", "spikes_prev", "count", "half_count", "mask", "edge_current", "input", "input_sum",
+                 "output_gradient", "drive", "back_membrane", "back_spikes", "back_spikes_prev", "back_count",
+                 "back_input", "back_sum", "row_sums", "row_gains", "loop_gains", "health")

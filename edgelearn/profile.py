@@ -35,11 +35,14 @@ from .modelblob import to_blob
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "targets" / "catalogue.json"
 C_DIR = ROOT / "targets" / "c"
-RUNTIME_SOURCES = ("el_kernels.c", "el_blob.c", "el_stop.c", "el_static.c")
+RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c", "el_static.c")
 CROSS_FLAGS = ("-std=c99", "-ffreestanding", "-Os", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
                "-fdata-sections", "-fstack-usage")
-LEARNERS = ("stop", "readout", "none")
-LAYER_TABLE_ENTRY = 40         # sizeof(el_layer_t): nine uint32 and four uint8
+LEARNERS = ("stop", "readout", "none", "spide")
+LAYER_TABLE_ENTRY = 48         # sizeof(el_layer_t): ten uint32, one uint16 and six bytes
+EDGE_TABLE_ENTRY = 20          # sizeof(el_edge_t): five 32-bit fields
+HEALTH_COUNTERS = 9            # SPIDE's health counters (int64)
+DEFAULT_TB = 32                # backward steps given to a model profiled as spide without its own Tb
 BUFFER_ALIGN = 8
 
 # Call chains of the runtime (caller first), for the stack estimate: the deepest sum of
@@ -54,6 +57,12 @@ CALL_CHAINS = (
     ("el_init_static", "el_init", "el_plan", "load", "check_layer_semantics", "source_size", "find_section"),
     ("el_init_static", "el_init", "el_plan", "load", "check_header", "blob_crc", "el_crc32"),
     ("el_init_static", "el_init", "el_plan", "load", "check_layer", "find_section"),
+    ("el_init_static", "el_init", "el_plan", "load", "plan_spide", "neuron_offset", "source_size", "find_section"),
+    ("el_run_sample", "el_spide_run_sample", "forward_pass", "input_currents", "el_dense_current"),
+    ("el_run_sample", "el_spide_run_sample", "forward_pass", "el_spike_current"),
+    ("el_run_sample", "el_spide_run_sample", "backward_pass", "couples", "el_backward_input"),
+    ("el_run_sample", "el_spide_run_sample", "apply_updates", "el_update_weights"),
+    ("el_run_sample", "el_spide_run_sample", "guard", "el_spide_loop_gain", "el_row_abs_sums"),
 )
 
 GROUPS = {  # arena buffer -> row of the table
@@ -63,7 +72,16 @@ GROUPS = {  # arena buffer -> row of the table
     "threshold_trace": "traces", "leak_trace": "traces", "error": "errors", "error_backprop": "errors",
     "threshold_grad": "gradient accumulators", "leak_grad": "gradient accumulators",
     "weight_grad": "gradient accumulators",
+    # SPIDE's (docs/spide.md §3)
+    "edge_table": "layer table", "input_current": "neuron state", "spikes_prev": "neuron state",
+    "count": "neuron state", "half_count": "neuron state", "mask": "neuron state", "edge_current": "I/O buffers",
+    "input": "I/O buffers", "input_sum": "I/O buffers", "output_gradient": "errors", "drive": "errors",
+    "back_membrane": "backward couples", "back_spikes": "backward couples", "back_spikes_prev": "backward couples",
+    "back_count": "backward couples", "back_input": "backward couples", "back_sum": "backward couples",
+    "row_sums": "guard and health", "row_gains": "guard and health", "loop_gains": "guard and health",
+    "health": "guard and health",
 }
+SPIDE_ONLY = tuple(list(GROUPS)[list(GROUPS).index("edge_table"):])   # zero in the other plans
 
 
 def catalogue() -> dict[str, dict]:
@@ -80,12 +98,17 @@ def target_info(name: str) -> dict:
 def with_learner(model: Model, learner: str, T: int | None = None) -> Model:
     if learner not in LEARNERS:
         raise ModelError(f"learner {learner!r} is not in the C runtime yet (known: {', '.join(LEARNERS)})")
-    learning = replace(model.learning, rule=learner, **({"T": T} if T is not None else {}))
+    changes = {"rule": learner, **({"T": T} if T is not None else {})}
+    if learner == "spide" and model.learning.Tb == 0:
+        changes["Tb"] = DEFAULT_TB
+    learning = replace(model.learning, **changes)
     return replace(model.copy(), learning=learning)
 
 
 def arena_plan(model: Model, weight_grad: bool = False) -> dict[str, int]:
     """Bytes per arena buffer and ``total``: the plan of el_blob.c's load(), from the model."""
+    if model.learning.rule == "spide":
+        return spide_arena_plan(model)
     layers = model.layers
     L = len(layers)
     rule = model.learning.rule
@@ -105,7 +128,35 @@ def arena_plan(model: Model, weight_grad: bool = False) -> dict[str, int]:
         "error": 4 * learn_neurons, "error_backprop": 8 * max_hidden, "threshold_grad": 8 * learn_neurons,
         "leak_grad": 8 * L if any(trainable) else 0,
         "weight_grad": 8 * learn_synapses if keeps_weight_grad else 0,
+        **{name: 0 for name in SPIDE_ONLY},
     }
+    end = 0
+    for n in sizes.values():
+        end = _align(end) + n
+    sizes["total"] = _align(end)
+    return sizes
+
+
+def spide_arena_plan(model: Model) -> dict[str, int]:
+    """SPIDE's arena (el_blob.c's plan_spide): FixedSPIDE's buffers (docs/spide.md §3) in
+    el_plan_t order. O(neurons + inputs + edges): nothing depends on T or Tb."""
+    layers = model.layers
+    L = len(layers)
+    N = sum(layer.size for layer in layers)
+    inputs = model.input.size
+    width = max(inputs, max(layer.size for layer in layers))
+    classes = layers[-1].size
+    edges = sum(len(layer.inputs) for layer in layers)
+    sizes = {name: 0 for name in GROUPS}
+    sizes.update({
+        "layer_table": L * LAYER_TABLE_ENTRY, "membrane": 4 * N, "current": 4 * N, "spikes": N,
+        "nonzero_index": 4 * width, "scores": 8 * classes, "error": 4 * classes,
+        "edge_table": edges * EDGE_TABLE_ENTRY, "input_current": 4 * N, "spikes_prev": N, "count": 4 * N,
+        "half_count": 4 * N, "mask": N, "edge_current": 4 * width, "input": 4 * inputs, "input_sum": 4 * inputs,
+        "output_gradient": 4 * N, "drive": 4 * N, "back_membrane": 4 * N, "back_spikes": N,
+        "back_spikes_prev": N, "back_count": 4 * N, "back_input": 8 * width, "back_sum": 8 * width,
+        "row_sums": 8 * width, "row_gains": 8 * width, "loop_gains": 8 * L, "health": 8 * HEALTH_COUNTERS,
+    })
     end = 0
     for n in sizes.values():
         end = _align(end) + n
@@ -199,23 +250,26 @@ def profile(model: Model, target: str, learner: str, T: int, measure_code: bool 
     stack = build.stack if build else 0
     code = build.text + build.data if build else 0
 
-    def group(name):
-        return sum(n for b, n in plan.items() if GROUPS.get(b) == name)
+    def group(name, of=plan):
+        return sum(n for b, n in of.items() if GROUPS.get(b) == name)
 
     learns = learner != "none"
     neurons = sum(layer.size for layer in m.layers)
     inputs = m.input.size
-    bptt_train = with_learner(model, "stop", T) if learner == "readout" else m
+    # BPTT trains every layer (as STOP's plan lays them out) and keeps T steps of activations
+    bptt_train = with_learner(model, "stop", T) if learner in ("readout", "spide") else m
     bptt_plan = arena_plan(replace(bptt_train, learning=replace(bptt_train.learning, update="sample")))
     trainable_neurons = bptt_plan["error"] // 4
     rows = {  # name: (runtime bytes, BPTT bytes)
         "weights": (blob["weights"], blob["weights"]),
         "thresholds and leaks": (blob["thresholds and leaks"], blob["thresholds and leaks"]),
         "model structure": (blob["model structure"], blob["model structure"]),
-        "layer table": (group("layer table"), group("layer table")),
-        "neuron state": (group("neuron state"), group("neuron state")),
-        "I/O buffers": (group("I/O buffers"), group("I/O buffers")),
+        "layer table": (group("layer table"), group("layer table", bptt_plan)),
+        "neuron state": (group("neuron state"), group("neuron state", bptt_plan)),
+        "I/O buffers": (group("I/O buffers"), group("I/O buffers", bptt_plan)),
         "traces": (group("traces"), 0),
+        "backward couples": (group("backward couples"), 0),
+        "guard and health": (group("guard and health"), 0),
         "stored activations (T steps)": (0, T * (5 * neurons + inputs) if learns else 0),
         "errors": (group("errors"), (2 * 4 * trainable_neurons + bptt_plan["error_backprop"]) if learns else 0),
         "gradient accumulators": (group("gradient accumulators"),

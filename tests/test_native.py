@@ -245,10 +245,14 @@ def test_loader_refuses_a_model_too_big_for_the_arena_and_a_misaligned_blob():
     assert native.STATUS_NAMES[lib.el_plan(ffi.NULL, 0, 0, p)] == "EL_ERR_ARGUMENT"
 
 
-def test_a_spide_model_is_refused_as_unsupported_for_now():
-    blob = poke(small_blob(), section(small_blob(), MODEL)[1] + 10, "<B", 3)   # rule spide, Tb 0
+def test_a_stop_model_relabelled_spide_is_checked_as_spide():
+    """SPIDE runs here now (tests/test_native_spide.py); a STOP chain with rule 3 poked in is
+    checked against SPIDE's restrictions: Tb, then the topology (its readout is not 'li')."""
+    blob = poke(small_blob(T=8), section(small_blob(T=8), MODEL)[1] + 10, "<B", 3)   # rule spide, Tb 0
     assert native.STATUS_NAMES[native.init_status(blob, 1 << 16)] == "EL_ERR_VALUE"
-    blob = poke(blob, section(blob, MODEL)[1] + 22, "<H", 10)
+    blob = poke(blob, section(blob, MODEL)[1] + 22, "<H", 10)                       # not a power of two
+    assert native.STATUS_NAMES[native.init_status(blob, 1 << 16)] == "EL_ERR_VALUE"
+    blob = poke(blob, section(blob, MODEL)[1] + 22, "<H", 16)
     assert native.STATUS_NAMES[native.init_status(blob, 1 << 16)] == "EL_ERR_UNSUPPORTED"
 
 

@@ -48,7 +48,8 @@ typedef enum {
     EL_ERR_SHAPE = 19,            /* empty shape, zero dimension, product != size */
     EL_ERR_EDGE = 20,             /* edge source out of range or fan_in != sum of sources */
     EL_ERR_VALUE = 21,            /* a parameter or learning field out of its range */
-    EL_ERR_UNSUPPORTED = 22,      /* valid blob this runtime cannot run (not a chain, SPIDE) */
+    EL_ERR_UNSUPPORTED = 22,      /* valid blob this runtime cannot run (STOP: not a chain; SPIDE:
+                                     a topology outside docs/spide.md §2) */
     EL_ERR_ARENA_TOO_SMALL = 23   /* the model does not fit the arena */
 } el_status_t;
 
@@ -76,8 +77,21 @@ typedef struct {
     uint32_t learn_off;           /* first neuron in threshold_trace, leak_trace, error, threshold_grad */
     uint32_t in_off;              /* first input in input_trace */
     uint32_t w_off;               /* first synapse in weight_grad */
-    uint8_t  neuron, weight_frac, flags, reserved;
+    uint8_t  neuron, weight_frac, flags;
+    uint8_t  reset_shift;         /* SPIDE: V_d = th << reset_shift (1: the modified reset) */
+    uint32_t e_start;             /* SPIDE: the layer's first edge in the edge table */
+    uint16_t e_count;             /* SPIDE: its number of edges */
+    int8_t   vd;                  /* SPIDE: log2 of V_d in real units */
+    uint8_t  reserved;
 } el_layer_t;
+
+/* One edge of a SPIDE layer (spide_fixed.py's edge table): the reader's weight columns
+ * col .. col + n_src - 1 read the input (src -1) or layer src's spikes, delay 0 or 1
+ * step late; src_off is the source's first neuron. */
+typedef struct {
+    int32_t  src;
+    uint32_t delay, col, n_src, src_off;
+} el_edge_t;
 
 /* Where each buffer lies in the arena: byte offset and size. The arena is the buffers in
  * this order, each 8-byte aligned. */
@@ -97,8 +111,29 @@ typedef struct {
     el_span_t threshold_grad;     /* int64[neurons of trainable layers] */
     el_span_t leak_grad;          /* int64[L] */
     el_span_t weight_grad;        /* int64[synapses of trainable layers] (update "sample") */
+    /* SPIDE only (docs/spide.md §3; it also uses layers, membrane, current, spikes,
+       nonzero_index, scores and error): N neurons, W = max(inputs, widest layer) */
+    el_span_t edges;              /* el_edge_t[edges] */
+    el_span_t input_current;      /* int32[N]: F x, the input edges' currents */
+    el_span_t spikes_prev;        /* uint8[N] */
+    el_span_t count, half_count;  /* int32[N] */
+    el_span_t mask;               /* uint8[N] */
+    el_span_t edge_current;       /* int32[W] */
+    el_span_t input, input_sum;   /* int32[inputs] */
+    el_span_t output_gradient, drive, back_membrane;   /* int32[N] */
+    el_span_t back_spikes, back_spikes_prev;           /* int8[N] */
+    el_span_t back_count;         /* int32[N] */
+    el_span_t back_input, back_sum, row_sums, row_gains;   /* int64[W] */
+    el_span_t loop_gains;         /* int64[L] */
+    el_span_t health;             /* int64[EL_HEALTH_COUNTERS] */
     uint32_t total;               /* bytes of the whole arena */
 } el_plan_t;
+
+/* SPIDE's health counters (docs/spide.md §7), the slots of net->health */
+enum {
+    EL_H_SAMPLES = 0, EL_H_NEURONS = 1, EL_H_MASKED = 2, EL_H_OSCILLATION = 3, EL_H_SATURATED = 4,
+    EL_H_SILENT = 5, EL_H_RETRIES = 6, EL_H_HALVINGS = 7, EL_H_DEAD_RUN = 8, EL_HEALTH_COUNTERS = 9
+};
 
 /* The running network. Caller-owned; filled by el_init. */
 typedef struct {
@@ -117,6 +152,15 @@ typedef struct {
     int32_t *input_trace, *threshold_trace, *leak_trace, *error;
     int64_t *error_backprop, *threshold_grad, *leak_grad, *weight_grad;
     el_plan_t plan;
+    /* SPIDE */
+    uint32_t Tb, edge_count;
+    uint8_t  log2T, log2Tb, feedback, reserved;
+    el_edge_t *edges;
+    int32_t *input_current, *count, *half_count, *edge_current, *input, *input_sum;
+    int32_t *output_gradient, *drive, *back_membrane, *back_count;
+    uint8_t *spikes_prev, *mask;
+    int8_t *back_spikes, *back_spikes_prev;
+    int64_t *back_input, *back_sum, *row_sums, *row_gains, *loop_gains, *health;
 } el_net_t;
 
 /* CRC-32 (IEEE 802.3, zlib's) of a byte range, continuing from `crc` (start with 0). */
@@ -139,13 +183,21 @@ el_status_t el_init(el_net_t *net, uint8_t *blob, size_t size, void *arena, size
 el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, int32_t label,
                           int learn, int per_step);
 
+/* SPIDE's sample (el_run_sample calls it for rule spide; docs/spide.md §5): the
+ * equilibrium of T steps, the scores o = W_R c / T (Q16) in net->scores; when `learn`,
+ * the spiking adjoint over Tb steps, the health counters, the updates and the guard. */
+el_status_t el_spide_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, int32_t label, int learn);
+
+/* SPIDE's feedback loop gain bound in Q16 (0 without feedback edges). */
+int64_t el_spide_loop_gain(el_net_t *net);
+
 /* Apply the accumulated gradients of a sample or a batch of 2^extra_shift samples. */
 void el_apply_accumulated(el_net_t *net, uint32_t extra_shift);
 
 /* Highest score, ties to the lowest index. */
 uint32_t el_predict(const el_net_t *net);
 
-/* Halve every learning rate (one more right shift). */
+/* Halve every learning rate (one more right shift); SPIDE has only the weights'. */
 void el_slow_down(el_net_t *net);
 
 /* Write the learning rates back into the MODEL section and refresh the CRC, so the blob

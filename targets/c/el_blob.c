@@ -15,12 +15,13 @@
 #define FORMAT_VERSION 1u
 #define LAYER_FLAG_LEARN_THRESHOLD 1u
 #define LAYER_FLAG_LEARN_LEAK 2u
-#define LAYER_FLAG_MODIFIED_RESET 4u      /* SPIDE's reset: known to the format, not run here */
+#define LAYER_FLAG_MODIFIED_RESET 4u      /* SPIDE's reset: V_d = 2 th */
 #define LAYER_FLAGS_KNOWN 7u
 #define MAX_LR_SHIFT 40u
 #define MIN_SURROGATE_SHIFT (-8)
 #define MAX_SURROGATE_SHIFT 8
 #define BUFFER_ALIGN 8u                   /* int64 buffers need 8-byte alignment */
+#define SPIDE_MIN_TB 4u                   /* docs/spide.md §2: Tb a power of two >= 4 */
 
 enum { SEC_MODEL = 1, SEC_LAYER = 2, SEC_WEIGHTS = 3, SEC_THRESHOLD = 4, SEC_LEAK = 5 };
 
@@ -125,6 +126,7 @@ static el_status_t check_model(const sections_t *t, el_net_t *net)
     net->lr_shift[1] = m[13];
     net->lr_shift[2] = m[14];
     net->surrogate_shift = (int8_t)m[15];
+    net->Tb = rd16(m + 22);
     if (net->encoding > EL_ENC_EVENTS || net->rule > EL_RULE_SPIDE || net->update > EL_UPDATE_SAMPLE)
         return EL_ERR_UNKNOWN_CODE;
     if (rank == 0) return EL_ERR_SHAPE;
@@ -229,9 +231,55 @@ static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *ne
     if ((layer->flags & LAYER_FLAG_MODIFIED_RESET)
         && (layer->neuron == EL_NEURON_LI || net->rule != EL_RULE_SPIDE))
         return EL_ERR_VALUE;
+    if (net->rule == EL_RULE_SPIDE) return EL_OK;   /* its topology: check_spide */
     /* STOP runs feed-forward chains: one same-step edge from the layer (or input) below */
     if (edges != 1 || rd16(edge) != (l == 0 ? INPUT_SOURCE : l - 1) || rd16(edge + 2) != 0)
         return EL_ERR_UNSUPPORTED;
+    return EL_OK;
+}
+
+static int power_of_two(uint32_t x) { return x != 0 && (x & (x - 1u)) == 0; }
+
+static uint8_t log2_of(uint32_t x)
+{
+    uint8_t k = 0;
+    while (x > 1u) {
+        x >>= 1;
+        k++;
+    }
+    return k;
+}
+
+/* What SPIDE runs (check_spide_model of spide_float.py): spiking layers read by a last 'li'
+ * readout; spiking layers read the input, earlier layers at delay 0 and any spiking layer
+ * at delay 1; the readout reads spiking layers at delay 0; T and Tb powers of two; one
+ * threshold per spiking layer, a power of two. */
+static el_status_t check_spide(const sections_t *t, const el_net_t *net)
+{
+    uint32_t l, e, j, bytes, R = net->layer_count - 1;
+    if (!power_of_two(net->T) || net->T < 2u || !power_of_two(net->Tb) || net->Tb < SPIDE_MIN_TB)
+        return EL_ERR_VALUE;
+    if (net->layer_count < 2) return EL_ERR_UNSUPPORTED;
+    for (l = 0; l <= R; l++) {
+        const uint8_t *p = t->blob + find_section(t, SEC_LAYER, l, &bytes);
+        const uint8_t *edge = p + LAYER_FIXED_BYTES + 4u * p[14];
+        uint32_t edges = rd16(p + 12), th_at = find_section(t, SEC_THRESHOLD, l, &bytes);
+        if ((l == R) != (p[1] == EL_NEURON_LI)) return EL_ERR_UNSUPPORTED;
+        for (e = 0; e < edges; e++) {
+            uint32_t source = rd16(edge + 4u * e), delay = rd16(edge + 4u * e + 2);
+            if (l == R) {
+                if (source == INPUT_SOURCE || source >= R || delay != 0) return EL_ERR_UNSUPPORTED;
+            } else if (source != INPUT_SOURCE) {
+                if (source >= R || delay > 1u || (delay == 0 && source >= l)) return EL_ERR_UNSUPPORTED;
+            }
+        }
+        if (l < R) {
+            uint32_t th = rd32(t->blob + th_at);
+            if (!power_of_two(th)) return EL_ERR_VALUE;
+            for (j = 1; j < rd32(p + 4); j++)
+                if (rd32(t->blob + th_at + 4u * j) != th) return EL_ERR_VALUE;
+        }
+    }
     return EL_OK;
 }
 
@@ -275,9 +323,99 @@ static uint8_t runtime_flags(const el_net_t *net, uint32_t l, uint8_t neuron, ui
     return flags;
 }
 
-/* Check the whole blob, compute the plan, and fill `layers` (NULL: only plan). */
+/* Offset of layer `source`'s first neuron: the sizes of the layers before it. */
+static uint32_t neuron_offset(const sections_t *t, const el_net_t *net, uint32_t source)
+{
+    uint32_t k, off = 0;
+    for (k = 0; k < source; k++) off += source_size(t, net, k);
+    return off;
+}
+
+/* SPIDE's layer and edge tables and its arena (spide_fixed.py's FixedSPIDE buffers). */
+static el_status_t plan_spide(const sections_t *t, el_net_t *net, el_layer_t *layers, el_edge_t *edges,
+                              el_plan_t *plan)
+{
+    el_layer_t layer;
+    uint32_t l, e, bytes, R = net->layer_count - 1;
+    uint64_t neurons = 0, edge_count = 0, width = net->input_size, end = 0;
+    net->feedback = 0;
+    for (l = 0; l <= R; l++) {
+        const uint8_t *p = t->blob + find_section(t, SEC_LAYER, l, &bytes);
+        const uint8_t *edge = p + LAYER_FIXED_BYTES + 4u * p[14];
+        uint32_t count = rd16(p + 12), col = 0;
+        uint8_t blob_flags;
+        (void)check_layer(t, net, l, &layer);      /* checked before */
+        blob_flags = layer.flags;
+        layer.flags = 0;
+        layer.n_off = (uint32_t)neurons;
+        layer.e_start = (uint32_t)edge_count;
+        layer.e_count = (uint16_t)count;
+        layer.reset_shift = (blob_flags & LAYER_FLAG_MODIFIED_RESET) ? 1u : 0u;
+        layer.vd = 0;
+        if (l < R)            /* V_d = 2^vd: th = 2^k in Q16, vd = k - 16 + reset_shift */
+            layer.vd = (int8_t)((int)log2_of(rd32(t->blob + layer.thresholds_at)) - EL_STATE_FRAC
+                                + layer.reset_shift);
+        for (e = 0; e < count; e++) {
+            uint32_t source = rd16(edge + 4u * e), n_src = source_size(t, net, source);
+            if (edges != NULL) {
+                el_edge_t *ed = &edges[edge_count + e];
+                ed->src = source == INPUT_SOURCE ? -1 : (int32_t)source;
+                ed->delay = rd16(edge + 4u * e + 2);
+                ed->col = col;
+                ed->n_src = n_src;
+                ed->src_off = source == INPUT_SOURCE ? 0u : neuron_offset(t, net, source);
+            }
+            if (rd16(edge + 4u * e + 2) > 0) net->feedback = 1;
+            col += n_src;
+        }
+        edge_count += count;
+        neurons += layer.n_out;
+        if (layer.n_out > width) width = layer.n_out;
+        if (layers != NULL) layers[l] = layer;
+    }
+    net->neurons = (uint32_t)neurons;
+    net->edge_count = (uint32_t)edge_count;
+    net->lowest = 0;
+    net->log2T = log2_of(net->T);
+    net->log2Tb = log2_of(net->Tb);
+    el_zero(plan, sizeof *plan);
+    take(&end, &plan->layers, (uint64_t)net->layer_count * sizeof(el_layer_t));
+    take(&end, &plan->membrane, neurons * 4u);
+    take(&end, &plan->current, neurons * 4u);
+    take(&end, &plan->spikes, neurons);
+    take(&end, &plan->nonzero_index, width * 4u);
+    take(&end, &plan->scores, (uint64_t)layer.n_out * 8u);          /* the readout's */
+    take(&end, &plan->error, (uint64_t)layer.n_out * 4u);
+    take(&end, &plan->edges, edge_count * sizeof(el_edge_t));
+    take(&end, &plan->input_current, neurons * 4u);
+    take(&end, &plan->spikes_prev, neurons);
+    take(&end, &plan->count, neurons * 4u);
+    take(&end, &plan->half_count, neurons * 4u);
+    take(&end, &plan->mask, neurons);
+    take(&end, &plan->edge_current, width * 4u);
+    take(&end, &plan->input, (uint64_t)net->input_size * 4u);
+    take(&end, &plan->input_sum, (uint64_t)net->input_size * 4u);
+    take(&end, &plan->output_gradient, neurons * 4u);
+    take(&end, &plan->drive, neurons * 4u);
+    take(&end, &plan->back_membrane, neurons * 4u);
+    take(&end, &plan->back_spikes, neurons);
+    take(&end, &plan->back_spikes_prev, neurons);
+    take(&end, &plan->back_count, neurons * 4u);
+    take(&end, &plan->back_input, width * 8u);
+    take(&end, &plan->back_sum, width * 8u);
+    take(&end, &plan->row_sums, width * 8u);
+    take(&end, &plan->row_gains, width * 8u);
+    take(&end, &plan->loop_gains, (uint64_t)net->layer_count * 8u);
+    take(&end, &plan->health, (uint64_t)EL_HEALTH_COUNTERS * 8u);
+    end = (end + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN;
+    if (end > UINT32_MAX) return EL_ERR_VALUE;
+    plan->total = (uint32_t)end;
+    return EL_OK;
+}
+
+/* Check the whole blob, compute the plan, and fill `layers` and `edges` (NULL: only plan). */
 static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_net_t *net,
-                        el_layer_t *layers, el_plan_t *plan)
+                        el_layer_t *layers, el_edge_t *edges, el_plan_t *plan)
 {
     sections_t t;
     el_layer_t layer;
@@ -298,7 +436,10 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
     }
     model_at = find_section(&t, SEC_MODEL, 0, &bytes);
     if ((st = check_learning(net, rd16(blob + model_at + 22))) != EL_OK) return st;
-    if (net->rule == EL_RULE_SPIDE) return EL_ERR_UNSUPPORTED;
+    if (net->rule == EL_RULE_SPIDE) {
+        if ((st = check_spide(&t, net)) != EL_OK) return st;
+        return plan_spide(&t, net, layers, edges, plan);
+    }
 
     /* the plan: neuron state for every layer, learning state for the trainable ones */
     net->lowest = net->layer_count;
@@ -348,7 +489,7 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
 el_status_t el_plan(const uint8_t *blob, size_t size, unsigned options, el_plan_t *plan)
 {
     el_net_t scratch;
-    return load(blob, size, options, &scratch, NULL, plan);
+    return load(blob, size, options, &scratch, NULL, NULL, plan);
 }
 
 uint32_t el_arena_required(const uint8_t *blob, size_t size, unsigned options)
@@ -370,7 +511,8 @@ el_status_t el_init(el_net_t *net, uint8_t *blob, size_t size, void *arena, size
     if (plan.total > arena_bytes) return EL_ERR_ARENA_TOO_SMALL;
     el_zero(arena, plan.total);
     net->layers = (el_layer_t *)(void *)(base + plan.layers.offset);
-    load(blob, size, options, net, net->layers, &plan);
+    net->edges = plan.edges.bytes ? (el_edge_t *)(void *)(base + plan.edges.offset) : NULL;
+    load(blob, size, options, net, net->layers, net->edges, &plan);
     net->blob = blob;
     net->blob_size = (uint32_t)size;
     net->plan = plan;
@@ -390,6 +532,26 @@ el_status_t el_init(el_net_t *net, uint8_t *blob, size_t size, void *arena, size
     EL_BIND(threshold_grad, int64_t);
     EL_BIND(leak_grad, int64_t);
     EL_BIND(weight_grad, int64_t);
+    EL_BIND(input_current, int32_t);
+    EL_BIND(spikes_prev, uint8_t);
+    EL_BIND(count, int32_t);
+    EL_BIND(half_count, int32_t);
+    EL_BIND(mask, uint8_t);
+    EL_BIND(edge_current, int32_t);
+    EL_BIND(input, int32_t);
+    EL_BIND(input_sum, int32_t);
+    EL_BIND(output_gradient, int32_t);
+    EL_BIND(drive, int32_t);
+    EL_BIND(back_membrane, int32_t);
+    EL_BIND(back_spikes, int8_t);
+    EL_BIND(back_spikes_prev, int8_t);
+    EL_BIND(back_count, int32_t);
+    EL_BIND(back_input, int64_t);
+    EL_BIND(back_sum, int64_t);
+    EL_BIND(row_sums, int64_t);
+    EL_BIND(row_gains, int64_t);
+    EL_BIND(loop_gains, int64_t);
+    EL_BIND(health, int64_t);
 #undef EL_BIND
     return EL_OK;
 }

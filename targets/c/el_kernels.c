@@ -22,15 +22,15 @@ int el_encode_step(uint8_t code, const uint8_t *sample, uint32_t rows, uint32_t 
     return 0;
 }
 
-void el_dense_current(const int16_t *W, uint32_t n_out, uint32_t n_in, const int32_t *x, int x_frac,
-                      int w_frac, int32_t *nonzero, int32_t *cur)
+void el_dense_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *x,
+                      int x_frac, int w_frac, int32_t *nonzero, int32_t *cur)
 {
     uint32_t i, j, k, n = 0;
     int shift = w_frac + x_frac - EL_STATE_FRAC;
     for (i = 0; i < n_in; i++)       /* event-driven: visit only the non-zero inputs */
         if (x[i] != 0) nonzero[n++] = (int32_t)i;
     for (j = 0; j < n_out; j++) {
-        const int16_t *row = W + (size_t)j * n_in;
+        const int16_t *row = W + (size_t)j * ld;
         int64_t acc = 0;
         for (k = 0; k < n; k++) acc += (int64_t)row[nonzero[k]] * x[nonzero[k]];
         cur[j] = el_sat32(el_round_shift(acc, shift));
@@ -119,12 +119,12 @@ void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, co
     }
 }
 
-void el_update_weights(int16_t *W, uint32_t n_out, uint32_t n_in, const int32_t *d, const int32_t *x_tr,
-                       int shift, uint32_t *rng)
+void el_update_weights(int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *d,
+                       const int32_t *x_tr, int shift, uint32_t *rng)
 {
     uint32_t i, j;
     for (j = 0; j < n_out; j++) {
-        int16_t *row = W + (size_t)j * n_in;
+        int16_t *row = W + (size_t)j * ld;
         int64_t dj = d[j];
         if (dj == 0) continue;
         for (i = 0; i < n_in; i++)

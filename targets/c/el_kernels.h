@@ -24,8 +24,10 @@ int el_encode_step(uint8_t code, const uint8_t *sample, uint32_t rows, uint32_t 
 /* ---- forward ---------------------------------------------------------------------- */
 /* Scratch of el_dense_current: the indices of the non-zero inputs. */
 static inline uint32_t el_dense_current_buffer_size(uint32_t n_in) { return n_in * (uint32_t)sizeof(int32_t); }
-void el_dense_current(const int16_t *W, uint32_t n_out, uint32_t n_in, const int32_t *x, int x_frac,
-                      int w_frac, int32_t *nonzero, int32_t *cur);
+/* W is a block of n_out rows and n_in columns inside a row-major matrix of row stride `ld`
+ * (ld = n_in for a whole layer; SPIDE passes an edge's columns of a wider layer). */
+void el_dense_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *x,
+                      int x_frac, int w_frac, int32_t *nonzero, int32_t *cur);
 void el_input_trace_step(int64_t a, const int32_t *x, uint32_t n, int x_frac, int32_t *x_tr);
 void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_t n, int32_t *th_tr,
                           int32_t *a_tr);
@@ -44,8 +46,8 @@ void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, co
                      const int32_t *th, uint32_t n, int w_frac_up, int k, int64_t *back, int32_t *d);
 
 /* ---- learning --------------------------------------------------------------------- */
-void el_update_weights(int16_t *W, uint32_t n_out, uint32_t n_in, const int32_t *d, const int32_t *x_tr,
-                       int shift, uint32_t *rng);
+void el_update_weights(int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *d,
+                       const int32_t *x_tr, int shift, uint32_t *rng);
 void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, const int32_t *d,
                                 const int32_t *x_tr);
 void el_apply_weight_grads(int16_t *W, int64_t *gW, uint32_t n_out, uint32_t n_in, int shift, uint32_t *rng);

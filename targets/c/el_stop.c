@@ -28,7 +28,7 @@ static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x,
         el_neuron_trace_step(a, net->membrane + o, net->spikes + o, n, net->threshold_trace + ly->learn_off,
                              net->leak_trace + ly->learn_off);
     }
-    el_dense_current(layer_weights(net, ly), n, ly->n_in, x, x_frac, ly->weight_frac, net->nonzero_index,
+    el_dense_current(layer_weights(net, ly), ly->n_in, n, ly->n_in, x, x_frac, ly->weight_frac, net->nonzero_index,
                      net->current + o);
     if (ly->neuron == EL_NEURON_LI)
         el_li_step(net->current + o, a, n, net->membrane + o, net->potential + o);
@@ -73,7 +73,7 @@ static void updates(el_net_t *net, int per_step)
         const int32_t *xt = net->input_trace + ly->in_off;
         if (!(ly->flags & EL_TRAINABLE)) continue;
         if (per_step)
-            el_update_weights(layer_weights(net, ly), ly->n_out, ly->n_in, d, xt, weight_shift(net, ly, 0),
+            el_update_weights(layer_weights(net, ly), ly->n_in, ly->n_out, ly->n_in, d, xt, weight_shift(net, ly, 0),
                               &net->rng_learn);
         else
             el_accumulate_weight_grads(net->weight_grad + ly->w_off, ly->n_out, ly->n_in, d, xt);
@@ -103,6 +103,7 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
     const el_layer_t *top = &net->layers[net->layer_count - 1];
     uint32_t t, l, j;
     if (sample == NULL) return EL_ERR_ARGUMENT;
+    if (net->rule == EL_RULE_SPIDE) return el_spide_run_sample(net, sample, rows, label, learn);
     learn = learn && net->lowest < net->layer_count;
     if (learn && !per_step && net->weight_grad == NULL)
         return EL_ERR_ARGUMENT;           /* accumulating needs a plan with EL_PLAN_WEIGHT_GRAD */
@@ -163,6 +164,7 @@ uint32_t el_predict(const el_net_t *net)
 void el_slow_down(el_net_t *net)
 {
     net->lr_shift[0]++;
+    if (net->rule == EL_RULE_SPIDE) return;    /* SPIDE learns weights only */
     net->lr_shift[1]++;
     net->lr_shift[2]++;
 }

@@ -5,7 +5,10 @@
 Writes tests/golden/stop.json: for a few tiny models (one per encoding, neuron mix and
 update mode), the model blob, the samples and labels presented, and what the reference
 (FixedSTOP) produced: the scores of every presentation, then the final weights,
-thresholds, leaks and both PRNG states. Never edit the file by hand: a change to the
+thresholds, leaks and both PRNG states. Also tests/golden/spide.json: tiny SPIDE models
+(feed-forward and feedback, IF/LIF, both resets, every encoding) through FixedSPIDE, one
+sample per presentation: scores, then the final weights, PRNG states and health
+counters. Never edit the file by hand: a change to the
 contract regenerates it (docs/numerics.md §11).
 """
 import json
@@ -49,6 +52,70 @@ def case(name, sizes, encoding, hidden, readout, learning, batches):
             "leaks": net.leaks.tolist(), "rng_input": int(net.rng_input[0]), "rng_learn": int(net.rng_learn[0])}
 
 
+# SPIDE (docs/spide.md): tests/golden/spide.json, from FixedSPIDE, one sample per presentation
+SPIDE_OUT = OUT.with_name("spide.json")
+
+
+def spide_model(name, n_in, hidden, classes, *, kind, reset, encoding, T, Tb, lr, seed, feedback, th=1.0):
+    from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Model
+    from edgelearn import numerics as nx
+    rng = np.random.default_rng(sum(map(ord, name)))
+    neuron = Neuron(kind, threshold=th, leak=1.0 if kind == "if" else 0.875, reset=reset)
+    layers, sizes = [], []
+    for i, h in enumerate(hidden):
+        inputs = (Edge(INPUT),) if i == 0 else (Edge(f"h{i - 1}"),)
+        if i == 0 and feedback:
+            inputs += (Edge(f"h{len(hidden) - 1}", 1),)
+        layers.append(Layer(f"h{i}", "dense", inputs, (h,), neuron))
+    layers.append(Layer("out", "dense", (Edge(f"h{len(hidden) - 1}"),), (classes,), Neuron("li")))
+    model = Model(name, InputSpec((n_in,), encoding), tuple(layers),
+                  Learning(rule="spide", T=T, Tb=Tb, lr_weight_shift=lr, update="sample", seed=seed))
+    sizes = {INPUT: n_in, **{layer.name: layer.size for layer in layers}}
+    params = {}
+    for layer in layers:
+        blocks = []
+        for e in layer.inputs:
+            scale = 0.04 if e.delay else (0.5 if layer.name != "out" else 0.8)
+            blocks.append(rng.normal(0.15 if e.source == INPUT else 0.0, scale, (layer.size, sizes[e.source])))
+        w = np.concatenate(blocks, axis=1)
+        params[layer.name] = LayerParams(nx.to_fixed(w, 12, nx.INT16_MIN, nx.INT16_MAX, np.int16),
+                                         nx.to_fixed(np.full(layer.size, th), nx.STATE_FRAC),
+                                         int(nx.to_fixed(layer.neuron.leak, 16)))
+    model.params = params
+    return model.validate()
+
+
+SPIDE_CASES = [  # name, n_in, hidden, classes, options, samples
+    ("direct-if-modified", 10, [8], 4, dict(kind="if", reset="modified", encoding="direct", T=8, Tb=16, lr=3,
+                                            seed=5, feedback=False), 6),
+    ("rate-lif-feedback", 9, [7, 5], 3, dict(kind="lif", reset="modified", encoding="rate", T=16, Tb=8, lr=2,
+                                             seed=0, feedback=True), 6),
+    ("events-if-subtract-feedback", 8, [6], 3, dict(kind="if", reset="subtract", encoding="events", T=4, Tb=4,
+                                                    lr=1, seed=99, feedback=True, th=0.5), 6),
+]
+
+
+def spide_case(name, n_in, hidden, classes, options, count):
+    from edgelearn.learning.spide_fixed import FixedSPIDE
+    model = spide_model(name, n_in, hidden, classes, **options)
+    rng = np.random.default_rng(sum(map(ord, name)) + 1)
+    net = FixedSPIDE(model)
+    blob = to_blob(model)
+    T, steps = model.learning.T, []
+    for k in range(count):
+        events = model.input.encoding == "events"
+        sample = rng.integers(0, 2 if events else 256, size=(1, T - 1, n_in) if events else (1, n_in), dtype=np.uint8)
+        label = rng.integers(0, classes, size=1)
+        learn = k != count - 1                     # the last presentation infers
+        scores = net.run(sample, label, learn)
+        steps.append({"samples": sample.tolist(), "labels": label.tolist(), "learn": learn, "scores": scores.tolist()})
+    return {"name": name, "blob": blob.hex(), "steps": steps, "weights": net.weights.tolist(),
+            "rng_input": int(net.rng_input[0]), "rng_learn": int(net.rng_learn[0]),
+            "health": net.state["health"].tolist()}
+
+
 if __name__ == "__main__":
     OUT.write_text(json.dumps([case(*c) for c in CASES], separators=(",", ":")) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
+    SPIDE_OUT.write_text(json.dumps([spide_case(*c) for c in SPIDE_CASES], separators=(",", ":")) + "\n")
+    print(f"wrote {SPIDE_OUT} ({SPIDE_OUT.stat().st_size} bytes)")
