@@ -440,15 +440,8 @@ class NativeSPIDE(NativeSTOP):
 
     def health(self, reset: bool = False) -> dict:
         """The health signals since construction (or the last reset; docs/spide.md §7)."""
-        from .learning.spide_fixed import H_DEAD_RUN
-        from .learning.spide_float import HEALTH_KEYS, health_report
-
-        h = self._view("health")
-        counters = {key: int(h[i]) for i, key in enumerate(HEALTH_KEYS)}
-        report = health_report(counters, self.model.learning.T, self.loop_gain())
-        if reset:
-            h[:H_DEAD_RUN] = 0
-        return report
+        from .learning.spide_fixed import read_health
+        return read_health(self._view("health"), self.model.learning.T, self.loop_gain(), reset)
 
     def slow_down(self) -> None:
         """Halve the learning rate: one more right shift (SPIDE has only the weights')."""

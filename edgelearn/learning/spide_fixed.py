@@ -271,6 +271,15 @@ def run_sample(table, edges, weights, thresholds, leaks, V, s, s_prev, count, ha
         health[H_HALVINGS] += guard(table, edges, weights, sums, rows, gains)
 
 
+def read_health(counters: np.ndarray, T: int, loop_gain: float, reset: bool) -> dict:
+    """The health report from a runtime's counter array (Python's or the C arena's);
+    ``reset`` clears the per-period counters, not the run of dead samples."""
+    report = health_report({key: int(counters[i]) for i, key in enumerate(HEALTH_KEYS)}, T, loop_gain)
+    if reset:
+        counters[:H_DEAD_RUN] = 0
+    return report
+
+
 class FixedSPIDE:
     """The fixed-point SPIDE runtime over flat arenas (what the device holds)."""
 
@@ -394,12 +403,7 @@ class FixedSPIDE:
 
     def health(self, reset: bool = False) -> dict:
         """The health signals since construction (or the last reset; docs/spide.md)."""
-        h = self.state["health"]
-        counters = {key: int(h[i]) for i, key in enumerate(HEALTH_KEYS)}
-        report = health_report(counters, self.model.learning.T, self.loop_gain())
-        if reset:
-            h[:H_DEAD_RUN] = 0
-        return report
+        return read_health(self.state["health"], self.model.learning.T, self.loop_gain(), reset)
 
     def slow_down(self) -> None:
         """Halve the learning rate: one more right shift."""
