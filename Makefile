@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: demo test bench bench-mnist bench-mnist-spide bench-peers setup clean
+.PHONY: demo test bench bench-mnist bench-mnist-spide bench-peers bench-device setup clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-bench: bench-mnist bench-mnist-spide bench-peers
+bench: bench-mnist bench-mnist-spide bench-peers bench-device
 
 # MNIST 10k/10k, 784-256-10, fixed-point STOP beside its float twin (about 12 minutes).
 bench-mnist: $(STAMP)
@@ -37,6 +37,11 @@ bench-mnist: $(STAMP)
 # MNIST 10k/10k, 784-256-10, fixed-point SPIDE beside its float twin (about 10 minutes).
 bench-mnist-spide: $(STAMP)
 	$(PY) bench/twins.py --rule spide
+
+# Instructions per training and inference sample on the emulated Cortex-M4F and M7 (QEMU
+# -icount with SysTick), the runtime checked bit-exact against the host. About 15 s.
+bench-device: $(STAMP)
+	$(PY) bench/device_cost.py
 
 # The peers live in their own venv: torch 2.13.0 (the CPU wheel on these machines) first,
 # then snntorch and spikingjelly constrained so torch is never upgraded.

@@ -1,0 +1,363 @@
+"""Emulated boards: build firmware for QEMU mps2-an386 / mps2-an500 and run it.
+
+``build_firmware`` compiles board support (``targets/boards/mps2``), the application sources
+and optionally the C runtime (``targets/c``) with ``arm-none-eabi-gcc`` into a cache directory
+(``$EDGELEARN_BUILD_DIR`` or ``~/.cache/edgelearn``, then ``firmware/<board>/<hash>``; the
+hash covers every source, flag, define and the catalogue entry, so a change always rebuilds).
+The linker script gets the real board's flash and SRAM from ``targets/catalogue.json``: a
+firmware that does not fit raises ``FirmwareTooBig``.
+
+``QemuBoard`` is a context manager around one QEMU process: UART0 on
+``-serial tcp:127.0.0.1:0,server=on,wait=on,nodelay=on`` (QEMU picks the port and prints it
+on stderr; the guest waits for us), semihosting on (the firmware's exit code is QEMU's exit
+status), optional ``-icount shift=N`` and files preloaded into guest memory. ``.serial`` is a
+pyserial port on ``socket://127.0.0.1:PORT``. QEMU runs in its own process group, which is
+killed on exit from the ``with`` block, on exceptions and at interpreter exit: no orphans.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOARD_DIR = ROOT / "targets" / "boards" / "mps2"
+C_DIR = ROOT / "targets" / "c"
+CATALOGUE = ROOT / "targets" / "catalogue.json"
+
+BOARDS = ("mps2-an386", "mps2-an500")
+BOARD_SOURCES = ("startup.c", "board.c")
+RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c", "el_static.c")
+CFLAGS = ("-std=c99", "-ffreestanding", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
+          "-ffunction-sections", "-fdata-sections")
+LDFLAGS = ("-nostdlib", "-Wl,--gc-sections")   # -lgcc goes after the objects
+JOB_ADDR = {"mps2-an386": 0x21000000,           # PSRAM: where preloaded jobs go (QEMU 7.2
+            "mps2-an500": 0x60000000}           # maps the AN500's at 0x60000000)
+SYSTICK_HZ = 25_000_000                         # the mps2 core clock
+
+
+class BoardError(RuntimeError):
+    """A tool is missing, a build failed, or QEMU misbehaved."""
+
+
+class FirmwareTooBig(BoardError):
+    """The firmware does not fit the real board's memory (the linker refused it)."""
+
+
+def board_memory(board: str) -> dict:
+    """The catalogue's entry for ``board`` (flash, sram, toolchain flags)."""
+    if board not in BOARDS:
+        raise BoardError(f"unknown board {board!r}; emulated boards: {', '.join(BOARDS)}")
+    return json.loads(CATALOGUE.read_text())["targets"][board]
+
+
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BoardError(f"{name} not found: install it with apt-get install -y {package}")
+    return path
+
+
+def cross_compiler() -> str:
+    return _tool("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi")
+
+
+def qemu_binary() -> str:
+    return _tool("qemu-system-arm", "qemu-system-arm")
+
+
+def build_root() -> Path:
+    return Path(os.environ.get("EDGELEARN_BUILD_DIR") or Path.home() / ".cache" / "edgelearn") / "firmware"
+
+
+def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
+                   defines: dict | None = None, stack_bytes: int = 16384, name: str = "firmware") -> Path:
+    """Compile and link ``sources`` (paths; names are looked up in targets/boards/mps2) with
+    the board support, and the C runtime when ``runtime``. Returns the ELF (cached)."""
+    entry = board_memory(board)
+    cc = cross_compiler()
+    srcs = [Path(s) if os.sep in str(s) else BOARD_DIR / s for s in sources]
+    srcs = [BOARD_DIR / s for s in BOARD_SOURCES] + srcs
+    if runtime:
+        srcs += [C_DIR / s for s in RUNTIME_SOURCES]
+    defines = dict(defines or {})
+    flags = list(entry["toolchain"]["flags"]) + list(CFLAGS) + [f"-I{BOARD_DIR}", f"-I{C_DIR}"]
+    flags += [f"-D{k}={v}" for k, v in sorted(defines.items())]
+    ld_defs = [f"-DBOARD_FLASH_BYTES={entry['flash']}", f"-DBOARD_SRAM_BYTES={entry['sram']}",
+               f"-DBOARD_STACK_BYTES={stack_bytes}"]
+
+    h = hashlib.sha256()
+    for part in [cc, board, *flags, *ld_defs, *LDFLAGS]:
+        h.update(part.encode() + b"\0")
+    for path in [*srcs, BOARD_DIR / "mps2.ld.S", BOARD_DIR / "board.h", *sorted(C_DIR.glob("*.h"))]:
+        h.update(path.name.encode() + b"\0")
+        h.update(path.read_bytes())
+    out_dir = build_root() / board / h.hexdigest()[:16]
+    elf = out_dir / f"{name}.elf"
+    if elf.is_file():
+        return elf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        ld = Path(tmp) / "mps2.ld"
+        _run([cc, "-E", "-P", "-x", "c", *ld_defs, str(BOARD_DIR / "mps2.ld.S"), "-o", str(ld)], "preprocess the linker script")
+        tmp_elf = Path(tmp) / elf.name
+        cmd = [cc, *flags, *LDFLAGS, "-T", str(ld), f"-Wl,-Map={tmp}/{name}.map",
+               *map(str, srcs), "-lgcc", "-o", str(tmp_elf)]
+        try:
+            _run(cmd, f"build {name} for {board}")
+        except BoardError as e:
+            m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", str(e))
+            if m:
+                region = m.group(1)
+                size = entry["sram"] if region == "SRAM" else entry["flash"]
+                raise FirmwareTooBig(
+                    f"{name} does not fit {board}: {region} overflowed by {m.group(2)} bytes "
+                    f"(the board has {size} bytes of {region.lower()}, targets/catalogue.json)") from None
+            raise
+        os.replace(tmp_elf, elf)
+    return elf
+
+
+def _run(cmd, what: str) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BoardError(f"could not {what}:\n$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+
+
+def firmware_size(elf: Path) -> dict:
+    """text, data, bss of a firmware (arm-none-eabi-size)."""
+    size = shutil.which("arm-none-eabi-size") or "arm-none-eabi-size"
+    out = subprocess.run([size, str(elf)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = out.splitlines()[1].split()[:3]
+    return {"text": int(text), "data": int(data), "bss": int(bss)}
+
+
+# -- running ---------------------------------------------------------------------------------
+
+_live: set[subprocess.Popen] = set()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    _live.discard(proc)
+
+
+@atexit.register
+def _kill_all() -> None:
+    for proc in list(_live):
+        _kill_group(proc)
+
+
+_PORT = re.compile(r"waiting for connection on: disconnected:tcp:[\d.]+:(\d+)")
+
+
+class QemuBoard:
+    """One emulated board. ``with QemuBoard(elf) as b: b.serial.write(...); code = b.wait()``.
+
+    ``preload``: [(path, address)] files put into guest memory before reset;
+    ``icount``: QEMU ``-icount shift=icount`` (deterministic virtual time: an instruction is
+    2**icount ns, so SysTick at 25 MHz counts 2**icount / 40 ticks per instruction)."""
+
+    def __init__(self, elf, board: str = "mps2-an386", *, preload=(), icount: int | None = None,
+                 timeout: float = 60.0, serial_timeout: float = 10.0):
+        board_memory(board)
+        self.elf, self.board, self.preload, self.icount = Path(elf), board, list(preload), icount
+        self.timeout, self.serial_timeout = timeout, serial_timeout
+        self.proc: subprocess.Popen | None = None
+        self.serial = None
+        self.port: int | None = None
+        self._stderr: list[str] = []
+        self._deadline = 0.0
+
+    def command(self) -> list[str]:
+        cmd = [qemu_binary(), "-M", self.board, "-nographic", "-monitor", "none", "-nodefaults",
+               "-semihosting-config", "enable=on,target=native",
+               "-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on",
+               "-kernel", str(self.elf)]
+        if self.icount is not None:
+            cmd += ["-icount", f"shift={self.icount}"]
+        for path, addr in self.preload:
+            cmd += ["-device", f"loader,file={path},addr={addr:#x}"]
+        return cmd
+
+    def __enter__(self) -> "QemuBoard":
+        import serial
+
+        self._deadline = time.monotonic() + self.timeout
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        _live.add(self.proc)
+        try:
+            self.port = self._read_port()
+            threading.Thread(target=self._drain, daemon=True).start()
+            self.serial = serial.serial_for_url(f"socket://127.0.0.1:{self.port}", timeout=self.serial_timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _read_port(self) -> int:
+        assert self.proc is not None and self.proc.stderr is not None
+        while True:   # QEMU blocks (wait=on) after printing the port, so a line always comes
+            line = self.proc.stderr.readline()
+            if not line:
+                self.proc.wait(timeout=10)
+                raise BoardError(f"QEMU exited ({self.proc.returncode}) before opening the serial port:\n"
+                                 + "".join(self._stderr))
+            self._stderr.append(line)
+            m = _PORT.search(line)
+            if m:
+                return int(m.group(1))
+
+    def _drain(self) -> None:
+        try:
+            for line in self.proc.stderr:
+                self._stderr.append(line)
+        except (ValueError, OSError):
+            pass
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def read_exactly(self, n: int) -> bytes:
+        """n bytes from the UART, or BoardError when the board stops sending or exits."""
+        out = bytearray()
+        while len(out) < n:
+            chunk = self.serial.read(n - len(out))
+            if not chunk:
+                state = "exited with " + str(self.proc.returncode) if self.proc.poll() is not None else "silent"
+                raise BoardError(f"board {state} after {len(out)} of {n} bytes:\n{self.stderr}")
+            out += chunk
+        return bytes(out)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """QEMU's exit status: the firmware's board_exit code."""
+        if timeout is None:
+            timeout = max(0.1, self._deadline - time.monotonic())
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise BoardError(f"{self.board} did not exit within {timeout:.1f} s") from None
+
+    def close(self) -> None:
+        if self.serial is not None:
+            try:
+                self.serial.close()
+            except Exception:
+                pass
+            self.serial = None
+        if self.proc is not None:
+            _kill_group(self.proc)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_echo(data: bytes, code: int, board: str = "mps2-an386") -> tuple[bytes, int]:
+    """The echo firmware: send ``data`` (no zero bytes), then exit with ``code``. Returns
+    what came back (after the banner) and QEMU's exit status."""
+    elf = build_firmware(["echo.c"], board, name="echo")
+    with QemuBoard(elf, board, timeout=30) as b:
+        if b.read_exactly(4) != b"ECHO":
+            raise BoardError("no banner from the echo firmware")
+        b.serial.write(data)
+        back = b.read_exactly(len(data))
+        b.serial.write(bytes([0, code]))
+        if b.read_exactly(3) != b"BYE":
+            raise BoardError("the echo firmware did not say BYE")
+        return back, b.wait()
+
+
+# -- the C runtime on the core ----------------------------------------------------------------
+
+def job_bytes(blob: bytes, samples, labels, learn) -> tuple[bytes, int, int]:
+    """The job runtime.c reads at JOB_ADDR; returns (job, sample_bytes, rows)."""
+    import numpy as np
+
+    from edgelearn.encoders import as_rows
+
+    rows_list = [np.ascontiguousarray(as_rows(np.asarray(x)), dtype=np.uint8) for x in samples]
+    rows = rows_list[0].shape[0] if rows_list else 1
+    sample_bytes = rows_list[0].size if rows_list else 0
+    if any(r.shape != rows_list[0].shape for r in rows_list):
+        raise ValueError("every sample of a job must have the same shape")
+    n = len(rows_list)
+    learn = np.broadcast_to(np.asarray(learn, dtype=bool), (n,))
+    head = b"ELJB" + b"".join(int(v).to_bytes(4, "little") for v in (len(blob), n, sample_bytes, rows))
+    pad = b"\0" * (-len(blob) % 4)
+    tail = bytes(x for i in range(n) for x in (int(labels[i]) if learn[i] else 0, int(learn[i])))
+    return head + blob + pad + b"".join(r.tobytes() for r in rows_list) + tail, sample_bytes, rows
+
+
+def runtime_firmware(blob_bytes: int, arena_bytes: int, board: str = "mps2-an386") -> Path:
+    """runtime.c with the C runtime, a static blob buffer and arena of the given sizes."""
+    return build_firmware(["runtime.c"], board, runtime=True, name="runtime",
+                          defines={"EDGELEARN_BLOB_BYTES": blob_bytes, "EDGELEARN_ARENA_BYTES": arena_bytes,
+                                   "BOARD_JOB_ADDR": f"{JOB_ADDR[board]:#x}u"})
+
+
+def run_runtime(blob: bytes, samples, labels, learn, *, board: str = "mps2-an386",
+                icount: int | None = None, arena_bytes: int | None = None, timeout: float = 120.0) -> dict:
+    """Run samples through the C runtime on the emulated core (runtime.c). Returns
+    {exit, init_status, arena_bytes, arena_required, tick_overhead, status, prediction, ticks,
+    blob}: the per-sample arrays and the sealed blob with the parameters learned on the core."""
+    import numpy as np
+
+    from edgelearn import native
+
+    if arena_bytes is None:
+        arena_bytes = native.arena_required(blob)
+        if arena_bytes == 0:
+            raise BoardError("the C loader refuses this blob")
+    blob_cap = (len(blob) + 7) // 8 * 8
+    elf = runtime_firmware(blob_cap, arena_bytes, board)
+    job, _, _ = job_bytes(blob, samples, labels, learn)
+    with tempfile.TemporaryDirectory() as tmp:
+        job_file = Path(tmp) / "job.bin"
+        job_file.write_bytes(job)
+        with QemuBoard(elf, board, preload=[(job_file, JOB_ADDR[board])], icount=icount, timeout=timeout) as b:
+            def u32() -> int:
+                return int.from_bytes(b.read_exactly(4), "little")
+
+            if b.read_exactly(4) != b"ELRS":
+                raise BoardError("no banner from the runtime firmware")
+            out = {"init_status": u32()}
+            if out["init_status"] == 0xFFFFFFFF:
+                raise BoardError(f"the runtime firmware found no job at {JOB_ADDR[board]:#x}")
+            out["arena_bytes"], out["arena_required"] = u32(), u32()
+            if out["init_status"] != 0:
+                b.wait()
+                raise BoardError(f"el_init_static refused the blob on the board: status {out['init_status']}")
+            n, out["tick_overhead"] = u32(), u32()
+            rec = np.frombuffer(b.read_exactly(12 * n), dtype="<u4").reshape(n, 3)
+            out["status"], out["prediction"], out["ticks"] = rec[:, 0].copy(), rec[:, 1].copy(), rec[:, 2].copy()
+            out["blob"] = b.read_exactly(u32())
+            if b.read_exactly(4) != b"END!":
+                raise BoardError("the runtime firmware's report did not end with END!")
+            out["exit"] = b.wait()
+    return out
+
+
+def ticks_to_instructions(ticks, shift: int = 7):
+    """SysTick ticks at 25 MHz under -icount shift=N to instructions (2**N ns each)."""
+    return ticks * 1e9 / SYSTICK_HZ / 2 ** shift

@@ -1,0 +1,176 @@
+/* Board support for QEMU mps2-an386 (Cortex-M4F) and mps2-an500 (Cortex-M7): the CMSDK
+ * APB UART0 (TX polled, RX by IRQ 0 into a ring buffer, WFI while it is empty), SysTick
+ * as a 64-bit tick counter, semihosting exit, and the few libc symbols gcc may call
+ * (memset, memcpy, memmove) since firmware links with -nostdlib. */
+#include "board.h"
+
+#define REG(addr) (*(volatile uint32_t *)(addr))
+
+/* CMSDK APB UART0 (DESIGN.md §5) */
+#define UART0 0x40004000u
+#define UART_DATA REG(UART0 + 0x00)
+#define UART_STATE REG(UART0 + 0x04)   /* bit0 TX full, bit1 RX full */
+#define UART_CTRL REG(UART0 + 0x08)    /* bit0 TX en, bit1 RX en, bit3 RX irq en */
+#define UART_INTCLEAR REG(UART0 + 0x0C)
+#define UART_BAUDDIV REG(UART0 + 0x10)
+#define STATE_TX_FULL 1u
+#define STATE_RX_FULL 2u
+#define CTRL_TX_EN 1u
+#define CTRL_RX_EN 2u
+#define CTRL_RX_IRQ 8u
+#define INT_RX 2u
+
+/* System control space */
+#define NVIC_ISER0 REG(0xE000E100u)
+#define SYST_CSR REG(0xE000E010u)
+#define SYST_RVR REG(0xE000E014u)
+#define SYST_CVR REG(0xE000E018u)
+#define SCB_ICSR REG(0xE000ED04u)
+#define ICSR_PENDSTSET (1u << 26)
+
+#define RING 256u                      /* a power of two */
+static volatile uint8_t rx_ring[RING];
+static volatile uint32_t rx_head, rx_tail;   /* head: written by the IRQ; tail: by the reader */
+static volatile uint32_t systick_wraps;
+
+void board_init(void)
+{
+    rx_head = rx_tail = 0;
+    UART_BAUDDIV = 16;                 /* the smallest divider the CMSDK UART accepts */
+    UART_INTCLEAR = 0xF;
+    UART_CTRL = CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_IRQ;
+    NVIC_ISER0 = 1u << 0;              /* IRQ 0: UART0 RX */
+
+    systick_wraps = 0;
+    SYST_RVR = 0x00FFFFFFu;
+    SYST_CVR = 0;
+    SYST_CSR = 7u;                     /* enable, interrupt on wrap, core clock */
+    __asm__ volatile("cpsie i" ::: "memory");
+}
+
+/* Drain the UART into the ring. When the ring is full the RX interrupt is masked and the
+ * byte stays in the UART: QEMU then holds the rest back, so nothing is ever dropped. The
+ * interrupt is cleared BEFORE draining: a byte arriving after the last read raises it again. */
+static void rx_drain(void)
+{
+    UART_INTCLEAR = INT_RX;
+    while (UART_STATE & STATE_RX_FULL) {
+        if (rx_head - rx_tail >= RING) {
+            UART_CTRL &= ~CTRL_RX_IRQ;
+            return;
+        }
+        rx_ring[rx_head % RING] = (uint8_t)UART_DATA;
+        rx_head = rx_head + 1;
+    }
+}
+
+void board_uart0_rx_irq(void)
+{
+    rx_drain();
+}
+
+int board_read_byte(void)
+{
+    uint8_t b;
+    __asm__ volatile("cpsid i" ::: "memory");
+    for (;;) {
+        rx_drain();                    /* never sleep with a byte waiting in the UART */
+        if (rx_head != rx_tail)
+            break;
+        /* WFI wakes on a pending interrupt even with PRIMASK set; the handler runs once
+         * interrupts are enabled again, so no byte can slip in between test and sleep. */
+        __asm__ volatile("wfi\n cpsie i\n cpsid i" ::: "memory");
+    }
+    b = rx_ring[rx_tail % RING];
+    rx_tail = rx_tail + 1;
+    if (!(UART_CTRL & CTRL_RX_IRQ))
+        UART_CTRL |= CTRL_RX_IRQ;      /* room again */
+    __asm__ volatile("cpsie i" ::: "memory");
+    return b;
+}
+
+void board_write(const uint8_t *p, size_t n)
+{
+    while (n--) {
+        while (UART_STATE & STATE_TX_FULL) {
+        }
+        UART_DATA = *p++;
+    }
+}
+
+void board_systick_irq(void)
+{
+    systick_wraps = systick_wraps + 1;
+}
+
+uint64_t board_ticks(void)
+{
+    uint32_t hi, v;
+    __asm__ volatile("cpsid i" ::: "memory");
+    hi = systick_wraps;
+    v = SYST_CVR;
+    if (SCB_ICSR & ICSR_PENDSTSET) {   /* wrapped, handler not yet run */
+        v = SYST_CVR;
+        hi++;
+    }
+    __asm__ volatile("cpsie i" ::: "memory");
+    return ((uint64_t)hi << 24) + (0x00FFFFFFu - v);
+}
+
+/* ARM semihosting SYS_EXIT_EXTENDED (0x20): QEMU exits with status `code`. */
+void board_exit(int code)
+{
+    volatile uint32_t block[2];
+    block[0] = 0x20026u;               /* ADP_Stopped_ApplicationExit */
+    block[1] = (uint32_t)code;
+    {
+        register uint32_t r0 __asm__("r0") = 0x20u;
+        register volatile uint32_t *r1 __asm__("r1") = block;
+        __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+    }
+    for (;;)
+        __asm__ volatile("wfi");
+}
+
+/* Any fault or unexpected interrupt: say so and exit with 127. */
+void board_fault(void)
+{
+    static const uint8_t msg[] = "\r\n[board] fault\r\n";
+    board_write(msg, sizeof msg - 1);
+    board_exit(127);
+}
+
+/* gcc may emit calls to these even with -ffreestanding. The attribute keeps it from
+ * turning the loops back into calls to themselves. */
+#define NO_LIBCALL __attribute__((optimize("no-tree-loop-distribute-patterns")))
+
+NO_LIBCALL void *memset(void *dst, int c, size_t n)
+{
+    uint8_t *d = dst;
+    while (n--)
+        *d++ = (uint8_t)c;
+    return dst;
+}
+
+NO_LIBCALL void *memcpy(void *restrict dst, const void *restrict src, size_t n)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    while (n--)
+        *d++ = *s++;
+    return dst;
+}
+
+NO_LIBCALL void *memmove(void *dst, const void *src, size_t n)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    if (d < s) {
+        while (n--)
+            *d++ = *s++;
+    } else {
+        while (n--)
+            d[n] = s[n];
+    }
+    return dst;
+}

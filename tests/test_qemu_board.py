@@ -1,0 +1,118 @@
+"""The emulated boards (QEMU mps2-an386 Cortex-M4F, mps2-an500 Cortex-M7) through
+firmware_host.qemu: board support of targets/boards/mps2, the UART over a real TCP socket
+with pyserial, semihosting exit codes, no orphaned QEMU, the C runtime on the core bit for
+bit with FixedSTOP, deterministic instruction counts, and the linker holding a firmware to
+the real board's memory. These tests need qemu-system-arm and arm-none-eabi-gcc and FAIL
+(never skip) without them: .ci/run installs both."""
+import os
+import time
+
+import numpy as np
+import pytest
+
+from edgelearn import native
+from edgelearn.datasets import load_digits
+from edgelearn.learning.stop_fixed import FixedSTOP
+from edgelearn.model import init_params, mlp
+from edgelearn.modelblob import to_blob
+from firmware_host import qemu
+
+
+def _gone(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def test_tools_are_installed():
+    assert qemu.qemu_binary() and qemu.cross_compiler()   # raises with the apt line otherwise
+
+
+def test_missing_tools_fail_with_the_install_line(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(qemu.BoardError, match="apt-get install -y qemu-system-arm"):
+        qemu.qemu_binary()
+    with pytest.raises(qemu.BoardError, match="apt-get install -y gcc-arm-none-eabi"):
+        qemu.cross_compiler()
+
+
+@pytest.mark.parametrize("board", qemu.BOARDS)
+def test_echo_round_trip_and_exit_code(board):
+    data = bytes(np.random.default_rng(5).integers(1, 256, size=700, dtype=np.uint8))   # > the 256-byte ring
+    elf = qemu.build_firmware(["echo.c"], board, name="echo")
+    with qemu.QemuBoard(elf, board, timeout=30) as b:
+        pid = b.proc.pid
+        assert b.read_exactly(4) == b"ECHO"
+        b.serial.write(data)
+        assert b.read_exactly(len(data)) == bytes((x + 1) % 256 for x in data)   # +1 through the FPU
+        b.serial.write(bytes([0, 42]))
+        assert b.read_exactly(3) == b"BYE"
+        assert b.wait() == 42                     # semihosting SYS_EXIT_EXTENDED
+    assert _gone(pid)
+
+
+def test_exit_codes_propagate():
+    assert qemu.run_echo(b"\x01", 0) == (b"\x02", 0)
+    assert qemu.run_echo(b"abc", 3)[1] == 3
+
+
+def test_a_waiting_board_sleeps_and_leaves_no_orphan_on_exceptions():
+    elf = qemu.build_firmware(["echo.c"], name="echo")
+    with pytest.raises(RuntimeError, match="boom"):
+        with qemu.QemuBoard(elf, timeout=30) as b:
+            pid = b.proc.pid
+            assert b.read_exactly(4) == b"ECHO"
+            time.sleep(0.2)
+
+            def cpu() -> float:
+                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            before = cpu()
+            time.sleep(1.0)
+            busy = cpu() - before
+            assert busy < 0.3, f"QEMU burnt {busy:.2f} s of CPU in 1 s waiting for input: no WFI?"
+            b.serial.write(b"x")                  # and it wakes up on the RX interrupt
+            assert b.read_exactly(1) == b"y"
+            raise RuntimeError("boom")
+    assert _gone(pid)
+
+
+def test_linker_refuses_a_firmware_too_big_for_the_real_board():
+    sram = qemu.board_memory("mps2-an386")["sram"]
+    assert sram == 4 * 1024 * 1024
+    with pytest.raises(qemu.FirmwareTooBig, match=rf"SRAM overflowed by \d+ bytes \(the board has {sram} bytes"):
+        qemu.runtime_firmware(blob_bytes=1024, arena_bytes=sram)   # arena alone = the whole SRAM
+    elf = qemu.runtime_firmware(blob_bytes=1024, arena_bytes=sram // 2)   # while half of it fits
+    size = qemu.firmware_size(elf)
+    assert sram // 2 < size["data"] + size["bss"] < sram
+
+
+def test_c_runtime_on_the_core_is_bit_exact_with_fixed_stop():
+    ds = load_digits()
+    model = init_params(mlp("digits", [64, 128, 10]))
+    x, y = ds.x_train[:100], ds.y_train[:100]
+    learn = np.ones(100, dtype=bool)
+    learn[90:] = False                            # the last 10: inference only
+    out = qemu.run_runtime(to_blob(model), x, y, learn, icount=7)
+    assert out["exit"] == 0 and not out["status"].any()
+    assert out["arena_bytes"] == out["arena_required"] == native.arena_required(to_blob(model))
+
+    ref = FixedSTOP(model)
+    want = [int(np.argmax(ref.run(x[i:i + 1], y[i:i + 1], bool(learn[i]))[0])) for i in range(100)]
+    assert out["prediction"].tolist() == want
+    assert out["blob"] == to_blob(ref.to_model())          # every parameter, bit for bit
+    assert out["blob"] != to_blob(model)                    # and it learned
+
+    # -icount makes the counts deterministic: the same samples cost the same ticks again
+    again = qemu.run_runtime(to_blob(model), x[:5], y[:5], True, icount=7)
+    assert again["ticks"].tolist() == out["ticks"][:5].tolist()
+    assert (out["ticks"][90:] < out["ticks"][:90].min()).all()   # inference is cheaper than learning
+
+
+def test_c_runtime_on_the_cortex_m7_is_bit_exact_too():
+    ds = load_digits()
+    model = init_params(mlp("digits", [64, 32, 10]))
+    x, y = ds.x_train[:20], ds.y_train[:20]
+    out = qemu.run_runtime(to_blob(model), x, y, True, board="mps2-an500")   # job in its PSRAM at 0x60000000
+    ref = FixedSTOP(model)
+    for i in range(20):
+        ref.run(x[i:i + 1], y[i:i + 1], True)
+    assert out["exit"] == 0 and out["blob"] == to_blob(ref.to_model())
