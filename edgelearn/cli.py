@@ -1,4 +1,4 @@
-"""The ``edgelearn`` command line: train, eval, info."""
+"""The ``edgelearn`` command line: train, eval, info; the board verbs are in cli_board."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import datasets, profile
+from . import cli_board, datasets, profile
 from .learning.spide_float import spide_mlp
 from .model import Learning, ModelError, init_params, mlp
 from .modelfile import load_model, save_model
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", help="write a stacked-bar PNG")
     f.add_argument("--json", action="store_true")
     f.set_defaults(run=cmd_profile)
+    cli_board.add_commands(sub)
     return p
 
 
@@ -94,6 +95,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except cli_board.ERRORS as err:        # boards and links: one line, no traceback
+        print(f"edgelearn: error: {err}", file=sys.stderr)
+        return 2
     except (ModelError, datasets.DatasetError, ValueError) as err:
         print(f"edgelearn: error: {err}", file=sys.stderr)
         return 2

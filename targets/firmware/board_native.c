@@ -6,7 +6,9 @@
  * (closed, killed) it waits for the next one: the firmware's state, the active model
  * included, survives reconnections, as a real board's does when its cable is replugged.
  * It exits when stdin reaches end of file (its launcher died or closed the pipe) or on
- * the protocol's EXIT message.
+ * the protocol's EXIT message. Detached ($EDGELEARN_BOARD_DETACHED=1: started by
+ * `edgelearn board start`, which outlives its launcher) it ignores stdin and runs until EXIT
+ * or a signal.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "board.h"
@@ -25,6 +27,7 @@
 static int listener = -1, conn = -1;
 static uint8_t inbuf[4096];
 static size_t in_len, in_pos;
+static int detached;
 
 static void die(const char *what)
 {
@@ -37,7 +40,9 @@ void board_init(void)
     struct sockaddr_in addr;
     socklen_t alen = sizeof addr;
     const char *env = getenv("EDGELEARN_BOARD_PORT");
+    const char *det = getenv("EDGELEARN_BOARD_DETACHED");
     int one = 1;
+    detached = det != NULL && strcmp(det, "1") == 0;
     signal(SIGPIPE, SIG_IGN);
     listener = socket(AF_INET, SOCK_STREAM, 0);
     if (listener < 0) die("socket");
@@ -53,14 +58,14 @@ void board_init(void)
     fflush(stdout);
 }
 
-/* Wait for a connection, or for stdin to close (then exit). */
+/* Wait for a connection, or for stdin to close (then exit; not when detached). */
 static void accept_host(void)
 {
     int one = 1;
     for (;;) {
         struct pollfd fds[2] = {{listener, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
-        if (poll(fds, 2, -1) < 0) continue;
-        if (fds[1].revents) {
+        if (poll(fds, detached ? 1 : 2, -1) < 0) continue;
+        if (!detached && fds[1].revents) {
             char c;
             if (read(STDIN_FILENO, &c, 1) <= 0) exit(0);
         }

@@ -1,0 +1,271 @@
+"""The board verbs of the ``edgelearn`` command line (docs/protocol.md):
+
+    edgelearn board start [--kind mps2-an386|mps2-an500|native] [--name N]   prints the URL
+    edgelearn board stop NAME | --all
+    edgelearn board list
+    edgelearn push MODEL --port URL|NAME
+    edgelearn stream DATA --port URL|NAME --train|--infer [--limit N] [--json]
+    edgelearn pull --port URL|NAME -o FILE.elm
+    edgelearn stats --port URL|NAME [--json]
+
+``--port`` takes a pyserial URL (``socket://127.0.0.1:PORT``, ``/dev/ttyACM0``) or the name of
+a board started with ``edgelearn board start``. The errors a board or a link can raise are
+``ERRORS``; cli.main prints them as one line and exits 2.
+"""
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+
+from firmware_host import boards
+from firmware_host import qemu as _qemu
+from firmware_host.board import Board, BoardError, LinkTimeout
+from firmware_host.native_board import BoardStartError
+
+ERRORS = (LinkTimeout, BoardError, boards.RegistryError, BoardStartError, _qemu.BoardError)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
+    return value
+
+
+def add_commands(sub) -> None:
+    from .cli import int_in
+
+    b = sub.add_parser("board", help="start, stop and list boards (emulated Cortex-M or native)")
+    bsub = b.add_subparsers(dest="board_command", required=True)
+    s = bsub.add_parser("start", help="start a board in the background and print its URL")
+    s.add_argument("--kind", choices=boards.KINDS, default="mps2-an386",
+                   help="mps2-an386 (Cortex-M4F) or mps2-an500 (Cortex-M7) on QEMU, or native (a host process)")
+    s.add_argument("--name", help="the board's name for --port (default: KIND-N)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=cmd_board_start)
+    t = bsub.add_parser("stop", help="stop a board (its whole process group)")
+    t.add_argument("name", nargs="?")
+    t.add_argument("--all", action="store_true", help="stop every board of the registry")
+    t.set_defaults(run=cmd_board_stop)
+    ls = bsub.add_parser("list", help="the running boards (dead ones are dropped)")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(run=cmd_board_list)
+
+    def port_args(p) -> None:
+        p.add_argument("--port", required=True, metavar="URL|NAME",
+                       help="socket://127.0.0.1:PORT, /dev/tty..., or a name from 'edgelearn board list'")
+        p.add_argument("--timeout", type=seconds, default=0.3, help="seconds before a request is retransmitted")
+        p.add_argument("--retries", type=int_in(0, 1000), default=10, help="retransmissions before giving up")
+
+    p = sub.add_parser("push", help="push a model (.json spec or .elm blob) to a board and commit it")
+    p.add_argument("model")
+    port_args(p)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=cmd_push)
+
+    st = sub.add_parser("stream", help="stream a dataset's samples to the board: on-device learning or inference")
+    st.add_argument("data", help="digits, mnist, or a directory of MNIST-style IDX files")
+    port_args(st)
+    mode = st.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--train", dest="mode", action="store_const", const="train",
+                      help="learn on the device (default split: train)")
+    mode.add_argument("--infer", dest="mode", action="store_const", const="infer",
+                      help="inference only (default split: test)")
+    st.add_argument("--split", choices=("train", "test"), help="which samples to send")
+    st.add_argument("--limit", type=int_in(1), metavar="N", help="the first N samples")
+    st.add_argument("--epochs", type=int_in(1), default=1, help="times through the samples (--train)")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(run=cmd_stream)
+
+    pl = sub.add_parser("pull", help="pull the board's model with the parameters it learned")
+    port_args(pl)
+    pl.add_argument("-o", "--output", required=True, help="the .elm file to write")
+    pl.set_defaults(run=cmd_pull)
+
+    sa = sub.add_parser("stats", help="the board's model, mode and counters")
+    port_args(sa)
+    sa.add_argument("--json", action="store_true")
+    sa.set_defaults(run=cmd_stats)
+
+
+# -- board start|stop|list --------------------------------------------------------------------
+
+def cmd_board_start(args) -> int:
+    from .cli import emit
+
+    entry = boards.start(args.kind, args.name)
+    emit(json.dumps(entry) if args.json else entry["url"])
+    return 0
+
+
+def cmd_board_stop(args) -> int:
+    from .cli import emit
+
+    if args.all == (args.name is not None):
+        raise boards.RegistryError("board stop takes a board name or --all (not both)")
+    stopped = boards.stop_all() if args.all else [boards.stop(args.name)]
+    emit("\n".join(f"stopped {e['name']} ({e['kind']}, pid {e['pid']})" for e in stopped) or "no boards running")
+    return 0
+
+
+def cmd_board_list(args) -> int:
+    from .cli import emit
+
+    entries = boards.running()
+    if args.json:
+        emit(json.dumps(entries, indent=2))
+        return 0
+    if not entries:
+        emit(f"no boards running (registry {boards.registry_path()})")
+        return 0
+    cols = ["name", "kind", "pid", "url", "started"]
+    rows = [cols] + [[str(e[c]) for c in cols] for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
+    emit("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows))
+    return 0
+
+
+# -- talking to a board -----------------------------------------------------------------------
+
+def connect(args) -> Board:
+    """A Board on --port (a URL or a registry name) that has answered HELLO."""
+    url = boards.resolve(args.port)
+    board = Board(url, timeout=args.timeout, retries=args.retries)
+    try:
+        board.ready = board.hello()
+    except LinkTimeout:
+        board.close()
+        raise LinkTimeout(f"the port {args.port} does not answer" + (f" ({url})" if url != args.port else "")
+                          + ": is a board running the edgelearn firmware there? ('edgelearn board list')") from None
+    except BaseException:
+        board.close()
+        raise
+    return board
+
+
+def progress_bar(total: int, unit: str, desc: str, disable: bool = False):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit=unit, desc=desc, disable=disable, leave=False,
+               unit_scale=unit == "B", dynamic_ncols=True)
+
+    def update(done: int, _n: int) -> None:
+        bar.update(done - bar.n)
+    return bar, update
+
+
+def model_blob(path: str) -> tuple[bytes, str]:
+    """The bytes to push: an .elm blob as it is (checked), a spec freshly initialised."""
+    from .modelblob import BLOB_MAGIC, from_blob, to_blob
+    from .modelfile import load_model
+
+    data = Path(path).read_bytes()
+    if data.startswith(BLOB_MAGIC):
+        return data, from_blob(data).name
+    model = load_model(path)
+    return to_blob(model), model.name
+
+
+def cmd_push(args) -> int:
+    from .cli import emit
+
+    blob, name = model_blob(args.model)
+    with connect(args) as b:
+        bar, update = progress_bar(len(blob), "B", f"push {name}", args.no_progress)
+        t0 = time.monotonic()
+        with bar:
+            b.push_model(blob, progress=update)
+        b.commit()
+        ready = b.hello()
+        seconds = time.monotonic() - t0
+    emit(f"pushed {name} to {ready.name} at {b.url}: {len(blob)} bytes, crc32 {zlib.crc32(blob):08x}, "
+         f"committed and active ({seconds:.2f} s, {b.counters.retransmissions} retransmissions)")
+    return 0
+
+
+def cmd_stream(args) -> int:
+    import numpy as np
+
+    from . import datasets
+    from .cli import emit
+
+    data = datasets.load(args.data)
+    split = args.split or ("train" if args.mode == "train" else "test")
+    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    epochs = args.epochs if args.mode == "train" else 1
+    with connect(args) as b:
+        if not b.ready.has_model:
+            raise boards.RegistryError(
+                f"the board at {b.url} has no model: push one first (edgelearn push MODEL --port {args.port})")
+        b.set_mode(args.mode)
+        before = b.stats()
+        t0 = time.monotonic()
+        predicted = []
+        for epoch in range(epochs):
+            desc = f"{args.mode} {data.name}" + (f" epoch {epoch + 1}/{epochs}" if epochs > 1 else "")
+            bar, update = progress_bar(len(x), "sample", desc, args.json)
+            with bar:
+                results = b.stream(x, y, progress=update)
+            predicted += [r.predicted if r is not None else -1 for r in results]
+        seconds = time.monotonic() - t0
+        after = b.stats()
+    labels = np.tile(np.asarray(y), epochs)
+    correct = int(np.sum(np.asarray(predicted) == labels))
+    report = {"board": b.ready.name, "url": b.url, "data": data.name, "split": split, "mode": args.mode,
+              "samples": len(predicted), "epochs": epochs, "correct": correct,
+              "accuracy": correct / max(1, len(predicted)),
+              "learned": after.get("learned", 0) - before.get("learned", 0),
+              "device_correct": after.get("correct", 0) - before.get("correct", 0),
+              "seconds": round(seconds, 3), "samples_per_s": round(len(predicted) / max(seconds, 1e-9), 1),
+              "retransmissions": b.counters.retransmissions, "next_seq": after["next_seq"]}
+    if args.json:
+        emit(json.dumps(report, indent=2))
+    else:
+        what = "online accuracy while learning" if args.mode == "train" else "on-device accuracy"
+        emit(f"{report['samples']} {split} samples of {data.name} through {report['board']} at {b.url} "
+             f"({args.mode}, {seconds:.2f} s, {report['samples_per_s']:.0f} samples/s, "
+             f"{report['retransmissions']} retransmissions): {what} {report['accuracy']:.2%}"
+             + (f", {report['learned']} learned" if args.mode == "train" else ""))
+    return 0
+
+
+def cmd_pull(args) -> int:
+    from .cli import check_writable, emit
+    from .modelblob import from_blob
+
+    check_writable(args.output, (".elm",), "model")
+    with connect(args) as b:
+        if not b.ready.has_model:
+            raise boards.RegistryError(f"the board at {b.url} has no model to pull")
+        blob = b.pull_params()
+    model = from_blob(blob)
+    Path(args.output).write_bytes(blob)
+    emit(f"pulled {model.name} from {b.ready.name} at {b.url}: {len(blob)} bytes, "
+         f"crc32 {zlib.crc32(blob):08x} -> {args.output}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from .cli import emit
+
+    with connect(args) as b:
+        stats = b.stats()
+        ready = b.ready
+    stats = {"board": ready.name, "url": b.url, "version": ready.version, "model_area": ready.model_bytes,
+             "arena": ready.arena_bytes, **stats, "active_crc": f"{stats['active_crc']:08x}",
+             "mode": {0: "infer", 1: "train"}.get(stats["mode"], stats["mode"])}
+    if args.json:
+        emit(json.dumps(stats, indent=2))
+    else:
+        width = max(map(len, stats))
+        emit("\n".join(f"{k.ljust(width)}  {v}" for k, v in stats.items()))
+    return 0
