@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: demo test bench bench-mnist bench-mnist-spide bench-peers bench-device setup clean
+.PHONY: demo tools test bench bench-mnist bench-mnist-spide bench-peers bench-device setup clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +15,27 @@ $(STAMP): setup.cfg pyproject.toml
 
 setup: $(STAMP)
 
-# The main job. Until the board issues land: on-line STOP learning of digits in the
-# fixed-point runtime (the device's arithmetic), with its float twin beside it.
-demo: $(STAMP)
-	mkdir -p $(OUT)
-	$(VENV)/bin/edgelearn info models/digits-stop.json
-	$(VENV)/bin/edgelearn train --data digits --model models/digits-stop.json --learner stop \
-	    --precision fixed -o $(OUT)/digits-stop.elm --plot $(OUT)/digits-stop.png
-	$(VENV)/bin/edgelearn eval $(OUT)/digits-stop.elm --data digits
-	@echo "trained model: $(OUT)/digits-stop.elm, accuracy curves: $(OUT)/digits-stop.png"
+# The C toolchains and QEMU: host gcc (native builds), the Cortex-M and RISC-V cross
+# compilers, the emulated boards. Installed with apt when this user can (root or sudo).
+TOOL_PACKAGES := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm
+TOOL_COMMANDS := gcc arm-none-eabi-gcc riscv64-unknown-elf-gcc qemu-system-arm
 
-test: $(STAMP)
+tools:
+	@missing=0; for c in $(TOOL_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	if [ $$missing = 0 ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TOOL_PACKAGES); \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TOOL_PACKAGES); \
+	else echo "note: cannot install $(TOOL_PACKAGES) (not root, no sudo): the tests that need them" \
+	    "will fail, and the demo will use the native board"; fi
+
+# The main job: on-device STOP learning of digits on an emulated Cortex-M4 over a serial
+# link: push the model, stream samples, learn on the board, measure on-device accuracy,
+# pull the weights and check them bit for bit against the host reference.
+demo: $(STAMP) tools
+	$(PY) -m firmware_host.demo
+
+test: $(STAMP) tools
 	$(PY) -m pytest
 
 bench: bench-mnist bench-mnist-spide bench-peers bench-device

@@ -13,6 +13,11 @@ on stderr; the guest waits for us), semihosting on (the firmware's exit code is 
 status), optional ``-icount shift=N`` and files preloaded into guest memory. ``.serial`` is a
 pyserial port on ``socket://127.0.0.1:PORT``. QEMU runs in its own process group, which is
 killed on exit from the ``with`` block, on exceptions and at interpreter exit: no orphans.
+
+``protocol_firmware`` builds the link-protocol firmware (targets/firmware: main loop, protocol,
+the C runtime, this board support behind board.h) and ``QemuLinkBoard`` serves it on a TCP port
+for ``firmware_host.board.Board`` (``.url``); it never connects itself, accepts one client after
+another with the firmware's state intact, and with ``detach=True`` outlives its launcher.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BOARD_DIR = ROOT / "targets" / "boards" / "mps2"
 C_DIR = ROOT / "targets" / "c"
+FW_DIR = ROOT / "targets" / "firmware"
 CATALOGUE = ROOT / "targets" / "catalogue.json"
 
 BOARDS = ("mps2-an386", "mps2-an500")
@@ -98,7 +104,8 @@ def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
     h = hashlib.sha256()
     for part in [cc, board, *flags, *ld_defs, *LDFLAGS]:
         h.update(part.encode() + b"\0")
-    for path in [*srcs, BOARD_DIR / "mps2.ld.S", BOARD_DIR / "board.h", *sorted(C_DIR.glob("*.h"))]:
+    headers = {h for d in {s.parent for s in srcs} | {C_DIR} for h in d.glob("*.h")}
+    for path in [*srcs, BOARD_DIR / "mps2.ld.S", BOARD_DIR / "board.h", *sorted(headers)]:
         h.update(path.name.encode() + b"\0")
         h.update(path.read_bytes())
     out_dir = build_root() / board / h.hexdigest()[:16]
@@ -361,3 +368,104 @@ def run_runtime(blob: bytes, samples, labels, learn, *, board: str = "mps2-an386
 def ticks_to_instructions(ticks, shift: int = 7):
     """SysTick ticks at 25 MHz under -icount shift=N to instructions (2**N ns each)."""
     return ticks * 1e9 / SYSTICK_HZ / 2 ** shift
+
+
+# -- the link-protocol firmware (targets/firmware) on the emulated board ------------------------
+
+def protocol_firmware(board: str = "mps2-an386", *, model_bytes: int = 128 * 1024, arena_bytes: int = 64 * 1024,
+                      seqlog: int = 4096) -> Path:
+    """The firmware of docs/protocol.md for an emulated board: targets/firmware's main loop and
+    link protocol, the C runtime, and the mps2 board support behind board.h (UART0 with the RX
+    interrupt and WFI, semihosting exit). Same sizes as the native board by default."""
+    return build_firmware([FW_DIR / "main_loop.c", FW_DIR / "protocol.c"], board, runtime=True, name="protocol",
+                          defines={"EL_FW_MODEL_BYTES": f"{model_bytes}u", "EDGELEARN_ARENA_BYTES": arena_bytes,
+                                   "EL_FW_SEQLOG": f"{seqlog}u", "EL_FW_BOARD_NAME": f'"{board}"'})
+
+
+def run_dir() -> Path:
+    """Where QEMU link boards keep their logs (stderr)."""
+    d = build_root().parent / "boards"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+class QemuLinkBoard:
+    """An emulated board running the protocol firmware, serving its UART on a TCP port:
+
+        with QemuLinkBoard() as qb:             # builds (cached), starts QEMU, parses the port
+            with Board(qb.url) as b: ...        # firmware_host.board.Board; connect as often as you like
+
+    It does not connect itself. QEMU's server socket accepts a new client after the previous
+    one disconnected, and the firmware (its model, what it learned) runs on in between.
+    ``detach=True``: QEMU runs in a session of its own and outlives this Python process
+    (``edgelearn board start``); stop it with ``.stop()`` or by killing ``.pid``. Otherwise it is
+    killed on ``stop()``, on leaving the ``with`` block, on exceptions and at interpreter exit.
+    QEMU's stderr goes to ``.log`` (a file, so a detached QEMU never writes into a dead pipe)."""
+
+    def __init__(self, board: str = "mps2-an386", detach: bool = False, *, elf=None, start_timeout: float = 30.0):
+        board_memory(board)
+        self.board, self.detach = board, detach
+        self.elf = Path(elf) if elf is not None else protocol_firmware(board)
+        fd, log = tempfile.mkstemp(prefix=f"qemu-{board}-", suffix=".log", dir=run_dir())
+        self.log = Path(log)
+        cmd = [qemu_binary(), "-M", board, "-nographic", "-monitor", "none", "-nodefaults",
+               "-semihosting-config", "enable=on,target=native",
+               "-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on",
+               "-kernel", str(self.elf)]
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fd,
+                                         start_new_session=True, close_fds=True)
+        finally:
+            os.close(fd)
+        self.pid = self.proc.pid
+        if not detach:
+            _live.add(self.proc)
+        try:
+            self.port = self._read_port(start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"socket://127.0.0.1:{self.port}"
+
+    def _read_port(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while True:   # QEMU blocks (wait=on) after printing the port, so the line always comes
+            m = _PORT.search(self.stderr)
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                raise BoardError(f"QEMU exited ({self.proc.returncode}) before opening the serial port:\n{self.stderr}")
+            if time.monotonic() > deadline:
+                raise BoardError(f"QEMU did not open its serial port within {timeout:.0f} s:\n{self.stderr}")
+            time.sleep(0.01)
+
+    @property
+    def stderr(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """QEMU's exit status (the firmware's board_exit code, e.g. after Board.exit())."""
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> int | None:
+        """Kill QEMU (its whole process group) and remove the log. Returns its exit status."""
+        _kill_group(self.proc)
+        try:
+            self.log.unlink()
+        except OSError:
+            pass
+        return self.proc.returncode
+
+    def __enter__(self) -> "QemuLinkBoard":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.detach:
+            self.stop()
