@@ -112,7 +112,7 @@ def run(kind: str, epochs: int, limit_train: int | None, limit_test: int | None,
                     dev_train += [r.predicted for r in b.stream(x_train, y_train, progress=update)]
                 acc = np.mean(np.asarray(dev_train[-len(x_train):]) == y_train)
                 print(f"  epoch {e + 1}/{epochs}: {len(x_train)} training samples learned on the device "
-                      f"(online accuracy {acc:.2%})", flush=True)
+                      f"(accuracy of predictions made while learning each sample: {acc:.2%})", flush=True)
             b.set_mode("infer")
             pb, update = bar(len(x_test), "sample", "infer")
             with pb:
