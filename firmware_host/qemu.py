@@ -176,6 +176,20 @@ def _kill_all() -> None:
 _PORT = re.compile(r"waiting for connection on: disconnected:tcp:[\d.]+:(\d+)")
 
 
+def qemu_command(elf, board: str, *, icount: int | None = None, preload=()) -> list[str]:
+    """QEMU for one board: UART0 as a TCP server on a free port that waits for the host
+    (nothing sent before the host connects is lost), semihosting for the exit code."""
+    cmd = [qemu_binary(), "-M", board, "-nographic", "-monitor", "none", "-nodefaults",
+           "-semihosting-config", "enable=on,target=native",
+           "-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on",
+           "-kernel", str(elf)]
+    if icount is not None:
+        cmd += ["-icount", f"shift={icount}"]
+    for path, addr in preload:
+        cmd += ["-device", f"loader,file={path},addr={addr:#x}"]
+    return cmd
+
+
 class QemuBoard:
     """One emulated board. ``with QemuBoard(elf) as b: b.serial.write(...); code = b.wait()``.
 
@@ -195,15 +209,7 @@ class QemuBoard:
         self._deadline = 0.0
 
     def command(self) -> list[str]:
-        cmd = [qemu_binary(), "-M", self.board, "-nographic", "-monitor", "none", "-nodefaults",
-               "-semihosting-config", "enable=on,target=native",
-               "-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on",
-               "-kernel", str(self.elf)]
-        if self.icount is not None:
-            cmd += ["-icount", f"shift={self.icount}"]
-        for path, addr in self.preload:
-            cmd += ["-device", f"loader,file={path},addr={addr:#x}"]
-        return cmd
+        return qemu_command(self.elf, self.board, icount=self.icount, preload=self.preload)
 
     def __enter__(self) -> "QemuBoard":
         import serial
@@ -408,10 +414,7 @@ class QemuLinkBoard:
         self.elf = Path(elf) if elf is not None else protocol_firmware(board)
         fd, log = tempfile.mkstemp(prefix=f"qemu-{board}-", suffix=".log", dir=run_dir())
         self.log = Path(log)
-        cmd = [qemu_binary(), "-M", board, "-nographic", "-monitor", "none", "-nodefaults",
-               "-semihosting-config", "enable=on,target=native",
-               "-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on",
-               "-kernel", str(self.elf)]
+        cmd = qemu_command(self.elf, board)
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fd,
                                          start_new_session=True, close_fds=True)
