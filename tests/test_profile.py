@@ -3,10 +3,15 @@ import json
 
 import pytest
 
+from pathlib import Path
+
 from edgelearn import native
 from edgelearn import profile as pf
 from edgelearn.model import Learning, Neuron, init_params, mlp
 from edgelearn.modelblob import to_blob
+from edgelearn.modelfile import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 REQUIRED_BOARDS = {"stm32f746", "stm32l476", "nrf52840", "rp2040", "esp32c3", "mps2-an386", "mps2-an500",
                    "ice40up5k"}
@@ -66,3 +71,51 @@ def test_profile_measures_code_and_judges_the_budget(mnist_model, tmp_path):
 def test_fpga_target_profiles_without_a_toolchain(mnist_model):
     p = pf.profile(init_params(mlp("d", [64, 32, 10])), "ice40up5k", "readout", 8)
     assert not p["code_measured"] and p["arena"] > 0
+
+
+# -- the command line ------------------------------------------------------------------------------
+def run_cli(capsys, *argv):
+    from edgelearn.cli import main
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_profile_cli_exit_status_says_whether_it_fits(capsys, tmp_path):
+    mnist = str(ROOT / "models" / "mnist-stop.json")
+    rc, out, err = run_cli(capsys, "profile", mnist, "--target", "mps2-an386", "--T", "256")
+    assert rc == 0, err
+    arena = native.arena_required(to_blob(pf.with_learner(load_model(mnist), "stop", 256)))
+    assert "stop: fits" in out and f"arena (what the C runtime reserves): {arena:,} bytes" in out
+    # 400 KB of int16 weights do not fit a 128 KB STM32L476: non-zero exit, the table still printed
+    plot = tmp_path / "mem.png"
+    rc, out, err = run_cli(capsys, "profile", mnist, "--target", "stm32l476", "--json", "--plot", str(plot))
+    report = json.loads(out)
+    assert rc == 1 and report["fits"] is False and report["total_ram"] > report["sram"] == 131072
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compile_cli_writes_the_config_blob_and_objects(capsys, tmp_path):
+    rc, out, err = run_cli(capsys, "compile", str(ROOT / "models" / "digits-stop.json"), "--target", "mps2-an386",
+                           "-o", str(tmp_path))
+    assert rc == 0, err
+    config = (tmp_path / "edgelearn_config.h").read_text()
+    blob = (tmp_path / "model.elm").read_bytes()
+    assert f"#define EDGELEARN_MODEL_BYTES {len(blob)}u" in config
+    assert "el_stop.o" in out and "text" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["profile", "MODEL", "--target", "nosuch"], "unknown target 'nosuch'"),
+    (["compile", "MODEL", "--target", "nosuch"], "unknown target 'nosuch'"),
+    (["compile", "MODEL", "--target", "ice40up5k"], "no C toolchain"),
+    (["profile", "GARBAGE", "--target", "mps2-an386"], "not a model file"),
+    (["profile", "MODEL", "--target", "mps2-an386", "--plot", "mem.txt"], "unknown plot file suffix"),
+])
+def test_profile_and_compile_refuse_bad_input(capsys, tmp_path, argv, needle):
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x00\x01 not a model")
+    subst = {"MODEL": str(ROOT / "models" / "digits-stop.json"), "GARBAGE": str(garbage),
+             "mem.txt": str(tmp_path / "mem.txt")}
+    rc, out, err = run_cli(capsys, *[subst.get(a, a) for a in argv])
+    assert rc == 2 and needle in err and "Traceback" not in err
