@@ -24,7 +24,7 @@ from firmware_host import qemu as _qemu
 from firmware_host.board import Board, BoardError, LinkTimeout
 from firmware_host.native_board import BoardStartError
 
-ERRORS = (LinkTimeout, BoardError, boards.RegistryError, BoardStartError, _qemu.BoardError)
+ERRORS = (LinkTimeout, BoardError, boards.RegistryError, BoardStartError, _qemu.QemuError)
 
 
 def seconds(text: str) -> float:

@@ -179,7 +179,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from .board import BoardError, LinkTimeout
     from .native_board import BoardStartError
-    from .qemu import BoardError as QemuError
+    from .qemu import QemuError
     print(f"edgelearn demo: on-device STOP learning of digits over the serial link ({MODEL.name})", flush=True)
     try:
         r = run(args.board, args.epochs, args.limit_train, args.limit_test, progress=not args.no_progress)

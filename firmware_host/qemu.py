@@ -51,25 +51,25 @@ JOB_ADDR = {"mps2-an386": 0x21000000,           # PSRAM: where preloaded jobs go
 SYSTICK_HZ = 25_000_000                         # the mps2 core clock
 
 
-class BoardError(RuntimeError):
+class QemuError(RuntimeError):
     """A tool is missing, a build failed, or QEMU misbehaved."""
 
 
-class FirmwareTooBig(BoardError):
+class FirmwareTooBig(QemuError):
     """The firmware does not fit the real board's memory (the linker refused it)."""
 
 
 def board_memory(board: str) -> dict:
     """The catalogue's entry for ``board`` (flash, sram, toolchain flags)."""
     if board not in BOARDS:
-        raise BoardError(f"unknown board {board!r}; emulated boards: {', '.join(BOARDS)}")
+        raise QemuError(f"unknown board {board!r}; emulated boards: {', '.join(BOARDS)}")
     return json.loads(CATALOGUE.read_text())["targets"][board]
 
 
 def _tool(name: str, package: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise BoardError(f"{name} not found: install it with apt-get install -y {package}")
+        raise QemuError(f"{name} not found: install it with apt-get install -y {package}")
     return path
 
 
@@ -122,7 +122,7 @@ def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
                *map(str, srcs), "-lgcc", "-o", str(tmp_elf)]
         try:
             _run(cmd, f"build {name} for {board}")
-        except BoardError as e:
+        except QemuError as e:
             m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", str(e))
             if m:
                 region = m.group(1)
@@ -138,7 +138,7 @@ def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
 def _run(cmd, what: str) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise BoardError(f"could not {what}:\n$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+        raise QemuError(f"could not {what}:\n$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
 
 
 def firmware_size(elf: Path) -> dict:
@@ -233,7 +233,7 @@ class QemuBoard:
             line = self.proc.stderr.readline()
             if not line:
                 self.proc.wait(timeout=10)
-                raise BoardError(f"QEMU exited ({self.proc.returncode}) before opening the serial port:\n"
+                raise QemuError(f"QEMU exited ({self.proc.returncode}) before opening the serial port:\n"
                                  + "".join(self._stderr))
             self._stderr.append(line)
             m = _PORT.search(line)
@@ -252,13 +252,13 @@ class QemuBoard:
         return "".join(self._stderr)
 
     def read_exactly(self, n: int) -> bytes:
-        """n bytes from the UART, or BoardError when the board stops sending or exits."""
+        """n bytes from the UART, or QemuError when the board stops sending or exits."""
         out = bytearray()
         while len(out) < n:
             chunk = self.serial.read(n - len(out))
             if not chunk:
                 state = "exited with " + str(self.proc.returncode) if self.proc.poll() is not None else "silent"
-                raise BoardError(f"board {state} after {len(out)} of {n} bytes:\n{self.stderr}")
+                raise QemuError(f"board {state} after {len(out)} of {n} bytes:\n{self.stderr}")
             out += chunk
         return bytes(out)
 
@@ -270,7 +270,7 @@ class QemuBoard:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.close()
-            raise BoardError(f"{self.board} did not exit within {timeout:.1f} s") from None
+            raise QemuError(f"{self.board} did not exit within {timeout:.1f} s") from None
 
     def close(self) -> None:
         if self.serial is not None:
@@ -292,12 +292,12 @@ def run_echo(data: bytes, code: int, board: str = "mps2-an386") -> tuple[bytes, 
     elf = build_firmware(["echo.c"], board, name="echo")
     with QemuBoard(elf, board, timeout=30) as b:
         if b.read_exactly(4) != b"ECHO":
-            raise BoardError("no banner from the echo firmware")
+            raise QemuError("no banner from the echo firmware")
         b.serial.write(data)
         back = b.read_exactly(len(data))
         b.serial.write(bytes([0, code]))
         if b.read_exactly(3) != b"BYE":
-            raise BoardError("the echo firmware did not say BYE")
+            raise QemuError("the echo firmware did not say BYE")
         return back, b.wait()
 
 
@@ -341,7 +341,7 @@ def run_runtime(blob: bytes, samples, labels, learn, *, board: str = "mps2-an386
     if arena_bytes is None:
         arena_bytes = native.arena_required(blob)
         if arena_bytes == 0:
-            raise BoardError("the C loader refuses this blob")
+            raise QemuError("the C loader refuses this blob")
     blob_cap = (len(blob) + 7) // 8 * 8
     elf = runtime_firmware(blob_cap, arena_bytes, board)
     job, _, _ = job_bytes(blob, samples, labels, learn)
@@ -353,20 +353,20 @@ def run_runtime(blob: bytes, samples, labels, learn, *, board: str = "mps2-an386
                 return int.from_bytes(b.read_exactly(4), "little")
 
             if b.read_exactly(4) != b"ELRS":
-                raise BoardError("no banner from the runtime firmware")
+                raise QemuError("no banner from the runtime firmware")
             out = {"init_status": u32()}
             if out["init_status"] == 0xFFFFFFFF:
-                raise BoardError(f"the runtime firmware found no job at {JOB_ADDR[board]:#x}")
+                raise QemuError(f"the runtime firmware found no job at {JOB_ADDR[board]:#x}")
             out["arena_bytes"], out["arena_required"] = u32(), u32()
             if out["init_status"] != 0:
                 b.wait()
-                raise BoardError(f"el_init_static refused the blob on the board: status {out['init_status']}")
+                raise QemuError(f"el_init_static refused the blob on the board: status {out['init_status']}")
             n, out["tick_overhead"] = u32(), u32()
             rec = np.frombuffer(b.read_exactly(12 * n), dtype="<u4").reshape(n, 3)
             out["status"], out["prediction"], out["ticks"] = rec[:, 0].copy(), rec[:, 1].copy(), rec[:, 2].copy()
             out["blob"] = b.read_exactly(u32())
             if b.read_exactly(4) != b"END!":
-                raise BoardError("the runtime firmware's report did not end with END!")
+                raise QemuError("the runtime firmware's report did not end with END!")
             out["exit"] = b.wait()
     return out
 
@@ -437,9 +437,9 @@ class QemuLinkBoard:
             if m:
                 return int(m.group(1))
             if self.proc.poll() is not None:
-                raise BoardError(f"QEMU exited ({self.proc.returncode}) before opening the serial port:\n{self.stderr}")
+                raise QemuError(f"QEMU exited ({self.proc.returncode}) before opening the serial port:\n{self.stderr}")
             if time.monotonic() > deadline:
-                raise BoardError(f"QEMU did not open its serial port within {timeout:.0f} s:\n{self.stderr}")
+                raise QemuError(f"QEMU did not open its serial port within {timeout:.0f} s:\n{self.stderr}")
             time.sleep(0.01)
 
     @property

@@ -28,9 +28,9 @@ def test_tools_are_installed():
 
 def test_missing_tools_fail_with_the_install_line(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(qemu.BoardError, match="apt-get install -y qemu-system-arm"):
+    with pytest.raises(qemu.QemuError, match="apt-get install -y qemu-system-arm"):
         qemu.qemu_binary()
-    with pytest.raises(qemu.BoardError, match="apt-get install -y gcc-arm-none-eabi"):
+    with pytest.raises(qemu.QemuError, match="apt-get install -y gcc-arm-none-eabi"):
         qemu.cross_compiler()
 
 
