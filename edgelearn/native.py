@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import resources
 from .encoders import as_rows
 from .learning.stop_float import check_stop_model
 from .model import Model, ModelError
 from .modelblob import from_blob, to_blob
 
-C_DIR = Path(__file__).resolve().parent.parent / "targets" / "c"
+C_DIR = resources.C_DIR
 RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c")   # el_static.c is the device's arena
 COMPILE_ARGS = ("-std=gnu99", "-O2")
 

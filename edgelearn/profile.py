@@ -29,12 +29,12 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import resources
 from .model import Model, ModelError
 from .modelblob import to_blob
 
-ROOT = Path(__file__).resolve().parent.parent
-CATALOGUE = ROOT / "targets" / "catalogue.json"
-C_DIR = ROOT / "targets" / "c"
+CATALOGUE = resources.CATALOGUE
+C_DIR = resources.C_DIR
 RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c", "el_static.c")
 CROSS_FLAGS = ("-std=c99", "-ffreestanding", "-Os", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
                "-fdata-sections", "-fstack-usage")

@@ -16,12 +16,12 @@ import shutil
 import sys
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "digits-stop.json"
+from edgelearn import resources
+
+MODEL = resources.MODELS / "digits-stop.json"
 BOARDS = ("mps2-an386", "mps2-an500", "native")
 
 

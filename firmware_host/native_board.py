@@ -18,9 +18,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-C_DIR = ROOT / "targets" / "c"
-FW_DIR = ROOT / "targets" / "firmware"
+from edgelearn import resources
+
+C_DIR = resources.C_DIR
+FW_DIR = resources.FIRMWARE_DIR
 SOURCES = [FW_DIR / n for n in ("main_loop.c", "protocol.c", "board_native.c")] + \
           [C_DIR / n for n in ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c", "el_static.c")]
 HEADERS = [FW_DIR / "board.h", FW_DIR / "protocol.h"] + sorted(C_DIR.glob("*.h"))

@@ -34,11 +34,12 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BOARD_DIR = ROOT / "targets" / "boards" / "mps2"
-C_DIR = ROOT / "targets" / "c"
-FW_DIR = ROOT / "targets" / "firmware"
-CATALOGUE = ROOT / "targets" / "catalogue.json"
+from edgelearn import resources
+
+BOARD_DIR = resources.BOARDS_DIR / "mps2"
+C_DIR = resources.C_DIR
+FW_DIR = resources.FIRMWARE_DIR
+CATALOGUE = resources.CATALOGUE
 
 BOARDS = ("mps2-an386", "mps2-an500")
 BOARD_SOURCES = ("startup.c", "board.c")
