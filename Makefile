@@ -7,10 +7,11 @@ OUT    := out
 
 .PHONY: demo tools test bench bench-mnist bench-mnist-spide bench-peers bench-device setup clean
 
-$(STAMP): setup.cfg pyproject.toml
+# constraints.txt pins the exact versions (setup.cfg keeps ranges); editing it reinstalls.
+$(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 setup: $(STAMP)
@@ -58,7 +59,7 @@ bench-device: $(STAMP)
 PEERS_VENV  := bench/.venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-$(PEERS_STAMP): bench/requirements-peers.txt bench/constraints-peers.txt setup.cfg pyproject.toml
+$(PEERS_STAMP): bench/requirements-peers.txt bench/constraints-peers.txt setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_VENV)/bin/pip install --quiet torch==2.13.0
 	$(PEERS_VENV)/bin/pip install --quiet -c bench/constraints-peers.txt -r bench/requirements-peers.txt

@@ -10,7 +10,7 @@ that the counts are instructions, not host time). QEMU counts instructions, not 
 
 Training samples are the first N of the digits training split, learned online in order;
 inference samples the first M of the test split after that training. The final parameters
-are compared bit for bit with the host's C runtime (NativeSTOP / NativeSPIDE).
+are compared bit for bit with the host's C runtime (the "c" executor).
 
 A synaptic operation (SOP) is one weight of one dense layer in one forward time step:
 T * (number of weights) per sample, spiking or not.
@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgelearn import native  # noqa: E402
+from edgelearn.executors import make_learner  # noqa: E402
 from edgelearn.datasets import load_digits  # noqa: E402
 from edgelearn.modelblob import to_blob  # noqa: E402
 from edgelearn.modelfile import load_model  # noqa: E402
@@ -45,7 +45,7 @@ SHIFT = 7
 
 def host_reference(model, x, y, n_train):
     """The host's C runtime fed the same stream: final blob."""
-    ref = native.NativeSPIDE(model) if model.learning.rule == "spide" else native.NativeSTOP(model)
+    ref = make_learner(model, "c")
     for i in range(len(x)):
         learn = i < n_train
         ref.run(x[i:i + 1], y[i:i + 1] if learn else None, learn)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgelearn import datasets
-from edgelearn.learning.stop_fixed import FixedSTOP
-from edgelearn.learning.stop_float import FloatSTOP
+from edgelearn.rules.stop.fixed import FixedSTOP
+from edgelearn.rules.stop.float import FloatSTOP
 from edgelearn.model import Learning, Model, init_params, mlp
 
 # The two networks of the issue, each on the data whose input size it has.

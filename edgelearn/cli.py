@@ -9,12 +9,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import cli_board, datasets, profile
-from .learning.spide_float import spide_mlp
-from .model import Learning, ModelError, init_params, mlp
+from .errors import ModelError, TrainingDiverged
+from .executors import EXECUTORS, TWIN, exactness
+from .model import Learning, mlp
 from .modelfile import load_model, save_model
-from .train import LEARNERS, TrainingDiverged, evaluate, make_learner, train, warm_up
+from .rules import init_model
+from .rules.spide.spec import spide_mlp
+from .train import evaluate, make_learner, train, warm_up
 
-TWIN = {"fixed": "float", "float": "fixed"}
+EXECUTOR_HELP = "; ".join(f"{name}: {exactness(name).value}" for name in EXECUTORS)
 
 
 def int_in(lo: int, hi: int | None = None):
@@ -42,9 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learner", choices=("stop", "readout", "spide"), default="stop",
                    help="stop: every layer; readout: the last layer only (the cheap baseline); spide: "
                         "equilibrium rates and a spiking adjoint (docs/spide.md)")
-    t.add_argument("--precision", choices=tuple(LEARNERS), default="fixed")
+    t.add_argument("--executor", choices=tuple(EXECUTORS), default="fixed",
+                   help=f"what runs the rule ({EXECUTOR_HELP})")
     t.add_argument("--twin", action=argparse.BooleanOptionalAction, default=True,
-                   help="also train the other precision from the same start and print it beside")
+                   help="also train the twin from the same start (float beside fixed or c, fixed beside "
+                        "float) and print it beside")
     t.add_argument("--epochs", type=int_in(1), default=15)
     t.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
     t.add_argument("--Tb", type=int_in(1, 65535), help="SPIDE's backward time steps (default: the model's)")
@@ -63,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="test accuracy of a trained model")
     e.add_argument("model")
     e.add_argument("--data", default="digits")
-    e.add_argument("--precision", choices=tuple(LEARNERS), default="fixed")
+    e.add_argument("--executor", choices=tuple(EXECUTORS), default="fixed", help=f"what runs it ({EXECUTOR_HELP})")
     e.add_argument("--limit-test", type=int_in(1), metavar="N")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=cmd_eval)
@@ -136,7 +141,7 @@ def model_for(args, data: datasets.Dataset):
         sizes = [data.x_train.shape[1], args.hidden, data.n_classes]
         seed = 1 if args.seed is None else args.seed
         model = (spide_mlp(name, sizes, seed=seed) if args.learner == "spide"
-                 else init_params(mlp(name, sizes, learning=Learning(seed=seed))))
+                 else init_model(mlp(name, sizes, learning=Learning(seed=seed))))
     changes = {"rule": args.learner}
     if args.T is not None:
         changes["T"] = args.T
@@ -169,14 +174,14 @@ def cmd_train(args) -> int:
     check_writable(args.plot, (".png",), "plot")
     data = load_data(args)
     model = model_for(args, data)
-    runs = [args.precision] + ([TWIN[args.precision]] if args.twin else [])
+    runs = [args.executor] + ([TWIN[args.executor]] if args.twin else [])
     results, trained = {}, None
-    for precision in runs:
-        warm_up(model, precision, data)
-        net = make_learner(model.copy(), precision)
-        results[precision] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
-                                   slow_down_every=args.slow_down_every, progress=not args.json,
-                                   label=precision)
+    for executor in runs:
+        warm_up(model, executor, data)
+        net = make_learner(model.copy(), executor)
+        results[executor] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
+                                  slow_down_every=args.slow_down_every, progress=not args.json,
+                                  label=executor)
         if trained is None:
             trained = net.to_model()
     if args.output:
@@ -231,12 +236,12 @@ def cmd_eval(args) -> int:
     data = load_data(args)
     model = load_model(args.model)
     check_fits(model, data)
-    acc = evaluate(make_learner(model, args.precision), data.x_test, data.y_test)
+    acc = evaluate(make_learner(model, args.executor), data.x_test, data.y_test)
     if args.json:
-        print(json.dumps({"model": model.name, "data": data.name, "precision": args.precision,
+        print(json.dumps({"model": model.name, "data": data.name, "executor": args.executor,
                           "test_samples": len(data.x_test), "test_accuracy": acc}))
     else:
-        print(f"{model.name} on {data.name} ({len(data.x_test)} test samples, {args.precision}): {acc:.2%}")
+        print(f"{model.name} on {data.name} ({len(data.x_test)} test samples, {args.executor}): {acc:.2%}")
     return 0
 
 

@@ -13,22 +13,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import numerics as nx
+from .contract import ENCODINGS, INPUT, MAX_LAYER_SIZE, RESETS, RULES, UPDATE_MODES
+from .errors import ModelError
+from .ops import LAYERS, NEURONS
 
-LAYER_KINDS = ("dense",)          # conv2d, pool2d, ... slot in here with their own shapes
-NEURON_KINDS = ("lif", "if", "li")  # li: non-spiking leaky integrator (readout only)
-SPIKING_NEURONS = ("lif", "if")
-ENCODINGS = ("direct", "rate", "events")
-RULES = ("stop", "readout", "none", "spide")   # blob codes: only ever append
-RESETS = ("subtract", "modified")   # modified: fire at th, subtract 2*th (SPIDE; rates round, not floor)
-UPDATE_MODES = ("step", "sample")
-INPUT = "input"
-# The widest layer: the hidden error's int64 sum of 2^46-sized terms stays exact below
-# 2^17 terms (docs/numerics.md §8); 2^16 - 1 also fits the device's u16 counters.
-MAX_LAYER_SIZE = 65535
-
-
-class ModelError(ValueError):
-    """A model description or file that cannot be used; the message says why."""
+__all__ = ["ENCODINGS", "INPUT", "MAX_LAYER_SIZE", "RESETS", "RULES", "UPDATE_MODES", "ModelError", "Edge", "Neuron",
+           "Layer", "InputSpec", "Learning", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +29,7 @@ class Edge:
 
 @dataclass(frozen=True)
 class Neuron:
-    kind: str                      # one of NEURON_KINDS
+    kind: str                      # a registered neuron kind (edgelearn.ops)
     threshold: float = 1.0         # initial threshold (spiking kinds)
     leak: float = 0.875            # initial leak a in U = a*(U - th*s) + I; IF forces 1.0
     learn_threshold: bool = True
@@ -50,7 +40,7 @@ class Neuron:
 @dataclass(frozen=True)
 class Layer:
     name: str
-    kind: str                      # one of LAYER_KINDS
+    kind: str                      # a registered layer kind (edgelearn.ops)
     inputs: tuple[Edge, ...]
     shape: tuple[int, ...]         # output shape
     neuron: Neuron
@@ -103,12 +93,16 @@ class Model:
 
     # -- structure ---------------------------------------------------------------
     def sizes(self) -> dict[str, int]:
+        """Output size of every node by name (the input's under ``INPUT``); O(layers)."""
         out = {INPUT: self.input.size}
         out.update({layer.name: layer.size for layer in self.layers})
         return out
 
-    def fan_in(self, layer: Layer) -> int:
-        sizes = self.sizes()
+    def fan_in(self, layer: Layer, sizes: dict[str, int] | None = None) -> int:
+        """Total size of the layer's edge sources. Pass ``sizes()`` when asking for many
+        layers: without it each call builds it again, O(layers) per call."""
+        if sizes is None:
+            sizes = self.sizes()
         return sum(sizes[e.source] for e in layer.inputs)
 
     @property
@@ -127,8 +121,9 @@ class Model:
     def validate(self) -> "Model":
         """Raise ModelError naming the first problem; return self when consistent."""
         self.validate_structure()
+        sizes = self.sizes()                # once: validate is linear in the number of layers
         for layer in self.layers:
-            self._validate_params(layer)
+            self._validate_params(layer, sizes)
         return self
 
     def validate_structure(self) -> "Model":
@@ -148,12 +143,13 @@ class Model:
                 raise ModelError(f"{where}: {INPUT!r} is the reserved name of the model's input")
             if layer.name in seen:
                 raise ModelError(f"{where}: duplicate name")
-            if layer.kind not in LAYER_KINDS:
-                raise ModelError(f"{where}: unknown layer kind {layer.kind!r} (known: {', '.join(LAYER_KINDS)})")
-            if layer.neuron.kind not in NEURON_KINDS:
-                raise ModelError(f"{where}: unknown neuron kind {layer.neuron.kind!r} (known: {', '.join(NEURON_KINDS)})")
-            if layer.neuron.kind == "li" and i != len(self.layers) - 1:
-                raise ModelError(f"{where}: a non-spiking 'li' neuron can only be the readout (last) layer")
+            if layer.kind not in LAYERS:
+                raise ModelError(f"{where}: unknown layer kind {layer.kind!r} (known: {', '.join(LAYERS)})")
+            if layer.neuron.kind not in NEURONS:
+                raise ModelError(f"{where}: unknown neuron kind {layer.neuron.kind!r} (known: {', '.join(NEURONS)})")
+            kind = NEURONS[layer.neuron.kind]
+            if kind.readout_only and i != len(self.layers) - 1:
+                raise ModelError(f"{where}: a non-spiking {layer.neuron.kind!r} neuron can only be the readout (last) layer")
             if not layer.shape or any(d <= 0 for d in layer.shape):
                 raise ModelError(f"{where}: shape {layer.shape} must be positive")
             if layer.size > MAX_LAYER_SIZE:
@@ -174,24 +170,24 @@ class Model:
                     raise ModelError(f"{where}: feedback source {e.source!r} is not a layer")
             if layer.neuron.reset not in RESETS:
                 raise ModelError(f"{where}: unknown reset {layer.neuron.reset!r} (known: {', '.join(RESETS)})")
-            if layer.neuron.reset == "modified" and layer.neuron.kind not in SPIKING_NEURONS:
+            if layer.neuron.reset == "modified" and not kind.spiking:
                 raise ModelError(f"{where}: a non-spiking {layer.neuron.kind!r} neuron has no reset to modify")
             if layer.neuron.reset == "modified" and self.learning.rule != "spide":
                 raise ModelError(f"{where}: the modified reset is run by the SPIDE runtime only "
                                  f"(learning.rule 'spide', not {self.learning.rule!r})")
-            if layer.neuron.kind in SPIKING_NEURONS and not layer.neuron.threshold > 0:
+            if kind.spiking and not layer.neuron.threshold > 0:
                 raise ModelError(f"{where}: threshold must be > 0, got {layer.neuron.threshold}")
             if not 0.0 <= layer.neuron.leak <= 1.0:
                 raise ModelError(f"{where}: leak must be in [0, 1], got {layer.neuron.leak}")
             seen.add(layer.name)
         return self
 
-    def _validate_params(self, layer: Layer) -> None:
+    def _validate_params(self, layer: Layer, sizes: dict[str, int] | None = None) -> None:
         p = self.params.get(layer.name)
         where = f"layer {layer.name!r}"
         if p is None:
             raise ModelError(f"{where}: no parameters")
-        expect = (layer.size, self.fan_in(layer))
+        expect = (layer.size, self.fan_in(layer, sizes))
         if p.weight.shape != expect:
             raise ModelError(f"{where}: weight shape {p.weight.shape} does not match "
                              f"(outputs, fan-in) = {expect}")
@@ -200,12 +196,12 @@ class Model:
         if p.threshold.shape != (layer.size,) or p.threshold.dtype != np.int32:
             raise ModelError(f"{where}: thresholds must be int32 of shape ({layer.size},), "
                              f"got {p.threshold.dtype} {p.threshold.shape}")
-        if layer.neuron.kind in SPIKING_NEURONS and np.any(p.threshold <= 0):
+        if NEURONS[layer.neuron.kind].spiking and np.any(p.threshold <= 0):
             raise ModelError(f"{where}: thresholds must be > 0")
         if not 0 <= p.leak <= nx.ONE:
             raise ModelError(f"{where}: leak {p.leak} outside [0, {nx.ONE}] (Q16)")
-        if layer.neuron.kind == "if" and p.leak != nx.ONE:
-            raise ModelError(f"{where}: an 'if' neuron does not leak: its leak must be {nx.ONE} (1.0 in Q16), "
+        if NEURONS[layer.neuron.kind].leak_fixed_at_one and p.leak != nx.ONE:
+            raise ModelError(f"{where}: an {layer.neuron.kind!r} neuron does not leak: its leak must be {nx.ONE} (1.0 in Q16), "
                              f"got {p.leak}")
 
     # -- parameters ---------------------------------------------------------------
@@ -243,14 +239,15 @@ def _validate_learning(lr: Learning) -> None:
 
 
 def effective_leak(neuron: Neuron) -> float:
-    return 1.0 if neuron.kind == "if" else neuron.leak
+    return 1.0 if NEURONS[neuron.kind].leak_fixed_at_one else neuron.leak
 
 
 def init_params(model: Model, weight_gain: float = 1.5) -> Model:
     """Fill ``model.params`` with seeded initial values (host side; the device gets them
     in the model file). Weights are uniform with variance gain^2 / fan_in; the default
-    gain makes a threshold-1 layer fire on direct pixel input from the first sample. A
-    SPIDE model's feedback weights are then scaled down to a loop gain bound of 1/2."""
+    gain makes a threshold-1 layer fire on direct pixel input from the first sample.
+    Rule-agnostic: ``edgelearn.rules.init_model`` adds a rule's own start (SPIDE scales
+    its feedback weights down to a loop gain bound of 1/2)."""
     model.validate_structure()
     rng = np.random.default_rng(model.learning.seed)
     params = {}
@@ -264,9 +261,6 @@ def init_params(model: Model, weight_gain: float = 1.5) -> Model:
             leak=int(nx.to_fixed(effective_leak(layer.neuron), nx.STATE_FRAC)),
         )
     model.params = params
-    if model.learning.rule == "spide":
-        from .learning.spide_float import contract_feedback   # the rule's own start: a contractive loop
-        contract_feedback(model)
     return model.validate()
 
 

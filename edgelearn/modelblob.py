@@ -14,7 +14,9 @@ from typing import NamedTuple
 import numpy as np
 
 from . import numerics as nx
-from .model import (ENCODINGS, INPUT, LAYER_KINDS, NEURON_KINDS, RULES, UPDATE_MODES, Edge, InputSpec,
+from . import rules
+from .ops import LAYERS, NEURONS
+from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Edge, InputSpec,
                     Layer, LayerParams, Learning, Model, ModelError, Neuron)
 
 BLOB_MAGIC = b"ELRN"
@@ -22,8 +24,6 @@ BLOB_VERSION = 1
 
 # Blob codes are the index of each name in model.py's tuples, which therefore only grow at
 # the end: a code, once given to a C runtime, must keep its meaning.
-LAYER_KIND_CODES = {name: code for code, name in enumerate(LAYER_KINDS)}
-NEURON_KIND_CODES = {name: code for code, name in enumerate(NEURON_KINDS)}
 ENCODING_CODES = {name: code for code, name in enumerate(ENCODINGS)}
 RULE_CODES = {name: code for code, name in enumerate(RULES)}
 UPDATE_CODES = {name: code for code, name in enumerate(UPDATE_MODES)}
@@ -34,6 +34,7 @@ SECTION_NAMES = {SECTION_MODEL: "MODEL", SECTION_LAYER: "LAYER", SECTION_WEIGHTS
                  SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK"}
 LAYER_SECTIONS = (SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK)
 INPUT_SOURCE = 0xFFFF                  # edge source index that means the model input
+MAX_LAYERS = INPUT_SOURCE - 1          # layer_count's limit (docs/model-format.md, MODEL section)
 FLAG_LEARN_THRESHOLD, FLAG_LEARN_LEAK, FLAG_MODIFIED_RESET = 1, 2, 4
 
 _HEADER = struct.Struct("<4sHHIIII8s")             # magic, version, flags, size, count, table, crc, reserved
@@ -47,12 +48,13 @@ _EDGE = np.dtype([("source", "<u2"), ("delay", "<u2")])
 def to_blob(model: Model) -> bytes:
     """The device file of a validated model (structure and parameters)."""
     model.validate()
-    _check_fits(len(model.layers), INPUT_SOURCE - 1, "number of layers")
+    _check_fits(len(model.layers), MAX_LAYERS, "number of layers")
     index = {layer.name: i for i, layer in enumerate(model.layers)}
     index[INPUT] = INPUT_SOURCE
+    sizes = model.sizes()
     sections = [(SECTION_MODEL, 0, _model_section(model))]
     for i, layer in enumerate(model.layers):
-        sections.append((SECTION_LAYER, i, _layer_section(model, layer, index)))
+        sections.append((SECTION_LAYER, i, _layer_section(model, layer, index, sizes)))
     for i, layer in enumerate(model.layers):
         p = model.params[layer.name]
         sections += [(SECTION_WEIGHTS, i, p.weight.astype("<i2").tobytes()),
@@ -87,7 +89,7 @@ def _model_section(model: Model) -> bytes:
     return fixed + np.asarray(shape, "<u4").tobytes() + _pad4(name)
 
 
-def _layer_section(model: Model, layer: Layer, index: dict[str, int]) -> bytes:
+def _layer_section(model: Model, layer: Layer, index: dict[str, int], sizes: dict[str, int]) -> bytes:
     name = _encode_name(layer.name, f"layer {layer.name!r} name")
     where = f"layer {layer.name!r}"
     _check_fits(len(layer.shape), 0xFF, f"{where} rank")
@@ -95,8 +97,8 @@ def _layer_section(model: Model, layer: Layer, index: dict[str, int]) -> bytes:
     _check_fits(max(e.delay for e in layer.inputs), 0xFFFF, f"{where} edge delay")
     flags = (FLAG_LEARN_THRESHOLD * layer.neuron.learn_threshold + FLAG_LEARN_LEAK * layer.neuron.learn_leak
              + FLAG_MODIFIED_RESET * (layer.neuron.reset == "modified"))
-    fixed = _LAYER_FIXED.pack(LAYER_KIND_CODES[layer.kind], NEURON_KIND_CODES[layer.neuron.kind], flags,
-                              layer.weight_frac, layer.size, model.fan_in(layer), len(layer.inputs),
+    fixed = _LAYER_FIXED.pack(LAYERS[layer.kind].code, NEURONS[layer.neuron.kind].code, flags,
+                              layer.weight_frac, layer.size, model.fan_in(layer, sizes), len(layer.inputs),
                               len(layer.shape), 0, len(name), 0)
     edges = np.array([(index[e.source], e.delay) for e in layer.inputs], _EDGE)
     return fixed + np.asarray(layer.shape, "<u4").tobytes() + edges.tobytes() + _pad4(name)
@@ -157,12 +159,32 @@ def from_blob(data: bytes) -> Model:
         layer, layer_params = _build_layer(record, names, sections, i)
         layers.append(layer)
         params[layer.name] = layer_params
-    model = Model(name, input_spec, tuple(layers), learning, params)
-    for i, (layer, record) in enumerate(zip(model.layers, records)):
-        if model.fan_in(layer) != record.fan_in:
-            raise ModelError(f"LAYER section {i} ({layer.name!r}): fan_in field is {record.fan_in} "
-                             f"but its inputs total {model.fan_in(layer)}")
-    return model.validate()
+    # By index, as the edges are stored (names are checked by validate, after this)
+    sizes = [math.prod(record.shape) for record in records]
+    for i, record in enumerate(records):
+        fan_in = sum(input_spec.size if source == INPUT_SOURCE else sizes[source]
+                     for source in record.edges["source"].tolist())
+        if fan_in != record.fan_in:
+            raise ModelError(f"LAYER section {i} ({record.name!r}): fan_in field is {record.fan_in} "
+                             f"but its inputs total {fan_in}")
+    return Model(name, input_spec, tuple(layers), learning, params).validate()
+
+
+def check_blob(data: bytes) -> Model:
+    """The model of a device file that a runtime can run; a ModelError saying why not.
+
+    This is the loaders' one verdict: the C loader (``el_init``, targets/c/el_blob.c)
+    accepts exactly the blobs this accepts (tests/test_blob_agreement.py). It is
+    ``from_blob`` (the format, then ``Model.validate``) followed by the model check of the
+    rule's runtime (``edgelearn.rules.check``): STOP's for rules stop, readout and none (a
+    feed-forward chain), SPIDE's for spide (docs/spide.md §2).
+
+    Not part of loading (docs/model-format.md, "What a loader checks"): whether a SPIDE
+    feedback loop contracts, a property of the current weights that FixedSPIDE and
+    NativeSPIDE check when they are built, and the C runtime's resources (an arena of
+    more than 4 GiB, or smaller than el_arena_required).
+    """
+    return rules.check(from_blob(data))
 
 
 def _section_table(data: bytes, n_sections: int, table_offset: int) -> dict[tuple[int, int], memoryview]:
@@ -171,6 +193,7 @@ def _section_table(data: bytes, n_sections: int, table_offset: int) -> dict[tupl
         raise ModelError(f"section table ({n_sections} entries at offset {table_offset}) is out of bounds "
                          f"of the {len(data)}-byte blob or not 4-byte aligned")
     sections = {}
+    previous, previous_end = None, table_end
     for i in range(n_sections):
         kind, index, offset, size = _SECTION_ENTRY.unpack_from(data, table_offset + i * _SECTION_ENTRY.size)
         if kind not in SECTION_NAMES:
@@ -181,9 +204,16 @@ def _section_table(data: bytes, n_sections: int, table_offset: int) -> dict[tupl
         if offset < table_end or offset + size > len(data):
             raise ModelError(f"{what}: bytes {offset}..{offset + size} are out of bounds "
                              f"(sections lie in {table_end}..{len(data)})")
+        if offset < previous_end:
+            # Parameters are learned in place: overlapping sections would let learning
+            # overwrite the model's structure. Table order makes the check linear.
+            raise ModelError(f"{what}: bytes {offset}..{offset + size} overlap or precede the {previous} "
+                             f"(ending at byte {previous_end}) listed before it; section payloads must "
+                             "lie in table order without overlapping")
         if (kind, index) in sections:
             raise ModelError(f"duplicate {what}")
         sections[kind, index] = memoryview(data)[offset:offset + size]
+        previous, previous_end = what, offset + size
     return sections
 
 
@@ -222,8 +252,10 @@ def _parse_model_section(buf: memoryview) -> tuple[InputSpec, Learning, str, int
                 f"for {rank} input dimension(s) and a {name_length}-byte name")
     input_spec = InputSpec(tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, _MODEL_FIXED.size)),
                            _decode(ENCODINGS, encoding, "input encoding"))
-    if input_spec.size != input_size:
+    if math.prod(input_spec.shape) != input_size:     # exact: numpy's product could wrap around
         raise ModelError(f"MODEL section: input size {input_size} != product of input shape {input_spec.shape}")
+    if n_layers > MAX_LAYERS:
+        raise ModelError(f"MODEL section: {n_layers} layers; the blob format allows at most {MAX_LAYERS}")
     learning = Learning(_decode(RULES, rule, "learning rule"), T, lr_weight_shift, lr_threshold_shift,
                         lr_leak_shift, surrogate_shift, _decode(UPDATE_MODES, update, "update mode"), seed, Tb)
     name = _decode_name(buf[shape_end:shape_end + name_length], "model name")
@@ -265,8 +297,8 @@ def _parse_layer_section(buf: memoryview, i: int, n_layers: int) -> _LayerRecord
         raise ModelError(f"{what}: edge source index {bad[0]} is neither 0x{INPUT_SOURCE:04X} (input) "
                          f"nor a layer index below {n_layers}")
     return _LayerRecord(_decode_name(buf[name_start:name_start + name_length], f"{what} name"),
-                        _decode(LAYER_KINDS, kind, f"{what} layer kind"),
-                        _decode(NEURON_KINDS, neuron_kind, f"{what} neuron kind"),
+                        _decode(tuple(LAYERS), kind, f"{what} layer kind"),
+                        _decode(tuple(NEURONS), neuron_kind, f"{what} neuron kind"),
                         flags, weight_frac, shape, fan_in, edges)
 
 

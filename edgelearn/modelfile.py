@@ -1,7 +1,7 @@
 """Model files: a JSON spec that people write and read, and a binary blob that devices load.
 
 The spec (``.json``) holds the structure only; loading it initialises the parameters with
-``init_params``, which is seeded, so one spec always gives the same model. The blob
+``rules.init_model``, which is seeded, so one spec always gives the same model. The blob
 (``.elm``, see ``modelblob``) holds structure and parameters in the device formats.
 docs/model-format.md describes both formats.
 """
@@ -13,8 +13,9 @@ import json
 import math
 from pathlib import Path
 
-from .model import Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron, init_params
+from .model import Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron
 from .modelblob import BLOB_MAGIC, from_blob, to_blob
+from .rules import init_model
 
 SPEC_FORMAT = "edgelearn-model"
 SPEC_VERSION = 1
@@ -52,7 +53,7 @@ def model_from_spec_dict(spec: dict) -> Model:
     fields = _fields(spec, "", _SPEC_FIELDS, required=("format", "version", "name", "input", "layers"))
     del fields["format"], fields["version"]
     model = Model(**fields)
-    return init_params(model)
+    return init_model(model)
 
 
 def save_spec(model: Model, path) -> None:

@@ -4,9 +4,10 @@
 (targets/c) holds on the device, against the board's SRAM and flash (targets/catalogue.json),
 with the same model trained by BPTT at the same T beside it.
 
-- The arena is planned here from the model alone, with the formulas of ``load()`` in
-  targets/c/el_blob.c; tests check that every buffer equals what the C runtime reserves
-  (``el_plan`` through cffi), so this is what the firmware allocates, not an estimate.
+- The arena is edgelearn.plan's, from the model alone: the table of buffers the C runtime's
+  el_plan_t is generated from, laid out as el_layout lays it out; tests check that every
+  buffer equals what the C runtime reserves (``el_plan`` through cffi), so this is what
+  the firmware allocates, not an estimate.
 - Parameters (weights, thresholds, leaks) are learned in place in the blob, which
   therefore sits in RAM; the structure part of the blob (header, table, MODEL and LAYER
   sections) rides along. A copy of the blob in flash restores the initial model.
@@ -30,8 +31,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import resources
-from .model import Model, ModelError
+from .errors import ModelError
+from .model import Model
 from .modelblob import to_blob
+from .plan import BUFFERS, align, arena_plan
 
 CATALOGUE = resources.CATALOGUE
 C_DIR = resources.C_DIR
@@ -39,11 +42,7 @@ RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c
 CROSS_FLAGS = ("-std=c99", "-ffreestanding", "-Os", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
                "-fdata-sections", "-fstack-usage")
 LEARNERS = ("stop", "readout", "none", "spide")
-LAYER_TABLE_ENTRY = 48         # sizeof(el_layer_t): ten uint32, one uint16 and six bytes
-EDGE_TABLE_ENTRY = 20          # sizeof(el_edge_t): five 32-bit fields
-HEALTH_COUNTERS = 9            # SPIDE's health counters (int64)
 DEFAULT_TB = 32                # backward steps given to a model profiled as spide without its own Tb
-BUFFER_ALIGN = 8
 
 # Call chains of the runtime (caller first), for the stack estimate: the deepest sum of
 # -fstack-usage frames along any of them. A function inlined away has no frame (0).
@@ -57,7 +56,7 @@ CALL_CHAINS = (
     ("el_init_static", "el_init", "el_plan", "load", "check_layer_semantics", "source_size", "find_section"),
     ("el_init_static", "el_init", "el_plan", "load", "check_header", "blob_crc", "el_crc32"),
     ("el_init_static", "el_init", "el_plan", "load", "check_layer", "find_section"),
-    ("el_init_static", "el_init", "el_plan", "load", "plan_spide", "neuron_offset", "source_size", "find_section"),
+    ("el_init_static", "el_init", "el_plan", "load", "tables", "neuron_offset", "source_size", "find_section"),
     ("el_run_sample", "el_spide_run_sample", "forward_pass", "input_currents", "el_dense_current"),
     ("el_run_sample", "el_spide_run_sample", "forward_pass", "el_spike_current"),
     ("el_run_sample", "el_spide_run_sample", "backward_pass", "couples", "el_backward_input"),
@@ -65,23 +64,7 @@ CALL_CHAINS = (
     ("el_run_sample", "el_spide_run_sample", "guard", "el_spide_loop_gain", "el_row_abs_sums"),
 )
 
-GROUPS = {  # arena buffer -> row of the table
-    "layer_table": "layer table", "membrane": "neuron state", "potential": "neuron state",
-    "current": "neuron state", "spikes": "neuron state", "layer_input": "I/O buffers",
-    "nonzero_index": "I/O buffers", "scores": "I/O buffers", "input_trace": "traces",
-    "threshold_trace": "traces", "leak_trace": "traces", "error": "errors", "error_backprop": "errors",
-    "threshold_grad": "gradient accumulators", "leak_grad": "gradient accumulators",
-    "weight_grad": "gradient accumulators",
-    # SPIDE's (docs/spide.md §3)
-    "edge_table": "layer table", "input_current": "neuron state", "spikes_prev": "neuron state",
-    "count": "neuron state", "half_count": "neuron state", "mask": "neuron state", "edge_current": "I/O buffers",
-    "input": "I/O buffers", "input_sum": "I/O buffers", "output_gradient": "errors", "drive": "errors",
-    "back_membrane": "backward couples", "back_spikes": "backward couples", "back_spikes_prev": "backward couples",
-    "back_count": "backward couples", "back_input": "backward couples", "back_sum": "backward couples",
-    "row_sums": "guard and health", "row_gains": "guard and health", "loop_gains": "guard and health",
-    "health": "guard and health",
-}
-SPIDE_ONLY = tuple(list(GROUPS)[list(GROUPS).index("edge_table"):])   # zero in the other plans
+GROUPS = {b.name: b.group for b in BUFFERS}    # arena buffer -> row of the table
 
 
 def catalogue() -> dict[str, dict]:
@@ -103,69 +86,6 @@ def with_learner(model: Model, learner: str, T: int | None = None) -> Model:
         changes["Tb"] = DEFAULT_TB
     learning = replace(model.learning, **changes)
     return replace(model.copy(), learning=learning)
-
-
-def arena_plan(model: Model, weight_grad: bool = False) -> dict[str, int]:
-    """Bytes per arena buffer and ``total``: the plan of el_blob.c's load(), from the model."""
-    if model.learning.rule == "spide":
-        return spide_arena_plan(model)
-    layers = model.layers
-    L = len(layers)
-    rule = model.learning.rule
-    trainable = [rule == "stop" or (rule == "readout" and l == L - 1) for l in range(L)]
-    fan_in = [model.fan_in(layer) for layer in layers]
-    neurons = sum(layer.size for layer in layers)
-    learn_neurons = sum(layer.size for layer, t in zip(layers, trainable) if t)
-    learn_inputs = sum(n for n, t in zip(fan_in, trainable) if t)
-    learn_synapses = sum(n * layer.size for n, layer, t in zip(fan_in, layers, trainable) if t)
-    max_hidden = max([layer.size for l, layer in enumerate(layers[:-1]) if trainable[l]], default=0)
-    keeps_weight_grad = model.learning.update == "sample" or weight_grad
-    sizes = {
-        "layer_table": L * LAYER_TABLE_ENTRY,
-        "membrane": 4 * neurons, "potential": 4 * neurons, "current": 4 * neurons, "spikes": neurons,
-        "layer_input": 4 * max(fan_in), "nonzero_index": 4 * max(fan_in), "scores": 8 * layers[-1].size,
-        "input_trace": 4 * learn_inputs, "threshold_trace": 4 * learn_neurons, "leak_trace": 4 * learn_neurons,
-        "error": 4 * learn_neurons, "error_backprop": 8 * max_hidden, "threshold_grad": 8 * learn_neurons,
-        "leak_grad": 8 * L if any(trainable) else 0,
-        "weight_grad": 8 * learn_synapses if keeps_weight_grad else 0,
-        **{name: 0 for name in SPIDE_ONLY},
-    }
-    end = 0
-    for n in sizes.values():
-        end = _align(end) + n
-    sizes["total"] = _align(end)
-    return sizes
-
-
-def spide_arena_plan(model: Model) -> dict[str, int]:
-    """SPIDE's arena (el_blob.c's plan_spide): FixedSPIDE's buffers (docs/spide.md §3) in
-    el_plan_t order. O(neurons + inputs + edges): nothing depends on T or Tb."""
-    layers = model.layers
-    L = len(layers)
-    N = sum(layer.size for layer in layers)
-    inputs = model.input.size
-    width = max(inputs, max(layer.size for layer in layers))
-    classes = layers[-1].size
-    edges = sum(len(layer.inputs) for layer in layers)
-    sizes = {name: 0 for name in GROUPS}
-    sizes.update({
-        "layer_table": L * LAYER_TABLE_ENTRY, "membrane": 4 * N, "current": 4 * N, "spikes": N,
-        "nonzero_index": 4 * width, "scores": 8 * classes, "error": 4 * classes,
-        "edge_table": edges * EDGE_TABLE_ENTRY, "input_current": 4 * N, "spikes_prev": N, "count": 4 * N,
-        "half_count": 4 * N, "mask": N, "edge_current": 4 * width, "input": 4 * inputs, "input_sum": 4 * inputs,
-        "output_gradient": 4 * N, "drive": 4 * N, "back_membrane": 4 * N, "back_spikes": N,
-        "back_spikes_prev": N, "back_count": 4 * N, "back_input": 8 * width, "back_sum": 8 * width,
-        "row_sums": 8 * width, "row_gains": 8 * width, "loop_gains": 8 * L, "health": 8 * HEALTH_COUNTERS,
-    })
-    end = 0
-    for n in sizes.values():
-        end = _align(end) + n
-    sizes["total"] = _align(end)
-    return sizes
-
-
-def _align(n: int) -> int:
-    return (n + BUFFER_ALIGN - 1) // BUFFER_ALIGN * BUFFER_ALIGN
 
 
 def blob_parts(model: Model) -> dict[str, int]:
@@ -230,7 +150,7 @@ def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None) ->
                 if m:
                     frames[m.group(1)] = max(frames.get(m.group(1), 0), int(m.group(2)))
         stack = max(sum(frames.get(f, 0) for f in chain) for chain in CALL_CHAINS)
-    arena = _align(arena_bytes)
+    arena = align(arena_bytes)
     return Build(text, data, bss, arena, stack, size_out)
 
 

@@ -3,7 +3,7 @@ target catalogue (``targets/``) and the model zoo (``models/``).
 
 In a checkout (and an editable install) they are the top-level directories beside the
 package; a wheel carries the same trees as package data in ``edgelearn/_data`` (see
-setup.cfg). Every module asks here, so no path is spelled twice."""
+setup.py). Every module asks here, so no path is spelled twice."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,5 @@
-"""The host's training loop: epochs over a dataset for any learner with
-``run(samples, labels, learn) -> scores`` and ``slow_down()``, with a progress bar,
+"""The host's training loop: epochs over a dataset for any executor (the ``Learner``
+protocol of edgelearn.executors), with a progress bar,
 per-epoch results, the learner's health signals (SPIDE) and checks for failures that
 freeze training (silent outputs, a collapsed readout)."""
 from __future__ import annotations
@@ -11,14 +11,12 @@ import numpy as np
 from tqdm import tqdm
 
 from .datasets import Dataset
-from .learning.stop_fixed import FixedSTOP
-from .learning.stop_float import FloatSTOP
-from .learning.spide_fixed import FixedSPIDE
-from .learning.spide_float import FloatSPIDE
+from .errors import TrainingDiverged
+from .executors import Learner, make_learner
 from .model import Model
+from .ops import NEURONS
 
-LEARNERS = {"fixed": FixedSTOP, "float": FloatSTOP}            # by precision; rules stop, readout, none
-SPIDE_LEARNERS = {"fixed": FixedSPIDE, "float": FloatSPIDE}     # rule spide
+__all__ = ["EpochResult", "TrainingDiverged", "predict", "predictions", "evaluate", "train", "make_learner", "warm_up"]
 
 
 @dataclass
@@ -36,31 +34,27 @@ class EpochResult:
         return asdict(self)
 
 
-class TrainingDiverged(RuntimeError):
-    """Training reached a state it cannot leave (e.g. every output silent)."""
-
-
 def predict(scores: np.ndarray) -> np.ndarray:
     """The class with the highest score; ties go to the lowest index (as on the device)."""
     return np.argmax(scores, axis=1)
 
 
-def predictions(net, x: np.ndarray, batch: int = 1) -> np.ndarray:
+def predictions(net: Learner, x: np.ndarray, batch: int = 1) -> np.ndarray:
     return np.concatenate([predict(net.run(x[i:i + batch], None, learn=False)) for i in range(0, len(x), batch)])
 
 
-def evaluate(net, x: np.ndarray, y: np.ndarray, batch: int = 1) -> float:
+def evaluate(net: Learner, x: np.ndarray, y: np.ndarray, batch: int = 1) -> float:
     return float(np.mean(predictions(net, x, batch) == y))
 
 
-def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: int = 0,
+def train(net: Learner, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: int = 0,
           shuffle_seed: int = 0, progress: bool = True, label: str = "",
           position: int = 0) -> list[EpochResult]:
     """Train ``net`` in place; returns one result per epoch. Raises TrainingDiverged
     when an epoch left every readout neuron silent, or the readout predicts one class for
     every test sample (the learning rate was too large)."""
     history = []
-    spiking_readout = net.model.readout.neuron.kind != "li"
+    spiking_readout = NEURONS[net.model.readout.neuron.kind].spiking
     for epoch in range(epochs):
         if slow_down_every and epoch and epoch % slow_down_every == 0:
             net.slow_down()
@@ -81,7 +75,7 @@ def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: i
         test = float(np.mean(guesses == data.y_test))
         result = EpochResult(epoch + 1, correct / len(order), test, silent / len(order),
                              time.perf_counter() - start,
-                             net.health(reset=True) if hasattr(net, "health") else {})
+                             net.health(reset=True))
         history.append(result)
         if spiking_readout and result.silent_fraction == 1.0:
             raise TrainingDiverged(
@@ -98,15 +92,10 @@ def train(net, data: Dataset, epochs: int, *, batch: int = 1, slow_down_every: i
     return history
 
 
-def make_learner(model: Model, precision: str):
-    """The runtime of the model's rule, in the given precision."""
-    return (SPIDE_LEARNERS if model.learning.rule == "spide" else LEARNERS)[precision](model)
-
-
-def warm_up(model: Model, precision: str, data: Dataset) -> float:
+def warm_up(model: Model, executor: str, data: Dataset) -> float:
     """Compile the kernels on a throwaway copy (the model's own state and PRNG streams
     stay untouched), so that epoch times measure training, not JIT compilation.
     Returns the seconds it took."""
     start = time.perf_counter()
-    make_learner(model.copy(), precision).run(data.x_train[:1], data.y_train[:1], learn=True)
+    make_learner(model.copy(), executor).run(data.x_train[:1], data.y_train[:1], learn=True)
     return time.perf_counter() - start

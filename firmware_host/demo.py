@@ -3,7 +3,7 @@
 on an emulated Cortex-M4 (QEMU mps2-an386, the protocol firmware) a host pushes the digits
 STOP model over the serial link, streams the digits training set with on-device learning,
 runs the test set in inference, pulls the learned weights and checks them against the host
-reference (the C runtime on the host, edgelearn.native.NativeSTOP, fed the same stream) bit
+reference (the C runtime on the host, edgelearn.executors.c.NativeSTOP, fed the same stream) bit
 for bit. Without qemu-system-arm or arm-none-eabi-gcc it falls back to the native board (the
 same firmware main loop as a host process) and says so. Exit status 1 when not bit-exact.
 
@@ -74,7 +74,7 @@ def run(kind: str, epochs: int, limit_train: int | None, limit_test: int | None,
     from edgelearn.datasets import load_digits
     from edgelearn.modelblob import to_blob
     from edgelearn.modelfile import load_model
-    from edgelearn.native import NativeSTOP
+    from edgelearn.executors.c import NativeSTOP
 
     from .board import Board
 

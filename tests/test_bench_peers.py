@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import peers_edge as pe  # noqa: E402
 
-from edgelearn.learning.stop_fixed import FixedSTOP  # noqa: E402
-from edgelearn.learning.stop_float import FloatSTOP  # noqa: E402
+from edgelearn.rules.stop.fixed import FixedSTOP  # noqa: E402
+from edgelearn.rules.stop.float import FloatSTOP  # noqa: E402
 
 
 def test_no_torch_on_the_edgelearn_side():

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from edgelearn.datasets import load_digits
-from edgelearn.learning.spide_fixed import FixedSPIDE
-from edgelearn.learning.stop_fixed import FixedSTOP
+from edgelearn.rules.spide.fixed import FixedSPIDE
+from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.modelblob import from_blob, to_blob
 from edgelearn.modelfile import load_model
 from firmware_host.board import Board

@@ -105,7 +105,7 @@ def test_train_json_has_both_precisions(trained):
 
 
 def test_train_json_no_twin_and_float_precision(capsys):
-    rc, out, err = cli(capsys, *TRAIN, "--json", "--no-twin", "--precision", "float")
+    rc, out, err = cli(capsys, *TRAIN, "--json", "--no-twin", "--executor", "float")
     assert rc == 0, err
     r = json.loads(out)
     assert set(r["final_test_accuracy"]) == {"float"} and set(r["history"]) == {"float"}
@@ -134,7 +134,7 @@ def test_eval_matches_the_final_fixed_accuracy(trained, capsys):
     rc, out, err = cli(capsys, "eval", str(trained["model"]), "--data", "digits", "--limit-test", "100", "--json")
     assert rc == 0, err
     r = json.loads(out)
-    assert r["precision"] == "fixed" and r["test_samples"] == 100 and r["data"] == "digits"
+    assert r["executor"] == "fixed" and r["test_samples"] == 100 and r["data"] == "digits"
     assert r["test_accuracy"] == trained["report"]["final_test_accuracy"]["fixed"]
     # and the text form says the same
     rc, out, err = cli(capsys, "eval", str(trained["model"]), "--data", "digits", "--limit-test", "100")
@@ -144,11 +144,11 @@ def test_eval_matches_the_final_fixed_accuracy(trained, capsys):
 
 
 def test_eval_float_precision_runs(trained, capsys):
-    rc, out, err = cli(capsys, "eval", str(trained["model"]), "--precision", "float", "--limit-test", "50",
+    rc, out, err = cli(capsys, "eval", str(trained["model"]), "--executor", "float", "--limit-test", "50",
                        "--json")
     assert rc == 0, err
     r = json.loads(out)
-    assert r["precision"] == "float" and r["test_samples"] == 50 and 0.0 <= r["test_accuracy"] <= 1.0
+    assert r["executor"] == "float" and r["test_samples"] == 50 and 0.0 <= r["test_accuracy"] <= 1.0
 
 
 def test_info_table(trained, capsys):

@@ -15,7 +15,7 @@ from edgelearn.cli import main
 from edgelearn.datasets import load_digits
 from edgelearn.modelblob import from_blob
 from edgelearn.modelfile import load_model
-from edgelearn.native import NativeSTOP
+from edgelearn.executors.c import NativeSTOP
 from firmware_host import boards, demo
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from edgelearn import numerics as nx
-from edgelearn.learning.stop_fixed import FixedSTOP
-from edgelearn.learning.stop_float import FloatSTOP
+from edgelearn.rules.stop.fixed import FixedSTOP
+from edgelearn.rules.stop.float import FloatSTOP
 from edgelearn.model import (Edge, InputSpec, Layer, LayerParams, Learning, Model, ModelError, Neuron,
                              init_params, mlp)
 

@@ -82,8 +82,9 @@ def refused(data: bytes, *fragments: str) -> str:
 # -- the contract with the C runtime -----------------------------------------------------------
 def test_codes_are_pinned():
     """These numbers are compiled into the C loader; they must never change meaning."""
-    assert modelblob.LAYER_KIND_CODES == {"dense": 0}
-    assert modelblob.NEURON_KIND_CODES == {"lif": 0, "if": 1, "li": 2}
+    from edgelearn.ops import LAYERS, NEURONS
+    assert {name: kind.code for name, kind in LAYERS.items()} == {"dense": 0}
+    assert {name: kind.code for name, kind in NEURONS.items()} == {"lif": 0, "if": 1, "li": 2}
     assert modelblob.ENCODING_CODES == {"direct": 0, "rate": 1, "events": 2}
     assert modelblob.RULE_CODES == {"stop": 0, "readout": 1, "none": 2, "spide": 3}
     assert modelblob.UPDATE_CODES == {"step": 0, "sample": 1}

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from agree import assert_same_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgelearn import numerics as nx
 from edgelearn import native
+from edgelearn.executors.c import NativeSTOP
 from edgelearn import profile as pf
-from edgelearn.learning.stop_fixed import FixedSTOP
+from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.model import Learning, Neuron, init_params, mlp
 from edgelearn.modelblob import from_blob, to_blob
 
@@ -60,7 +62,7 @@ def replay(net, case):
 
 @pytest.mark.parametrize("case", golden_cases(), ids=lambda c: c["name"])
 def test_c_runtime_reproduces_the_golden_vectors(case):
-    net = native.NativeSTOP(from_blob(bytes.fromhex(case["blob"])))
+    net = NativeSTOP(from_blob(bytes.fromhex(case["blob"])))
     assert replay(net, case) == [b["scores"] for b in case["batches"]]
     assert net.weights.tolist() == case["weights"]
     assert net.thresholds.tolist() == case["thresholds"]
@@ -77,19 +79,6 @@ def test_python_reference_still_produces_the_golden_vectors(case):
 
 
 # -- random models ----------------------------------------------------------------------
-
-def assert_same_state(ref: FixedSTOP, c: native.NativeSTOP):
-    np.testing.assert_array_equal(ref.weights, c.weights)
-    np.testing.assert_array_equal(ref.thresholds, c.thresholds)
-    np.testing.assert_array_equal(ref.leaks, c.leaks)
-    assert ref.rng_input[0] == c.rng_input[0] and ref.rng_learn[0] == c.rng_learn[0]
-    np.testing.assert_array_equal(ref.lr_shifts, c.lr_shifts)
-    for name in ("membrane", "potential", "current", "spikes"):
-        np.testing.assert_array_equal(ref.state[name], c.buffers()[name], err_msg=name)
-    if ref.model.learning.rule == "stop":        # same layout of the learning buffers
-        for name in ("input_trace", "threshold_trace", "leak_trace", "error"):
-            np.testing.assert_array_equal(ref.state[name], c.buffers()[name], err_msg=name)
-
 
 neurons = st.builds(Neuron, kind=st.sampled_from(["lif", "if"]), threshold=st.sampled_from([0.25, 0.5, 1.0, 1.5]),
                     leak=st.sampled_from([0.5, 0.75, 0.875, 1.0]), learn_threshold=st.booleans(),
@@ -114,7 +103,7 @@ def random_models(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=random_models(), data=st.data())
 def test_random_models_train_bit_exactly(model, data):
-    ref, c = FixedSTOP(model), native.NativeSTOP(model)
+    ref, c = FixedSTOP(model), NativeSTOP(model)
     n, T, classes = model.input.size, model.learning.T, model.layers[-1].size
     rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
     for step in range(data.draw(st.integers(1, 4))):
@@ -138,7 +127,7 @@ def test_500_digits_samples_give_bit_identical_parameters():
     from edgelearn.datasets import load_digits
     ds = load_digits()
     model = init_params(mlp("digits", [64, 128, 10]))
-    ref, c = FixedSTOP(model), native.NativeSTOP(model)
+    ref, c = FixedSTOP(model), NativeSTOP(model)
     for i in range(500):
         x, y = ds.x_train[i:i + 1], ds.y_train[i:i + 1]
         np.testing.assert_array_equal(ref.run(x, y, True), c.run(x, y, True))
@@ -148,7 +137,7 @@ def test_500_digits_samples_give_bit_identical_parameters():
 
 def test_a_per_step_model_trains_a_batch_like_the_reference():
     model = init_params(mlp("b", [16, 8, 4], learning=Learning(T=4, update="step")), weight_gain=2.5)
-    ref, c = FixedSTOP(model), native.NativeSTOP(model)
+    ref, c = FixedSTOP(model), NativeSTOP(model)
     x = np.random.default_rng(1).integers(0, 256, size=(4, 16), dtype=np.uint8)
     np.testing.assert_array_equal(ref.run(x, np.arange(4), True), c.run(x, np.arange(4), True))
     assert c.buffers()["weight_grad"].size == 0          # lent for the batch only, as in FixedSTOP
@@ -220,6 +209,8 @@ def bad_blobs():
     yield "EL_ERR_VALUE", poke(good, leak0_at, "<i", 65537)
     yield "EL_ERR_VALUE", poke(good, model_at + 12, "<B", 41)                # lr shift
     yield "EL_ERR_UNSUPPORTED", poke(good, l1_at + 26, "<H", 1)              # a delayed edge: not a chain
+    yield "EL_ERR_SECTION_OVERLAP", poke(good, e_w0 + 4, "<I", model_at)     # WEIGHTS 0 over MODEL
+    yield "EL_ERR_NAME", poke(good, l1_at + 28, "<B", 0xFF)                  # layer name not UTF-8
 
 
 @pytest.mark.parametrize("code,blob", list(bad_blobs()), ids=[c for c, _ in bad_blobs()])

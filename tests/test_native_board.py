@@ -17,7 +17,7 @@ from edgelearn.datasets import load_digits
 from edgelearn.model import Learning, init_params, mlp
 from edgelearn.modelblob import from_blob, to_blob
 from edgelearn.modelfile import load_model
-from edgelearn.native import NativeSTOP
+from edgelearn.executors.c import NativeSTOP
 from firmware_host import frames as fr
 from firmware_host.board import Board, BoardError, LinkTimeout
 from firmware_host.native_board import NativeBoard

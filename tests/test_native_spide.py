@@ -9,14 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from agree import assert_same_state
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from edgelearn import native
+from edgelearn.executors.c import NativeSPIDE
 from edgelearn import numerics as nx
 from edgelearn import profile as pf
-from edgelearn.learning.spide_fixed import FixedSPIDE
-from edgelearn.learning.spide_float import edge_table, loop_gain_bound, spide_mlp
+from edgelearn.rules.spide.fixed import FixedSPIDE
+from edgelearn.rules.spide.spec import edge_table, loop_gain_bound, spide_mlp
 from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Learning, Model, ModelError, Neuron
 from edgelearn.modelblob import from_blob, to_blob
 
@@ -25,20 +27,6 @@ from make_golden import spide_model  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "spide.json"
 lib = native.load_native().lib
-
-
-def assert_same_state(ref: FixedSPIDE, c: native.NativeSPIDE):
-    """Every parameter, PRNG state, buffer (counts, masks, couples, health, ...) and score."""
-    np.testing.assert_array_equal(ref.weights, c.weights)
-    np.testing.assert_array_equal(ref.thresholds, c.thresholds)
-    np.testing.assert_array_equal(ref.leaks, c.leaks)
-    assert ref.lr_shift == c.lr_shift
-    got = c.buffers()
-    for name, want in ref.buffers().items():
-        if name in ("weights", "thresholds", "leaks", "layer_table"):
-            continue
-        assert got[name].shape == want.shape, name
-        np.testing.assert_array_equal(want, got[name], err_msg=name)
 
 
 # -- golden vectors ---------------------------------------------------------------------
@@ -52,7 +40,7 @@ def replay(net, case):
             for s in case["steps"]]
 
 
-@pytest.mark.parametrize("twin", [native.NativeSPIDE, FixedSPIDE], ids=["c", "python"])
+@pytest.mark.parametrize("twin", [NativeSPIDE, FixedSPIDE], ids=["c", "python"])
 @pytest.mark.parametrize("case", golden_cases(), ids=lambda c: c["name"])
 def test_spide_golden_vectors(case, twin):
     net = twin(from_blob(bytes.fromhex(case["blob"])))
@@ -123,10 +111,10 @@ def test_random_spide_models_train_bit_exactly(model, data):
         ref = FixedSPIDE(model)
     except ModelError as err:                    # a loop that does not contract: refused by both
         with pytest.raises(ModelError, match=str(err)[:30]):
-            native.NativeSPIDE(model)
+            NativeSPIDE(model)
         event("refused: not contractive")
         return
-    c = native.NativeSPIDE(model)
+    c = NativeSPIDE(model)
     assert_same_state(ref, c)
     n, T, classes = model.input.size, model.learning.T, model.layers[-1].size
     rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
@@ -157,7 +145,7 @@ def test_500_digits_samples_with_spide_give_bit_identical_parameters(which):
         model = spide_mlp("digits-spide", [64, 64, 10], T=16, Tb=16)
     else:
         model = load_model(Path(__file__).parent.parent / "models" / "digits-spide-feedback.json")
-    ref, c = FixedSPIDE(model), native.NativeSPIDE(model)
+    ref, c = FixedSPIDE(model), NativeSPIDE(model)
     for i in range(500):
         x, y = ds.x_train[i:i + 1], ds.y_train[i:i + 1]
         np.testing.assert_array_equal(ref.run(x, y, True), c.run(x, y, True))
@@ -181,7 +169,7 @@ def test_spide_arena_equals_the_profiler_and_is_independent_of_T_and_Tb():
             assert native.init_status(blob) == lib.EL_OK
             totals.add(native.arena_required(blob))
         assert len(totals) == 1
-        assert native.NativeSPIDE(model).arena_bytes() == totals.pop()
+        assert NativeSPIDE(model).arena_bytes() == totals.pop()
 
 
 def test_spide_profile_runs_beside_bptt():

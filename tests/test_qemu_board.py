@@ -12,7 +12,7 @@ import pytest
 
 from edgelearn import native
 from edgelearn.datasets import load_digits
-from edgelearn.learning.stop_fixed import FixedSTOP
+from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.model import init_params, mlp
 from edgelearn.modelblob import to_blob
 from firmware_host import qemu

@@ -9,8 +9,9 @@ import pytest
 
 from edgelearn import numerics as nx
 from edgelearn.datasets import load_digits
-from edgelearn.learning.spide_fixed import FixedSPIDE
-from edgelearn.learning.spide_float import FloatSPIDE, edge_table
+from edgelearn.rules.spide.fixed import FixedSPIDE
+from edgelearn.rules.spide.float import FloatSPIDE
+from edgelearn.rules.spide.spec import edge_table
 from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Learning, Model, ModelError, Neuron
 from edgelearn.modelblob import FLAG_MODIFIED_RESET, SECTION_LAYER, SECTION_MODEL
 from edgelearn.modelfile import from_blob, load_model, model_from_spec_dict, spec_to_dict, to_blob
@@ -117,7 +118,7 @@ def test_rates_under_constant_current_round_with_the_modified_reset(twin, T):
         net = twin(constant_current_layer(reset, threshold, T))
         rates = net.rates(x)[0]
         if twin is FixedSPIDE:
-            current = net.state["input_current"][:40] / nx.ONE              # the Q16 current it integrated
+            current = net.buffers()["input_current"][:40] / nx.ONE              # the Q16 current it integrated
         else:
             current = net.W[0] @ (x / 256.0)
         target = np.clip(current / 2.0, 0.0, 1.0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgelearn import numerics as nx
-from edgelearn.learning.stop_fixed import FixedSTOP
-from edgelearn.learning.stop_float import FloatSTOP
+from edgelearn.rules.stop.fixed import FixedSTOP
+from edgelearn.rules.stop.float import FloatSTOP
 from edgelearn.model import Learning, Neuron, init_params, mlp
 
 H = 1e-30  # complex-step size: derivatives exact to rounding, no subtraction error

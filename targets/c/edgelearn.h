@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "el_plan.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -50,17 +52,11 @@ typedef enum {
     EL_ERR_VALUE = 21,            /* a parameter or learning field out of its range */
     EL_ERR_UNSUPPORTED = 22,      /* valid blob this runtime cannot run (STOP: not a chain; SPIDE:
                                      a topology outside docs/spide.md §2) */
-    EL_ERR_ARENA_TOO_SMALL = 23   /* the model does not fit the arena */
+    EL_ERR_ARENA_TOO_SMALL = 23,  /* the model does not fit the arena */
+    EL_ERR_SECTION_OVERLAP = 24,  /* a section starts before the end of the one listed before it
+                                     (payloads lie in table order and never overlap) */
+    EL_ERR_NAME = 25              /* a name not UTF-8, a layer named "input", two layers of one name */
 } el_status_t;
-
-/* ---- codes of docs/model-format.md ----------------------------------------------- */
-enum { EL_ENC_DIRECT = 0, EL_ENC_RATE = 1, EL_ENC_EVENTS = 2 };
-enum { EL_RULE_STOP = 0, EL_RULE_READOUT = 1, EL_RULE_NONE = 2, EL_RULE_SPIDE = 3 };
-enum { EL_UPDATE_STEP = 0, EL_UPDATE_SAMPLE = 1 };
-enum { EL_NEURON_LIF = 0, EL_NEURON_IF = 1, EL_NEURON_LI = 2 };
-
-/* layer flags of the runtime (as in stop_fixed.py's layer table) */
-enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4 };
 
 /* el_plan() options */
 enum {
@@ -68,72 +64,9 @@ enum {
                                      (batches of B > 1 on a per-step model) */
 };
 
-/* One layer as the runtime runs it. Offsets, not pointers, so the arena's bytes are the
- * same on a 64-bit host and a 32-bit device. Element offsets into the arena buffers. */
-typedef struct {
-    uint32_t n_in, n_out;
-    uint32_t weights_at, thresholds_at, leak_at; /* byte offsets of the sections in the blob */
-    uint32_t n_off;               /* first neuron in membrane, spikes, potential, current */
-    uint32_t learn_off;           /* first neuron in threshold_trace, leak_trace, error, threshold_grad */
-    uint32_t in_off;              /* first input in input_trace */
-    uint32_t w_off;               /* first synapse in weight_grad */
-    uint8_t  neuron, weight_frac, flags;
-    uint8_t  reset_shift;         /* SPIDE: V_d = th << reset_shift (1: the modified reset) */
-    uint32_t e_start;             /* SPIDE: the layer's first edge in the edge table */
-    uint16_t e_count;             /* SPIDE: its number of edges */
-    int8_t   vd;                  /* SPIDE: log2 of V_d in real units */
-    uint8_t  reserved;
-} el_layer_t;
-
-/* One edge of a SPIDE layer (spide_fixed.py's edge table): the reader's weight columns
- * col .. col + n_src - 1 read the input (src -1) or layer src's spikes, delay 0 or 1
- * step late; src_off is the source's first neuron. */
-typedef struct {
-    int32_t  src;
-    uint32_t delay, col, n_src, src_off;
-} el_edge_t;
-
-/* Where each buffer lies in the arena: byte offset and size. The arena is the buffers in
- * this order, each 8-byte aligned. */
-typedef struct { uint32_t offset, bytes; } el_span_t;
-
-typedef struct {
-    el_span_t layers;             /* el_layer_t[L] */
-    el_span_t membrane, potential, current;   /* int32[N] */
-    el_span_t spikes;             /* uint8[N] */
-    el_span_t layer_input;        /* int32[max fan-in]: the encoder's output for layer 0,
-                                     the spikes below widened to int32 for the others */
-    el_span_t nonzero_index;      /* int32[max fan-in] */
-    el_span_t scores;             /* int64[readout size] */
-    el_span_t input_trace;        /* int32[fan-in of trainable layers]  (learning only) */
-    el_span_t threshold_trace, leak_trace, error;   /* int32[neurons of trainable layers] */
-    el_span_t error_backprop;     /* int64[widest hidden trainable layer] */
-    el_span_t threshold_grad;     /* int64[neurons of trainable layers] */
-    el_span_t leak_grad;          /* int64[L] */
-    el_span_t weight_grad;        /* int64[synapses of trainable layers] (update "sample") */
-    /* SPIDE only (docs/spide.md §3; it also uses layers, membrane, current, spikes,
-       nonzero_index, scores and error): N neurons, W = max(inputs, widest layer) */
-    el_span_t edges;              /* el_edge_t[edges] */
-    el_span_t input_current;      /* int32[N]: F x, the input edges' currents */
-    el_span_t spikes_prev;        /* uint8[N] */
-    el_span_t count, half_count;  /* int32[N] */
-    el_span_t mask;               /* uint8[N] */
-    el_span_t edge_current;       /* int32[W] */
-    el_span_t input, input_sum;   /* int32[inputs] */
-    el_span_t output_gradient, drive, back_membrane;   /* int32[N] */
-    el_span_t back_spikes, back_spikes_prev;           /* int8[N] */
-    el_span_t back_count;         /* int32[N] */
-    el_span_t back_input, back_sum, row_sums, row_gains;   /* int64[W] */
-    el_span_t loop_gains;         /* int64[L] */
-    el_span_t health;             /* int64[EL_HEALTH_COUNTERS] */
-    uint32_t total;               /* bytes of the whole arena */
-} el_plan_t;
-
-/* SPIDE's health counters (docs/spide.md §7), the slots of net->health */
-enum {
-    EL_H_SAMPLES = 0, EL_H_NEURONS = 1, EL_H_MASKED = 2, EL_H_OSCILLATION = 3, EL_H_SATURATED = 4,
-    EL_H_SILENT = 5, EL_H_RETRIES = 6, EL_H_HALVINGS = 7, EL_H_DEAD_RUN = 8, EL_HEALTH_COUNTERS = 9
-};
+/* The codes of docs/model-format.md, the contract's constants (el_contract.h), the layer
+ * and edge tables, the arena plan and its layout (el_plan.h) are generated from the
+ * Python sources of truth by `python -m edgelearn.cgen`. */
 
 /* The running network. Caller-owned; filled by el_init. */
 typedef struct {
@@ -145,22 +78,12 @@ typedef struct {
     uint32_t lr_shift[3];         /* weight, threshold, leak: learning rates 2^-shift */
     uint32_t rng_input, rng_learn;
     uint32_t neurons, lowest;     /* lowest trainable layer (layer_count: none) */
-    el_layer_t *layers;
-    int32_t *membrane, *potential, *current, *layer_input, *nonzero_index;
-    uint8_t *spikes;
-    int64_t *scores;
-    int32_t *input_trace, *threshold_trace, *leak_trace, *error;
-    int64_t *error_backprop, *threshold_grad, *leak_grad, *weight_grad;
     el_plan_t plan;
     /* SPIDE */
     uint32_t Tb, edge_count;
     uint8_t  log2T, log2Tb, feedback, reserved;
-    el_edge_t *edges;
-    int32_t *input_current, *count, *half_count, *edge_current, *input, *input_sum;
-    int32_t *output_gradient, *drive, *back_membrane, *back_count;
-    uint8_t *spikes_prev, *mask;
-    int8_t *back_spikes, *back_spikes_prev;
-    int64_t *back_input, *back_sum, *row_sums, *row_gains, *loop_gains, *health;
+    /* every arena buffer, typed (el_plan.h) */
+    EL_BUFFER_POINTERS
 } el_net_t;
 
 /* CRC-32 (IEEE 802.3, zlib's) of a byte range, continuing from `crc` (start with 0). */
@@ -203,12 +126,6 @@ void el_slow_down(el_net_t *net);
 /* Write the learning rates back into the MODEL section and refresh the CRC, so the blob
  * (with the parameters learned in place) is a valid model file again. */
 void el_seal(el_net_t *net);
-
-/* Device convenience (el_static.c): el_init of a static el_net_t on a static arena of
- * EDGELEARN_ARENA_BYTES, so the whole runtime state is in .bss and the linker checks it. */
-el_status_t el_init_static(uint8_t *blob, size_t size, unsigned options);
-el_net_t *el_static_net(void);
-uint32_t el_static_arena_bytes(void);
 
 #ifdef __cplusplus
 }

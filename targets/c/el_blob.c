@@ -71,10 +71,69 @@ static uint32_t find_section(const sections_t *t, uint32_t type, uint32_t index,
     return 0;
 }
 
+/* Limits of Model.validate_structure and the MODEL section (docs/model-format.md). */
+#define MAX_LAYER_COUNT 0xFFFEu           /* 0xFFFF is the input's edge source */
+#define MAX_LAYER_SIZE 65535u             /* model.py MAX_LAYER_SIZE: the widest layer */
+
+/* Whether n bytes are well-formed UTF-8 (Unicode table 3-7: no overlong forms, no
+ * surrogates, nothing above U+10FFFF): exactly what Python's strict decoder accepts. */
+static int utf8_valid(const uint8_t *s, uint32_t n)
+{
+    uint32_t i = 0, k, more, lo, hi;
+    while (i < n) {
+        uint32_t c = s[i++];
+        if (c < 0x80u) continue;
+        if (c < 0xC2u || c > 0xF4u) return 0;
+        more = c < 0xE0u ? 1u : c < 0xF0u ? 2u : 3u;
+        lo = c == 0xE0u ? 0xA0u : c == 0xF0u ? 0x90u : 0x80u;
+        hi = c == 0xEDu ? 0x9Fu : c == 0xF4u ? 0x8Fu : 0xBFu;
+        if (n - i < more) return 0;
+        for (k = 0; k < more; k++) {
+            if (s[i + k] < lo || s[i + k] > hi) return 0;
+            lo = 0x80u;
+            hi = 0xBFu;
+        }
+        i += more;
+    }
+    return 1;
+}
+
+static int same_bytes(const uint8_t *a, const uint8_t *b, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* The name of a LAYER section whose size check_layer accepted; its length in *length. */
+static const uint8_t *layer_name(const uint8_t *p, uint32_t *length)
+{
+    *length = rd16(p + 16);
+    return p + LAYER_FIXED_BYTES + 4u * p[14] + 4u * rd16(p + 12);
+}
+
+/* Layer l's name is not the input's ("input") and differs from every earlier layer's
+ * (Model.validate_structure). One pass over the table: O(layers) per layer. */
+static el_status_t check_layer_name(const sections_t *t, uint32_t l)
+{
+    static const uint8_t input_name[5] = {'i', 'n', 'p', 'u', 't'};
+    uint32_t bytes, n, m, k;
+    const uint8_t *name = layer_name(t->blob + find_section(t, SEC_LAYER, l, &bytes), &n);
+    if (n == sizeof input_name && same_bytes(name, input_name, n)) return EL_ERR_NAME;
+    for (k = 0; k < t->count; k++) {
+        const uint8_t *e = t->blob + t->table_at + k * ENTRY_BYTES, *other;
+        if (rd16(e) != SEC_LAYER || rd16(e + 2) >= l) continue;
+        other = layer_name(t->blob + rd32(e + 4), &m);
+        if (m == n && same_bytes(other, name, n)) return EL_ERR_NAME;
+    }
+    return EL_OK;
+}
+
 static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
 {
     uint32_t file_size, k, m;
-    uint64_t table_end;
+    uint64_t table_end, previous_end;
     if (size < HEADER_BYTES) return EL_ERR_TOO_SHORT;
     if (blob[0] != 'E' || blob[1] != 'L' || blob[2] != 'R' || blob[3] != 'N') return EL_ERR_BAD_MAGIC;
     if (rd16(blob + 4) != FORMAT_VERSION) return EL_ERR_VERSION;   /* before any later field */
@@ -91,16 +150,20 @@ static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
     table_end = (uint64_t)t->table_at + (uint64_t)t->count * ENTRY_BYTES;
     if (t->table_at < HEADER_BYTES || t->table_at % 4 != 0 || table_end > file_size)
         return EL_ERR_TABLE_BOUNDS;
+    previous_end = table_end;
     for (k = 0; k < t->count; k++) {
         const uint8_t *e = blob + t->table_at + k * ENTRY_BYTES;
         uint32_t type = rd16(e), at = rd32(e + 4);
         if (type < SEC_MODEL || type > SEC_LEAK) return EL_ERR_SECTION_TYPE;
         if (at % 4 != 0 || at < table_end || (uint64_t)at + rd32(e + 8) > file_size)
             return EL_ERR_SECTION_BOUNDS;
+        /* payloads in table order, none overlapping: learning in place writes only its own */
+        if (at < previous_end) return EL_ERR_SECTION_OVERLAP;
         for (m = 0; m < k; m++) {         /* quadratic, but a table has 1 + 4 L entries */
             const uint8_t *f = blob + t->table_at + m * ENTRY_BYTES;
             if (rd16(f) == type && rd16(f + 2) == rd16(e + 2)) return EL_ERR_SECTION_DUPLICATE;
         }
+        previous_end = (uint64_t)at + rd32(e + 8);
     }
     return EL_OK;
 }
@@ -138,6 +201,8 @@ static el_status_t check_model(const sections_t *t, el_net_t *net)
     }
     if (product != net->input_size) return EL_ERR_SHAPE;
     if (net->layer_count == 0) return EL_ERR_SECTION_MISSING;
+    if (net->layer_count > MAX_LAYER_COUNT) return EL_ERR_VALUE;
+    if (!utf8_valid(m + MODEL_FIXED_BYTES + 4u * rank, rd16(m + 20))) return EL_ERR_NAME;
     net->rng_input = el_seed_state(rd32(m + 16));
     net->rng_learn = el_seed_state(rd32(m + 16) ^ EL_LEARN_STREAM_XOR);
     return EL_OK;
@@ -182,11 +247,13 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
         product *= dim;
         if (product > UINT32_MAX) return EL_ERR_SHAPE;
     }
-    if (product != layer->n_out) return EL_ERR_SHAPE;
+    if (product != layer->n_out || layer->n_out > MAX_LAYER_SIZE) return EL_ERR_SHAPE;
+    if (edges == 0) return EL_ERR_EDGE;    /* every layer reads something */
     for (e = 0; e < edges; e++) {
         uint32_t source = rd16(p + LAYER_FIXED_BYTES + 4u * rank + 4u * e);
         if (source != INPUT_SOURCE && source >= net->layer_count) return EL_ERR_EDGE;
     }
+    if (!utf8_valid(p + LAYER_FIXED_BYTES + 4u * rank + 4u * edges, rd16(p + 16))) return EL_ERR_NAME;
     layer->weights_at = find_section(t, SEC_WEIGHTS, l, &wb);
     layer->thresholds_at = find_section(t, SEC_THRESHOLD, l, &tb);
     layer->leak_at = find_section(t, SEC_LEAK, l, &lb);
@@ -215,11 +282,17 @@ static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *ne
     const uint8_t *p = t->blob + at, *edge;
     uint64_t fan_in = 0;
     int32_t leak;
+    el_status_t st;
     rank = p[14];
     edges = rd16(p + 12);
     edge = p + LAYER_FIXED_BYTES + 4u * rank;
     for (e = 0; e < edges; e++) fan_in += source_size(t, net, rd16(edge + 4u * e));
     if (fan_in != layer->n_in) return EL_ERR_EDGE;
+    if ((st = check_layer_name(t, l)) != EL_OK) return st;
+    for (e = 0; e < edges; e++) {          /* Model.validate_structure, whatever the rule */
+        uint32_t source = rd16(edge + 4u * e), delay = rd16(edge + 4u * e + 2);
+        if (source == INPUT_SOURCE ? delay != 0 : (delay == 0 && source >= l)) return EL_ERR_EDGE;
+    }
     if (layer->weight_frac > 15) return EL_ERR_VALUE;
     if (layer->neuron == EL_NEURON_LI && l != net->layer_count - 1) return EL_ERR_VALUE;
     if (layer->neuron != EL_NEURON_LI) {
@@ -228,6 +301,7 @@ static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *ne
     }
     leak = (int32_t)rd32(t->blob + layer->leak_at);
     if (leak < 0 || leak > EL_ONE) return EL_ERR_VALUE;
+    if (layer->neuron == EL_NEURON_IF && leak != EL_ONE) return EL_ERR_VALUE;   /* an IF neuron does not leak */
     if ((layer->flags & LAYER_FLAG_MODIFIED_RESET)
         && (layer->neuron == EL_NEURON_LI || net->rule != EL_RULE_SPIDE))
         return EL_ERR_VALUE;
@@ -251,9 +325,9 @@ static uint8_t log2_of(uint32_t x)
 }
 
 /* What SPIDE runs (check_spide_model of spide_float.py): spiking layers read by a last 'li'
- * readout; spiking layers read the input, earlier layers at delay 0 and any spiking layer
- * at delay 1; the readout reads spiking layers at delay 0; T and Tb powers of two; one
- * threshold per spiking layer, a power of two. */
+ * readout; spiking layers read the input (at delay 0: check_layer_semantics), earlier
+ * layers at delay 0 and any spiking layer at delay 1; the readout reads spiking layers at
+ * delay 0; T and Tb powers of two; one threshold per spiking layer, a power of two. */
 static el_status_t check_spide(const sections_t *t, const el_net_t *net)
 {
     uint32_t l, e, j, bytes, R = net->layer_count - 1;
@@ -295,15 +369,6 @@ static el_status_t check_learning(const el_net_t *net, uint32_t Tb)
     return EL_OK;
 }
 
-/* Append a buffer to the plan, 8-byte aligned. */
-static void take(uint64_t *end, el_span_t *span, uint64_t bytes)
-{
-    *end = (*end + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN;
-    span->offset = (uint32_t)*end;
-    span->bytes = (uint32_t)bytes;
-    *end += bytes;
-}
-
 /* Which layers learn: stop, every layer; readout, the last; none (and SPIDE here), none. */
 static int trainable(const el_net_t *net, uint32_t l)
 {
@@ -331,14 +396,19 @@ static uint32_t neuron_offset(const sections_t *t, const el_net_t *net, uint32_t
     return off;
 }
 
-/* SPIDE's layer and edge tables and its arena (spide_fixed.py's FixedSPIDE buffers). */
-static el_status_t plan_spide(const sections_t *t, el_net_t *net, el_layer_t *layers, el_edge_t *edges,
-                              el_plan_t *plan)
+/* The layer table and the edge table (NULL: the counts only) and the counts the arena is
+ * made of: the C side of edgelearn/plan.py's tables(). Neurons in layer order; learning
+ * state compacted over the trainable layers; one edge per input of a layer. */
+static void tables(const sections_t *t, el_net_t *net, unsigned options, el_layer_t *layers, el_edge_t *edges,
+                   el_dims_t *d)
 {
     el_layer_t layer;
     uint32_t l, e, bytes, R = net->layer_count - 1;
-    uint64_t neurons = 0, edge_count = 0, width = net->input_size, end = 0;
+    int spide = net->rule == EL_RULE_SPIDE;
+    uint64_t neurons = 0, edge_count = 0, learn_neurons = 0, learn_inputs = 0, learn_synapses = 0;
+    uint64_t max_fan_in = 0, max_hidden = 0, width = net->input_size;
     net->feedback = 0;
+    net->lowest = net->layer_count;
     for (l = 0; l <= R; l++) {
         const uint8_t *p = t->blob + find_section(t, SEC_LAYER, l, &bytes);
         const uint8_t *edge = p + LAYER_FIXED_BYTES + 4u * p[14];
@@ -346,13 +416,12 @@ static el_status_t plan_spide(const sections_t *t, el_net_t *net, el_layer_t *la
         uint8_t blob_flags;
         (void)check_layer(t, net, l, &layer);      /* checked before */
         blob_flags = layer.flags;
-        layer.flags = 0;
+        layer.flags = runtime_flags(net, l, layer.neuron, blob_flags);
         layer.n_off = (uint32_t)neurons;
         layer.e_start = (uint32_t)edge_count;
         layer.e_count = (uint16_t)count;
         layer.reset_shift = (blob_flags & LAYER_FLAG_MODIFIED_RESET) ? 1u : 0u;
-        layer.vd = 0;
-        if (l < R)            /* V_d = 2^vd: th = 2^k in Q16, vd = k - 16 + reset_shift */
+        if (spide && l < R)   /* V_d = 2^vd: th = 2^k in Q16, vd = k - 16 + reset_shift */
             layer.vd = (int8_t)((int)log2_of(rd32(t->blob + layer.thresholds_at)) - EL_STATE_FRAC
                                 + layer.reset_shift);
         for (e = 0; e < count; e++) {
@@ -368,49 +437,42 @@ static el_status_t plan_spide(const sections_t *t, el_net_t *net, el_layer_t *la
             if (rd16(edge + 4u * e + 2) > 0) net->feedback = 1;
             col += n_src;
         }
+        if (layer.flags & EL_TRAINABLE) {
+            if (net->lowest == net->layer_count) net->lowest = l;
+            layer.learn_off = (uint32_t)learn_neurons;
+            layer.in_off = (uint32_t)learn_inputs;
+            layer.w_off = (uint32_t)learn_synapses;
+            learn_neurons += layer.n_out;
+            learn_inputs += layer.n_in;
+            learn_synapses += (uint64_t)layer.n_in * layer.n_out;
+            if (l < R && layer.n_out > max_hidden) max_hidden = layer.n_out;
+        }
+        if (layer.n_in > max_fan_in) max_fan_in = layer.n_in;   /* el_dense_current's scratch, in elements */
+        if (layer.n_out > width) width = layer.n_out;
         edge_count += count;
         neurons += layer.n_out;
-        if (layer.n_out > width) width = layer.n_out;
         if (layers != NULL) layers[l] = layer;
     }
     net->neurons = (uint32_t)neurons;
     net->edge_count = (uint32_t)edge_count;
-    net->lowest = 0;
-    net->log2T = log2_of(net->T);
-    net->log2Tb = log2_of(net->Tb);
-    el_zero(plan, sizeof *plan);
-    take(&end, &plan->layers, (uint64_t)net->layer_count * sizeof(el_layer_t));
-    take(&end, &plan->membrane, neurons * 4u);
-    take(&end, &plan->current, neurons * 4u);
-    take(&end, &plan->spikes, neurons);
-    take(&end, &plan->nonzero_index, width * 4u);
-    take(&end, &plan->scores, (uint64_t)layer.n_out * 8u);          /* the readout's */
-    take(&end, &plan->error, (uint64_t)layer.n_out * 4u);
-    take(&end, &plan->edges, edge_count * sizeof(el_edge_t));
-    take(&end, &plan->input_current, neurons * 4u);
-    take(&end, &plan->spikes_prev, neurons);
-    take(&end, &plan->count, neurons * 4u);
-    take(&end, &plan->half_count, neurons * 4u);
-    take(&end, &plan->mask, neurons);
-    take(&end, &plan->edge_current, width * 4u);
-    take(&end, &plan->input, (uint64_t)net->input_size * 4u);
-    take(&end, &plan->input_sum, (uint64_t)net->input_size * 4u);
-    take(&end, &plan->output_gradient, neurons * 4u);
-    take(&end, &plan->drive, neurons * 4u);
-    take(&end, &plan->back_membrane, neurons * 4u);
-    take(&end, &plan->back_spikes, neurons);
-    take(&end, &plan->back_spikes_prev, neurons);
-    take(&end, &plan->back_count, neurons * 4u);
-    take(&end, &plan->back_input, width * 8u);
-    take(&end, &plan->back_sum, width * 8u);
-    take(&end, &plan->row_sums, width * 8u);
-    take(&end, &plan->row_gains, width * 8u);
-    take(&end, &plan->loop_gains, (uint64_t)net->layer_count * 8u);
-    take(&end, &plan->health, (uint64_t)EL_HEALTH_COUNTERS * 8u);
-    end = (end + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN;
-    if (end > UINT32_MAX) return EL_ERR_VALUE;
-    plan->total = (uint32_t)end;
-    return EL_OK;
+    if (spide) {
+        net->lowest = 0;
+        net->log2T = log2_of(net->T);
+        net->log2Tb = log2_of(net->Tb);
+    }
+    d->layers = net->layer_count;
+    d->neurons = neurons;
+    d->inputs = net->input_size;
+    d->classes = layer.n_out;                      /* the readout's */
+    d->max_fan_in = max_fan_in;
+    d->width = width;
+    d->edges = edge_count;
+    d->learn_neurons = learn_neurons;
+    d->learn_inputs = learn_inputs;
+    d->max_hidden = max_hidden;
+    d->learning_layers = learn_neurons ? net->layer_count : 0u;
+    d->grad_synapses = net->update == EL_UPDATE_SAMPLE || (options & EL_PLAN_WEIGHT_GRAD) ? learn_synapses : 0u;
+    d->health_counters = EL_HEALTH_COUNTERS;
 }
 
 /* Check the whole blob, compute the plan, and fill `layers` and `edges` (NULL: only plan). */
@@ -419,10 +481,9 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
 {
     sections_t t;
     el_layer_t layer;
+    el_dims_t dims;
     el_status_t st;
     uint32_t l, bytes, model_at;
-    uint64_t neurons = 0, learn_neurons = 0, learn_inputs = 0, learn_synapses = 0;
-    uint64_t max_fan_in = 0, max_hidden = 0, end = 0;
     if (blob == NULL || plan == NULL) return EL_ERR_ARGUMENT;
     if ((uintptr_t)blob % 4 != 0) return EL_ERR_MISALIGNED;
     if ((st = check_header(blob, size, &t)) != EL_OK) return st;
@@ -436,53 +497,10 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
     }
     model_at = find_section(&t, SEC_MODEL, 0, &bytes);
     if ((st = check_learning(net, rd16(blob + model_at + 22))) != EL_OK) return st;
-    if (net->rule == EL_RULE_SPIDE) {
-        if ((st = check_spide(&t, net)) != EL_OK) return st;
-        return plan_spide(&t, net, layers, edges, plan);
-    }
-
-    /* the plan: neuron state for every layer, learning state for the trainable ones */
-    net->lowest = net->layer_count;
-    for (l = 0; l < net->layer_count; l++) {
-        (void)check_layer(&t, net, l, &layer);      /* checked above */
-        layer.n_off = (uint32_t)neurons;
-        layer.flags = runtime_flags(net, l, layer.neuron, layer.flags);
-        if (layer.n_in > max_fan_in) max_fan_in = layer.n_in;
-        if (layer.flags & EL_TRAINABLE) {
-            if (net->lowest == net->layer_count) net->lowest = l;
-            layer.learn_off = (uint32_t)learn_neurons;
-            layer.in_off = (uint32_t)learn_inputs;
-            layer.w_off = (uint32_t)learn_synapses;
-            learn_neurons += layer.n_out;
-            learn_inputs += layer.n_in;
-            learn_synapses += (uint64_t)layer.n_in * layer.n_out;
-            if (l + 1 < net->layer_count && layer.n_out > max_hidden) max_hidden = layer.n_out;
-        }
-        neurons += layer.n_out;
-        if (layers != NULL) layers[l] = layer;
-    }
-    net->neurons = (uint32_t)neurons;
+    if (net->rule == EL_RULE_SPIDE && (st = check_spide(&t, net)) != EL_OK) return st;
+    tables(&t, net, options, layers, edges, &dims);
     el_zero(plan, sizeof *plan);
-    take(&end, &plan->layers, (uint64_t)net->layer_count * sizeof(el_layer_t));
-    take(&end, &plan->membrane, neurons * 4u);
-    take(&end, &plan->potential, neurons * 4u);
-    take(&end, &plan->current, neurons * 4u);
-    take(&end, &plan->spikes, neurons);
-    take(&end, &plan->layer_input, (uint64_t)max_fan_in * 4u);
-    take(&end, &plan->nonzero_index, el_dense_current_buffer_size((uint32_t)max_fan_in));
-    take(&end, &plan->scores, (uint64_t)layer.n_out * 8u);          /* the last layer's */
-    take(&end, &plan->input_trace, learn_inputs * 4u);
-    take(&end, &plan->threshold_trace, learn_neurons * 4u);
-    take(&end, &plan->leak_trace, learn_neurons * 4u);
-    take(&end, &plan->error, learn_neurons * 4u);
-    take(&end, &plan->error_backprop, el_hidden_error_buffer_size((uint32_t)max_hidden));
-    take(&end, &plan->threshold_grad, learn_neurons * 8u);
-    take(&end, &plan->leak_grad, net->lowest < net->layer_count ? (uint64_t)net->layer_count * 8u : 0u);
-    take(&end, &plan->weight_grad,
-         net->update == EL_UPDATE_SAMPLE || (options & EL_PLAN_WEIGHT_GRAD) ? learn_synapses * 8u : 0u);
-    end = (end + BUFFER_ALIGN - 1) / BUFFER_ALIGN * BUFFER_ALIGN;
-    if (end > UINT32_MAX) return EL_ERR_VALUE;
-    plan->total = (uint32_t)end;
+    if (!el_layout(el_runtime_of(net->rule), &dims, plan)) return EL_ERR_VALUE;
     return EL_OK;
 }
 
@@ -505,54 +523,16 @@ el_status_t el_init(el_net_t *net, uint8_t *blob, size_t size, void *arena, size
     el_status_t st;
     uint8_t *base = (uint8_t *)arena;
     if (net == NULL || arena == NULL) return EL_ERR_ARGUMENT;
-    if ((uintptr_t)arena % BUFFER_ALIGN != 0) return EL_ERR_MISALIGNED;
+    if ((uintptr_t)arena % EL_ARENA_ALIGN != 0) return EL_ERR_MISALIGNED;
     el_zero(net, sizeof *net);
     if ((st = el_plan(blob, size, options, &plan)) != EL_OK) return st;
     if (plan.total > arena_bytes) return EL_ERR_ARENA_TOO_SMALL;
     el_zero(arena, plan.total);
-    net->layers = (el_layer_t *)(void *)(base + plan.layers.offset);
-    net->edges = plan.edges.bytes ? (el_edge_t *)(void *)(base + plan.edges.offset) : NULL;
+    net->plan = plan;
+    EL_BIND_BUFFERS(net, base);
     load(blob, size, options, net, net->layers, net->edges, &plan);
     net->blob = blob;
     net->blob_size = (uint32_t)size;
-    net->plan = plan;
-#define EL_BIND(name, type) net->name = plan.name.bytes ? (type *)(void *)(base + plan.name.offset) : NULL
-    EL_BIND(membrane, int32_t);
-    EL_BIND(potential, int32_t);
-    EL_BIND(current, int32_t);
-    EL_BIND(spikes, uint8_t);
-    EL_BIND(layer_input, int32_t);
-    EL_BIND(nonzero_index, int32_t);
-    EL_BIND(scores, int64_t);
-    EL_BIND(input_trace, int32_t);
-    EL_BIND(threshold_trace, int32_t);
-    EL_BIND(leak_trace, int32_t);
-    EL_BIND(error, int32_t);
-    EL_BIND(error_backprop, int64_t);
-    EL_BIND(threshold_grad, int64_t);
-    EL_BIND(leak_grad, int64_t);
-    EL_BIND(weight_grad, int64_t);
-    EL_BIND(input_current, int32_t);
-    EL_BIND(spikes_prev, uint8_t);
-    EL_BIND(count, int32_t);
-    EL_BIND(half_count, int32_t);
-    EL_BIND(mask, uint8_t);
-    EL_BIND(edge_current, int32_t);
-    EL_BIND(input, int32_t);
-    EL_BIND(input_sum, int32_t);
-    EL_BIND(output_gradient, int32_t);
-    EL_BIND(drive, int32_t);
-    EL_BIND(back_membrane, int32_t);
-    EL_BIND(back_spikes, int8_t);
-    EL_BIND(back_spikes_prev, int8_t);
-    EL_BIND(back_count, int32_t);
-    EL_BIND(back_input, int64_t);
-    EL_BIND(back_sum, int64_t);
-    EL_BIND(row_sums, int64_t);
-    EL_BIND(row_gains, int64_t);
-    EL_BIND(loop_gains, int64_t);
-    EL_BIND(health, int64_t);
-#undef EL_BIND
     return EL_OK;
 }
 

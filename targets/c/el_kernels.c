@@ -54,8 +54,8 @@ void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_
     }
 }
 
-void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, uint32_t n, int32_t *V, uint8_t *s,
-                 int32_t *U)
+void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n, int32_t *V,
+                 uint8_t *s, int32_t *U)
 {
     uint32_t j;
     for (j = 0; j < n; j++) {              /* reset by subtraction, leak after reset */
@@ -63,7 +63,7 @@ void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, uint32_t n, i
         U[j] = u;
         if (u >= th[j]) {
             s[j] = 1;
-            V[j] = el_sat32((int64_t)u - th[j]);
+            V[j] = el_sat32((int64_t)u - el_shl(th[j], reset_shift));
         } else {
             s[j] = 0;
             V[j] = u;

@@ -31,8 +31,10 @@ void el_dense_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_
 void el_input_trace_step(int64_t a, const int32_t *x, uint32_t n, int x_frac, int32_t *x_tr);
 void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_t n, int32_t *th_tr,
                           int32_t *a_tr);
-void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, uint32_t n, int32_t *V, uint8_t *s,
-                 int32_t *U);
+/* LIF and IF (edgelearn/ops/neurons/lif.py): a spike subtracts th << reset_shift. U may be
+ * cur itself (SPIDE keeps no potential): each current is read before its potential is written. */
+void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n, int32_t *V,
+                 uint8_t *s, int32_t *U);
 void el_li_step(const int32_t *cur, int64_t a, uint32_t n, int32_t *V, int32_t *U);
 
 /* ---- errors ----------------------------------------------------------------------- */

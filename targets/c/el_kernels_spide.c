@@ -18,21 +18,10 @@ void el_spike_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_
     }
 }
 
-void el_equilibrium_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n,
-                         int32_t *V, uint8_t *s, int32_t *count)
+void el_count_spikes(const uint8_t *s, uint32_t n, int32_t *count)
 {
     uint32_t j;
-    for (j = 0; j < n; j++) {
-        int64_t u = el_sat32(el_mul_state(a, V[j]) + cur[j]);
-        if (u >= th[j]) {
-            s[j] = 1;
-            V[j] = el_sat32(u - el_shl(th[j], reset_shift));
-            count[j] += 1;
-        } else {
-            s[j] = 0;
-            V[j] = (int32_t)u;
-        }
-    }
+    for (j = 0; j < n; j++) count[j] += s[j];
 }
 
 void el_add_current(const int32_t *part, uint32_t n, int32_t *cur)

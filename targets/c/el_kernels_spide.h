@@ -15,9 +15,8 @@
 void el_spike_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const uint8_t *s,
                       int w_frac, int32_t *nonzero, int32_t *cur);
 
-/* U = a V + I; s = U >= th; V = U - (th << reset_shift) s; count += s. */
-void el_equilibrium_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n,
-                         int32_t *V, uint8_t *s, int32_t *count);
+/* count += s: the spike counts whose rates are the equilibrium. */
+void el_count_spikes(const uint8_t *s, uint32_t n, int32_t *count);
 /* cur += part (saturating). */
 void el_add_current(const int32_t *part, uint32_t n, int32_t *cur);
 /* mask = 0 < count < T. */

@@ -5,14 +5,7 @@
 
 #include <stdint.h>
 
-#define EL_STATE_FRAC 16
-#define EL_ONE ((int64_t)1 << EL_STATE_FRAC)        /* 1.0 in the state format Q16 */
-#define EL_INPUT_FRAC 8                             /* direct input: uint8 / 256 */
-#define EL_XORSHIFT_DEFAULT_SEED 0x2545F491u        /* replaces a seed of 0 */
-#define EL_LEARN_STREAM_XOR 0xA5A5A5A5u             /* learning stream seed = seed ^ this */
-#define EL_SR_MAX_SHIFT 62                          /* |p| < 2^62, r < 2^62: p + r fits */
-#define EL_SUM_LIMIT ((int64_t)1 << 61)             /* gradient sums saturate here */
-#define EL_THRESHOLD_FLOOR (EL_ONE / 16)            /* thresholds never fall below 1/16 */
+#include "el_contract.h"      /* the constants: Q-formats, PRNG seeds, limits */
 
 /* x * 2^s for s >= 0 without the undefined left shift of a negative int64_t. */
 static inline int64_t el_shl(int64_t x, int s) { return (int64_t)((uint64_t)x << s); }

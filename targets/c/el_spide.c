@@ -1,15 +1,11 @@
 /* SPIDE's per-sample loop: the mirror of run_sample, forward_pass, couples, backward_pass,
- * note_health, apply_updates, loop_gain and guard in edgelearn/learning/spide_fixed.py
+ * note_health, apply_updates, loop_gain and guard in edgelearn/rules/spide/fixed.py
  * (docs/spide.md §5-§8). Weights are the blob's sections, learned in place; thresholds
  * and leaks are read only. */
 #include "edgelearn.h"
 #include "el_kernels.h"
 #include "el_kernels_spide.h"
 #include "el_numerics.h"
-
-#define MAX_SCALE_RETRIES 4
-#define MAX_GUARD_HALVINGS 16
-#define GUARD_GAIN_Q16 57344           /* 7/8 in Q16 */
 
 static int16_t *layer_weights(const el_net_t *net, const el_layer_t *ly)
 {
@@ -73,8 +69,9 @@ static int forward_pass(el_net_t *net, const uint8_t *sample, uint32_t rows)
                                  net->nonzero_index, net->edge_current);
                 el_add_current(net->edge_current, ly->n_out, cur);
             }
-            el_equilibrium_step(cur, layer_leak(net, ly), layer_thresholds(net, ly), ly->reset_shift, ly->n_out,
-                                net->membrane + ly->n_off, net->spikes + ly->n_off, net->count + ly->n_off);
+            el_lif_step(cur, layer_leak(net, ly), layer_thresholds(net, ly), ly->reset_shift, ly->n_out,
+                        net->membrane + ly->n_off, net->spikes + ly->n_off, cur);   /* U over the current */
+            el_count_spikes(net->spikes + ly->n_off, ly->n_out, net->count + ly->n_off);
         }
         if (t == T / 2 - 1)
             for (i = 0; i < net->neurons; i++) net->half_count[i] = net->count[i];
@@ -149,7 +146,7 @@ static void backward_pass(el_net_t *net, int32_t label, int *gs_out, int *retrie
         saturated = 0;
         for (j = 0; j < n; j++)
             if (net->back_count[j] == Tb || net->back_count[j] == -Tb) saturated++;
-        if (saturated == 0 || retries == MAX_SCALE_RETRIES) break;
+        if (saturated == 0 || retries == EL_SPIDE_MAX_SCALE_RETRIES) break;
         gs -= 1;
         retries += 1;
     }
@@ -239,7 +236,7 @@ static int64_t guard(el_net_t *net)
 {
     uint32_t R = net->layer_count - 1, l, e;
     int64_t h = 0;
-    while (h < MAX_GUARD_HALVINGS && el_spide_loop_gain(net) >= GUARD_GAIN_Q16) {
+    while (h < EL_SPIDE_MAX_GUARD_HALVINGS && el_spide_loop_gain(net) >= EL_SPIDE_GUARD_GAIN_Q16) {
         for (l = 0; l < R; l++) {
             const el_layer_t *ly = &net->layers[l];
             for (e = ly->e_start; e < ly->e_start + ly->e_count; e++) {

@@ -1,7 +1,7 @@
 /* The device's static arena: its size is fixed at compile time (edgelearn compile writes
  * EDGELEARN_ARENA_BYTES into the config header from el_arena_required of the model), so
  * the linker, not a run-time allocator, says whether the model fits the board's SRAM. */
-#include "edgelearn.h"
+#include "el_static.h"
 
 #ifndef EDGELEARN_ARENA_BYTES
 #error "define EDGELEARN_ARENA_BYTES (edgelearn compile writes it into edgelearn_config.h)"

@@ -1,5 +1,5 @@
 /* STOP's per-sample loop and the application of accumulated gradients: the mirror of
- * run_sample / forward_layer / apply_accumulated in edgelearn/learning/stop_fixed.py
+ * run_sample / forward_layer / apply_accumulated in edgelearn/rules/stop/fixed.py
  * (docs/numerics.md §6). Parameters are the blob's sections, learned in place. */
 #include "edgelearn.h"
 #include "el_kernels.h"
@@ -33,7 +33,7 @@ static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x,
     if (ly->neuron == EL_NEURON_LI)
         el_li_step(net->current + o, a, n, net->membrane + o, net->potential + o);
     else
-        el_lif_step(net->current + o, a, layer_thresholds(net, ly), n, net->membrane + o, net->spikes + o,
+        el_lif_step(net->current + o, a, layer_thresholds(net, ly), ly->reset_shift, n, net->membrane + o, net->spikes + o,
                     net->potential + o);
 }
 

@@ -14,7 +14,7 @@
  */
 #include "board.h"
 #include "protocol.h"
-#include "../c/edgelearn.h"
+#include "../c/el_static.h"
 
 #ifndef EL_FW_MODEL_BYTES
 #define EL_FW_MODEL_BYTES (128u * 1024u)

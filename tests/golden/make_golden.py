@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelearn.learning.stop_fixed import FixedSTOP
+from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.model import Learning, Neuron, init_params, mlp
 from edgelearn.modelblob import to_blob
 
@@ -96,7 +96,7 @@ SPIDE_CASES = [  # name, n_in, hidden, classes, options, samples
 
 
 def spide_case(name, n_in, hidden, classes, options, count):
-    from edgelearn.learning.spide_fixed import FixedSPIDE
+    from edgelearn.rules.spide.fixed import FixedSPIDE
     model = spide_model(name, n_in, hidden, classes, **options)
     rng = np.random.default_rng(sum(map(ord, name)) + 1)
     net = FixedSPIDE(model)
@@ -111,7 +111,7 @@ def spide_case(name, n_in, hidden, classes, options, count):
         steps.append({"samples": sample.tolist(), "labels": label.tolist(), "learn": learn, "scores": scores.tolist()})
     return {"name": name, "blob": blob.hex(), "steps": steps, "weights": net.weights.tolist(),
             "rng_input": int(net.rng_input[0]), "rng_learn": int(net.rng_learn[0]),
-            "health": net.state["health"].tolist()}
+            "health": net.buffers()["health"].tolist()}
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@
  *     n x {u32 status, u32 prediction, u32 ticks}, u32 blob_size, blob (sealed), "END!"
  * and the firmware exits with 0 (every call EL_OK) or 1. */
 #include "board.h"
-#include "edgelearn.h"
+#include "el_static.h"
 
 #ifndef EDGELEARN_BLOB_BYTES
 #error "define EDGELEARN_BLOB_BYTES (the RAM reserved for the model blob)"

@@ -1,7 +1,8 @@
 """SPIDE's fixed-point kernels: one small function per operation, mirrored one for one by
-the C runtime. docs/spide.md fixes every formula and the order in which
-``learning/spide_fixed.py`` calls them; kernels shared with STOP (``dense_current``,
-``li_output_error``, ``update_weights``) come from ``edgelearn.kernels``.
+targets/c/el_kernels_spide.c. docs/spide.md fixes every formula and the order in which
+``rules/spide/fixed.py`` calls them; the neurons are the op registry's (LIF/IF with
+``reset_shift``), the currents dense's, and ``li_output_error`` and ``update_weights``
+are shared with STOP (``edgelearn.rules.kernels``).
 
 Formats as in STOP: weights int16 Q(15-wf).wf; membranes, currents, errors and drives Q16
 in int32; spike counts are plain integers (Q0) in int32; sums in int64.
@@ -9,26 +10,16 @@ in int32; spike counts are plain integers (Q0) in int32; sums in int64.
 import numpy as np
 from numba import njit
 
-from .numerics import ONE, STATE_FRAC, mul_state, round_shift, sat32
+from ...numerics import ONE, STATE_FRAC, round_shift, sat32
 
 HALF = ONE >> 1      # the backward couples' threshold: a spike is worth ONE, so beta = count / Tb
 
 
 @njit(cache=True)
-def equilibrium_step(cur, a, th, reset_shift, V, s, count):
-    """U = a V + I; s = U >= th; V = U - (th << reset_shift) s; count += s.
-
-    reset_shift 1 is SPIDE's modified reset (subtract 2 th from a membrane started at 0:
-    the count rounds T I / V_d), 0 the ordinary reset by subtraction (the count floors it)."""
-    for j in range(V.shape[0]):
-        u = sat32(mul_state(a, V[j]) + np.int64(cur[j]))
-        if u >= th[j]:
-            s[j] = 1
-            V[j] = sat32(u - (np.int64(th[j]) << reset_shift))
-            count[j] += 1
-        else:
-            s[j] = 0
-            V[j] = u
+def count_spikes(s, count):
+    """count += s: the spike counts whose rates are the equilibrium."""
+    for j in range(count.shape[0]):
+        count[j] += s[j]
 
 
 @njit(cache=True)

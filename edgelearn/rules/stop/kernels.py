@@ -1,42 +1,12 @@
-"""Fixed-point kernels: one small function per operation, each mirrored one for one by
-the C runtime (targets/c). Every formula and its order of operations is fixed by
-docs/numerics.md; the float twin (learning/stop_float.py) states the same mathematics
-without rounding.
-
-Formats: weights int16 Q(15-wf).wf; everything else Q16 in int32 (membranes,
-thresholds, leak, traces, errors, surrogate); products and sums in int64.
-"""
+"""STOP's fixed-point kernels (docs/numerics.md §5-6), each mirrored one for one by
+targets/c/el_kernels.c: forward traces, spatial errors, gradient sums and their
+application. Formats: weights int16 Q(15-wf).wf; everything else Q16 in int32 (traces,
+errors, the surrogate); products and sums in int64."""
 import numpy as np
 from numba import njit
 
-from .numerics import ONE, STATE_FRAC, mul_state, round_shift, sat16, sat32, saturate, stochastic_shift
-
-# Gradient sums saturate here, so that adding one more int64 product can never overflow.
-SUM_LIMIT = np.int64(1) << 61
-
-
-@njit(cache=True)
-def sat_sum(acc, p):
-    return saturate(acc + p, -SUM_LIMIT, SUM_LIMIT)
-
-
-@njit(cache=True)
-def dense_current(W, x, x_frac, w_frac, nonzero, cur):
-    """cur = W x in Q16. Event-driven: only non-zero inputs are visited. ``nonzero`` is
-    an int32 scratch of len(x)."""
-    n = 0
-    for i in range(x.shape[0]):
-        if x[i] != 0:
-            nonzero[n] = i
-            n += 1
-    shift = w_frac + x_frac - STATE_FRAC
-    for j in range(W.shape[0]):
-        acc = np.int64(0)
-        for k in range(n):
-            i = nonzero[k]
-            acc += np.int64(W[j, i]) * np.int64(x[i])
-        cur[j] = sat32(round_shift(acc, shift))
-
+from ...numerics import ONE, STATE_FRAC, mul_state, round_shift, sat16, sat32, saturate, stochastic_shift
+from ..kernels import sat_sum
 
 @njit(cache=True)
 def input_trace_step(a, x, x_frac, x_tr):
@@ -56,28 +26,6 @@ def neuron_trace_step(a, V, s, th_tr, a_tr):
 
 
 @njit(cache=True)
-def lif_step(cur, a, th, V, s, U):
-    """U = a * V + I; s = U >= th; V = U - th * s (reset by subtraction, leak after reset)."""
-    for j in range(V.shape[0]):
-        u = sat32(mul_state(a, V[j]) + np.int64(cur[j]))
-        U[j] = u
-        if u >= th[j]:
-            s[j] = 1
-            V[j] = sat32(u - np.int64(th[j]))
-        else:
-            s[j] = 0
-            V[j] = u
-
-
-@njit(cache=True)
-def li_step(cur, a, V, U):
-    """Non-spiking leaky integrator (readout): U = a * U + I."""
-    for j in range(V.shape[0]):
-        V[j] = sat32(mul_state(a, V[j]) + np.int64(cur[j]))
-        U[j] = V[j]
-
-
-@njit(cache=True)
 def surrogate(x, k):
     """Triangle of height 1 and half-width 2^k: max(0, 1 - |x| / 2^k), in Q16."""
     phi = ONE - round_shift(abs(np.int64(x)), k)
@@ -93,13 +41,6 @@ def spiking_output_error(s, U, th, label, k, d):
 
 
 @njit(cache=True)
-def li_output_error(U, label, d):
-    """d = U - y for E = 1/2 |U - y|^2 with a one-hot target y."""
-    for j in range(d.shape[0]):
-        d[j] = sat32(np.int64(U[j]) - (ONE if j == label else 0))
-
-
-@njit(cache=True)
 def hidden_error(W_up, d_up, U, th, w_frac, k, back, d):
     """d = (W_up^T d_up) * phi(U - th). Event-driven over non-zero upper errors;
     ``back`` is an int64 scratch of len(d)."""
@@ -112,19 +53,6 @@ def hidden_error(W_up, d_up, U, th, w_frac, k, back, d):
     for j in range(d.shape[0]):
         g = sat32(round_shift(back[j], w_frac))
         d[j] = sat32(round_shift(g * surrogate(np.int64(U[j]) - th[j], k), STATE_FRAC))
-
-
-@njit(cache=True)
-def update_weights(W, d, x_tr, shift, rng):
-    """W -= SR(d x^T, shift), applied now. A PRNG draw per non-zero product, rows then
-    columns in ascending order."""
-    for j in range(W.shape[0]):
-        if d[j] == 0:
-            continue
-        dj = np.int64(d[j])
-        for i in range(W.shape[1]):
-            if x_tr[i] != 0:
-                W[j, i] = sat16(W[j, i] - stochastic_shift(dj * x_tr[i], shift, rng))
 
 
 @njit(cache=True)

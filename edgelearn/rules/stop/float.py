@@ -18,7 +18,8 @@ Spatial errors within the same step, with a triangle surrogate phi:
 
 Gradients: dW = d x^T, dth = d * (th~ - 1), da = sum(d * a~). A non-spiking leaky
 integrator readout ('li') has U[t] = a*U[t-1] + W x[t] and d_L = U_L[t] - y.
-Arrays are batch-first ([B, n]); online learning is B = 1.
+Arrays are batch-first ([B, n]); online learning is B = 1. Each layer's neuron step and
+current are its kinds' float steps (edgelearn.ops), so a registered kind runs here as is.
 """
 from __future__ import annotations
 
@@ -26,37 +27,29 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import numerics as nx
-from ..encoders import CODES, as_rows, encode_step
-from ..model import SPIKING_NEURONS, Model, ModelError
-from ..neurons import li_step, lif_step
-
-THRESHOLD_FLOOR = 1.0 / 16      # thresholds never fall below this (see numerics.md)
-
-
-def check_stop_model(model: Model) -> None:
-    model.validate()
-    if model.learning.rule == "spide":
-        raise ModelError("a 'spide' model runs on the SPIDE runtime (edgelearn.learning.spide_fixed / spide_float)")
-    if not model.is_feedforward_chain():
-        raise ModelError("STOP runs feed-forward chains of dense layers; this model has "
-                         "branches or feedback edges")
+from ... import numerics as nx
+from ...encoders import CODES, as_rows, encode_step
+from ...model import Model
+from ...ops import LAYERS, NEURONS, Exactness
+from .spec import THRESHOLD_FLOOR, check
 
 
 class FloatSTOP:
     """Float64 STOP over a model's (dequantised) parameters."""
 
-    exactness = "float64: the mathematical reference; not bit-exact with the device"
+    exactness = Exactness.MATH
 
     def __init__(self, model: Model):
-        check_stop_model(model)
+        check(model)
         self.model = model
+        self.kinds = [NEURONS[l.neuron.kind] for l in model.layers]
+        self.currents = [LAYERS[l.kind].current_float for l in model.layers]
         self.W = [nx.from_fixed(model.params[l.name].weight, l.weight_frac) for l in model.layers]
         self.th = [nx.from_fixed(model.params[l.name].threshold, nx.STATE_FRAC) for l in model.layers]
         self.a = [model.params[l.name].leak / nx.ONE for l in model.layers]
-        self.spiking = [l.neuron.kind in SPIKING_NEURONS for l in model.layers]
+        self.spiking = [kind.spiking for kind in self.kinds]
         self.learn_th = [l.neuron.learn_threshold and s for l, s in zip(model.layers, self.spiking)]
-        self.learn_a = [l.neuron.learn_leak and l.neuron.kind != "if" for l in model.layers]
+        self.learn_a = [l.neuron.learn_leak and not kind.leak_fixed_at_one for l, kind in zip(model.layers, self.kinds)]
         cfg = model.learning
         self.lr_w = 2.0 ** -cfg.lr_weight_shift
         self.lr_th = 2.0 ** -cfg.lr_threshold_shift
@@ -96,13 +89,14 @@ class FloatSTOP:
                 st["th_tr"][l] = a * (st["th_tr"][l] - st["s"][l])
                 st["a_tr"][l] = a * st["a_tr"][l] + st["V"][l]
                 st["x_tr"][l] = a * st["x_tr"][l] + inp
+            kind = self.kinds[l]
+            values = {"threshold": self.th[l], "leak": a, "reset_shift": 0}
+            params = kind.Params(**{name: values[name] for name in kind.Params._fields})
+            out, (st["V"][l], st["U"][l]) = kind.step_float(self.currents[l](W, inp), kind.State(st["V"][l], st["U"][l]),
+                                                            params)
             if self.spiking[l]:
-                s, st["V"][l], st["U"][l] = lif_step(inp @ W.T, st["V"][l], self.th[l], a)
-                st["s"][l] = s
-                inp = s
-            else:
-                inp, st["V"][l] = li_step(inp @ W.T, st["V"][l], a)
-                st["U"][l] = inp
+                st["s"][l] = out
+            inp = out
         return inp
 
     def error_step(self, st: dict, y: np.ndarray) -> None:
@@ -175,7 +169,7 @@ class FloatSTOP:
     def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
         """Present a batch for T steps; learn when asked. Returns the readout scores
         (spike counts, or summed membrane for an 'li' readout), [B, classes]."""
-        T, update = self.model.learning.T, self.model.learning.update
+        update = self.model.learning.update
         learn = learn and bool(self.trainable)
         st = self.init_state(len(samples))
         scores = np.zeros((len(samples), self.W[-1].shape[0]))
@@ -194,6 +188,17 @@ class FloatSTOP:
         if learn and (update == "sample" or len(samples) > 1):
             self.apply(g, 1.0 / len(samples))
         return scores
+
+    def health(self, reset: bool = False) -> dict:
+        """STOP keeps no health counters (SPIDE does)."""
+        return {}
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """The float64 parameters it learns, by layer."""
+        out = {}
+        for layer, W, th, a in zip(self.model.layers, self.W, self.th, self.a):
+            out.update({f"{layer.name}.weight": W, f"{layer.name}.threshold": th, f"{layer.name}.leak": np.array([a])})
+        return out
 
     def to_model(self) -> Model:
         """The current parameters quantised back into a model (round to nearest)."""

@@ -1,0 +1,69 @@
+"""Executors: one behaviour (a learning rule on a model), several implementations that
+declare how exact they are (Lava's process / process-model split).
+
+    float   the float64 twin: the mathematics, not bit-exact (Exactness.MATH)
+    fixed   the fixed-point reference in Python/numba: the numeric contract (BIT)
+    c       the C runtime of targets/c built for this host: the device's code (BIT)
+
+Boards (QEMU, native firmware, real hardware) are reached through firmware_host's link,
+which runs the same C runtime as ``c``. Every executor implements ``Learner``; tests are
+parametrised over ``EXECUTORS`` and every BIT executor replays the same golden vectors."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import ModelError
+from ..model import Model
+from ..ops import Exactness
+from ..plan import runtime_of
+from ..rules.spide.fixed import FixedSPIDE
+from ..rules.spide.float import FloatSPIDE
+from ..rules.stop.fixed import FixedSTOP
+from ..rules.stop.float import FloatSTOP
+from .c import NativeSPIDE, NativeSTOP
+
+
+class Learner(Protocol):
+    """What every executor of every rule offers."""
+    model: Model
+    exactness: Exactness
+
+    def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
+        """Present a batch, learn when asked; the readout's scores [B, classes]."""
+
+    def slow_down(self) -> None:
+        """Halve the learning rates (one more shift on the device)."""
+
+    def health(self, reset: bool = False) -> dict:
+        """The rule's health signals ({} for a rule that has none)."""
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Every array it holds while training, by the C runtime's names."""
+
+    def to_model(self) -> Model:
+        """The learned parameters as a model."""
+
+
+EXECUTORS: dict[str, dict[str, type]] = {     # executor -> runtime -> class
+    "float": {"stop": FloatSTOP, "spide": FloatSPIDE},
+    "fixed": {"stop": FixedSTOP, "spide": FixedSPIDE},
+    "c": {"stop": NativeSTOP, "spide": NativeSPIDE},
+}
+TWIN = {"fixed": "float", "float": "fixed", "c": "float"}     # what a run is checked against beside it
+
+
+def exactness(executor: str) -> Exactness:
+    return next(iter(EXECUTORS[executor].values())).exactness
+
+
+def bit_exact() -> tuple[str, ...]:
+    return tuple(name for name in EXECUTORS if exactness(name) is Exactness.BIT)
+
+
+def make_learner(model: Model, executor: str) -> Learner:
+    """The executor of the model's rule."""
+    if executor not in EXECUTORS:
+        raise ModelError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    return EXECUTORS[executor][runtime_of(model)](model)

@@ -1,0 +1,222 @@
+"""The C executor: the C runtime of targets/c, built for the host (edgelearn.native), with
+the interface of the fixed-point executors and the arithmetic of the device.
+
+A model reaches the C side only as its blob (``to_blob``), so every run exercises the C
+loader; the parameters are learned in place in that blob, and ``to_model`` reads them
+back through ``el_seal`` (which refreshes the CRC) and ``from_blob``. Buffers are views of
+the C arena at the spans of its el_plan_t, typed by edgelearn.plan."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..encoders import as_rows
+from ..errors import TrainingDiverged
+from ..model import Model
+from ..modelblob import from_blob, to_blob
+from ..native import NativeError, aligned_bytes, load_native
+from ..ops import Exactness
+from ..plan import BUFFER_DTYPES, BUFFER_NAMES
+from ..rules.spide import spec as spide_spec
+from ..rules.spide.fixed import read_health
+from ..rules.stop import spec as stop_spec
+
+
+class NativeSTOP:
+    """STOP in the C runtime: the interface of FixedSTOP, the arithmetic of the device."""
+
+    exactness = Exactness.BIT
+
+    def __init__(self, model: Model):
+        stop_spec.check(model)
+        self.model = model
+        self._m = load_native()
+        self._blob = aligned_bytes(to_blob(model))
+        self.per_step = model.learning.update == "step"
+        self._net = self._m.ffi.new("el_net_t *")
+        self._init(weight_grad=False)
+
+    def _init(self, weight_grad: bool, keep_state: bool = False) -> None:
+        """(Re)lay out the arena; ``keep_state`` carries both PRNG streams and the learning
+        rates over (the parameters live in the blob and persist anyway)."""
+        ffi, lib, net = self._m.ffi, self._m.lib, self._net
+        saved = None
+        if keep_state:
+            lib.el_seal(net)               # the learned parameters changed the CRC
+            saved = (net.rng_input, net.rng_learn, list(net.lr_shift),
+                     {name: self._view(name).copy() for name in BUFFER_NAMES})
+        options = lib.EL_PLAN_WEIGHT_GRAD if weight_grad else 0
+        blob = ffi.from_buffer("uint8_t[]", self._blob)
+        total = lib.el_arena_required(blob, len(self._blob), options)
+        self._arena = np.zeros(max(1, total // 8), dtype=np.int64)
+        st = lib.el_init(net, blob, len(self._blob), ffi.from_buffer("uint8_t[]", self._arena), total, options)
+        if st != lib.EL_OK:
+            raise NativeError(st, f"the C runtime refused model {self.model.name!r}")
+        if saved:
+            net.rng_input, net.rng_learn, net.lr_shift = saved[0], saved[1], saved[2]
+            for name, old in saved[3].items():   # the state of the last sample, as FixedSTOP keeps it
+                view = self._view(name)
+                if view.size == old.size:
+                    view[:] = old
+        self._has_weight_grad = weight_grad or not self.per_step
+
+    def _view(self, name: str) -> np.ndarray:
+        span = getattr(self._net.plan, name)
+        raw = self._arena.view(np.uint8)[span.offset:span.offset + span.bytes]
+        return raw.view(BUFFER_DTYPES[name])
+
+    def _parameter(self, at: str, dtype, count) -> list[np.ndarray]:
+        out = []
+        for l in range(self._net.layer_count):
+            ly = self._net.layers[l]
+            start = getattr(ly, at)
+            n = count(ly)
+            out.append(self._blob[start:start + n * np.dtype(dtype).itemsize].view(dtype))
+        return out
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.concatenate(self._parameter("weights_at", np.int16, lambda ly: ly.n_in * ly.n_out))
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return np.concatenate(self._parameter("thresholds_at", np.int32, lambda ly: ly.n_out))
+
+    @property
+    def leaks(self) -> np.ndarray:
+        return np.concatenate(self._parameter("leak_at", np.int32, lambda ly: 1)).astype(np.int64)
+
+    @property
+    def rng_input(self) -> np.ndarray:
+        return np.array([self._net.rng_input], dtype=np.uint32)
+
+    @property
+    def rng_learn(self) -> np.ndarray:
+        return np.array([self._net.rng_learn], dtype=np.uint32)
+
+    @property
+    def lr_shifts(self) -> np.ndarray:
+        return np.array(list(self._net.lr_shift), dtype=np.int64)
+
+    def arena_bytes(self) -> int:
+        """What the C runtime reserves in its arena for this model (el_plan_t.total)."""
+        return int(self._net.plan.total)
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Every array the runtime holds, by name: the parameters (copies of the blob's
+        sections), the arena buffers (live views) and the PRNG states."""
+        return {"weights": self.weights, "thresholds": self.thresholds, "leaks": self.leaks,
+                **{name: self._view(name) for name in BUFFER_NAMES},
+                "rng_input": self.rng_input, "rng_learn": self.rng_learn}
+
+    def _run(self, sample, label: int, learn: bool, per_step: bool) -> np.ndarray:
+        rows = np.ascontiguousarray(as_rows(np.asarray(sample)), dtype=np.uint8)
+        st = self._m.lib.el_run_sample(self._net, self._m.ffi.from_buffer("uint8_t[]", rows), rows.shape[0],
+                                       label, learn, per_step)
+        if st != self._m.lib.EL_OK:
+            raise NativeError(st, "el_run_sample failed")
+        return self._view("scores").copy()
+
+    def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
+        """Present a batch (one sample: online learning); return scores [B, classes].
+        A batch of B > 1 accumulates and applies once, B must be a power of two."""
+        B = len(samples)
+        if learn and B > 1 and B & (B - 1):
+            raise ValueError(f"fixed-point batches must be a power of two, got {B}")
+        per_step = self.per_step and B == 1
+        borrowed = learn and not per_step and not self._has_weight_grad   # as FixedSTOP lends gW
+        if borrowed:
+            self._init(weight_grad=True, keep_state=True)
+        out = np.stack([self._run(samples[b], int(labels[b]) if learn else -1, learn, per_step)
+                        for b in range(B)])
+        if learn and not per_step:
+            self._m.lib.el_apply_accumulated(self._net, B.bit_length() - 1)
+        if borrowed:
+            self._init(weight_grad=False, keep_state=True)
+        return out
+
+    def slow_down(self) -> None:
+        """Halve every learning rate: one more right shift."""
+        self._m.lib.el_slow_down(self._net)
+
+    def health(self, reset: bool = False) -> dict:
+        """STOP keeps no health counters (SPIDE does)."""
+        return {}
+
+    def blob(self) -> bytes:
+        """The model file with the learned parameters and rates (CRC refreshed)."""
+        self._m.lib.el_seal(self._net)
+        return self._blob.tobytes()
+
+    def to_model(self) -> Model:
+        learned = from_blob(self.blob())
+        out = self.model.copy()
+        out.params = learned.params
+        shifts = self.lr_shifts
+        out.learning = replace(out.learning, lr_weight_shift=int(shifts[0]),
+                               lr_threshold_shift=int(shifts[1]), lr_leak_shift=int(shifts[2]))
+        return out.validate()
+
+
+class NativeSPIDE(NativeSTOP):
+    """SPIDE in the C runtime: the interface of FixedSPIDE (``run``, ``buffers``,
+    ``to_model``, ``slow_down``, ``health``, ``loop_gain``), the arithmetic of the device."""
+
+    def __init__(self, model: Model):
+        spide_spec.check(model)
+        self.model = model
+        self._m = load_native()
+        self._blob = aligned_bytes(to_blob(model))
+        self.per_step = False
+        self._net = self._m.ffi.new("el_net_t *")
+        self._init(weight_grad=False)
+        gain = self.loop_gain()             # as FixedSPIDE: refused when the loop does not contract
+        if gain >= 1.0:
+            raise spide_spec.not_contractive(gain)
+
+    @property
+    def lr_shift(self) -> int:
+        return int(self._net.lr_shift[0])
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self._view("scores").copy()
+
+    def _run(self, sample, label: int, learn: bool, per_step: bool = False) -> np.ndarray:
+        rows = np.ascontiguousarray(as_rows(np.asarray(sample)), dtype=np.uint8)
+        st = self._m.lib.el_spide_run_sample(self._net, self._m.ffi.from_buffer("uint8_t[]", rows), rows.shape[0],
+                                             label, learn)
+        if st != self._m.lib.EL_OK:
+            raise NativeError(st, "el_spide_run_sample failed")
+        dead = int(self._view("health")[spide_spec.HealthSlot.dead_run])
+        if learn and dead >= spide_spec.DEAD_WINDOW:
+            raise TrainingDiverged(spide_spec.dead_equilibrium(dead))
+        return self._view("scores").copy()
+
+    def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
+        """Present samples one after the other; learn online when asked. Returns the readout
+        scores o (Q16), [B, classes]."""
+        if learn and len(samples) > 1:
+            raise ValueError("fixed-point SPIDE learns online (batch 1): its gradient scale is chosen per sample")
+        return np.stack([self._run(x, int(labels[b]) if learn else -1, learn) for b, x in enumerate(samples)])
+
+    def loop_gain(self) -> float:
+        """The feedback loop's gain bound (el_spide_loop_gain, Q16 / ONE)."""
+        return self._m.lib.el_spide_loop_gain(self._net) / 65536
+
+    def health(self, reset: bool = False) -> dict:
+        """The health signals since construction (or the last reset; docs/spide.md §7)."""
+        return read_health(self._view("health"), self.model.learning.T, self.loop_gain(), reset)
+
+    def slow_down(self) -> None:
+        """Halve the learning rate: one more right shift (SPIDE has only the weights')."""
+        self._m.lib.el_slow_down(self._net)
+
+    def to_model(self) -> Model:
+        learned = from_blob(self.blob())
+        out = self.model.copy()
+        for layer in out.layers:
+            out.params[layer.name].weight = learned.params[layer.name].weight.copy()
+        out.learning = replace(out.learning, lr_weight_shift=self.lr_shift)
+        return out.validate()

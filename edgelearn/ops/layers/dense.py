@@ -1,0 +1,47 @@
+"""Dense (fully connected) synapses: the current a layer receives from its inputs.
+
+    I = W x,     W [n_out, n_in] int16 in Q(15-wf).wf,  x in Q(x_frac),  I in Q16
+
+Fixed point (docs/numerics.md §5): an exact int64 sum over the non-zero inputs, then one
+rounding shift by wf + x_frac - 16 and saturation to int32. Event-driven: zero inputs
+(silent neurons) cost nothing. C twin: el_dense_current (targets/c/el_kernels.c), whose
+scratch is el_dense_current_buffer_size(n_in)."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ...numerics import STATE_FRAC, round_shift, sat32
+from ..registry import LayerKind, register_layer
+
+
+def current_float(W: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """I = x W^T for a batch x [B, n_in]."""
+    return x @ W.T
+
+
+@njit(cache=True)
+def current_fixed(W, x, x_frac, w_frac, nonzero, cur):
+    """cur = W x in Q16; ``nonzero`` is an int32 scratch of len(x) (the indices visited)."""
+    n = 0
+    for i in range(x.shape[0]):
+        if x[i] != 0:
+            nonzero[n] = i
+            n += 1
+    shift = w_frac + x_frac - STATE_FRAC
+    for j in range(W.shape[0]):
+        acc = np.int64(0)
+        for k in range(n):
+            i = nonzero[k]
+            acc += np.int64(W[j, i]) * np.int64(x[i])
+        cur[j] = sat32(round_shift(acc, shift))
+
+
+def scratch(n_in: int, n_out: int) -> dict[str, int]:
+    """Elements of the scratch buffers one call needs: its input widened to int32 and the
+    non-zero indices (el_dense_current_buffer_size)."""
+    return {"layer_input": n_in, "nonzero_index": n_in}
+
+
+DENSE = register_layer(LayerKind(name="dense", code=0, current_float=current_float, current_fixed=current_fixed,
+                                 c_symbol="el_dense_current", scratch=scratch))

@@ -1,0 +1,2 @@
+"""The built-in neuron kinds, in code order (importing registers them)."""
+from . import lif, if_neuron, li  # noqa: F401

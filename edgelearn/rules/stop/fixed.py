@@ -1,0 +1,270 @@
+"""STOP in fixed point: the bit-exact reference of the numeric contract (docs/numerics.md §6).
+
+The network lives in the arena of ``edgelearn.plan`` (the buffers, sizes and layer table
+the C runtime uses) and in three parameter arrays (weights, thresholds, leaks).
+``run_sample`` is the device's per-sample loop, the mirror of targets/c/el_stop.c: it
+calls the kernels in the order the contract specifies (forward, errors top-down,
+updates bottom-up). Each layer's neuron step is its kind's (``edgelearn.ops``), called
+through the registry's table of fixed steps, so a newly registered kind runs here as is."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ... import numerics as nx
+from ... import plan
+from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, TRAINABLE
+from ...encoders import CODES, as_rows, encode_step
+from ...model import Model
+from ...ops import Exactness, NEURONS, fixed_steps
+from ...ops.layers.dense import current_fixed
+from ...plan import LayerField as F
+from .. import kernels as shared
+from . import kernels as k
+from .spec import THRESHOLD_FLOOR_Q16, check
+
+
+class Params(NamedTuple):
+    """The learned parameters: weights int16 (every layer's, row-major), thresholds int32
+    Q16 (every neuron's), leaks int64 Q16 (one per layer)."""
+    weights: np.ndarray
+    thresholds: np.ndarray
+    leaks: np.ndarray
+
+
+class Config(NamedTuple):
+    """A sample's constants: the encoder code, T, the surrogate's shift, the readout's kind."""
+    code: int
+    T: int
+    surrogate_k: int
+    readout_li: bool
+
+
+@njit(cache=True)
+def _weights(table, params, l):
+    n_in, n_out, at = table[l, F.n_in], table[l, F.n_out], table[l, F.weights_at]
+    return params.weights[at:at + n_out * n_in].reshape((n_out, n_in))
+
+
+@njit(cache=True)
+def _thresholds(table, params, l):
+    at = table[l, F.thresholds_at]
+    return params.thresholds[at:at + table[l, F.n_out]]
+
+
+@njit(cache=True)
+def forward_layer(table, params, a, steps, l, x, x_frac, learn):
+    """One layer's step: traces (trainable layers, when learning), current, neuron."""
+    n_in, n_out, o, lo = table[l, F.n_in], table[l, F.n_out], table[l, F.n_off], table[l, F.learn_off]
+    leak = params.leaks[table[l, F.leak_at]]
+    if learn and table[l, F.flags] & TRAINABLE:     # traces first: they read V[t-1], s[t-1]
+        io = table[l, F.in_off]
+        k.input_trace_step(leak, x, x_frac, a.input_trace[io:io + n_in])
+        k.neuron_trace_step(leak, a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.threshold_trace[lo:lo + n_out],
+                            a.leak_trace[lo:lo + n_out])
+    current_fixed(_weights(table, params, l), x, x_frac, table[l, F.weight_frac], a.nonzero_index,
+                  a.current[o:o + n_out])
+    steps[table[l, F.neuron]](a.current[o:o + n_out], leak, _thresholds(table, params, l),
+                              table[l, F.reset_shift], a.membrane[o:o + n_out], a.spikes[o:o + n_out],
+                              a.potential[o:o + n_out])
+
+
+@njit(cache=True)
+def errors(table, params, a, cfg, lowest, label):
+    """This step's spatial errors, top-down from the readout to the lowest trainable layer."""
+    R = table.shape[0] - 1
+    o, lo, n = table[R, F.n_off], table[R, F.learn_off], table[R, F.n_out]
+    if cfg.readout_li:
+        shared.li_output_error(a.potential[o:o + n], label, a.error[lo:lo + n])
+    else:
+        k.spiking_output_error(a.spikes[o:o + n], a.potential[o:o + n], _thresholds(table, params, R), label,
+                               cfg.surrogate_k, a.error[lo:lo + n])
+    for l in range(R - 1, lowest - 1, -1):
+        up, o, lo, n = l + 1, table[l, F.n_off], table[l, F.learn_off], table[l, F.n_out]
+        ulo = table[up, F.learn_off]
+        k.hidden_error(_weights(table, params, up), a.error[ulo:ulo + table[up, F.n_out]], a.potential[o:o + n],
+                       _thresholds(table, params, l), table[up, F.weight_frac], cfg.surrogate_k,
+                       a.error_backprop[:n], a.error[lo:lo + n])
+
+
+@njit(cache=True)
+def weight_shift(table, l, lr_shifts, extra):
+    return 2 * nx.STATE_FRAC - table[l, F.weight_frac] + lr_shifts[0] + extra     # Q32 -> Q(wf)
+
+
+@njit(cache=True)
+def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
+    """This step's updates, bottom-up: weights, threshold, leak per trainable layer."""
+    for l in range(lowest, table.shape[0]):
+        flags = table[l, F.flags]
+        if not flags & TRAINABLE:
+            continue
+        n_in, n_out, lo, io = table[l, F.n_in], table[l, F.n_out], table[l, F.learn_off], table[l, F.in_off]
+        d, xt = a.error[lo:lo + n_out], a.input_trace[io:io + n_in]
+        if per_step:
+            shared.update_weights(_weights(table, params, l), d, xt, weight_shift(table, l, lr_shifts, 0), rng_learn)
+        else:
+            wo = table[l, F.w_off]
+            k.accumulate_weight_grads(a.weight_grad[wo:wo + n_out * n_in].reshape((n_out, n_in)), d, xt)
+        if flags & LEARN_THRESHOLD:
+            g = a.threshold_grad[lo:lo + n_out]
+            k.threshold_grads(d, a.threshold_trace[lo:lo + n_out], g)
+            if per_step:
+                k.apply_threshold_grads(_thresholds(table, params, l), g, nx.STATE_FRAC + lr_shifts[1],
+                                        THRESHOLD_FLOOR_Q16, rng_learn)
+        if flags & LEARN_LEAK:
+            a.leak_grad[l] = shared.sat_sum(a.leak_grad[l], k.leak_grad(d, a.leak_trace[lo:lo + n_out]))
+            if per_step:
+                at = table[l, F.leak_at]
+                params.leaks[at] = k.apply_leak_grad(params.leaks[at], a.leak_grad[l], nx.STATE_FRAC + lr_shifts[2],
+                                                     rng_learn)
+                a.leak_grad[l] = 0
+
+
+@njit(cache=True)
+def run_sample(table, params, a, steps, cfg, sample, label, learn, per_step, lr_shifts, rng_in, rng_learn, raster):
+    """Present one sample for T steps from a zero state; learn when ``learn``. With
+    ``per_step`` updates are applied every step, else accumulated in the *_grad buffers
+    (``apply_accumulated`` applies them). ``a.scores`` receives spike counts (summed
+    membranes for a non-spiking readout); ``raster`` [steps, neurons] records the spikes of
+    its first rows (pass zero rows to record nothing)."""
+    L = table.shape[0]
+    a.membrane[:] = 0
+    a.spikes[:] = 0
+    a.threshold_trace[:] = 0
+    a.leak_trace[:] = 0
+    a.input_trace[:] = 0
+    a.scores[:] = 0
+    lowest = L
+    for l in range(L - 1, -1, -1):
+        if table[l, F.flags] & TRAINABLE:
+            lowest = l
+    learn = learn and lowest < L
+    R = L - 1
+    ro, rn = table[R, F.n_off], table[R, F.n_out]
+    for t in range(cfg.T):
+        x = a.layer_input[:table[0, F.n_in]]
+        x_frac = encode_step(cfg.code, sample, t, rng_in, x)
+        forward_layer(table, params, a, steps, 0, x, x_frac, learn)     # layer 0 reads the encoder
+        for l in range(1, L):                                           # the others the spikes below
+            below, n_in = table[l - 1, F.n_off], table[l, F.n_in]
+            x = a.layer_input[:n_in]
+            for i in range(n_in):
+                x[i] = a.spikes[below + i]
+            forward_layer(table, params, a, steps, l, x, 0, learn)
+        if t < raster.shape[0]:
+            raster[t, :] = a.spikes
+        for j in range(rn):
+            a.scores[j] += a.potential[ro + j] if cfg.readout_li else a.spikes[ro + j]
+        if learn:
+            errors(table, params, a, cfg, lowest, label)
+            updates(table, params, a, lowest, per_step, lr_shifts, rng_learn)
+
+
+@njit(cache=True)
+def apply_accumulated(table, params, a, lr_shifts, extra_shift, rng_learn):
+    """Apply the gradients summed over a sample or a batch of 2^extra_shift samples,
+    layer by layer bottom-up, in the order of the per-step updates."""
+    for l in range(table.shape[0]):
+        flags = table[l, F.flags]
+        if not flags & TRAINABLE:
+            continue
+        n_in, n_out, lo, wo = table[l, F.n_in], table[l, F.n_out], table[l, F.learn_off], table[l, F.w_off]
+        k.apply_weight_grads(_weights(table, params, l), a.weight_grad[wo:wo + n_out * n_in].reshape((n_out, n_in)),
+                             weight_shift(table, l, lr_shifts, extra_shift), rng_learn)
+        if flags & LEARN_THRESHOLD:
+            k.apply_threshold_grads(_thresholds(table, params, l), a.threshold_grad[lo:lo + n_out],
+                                    nx.STATE_FRAC + lr_shifts[1] + extra_shift, THRESHOLD_FLOOR_Q16, rng_learn)
+        if flags & LEARN_LEAK:
+            at = table[l, F.leak_at]
+            params.leaks[at] = k.apply_leak_grad(params.leaks[at], a.leak_grad[l],
+                                                 nx.STATE_FRAC + lr_shifts[2] + extra_shift, rng_learn)
+            a.leak_grad[l] = 0
+
+
+class FixedSTOP:
+    """The fixed-point STOP runtime over the arena of edgelearn.plan (what the device holds)."""
+
+    exactness = Exactness.BIT
+
+    def __init__(self, model: Model):
+        check(model)
+        self.model = model
+        cfg = model.learning
+        self.table, edges, self.dims = plan.tables(model)
+        self.arena = plan.allocate(self.table, edges, self.dims, "stop")
+        self.params = Params(np.concatenate([model.params[l.name].weight.ravel() for l in model.layers]),
+                             np.concatenate([model.params[l.name].threshold for l in model.layers]),
+                             np.array([model.params[l.name].leak for l in model.layers], dtype=np.int64))
+        self.per_step = cfg.update == "step"
+        self.config = Config(CODES[model.input.encoding], cfg.T, cfg.surrogate_shift,
+                             not NEURONS[model.readout.neuron.kind].spiking)
+        self.rng_input = nx.new_rng(cfg.seed)
+        self.rng_learn = nx.new_rng(cfg.seed ^ LEARN_STREAM_XOR)
+        self.lr_shifts = np.array([cfg.lr_weight_shift, cfg.lr_threshold_shift, cfg.lr_leak_shift], dtype=np.int64)
+        self._no_raster = np.zeros((0, self.dims.neurons), dtype=np.uint8)
+
+    weights = property(lambda self: self.params.weights)
+    thresholds = property(lambda self: self.params.thresholds)
+    leaks = property(lambda self: self.params.leaks)
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Every array the runtime holds while training, by name (the C runtime's names)."""
+        return {"weights": self.weights, "thresholds": self.thresholds, "leaks": self.leaks,
+                **self.arena._asdict(), "rng_input": self.rng_input, "rng_learn": self.rng_learn}
+
+    def _run(self, sample, label: int, learn: bool, per_step: bool, raster=None) -> np.ndarray:
+        run_sample(self.table, self.params, self.arena, fixed_steps(), self.config, as_rows(sample), label, learn,
+                   per_step, self.lr_shifts, self.rng_input, self.rng_learn,
+                   self._no_raster if raster is None else raster)
+        return self.arena.scores.copy()
+
+    def spike_raster(self, sample) -> np.ndarray:
+        """Inference on one sample, recording every neuron's spikes: uint8 [T, neurons]."""
+        raster = np.zeros((self.model.learning.T, self.dims.neurons), dtype=np.uint8)
+        self._run(sample, -1, False, False, raster)
+        return raster
+
+    def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
+        """Present a batch (one sample: online learning); return scores [B, classes].
+        A batch of B > 1 accumulates and applies once, B must be a power of two."""
+        B = len(samples)
+        if learn and B > 1 and B & (B - 1):
+            raise ValueError(f"fixed-point batches must be a power of two, got {B}")
+        kept = self.arena
+        if learn and B > 1 and self.per_step:      # a per-step learner has no weight sums of its own: lend some
+            synapses = plan.tables(self.model, weight_grad=True)[2].grad_synapses
+            self.arena = kept._replace(weight_grad=np.zeros(synapses, dtype=np.int64))
+        per_step = self.per_step and B == 1
+        try:
+            out = np.stack([self._run(samples[b], int(labels[b]) if learn else -1, learn, per_step)
+                            for b in range(B)])
+            if learn and not per_step:
+                apply_accumulated(self.table, self.params, self.arena, self.lr_shifts, B.bit_length() - 1,
+                                  self.rng_learn)
+        finally:
+            self.arena = self.arena._replace(weight_grad=kept.weight_grad)
+        return out
+
+    def health(self, reset: bool = False) -> dict:
+        """STOP keeps no health counters (SPIDE does)."""
+        return {}
+
+    def slow_down(self) -> None:
+        """Halve every learning rate: one more right shift."""
+        self.lr_shifts += 1
+
+    def to_model(self) -> Model:
+        out = self.model.copy()
+        for l, layer in enumerate(out.layers):
+            n_in, n_out, w_at, th_at, leak_at = self.table[l, :F.leak_at + 1]
+            p = out.params[layer.name]
+            p.weight = self.weights[w_at:w_at + n_in * n_out].reshape(n_out, n_in).copy()
+            p.threshold = self.thresholds[th_at:th_at + n_out].copy()
+            p.leak = int(self.leaks[leak_at])
+        out.learning = replace(out.learning, lr_weight_shift=int(self.lr_shifts[0]),
+                               lr_threshold_shift=int(self.lr_shifts[1]), lr_leak_shift=int(self.lr_shifts[2]))
+        return out.validate()

@@ -1,0 +1,29 @@
+"""STOP's spec: what the STOP runtime runs, and its constants (docs/numerics.md §6).
+
+STOP (forward eligibility traces, spatially-backward errors) runs feed-forward chains of
+dense layers; rules 'readout' (the last layer learns) and 'none' (inference) use the same
+runtime. The executors (float.py, fixed.py, the C runtime) import this module, never the
+reverse."""
+from __future__ import annotations
+
+from ...errors import ModelError
+from ...model import Model
+from ...numerics import ONE
+
+THRESHOLD_FLOOR = 1.0 / 16              # a learned threshold never falls below this
+THRESHOLD_FLOOR_Q16 = ONE // 16
+RULES = ("stop", "readout", "none")     # the rules this runtime runs
+
+
+def check(model: Model) -> None:
+    """Refuse, with a reason, what the STOP runtimes cannot run."""
+    model.validate()
+    if model.learning.rule not in RULES:
+        raise ModelError(f"a {model.learning.rule!r} model runs on the SPIDE runtime, not STOP's")
+    if not model.is_feedforward_chain():
+        raise ModelError("STOP runs feed-forward chains of dense layers; this model has "
+                         "branches or feedback edges")
+
+
+def start(model: Model) -> None:
+    """Nothing to adjust in freshly initialised parameters."""
