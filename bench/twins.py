@@ -20,17 +20,17 @@ from edgelearn.train import make_learner, train, warm_up
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PRECISIONS = ("fixed", "float")
+EXECUTORS = ("fixed", "float")      # the bit-exact reference beside the float64 twin
 
 
-def run(precision: str, position: int, args) -> tuple[list, dict]:
+def run(executor: str, position: int, args) -> tuple[list, dict]:
     data = datasets.load(args.data)
     model = load_model(args.model)
-    warm_up(model, precision, data)
-    net = make_learner(model, precision)
+    warm_up(model, executor, data)
+    net = make_learner(model, executor)
     history = train(net, data, args.epochs, slow_down_every=args.slow_down_every,
-                    shuffle_seed=model.learning.seed, label=precision, position=position)
-    return history, net.health() if hasattr(net, "health") else {}
+                    shuffle_seed=model.learning.seed, label=executor, position=position)
+    return history, net.health()
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         raise SystemExit(f"{args.model} learns with {model.learning.rule!r}, not {args.rule!r}")
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
-        jobs = {prec: pool.submit(run, prec, i, args) for i, prec in enumerate(PRECISIONS)}
+        jobs = {prec: pool.submit(run, prec, i, args) for i, prec in enumerate(EXECUTORS)}
         done = {prec: job.result() for prec, job in jobs.items()}
     results = {prec: history for prec, (history, _) in done.items()}
     final = {prec: h[-1].test_accuracy for prec, h in results.items()}

@@ -1,31 +1,32 @@
 """The C runtime (targets/c) on the host, through cffi in out-of-line API mode.
 
-``load_native()`` compiles the runtime once into a cache directory (``$EDGELEARN_BUILD_DIR``
-or ``~/.cache/edgelearn``, never the source tree) under a name derived from a hash of the
-C sources, the declarations and the flags, so any change to the sources builds a fresh
-module and a stale one is never loaded. The declarations are derived from the headers
+``load_native()`` compiles the runtime once into the build cache (``edgelearn.buildcache``:
+``$EDGELEARN_BUILD_DIR``, ``$XDG_CACHE_HOME/edgelearn`` or ``~/.cache/edgelearn``, never the
+source tree) under a name derived from a hash of the C sources, the declarations, the flags
+and the compiler, so any change to the sources builds a fresh module and a stale one is
+never loaded. The declarations are derived from the headers
 (``edgelearn.cgen.cdef``), never retyped. The executors that run models on it are in
 ``edgelearn.executors.c``; this module is the build and the loader's entry points
 (``plan``, ``arena_required``, ``init_status``).
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
+import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
 
-from . import resources
+from . import buildcache, resources
 from .cgen import cdef
 from .errors import ModelError
 from .plan import BUFFER_NAMES
 
 C_DIR = resources.C_DIR
-RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c")   # el_static.c is the device's arena
+RUNTIME_SOURCES = buildcache.RUNTIME_SOURCES   # el_static.c is the device's arena
 COMPILE_ARGS = ("-std=gnu99", "-O2")
 
 # The numeric primitives (inline in el_numerics.h), given linkable names so tests can call them.
@@ -58,17 +59,17 @@ class NativeError(ModelError):
 
 
 def source_digest() -> str:
-    h = hashlib.sha256()
-    for part in (SOURCE, EXPORTS, " ".join(COMPILE_ARGS)):
-        h.update(part.encode())
-    for path in sorted(C_DIR.glob("*.[ch]")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    """The build's cache key: every C source and header, the wrapper, the flags, the compiler,
+    cffi and the Python that loads the module."""
+    import cffi
+
+    return buildcache.key(files=sorted(C_DIR.glob("*.[ch]")), flags=COMPILE_ARGS, tools=[buildcache.python_cc()],
+                          texts=(SOURCE, EXPORTS, cffi.__version__, sys.implementation.cache_tag,
+                                 sysconfig.get_platform()))
 
 
 def build_root() -> Path:
-    return Path(os.environ.get("EDGELEARN_BUILD_DIR") or Path.home() / ".cache" / "edgelearn") / "native"
+    return buildcache.root() / "native"
 
 
 def load_native():
@@ -80,10 +81,8 @@ def load_native():
         raise FileNotFoundError(f"the C runtime sources are missing: expected {C_DIR}/edgelearn.h")
     digest = source_digest()
     name = f"_edgelearn_native_{digest}"
-    out_dir = build_root() / digest
+    out_dir = buildcache.cached("native", digest, lambda out: _compile(name, out))
     built = sorted(out_dir.glob(f"{name}*.so")) + sorted(out_dir.glob(f"{name}*.pyd"))
-    if not built:
-        built = [_compile(name, out_dir)]
     spec = importlib.util.spec_from_file_location(name, built[0])
     _module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(_module)
@@ -92,18 +91,18 @@ def load_native():
 
 
 def _compile(name: str, out_dir: Path) -> Path:
+    """Build the module into out_dir (buildcache.cached publishes it): the .so alone."""
     import cffi
 
     ffi = cffi.FFI()
     ffi.cdef(cdef() + EXPORTS)
-    ffi.set_source(name, SOURCE, sources=[str(C_DIR / s) for s in RUNTIME_SOURCES],
+    ffi.set_source(name, SOURCE, sources=[str(p) for p in buildcache.runtime_sources()],
                    include_dirs=[str(C_DIR)], extra_compile_args=list(COMPILE_ARGS))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:   # build aside, then move in atomically
-        so = Path(ffi.compile(tmpdir=tmp, verbose=False))
-        final = out_dir / so.name
-        os.replace(so, final)
-    shutil.rmtree(out_dir / "build", ignore_errors=True)
+    work = out_dir / "work"
+    so = Path(ffi.compile(tmpdir=str(work), verbose=False))
+    final = out_dir / so.name
+    os.replace(so, final)
+    shutil.rmtree(work)
     return final
 
 

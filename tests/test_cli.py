@@ -88,7 +88,7 @@ def test_train_no_twin(capsys):
     assert "float" not in out
 
 
-def test_train_json_has_both_precisions(trained):
+def test_train_json_has_both_executors(trained):
     r = trained["report"]
     assert r["model"] == "digits-stop" and r["data"] == "digits" and r["learner"] == "stop"
     assert r["train_samples"] == 200 and r["test_samples"] == 100 and r["T"] == 8
@@ -104,7 +104,7 @@ def test_train_json_has_both_precisions(trained):
     assert r["final_test_accuracy"]["fixed"] > 0.3
 
 
-def test_train_json_no_twin_and_float_precision(capsys):
+def test_train_json_no_twin_and_float_executor(capsys):
     rc, out, err = cli(capsys, *TRAIN, "--json", "--no-twin", "--executor", "float")
     assert rc == 0, err
     r = json.loads(out)
@@ -143,12 +143,38 @@ def test_eval_matches_the_final_fixed_accuracy(trained, capsys):
     assert out.strip() == f"digits-stop on digits (100 test samples, fixed): {acc:.2%}"
 
 
-def test_eval_float_precision_runs(trained, capsys):
+def test_eval_float_executor_runs(trained, capsys):
     rc, out, err = cli(capsys, "eval", str(trained["model"]), "--executor", "float", "--limit-test", "50",
                        "--json")
     assert rc == 0, err
     r = json.loads(out)
     assert r["executor"] == "float" and r["test_samples"] == 50 and 0.0 <= r["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("learner", ["stop", "spide"])
+def test_the_c_executor_trains_and_evaluates_bit_for_bit_with_fixed(learner, tmp_path, capsys):
+    """train --executor c learns in the C runtime what --executor fixed learns in Python: the
+    same blob, byte for byte; eval --executor c gives fixed's accuracy."""
+    blobs, reports = {}, {}
+    for executor in ("fixed", "c"):
+        blobs[executor] = tmp_path / f"{executor}.elm"
+        rc, out, err = cli(capsys, *TRAIN, "--learner", learner, "--json", "--no-twin", "--executor", executor,
+                           "-o", str(blobs[executor]))
+        assert rc == 0, err
+        reports[executor] = json.loads(out)
+    assert blobs["c"].read_bytes() == blobs["fixed"].read_bytes()
+    assert reports["c"]["history"]["c"][0]["test_accuracy"] == reports["fixed"]["history"]["fixed"][0]["test_accuracy"]
+    accuracy = {}
+    for executor in ("fixed", "c"):
+        rc, out, err = cli(capsys, "eval", str(blobs["c"]), "--limit-test", "100", "--json", "--executor", executor)
+        assert rc == 0, err
+        accuracy[executor] = json.loads(out)["test_accuracy"]
+    assert accuracy["c"] == accuracy["fixed"] == reports["fixed"]["final_test_accuracy"]["fixed"]
+
+
+def test_an_unknown_executor_is_refused(capsys):
+    rc, out, err = cli(capsys, *TRAIN, "--executor", "gpu")
+    assert_clean_failure(rc, out, err, "--executor", "invalid choice", "gpu")
 
 
 def test_info_table(trained, capsys):
