@@ -1,14 +1,19 @@
-"""The ``edgelearn`` command line: train, eval, info; the board verbs are in cli_board."""
+"""The ``edgelearn`` command line: train, eval, info, compile, profile, and the verbs other
+installed packages add through the entry point group ``edgelearn.commands`` (the board verbs:
+firmware_host.cli). Each entry point is a function ``add_commands(subparsers)`` that adds its
+subcommands and may return the exception types they raise; main() prints those as one line
+and exits 2, as it does the core's own errors."""
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from . import cli_board, datasets, profile
+from . import datasets, profile
+from .cli_util import check_writable, emit, int_in
 from .errors import ModelError, TrainingDiverged
 from .executors import EXECUTORS, TWIN, exactness
 from .model import Learning, mlp
@@ -18,23 +23,30 @@ from .rules.spide.spec import spide_mlp
 from .train import evaluate, make_learner, train, warm_up
 
 EXECUTOR_HELP = "; ".join(f"{name}: {exactness(name).value}" for name in EXECUTORS)
+COMMANDS_GROUP = "edgelearn.commands"
 
 
-def int_in(lo: int, hi: int | None = None):
-    """An argparse type: an integer in [lo, hi], with a message that says so."""
-    def parse(text: str) -> int:
+def add_installed_commands(sub) -> tuple[type[BaseException], ...]:
+    """The verbs of the ``edgelearn.commands`` entry points, added to ``sub``; returns the
+    exception types they declare. An entry point whose package is not installed is skipped;
+    one that fails otherwise is reported on stderr and skipped: the core verbs always work."""
+    errors: list[type[BaseException]] = []
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-    return parse
+            declared = ep.load()(sub) or ()
+        except Exception as err:
+            absent = isinstance(err, ModuleNotFoundError) and err.name == ep.module.split(".")[0]
+            if not absent:                    # absent: its package is not installed, nor its verbs
+                print(f"edgelearn: warning: the {ep.name!r} commands ({ep.value}) are unavailable: {err}",
+                      file=sys.stderr)
+            continue
+        errors += [e for e in declared if isinstance(e, type) and issubclass(e, BaseException)]
+    return tuple(errors)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every verb; ``.command_errors``: the exception types the installed
+    commands declare (see add_installed_commands)."""
     p = argparse.ArgumentParser(prog="edgelearn", description="On-device learning for spiking neural networks.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -92,15 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", help="write a stacked-bar PNG")
     f.add_argument("--json", action="store_true")
     f.set_defaults(run=cmd_profile)
-    cli_board.add_commands(sub)
+    p.command_errors = add_installed_commands(sub)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except cli_board.ERRORS as err:        # boards and links: one line, no traceback
+    except parser.command_errors as err:   # e.g. boards and links: one line, no traceback
         print(f"edgelearn: error: {err}", file=sys.stderr)
         return 2
     except (ModelError, datasets.DatasetError, ValueError) as err:
@@ -115,17 +128,6 @@ def main(argv=None) -> int:
     except TrainingDiverged as err:
         print(f"edgelearn: training diverged: {err}", file=sys.stderr)
         return 1
-
-
-def check_writable(path: str | None, suffixes: tuple[str, ...], kind: str) -> None:
-    """Refuse an output path before the work, not after it."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.suffix not in suffixes:
-        raise ModelError(f"unknown {kind} file suffix {target.suffix!r} in {path!r}: use {' or '.join(suffixes)}")
-    if not target.parent.is_dir():
-        raise ModelError(f"cannot write the {kind} file {path!r}: directory {str(target.parent)!r} does not exist")
 
 
 def load_data(args) -> datasets.Dataset:
@@ -200,15 +202,6 @@ def cmd_train(args) -> int:
         report["health"] = {p: h[-1].health for p, h in results.items()}
     emit(json.dumps(report, indent=2) if args.json else training_table(report, runs))
     return 0
-
-
-def emit(text: str) -> None:
-    """Print a result; a reader that went away (``| head``) is not an error."""
-    try:
-        print(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def training_table(report: dict, runs: list[str]) -> str:

@@ -250,9 +250,9 @@ def init_params(model: Model, weight_gain: float = 1.5) -> Model:
     its feedback weights down to a loop gain bound of 1/2)."""
     model.validate_structure()
     rng = np.random.default_rng(model.learning.seed)
-    params = {}
+    params, sizes = {}, model.sizes()
     for layer in model.layers:
-        fan_in = model.fan_in(layer)
+        fan_in = model.fan_in(layer, sizes)
         bound = weight_gain * np.sqrt(3.0 / fan_in)
         w = rng.uniform(-bound, bound, size=(layer.size, fan_in))
         params[layer.name] = LayerParams(

@@ -37,11 +37,11 @@ INPUT_SOURCE = 0xFFFF                  # edge source index that means the model 
 MAX_LAYERS = INPUT_SOURCE - 1          # layer_count's limit (docs/model-format.md, MODEL section)
 FLAG_LEARN_THRESHOLD, FLAG_LEARN_LEAK, FLAG_MODIFIED_RESET = 1, 2, 4
 
-_HEADER = struct.Struct("<4sHHIIII8s")             # magic, version, flags, size, count, table, crc, reserved
-_CRC_OFFSET = 20
-_SECTION_ENTRY = struct.Struct("<HHII")            # type, index, offset, size
-_MODEL_FIXED = struct.Struct("<IHBBHBBBBBbIHH")    # see the MODEL table in docs/model-format.md (last: Tb)
-_LAYER_FIXED = struct.Struct("<BBBBIIHBBHH")       # see the LAYER table in docs/model-format.md
+HEADER = struct.Struct("<4sHHIIII8s")             # magic, version, flags, size, count, table, crc, reserved
+CRC_OFFSET = 20
+SECTION_ENTRY = struct.Struct("<HHII")            # type, index, offset, size
+MODEL_FIXED = struct.Struct("<IHBBHBBBBBbIHH")    # see the MODEL table in docs/model-format.md (last: Tb)
+LAYER_FIXED = struct.Struct("<BBBBIIHBBHH")       # see the LAYER table in docs/model-format.md
 _EDGE = np.dtype([("source", "<u2"), ("delay", "<u2")])
 
 
@@ -82,7 +82,7 @@ def _model_section(model: Model) -> bytes:
     lr, shape = model.learning, model.input.shape
     name = _encode_name(model.name, "model name")
     _check_fits(len(shape), 0xFF, "input rank")
-    fixed = _MODEL_FIXED.pack(model.input.size, len(model.layers), ENCODING_CODES[model.input.encoding],
+    fixed = MODEL_FIXED.pack(model.input.size, len(model.layers), ENCODING_CODES[model.input.encoding],
                               len(shape), lr.T, RULE_CODES[lr.rule], UPDATE_CODES[lr.update],
                               lr.lr_weight_shift, lr.lr_threshold_shift, lr.lr_leak_shift, lr.surrogate_shift,
                               lr.seed, len(name), lr.Tb)
@@ -97,7 +97,7 @@ def _layer_section(model: Model, layer: Layer, index: dict[str, int], sizes: dic
     _check_fits(max(e.delay for e in layer.inputs), 0xFFFF, f"{where} edge delay")
     flags = (FLAG_LEARN_THRESHOLD * layer.neuron.learn_threshold + FLAG_LEARN_LEAK * layer.neuron.learn_leak
              + FLAG_MODIFIED_RESET * (layer.neuron.reset == "modified"))
-    fixed = _LAYER_FIXED.pack(LAYERS[layer.kind].code, NEURONS[layer.neuron.kind].code, flags,
+    fixed = LAYER_FIXED.pack(LAYERS[layer.kind].code, NEURONS[layer.neuron.kind].code, flags,
                               layer.weight_frac, layer.size, model.fan_in(layer, sizes), len(layer.inputs),
                               len(layer.shape), 0, len(name), 0)
     edges = np.array([(index[e.source], e.delay) for e in layer.inputs], _EDGE)
@@ -106,31 +106,31 @@ def _layer_section(model: Model, layer: Layer, index: dict[str, int], sizes: dic
 
 def _assemble(sections: list[tuple[int, int, bytes]]) -> bytes:
     table, body = [], []
-    offset = _HEADER.size + len(sections) * _SECTION_ENTRY.size    # a multiple of 4
+    offset = HEADER.size + len(sections) * SECTION_ENTRY.size    # a multiple of 4
     for kind, index, payload in sections:
-        table.append(_SECTION_ENTRY.pack(kind, index, offset, len(payload)))
+        table.append(SECTION_ENTRY.pack(kind, index, offset, len(payload)))
         body.append(_pad4(payload))
         offset += len(body[-1])
-    header = _HEADER.pack(BLOB_MAGIC, BLOB_VERSION, 0, offset, len(sections), _HEADER.size, 0, bytes(8))
+    header = HEADER.pack(BLOB_MAGIC, BLOB_VERSION, 0, offset, len(sections), HEADER.size, 0, bytes(8))
     blob = bytearray(header + b"".join(table) + b"".join(body))
-    struct.pack_into("<I", blob, _CRC_OFFSET, zlib.crc32(blob))   # CRC taken with its own field zero
+    struct.pack_into("<I", blob, CRC_OFFSET, zlib.crc32(blob))   # CRC taken with its own field zero
     return bytes(blob)
 
 
 def blob_crc(data: bytes) -> int:
     """CRC-32 (IEEE, as zlib.crc32) of a blob with its CRC field taken as zero."""
     view = memoryview(data)
-    crc = zlib.crc32(view[:_CRC_OFFSET])
+    crc = zlib.crc32(view[:CRC_OFFSET])
     crc = zlib.crc32(bytes(4), crc)
-    return zlib.crc32(view[_CRC_OFFSET + 4:], crc)
+    return zlib.crc32(view[CRC_OFFSET + 4:], crc)
 
 
 def from_blob(data: bytes) -> Model:
     """The model in a device file; every inconsistency is a ModelError saying what it is."""
     data = bytes(data)
-    if len(data) < _HEADER.size:
-        raise ModelError(f"blob too short for a header: {len(data)} bytes, the header alone is {_HEADER.size}")
-    magic, version, flags, total_size, n_sections, table_offset, stored_crc, reserved = _HEADER.unpack_from(data)
+    if len(data) < HEADER.size:
+        raise ModelError(f"blob too short for a header: {len(data)} bytes, the header alone is {HEADER.size}")
+    magic, version, flags, total_size, n_sections, table_offset, stored_crc, reserved = HEADER.unpack_from(data)
     if magic != BLOB_MAGIC:
         raise ModelError(f"bad magic {magic!r}, expected {BLOB_MAGIC!r}: not an edgelearn model blob")
     if version != BLOB_VERSION:
@@ -188,14 +188,14 @@ def check_blob(data: bytes) -> Model:
 
 
 def _section_table(data: bytes, n_sections: int, table_offset: int) -> dict[tuple[int, int], memoryview]:
-    table_end = table_offset + n_sections * _SECTION_ENTRY.size
-    if table_offset < _HEADER.size or table_offset % 4 or table_end > len(data):
+    table_end = table_offset + n_sections * SECTION_ENTRY.size
+    if table_offset < HEADER.size or table_offset % 4 or table_end > len(data):
         raise ModelError(f"section table ({n_sections} entries at offset {table_offset}) is out of bounds "
                          f"of the {len(data)}-byte blob or not 4-byte aligned")
     sections = {}
     previous, previous_end = None, table_end
     for i in range(n_sections):
-        kind, index, offset, size = _SECTION_ENTRY.unpack_from(data, table_offset + i * _SECTION_ENTRY.size)
+        kind, index, offset, size = SECTION_ENTRY.unpack_from(data, table_offset + i * SECTION_ENTRY.size)
         if kind not in SECTION_NAMES:
             raise ModelError(f"section table entry {i}: unknown section type {kind}")
         what = f"{SECTION_NAMES[kind]} section {index}"
@@ -243,14 +243,14 @@ def _decode_name(buf: memoryview, what: str) -> str:
 
 
 def _parse_model_section(buf: memoryview) -> tuple[InputSpec, Learning, str, int]:
-    if len(buf) < _MODEL_FIXED.size:
-        raise ModelError(f"MODEL section is {len(buf)} bytes, shorter than its {_MODEL_FIXED.size}-byte fixed part")
+    if len(buf) < MODEL_FIXED.size:
+        raise ModelError(f"MODEL section is {len(buf)} bytes, shorter than its {MODEL_FIXED.size}-byte fixed part")
     (input_size, n_layers, encoding, rank, T, rule, update, lr_weight_shift, lr_threshold_shift, lr_leak_shift,
-     surrogate_shift, seed, name_length, Tb) = _MODEL_FIXED.unpack_from(buf)
-    shape_end = _MODEL_FIXED.size + 4 * rank
+     surrogate_shift, seed, name_length, Tb) = MODEL_FIXED.unpack_from(buf)
+    shape_end = MODEL_FIXED.size + 4 * rank
     _check_size(buf, shape_end + name_length + -name_length % 4, "MODEL section",
                 f"for {rank} input dimension(s) and a {name_length}-byte name")
-    input_spec = InputSpec(tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, _MODEL_FIXED.size)),
+    input_spec = InputSpec(tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, MODEL_FIXED.size)),
                            _decode(ENCODINGS, encoding, "input encoding"))
     if math.prod(input_spec.shape) != input_size:     # exact: numpy's product could wrap around
         raise ModelError(f"MODEL section: input size {input_size} != product of input shape {input_spec.shape}")
@@ -276,11 +276,11 @@ class _LayerRecord(NamedTuple):
 
 def _parse_layer_section(buf: memoryview, i: int, n_layers: int) -> _LayerRecord:
     what = f"LAYER section {i}"
-    if len(buf) < _LAYER_FIXED.size:
-        raise ModelError(f"{what} is {len(buf)} bytes, shorter than its {_LAYER_FIXED.size}-byte fixed part")
+    if len(buf) < LAYER_FIXED.size:
+        raise ModelError(f"{what} is {len(buf)} bytes, shorter than its {LAYER_FIXED.size}-byte fixed part")
     (kind, neuron_kind, flags, weight_frac, out_size, fan_in, n_edges, rank, reserved8, name_length,
-     reserved16) = _LAYER_FIXED.unpack_from(buf)
-    edges_start = _LAYER_FIXED.size + 4 * rank
+     reserved16) = LAYER_FIXED.unpack_from(buf)
+    edges_start = LAYER_FIXED.size + 4 * rank
     name_start = edges_start + _EDGE.itemsize * n_edges
     _check_size(buf, name_start + name_length + -name_length % 4, what,
                 f"for rank {rank}, {n_edges} edge(s) and a {name_length}-byte name")
@@ -288,7 +288,7 @@ def _parse_layer_section(buf: memoryview, i: int, n_layers: int) -> _LayerRecord
         raise ModelError(f"{what}: reserved fields are {reserved8} and {reserved16}, must be 0")
     if flags & ~(FLAG_LEARN_THRESHOLD | FLAG_LEARN_LEAK | FLAG_MODIFIED_RESET):
         raise ModelError(f"{what}: unknown flag bits in 0x{flags:02x}")
-    shape = tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, _LAYER_FIXED.size))
+    shape = tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, LAYER_FIXED.size))
     if not shape or 0 in shape or math.prod(shape) != out_size:
         raise ModelError(f"{what}: output size {out_size} and shape {shape} must be positive and agree")
     edges = np.frombuffer(buf, _EDGE, n_edges, edges_start)

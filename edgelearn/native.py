@@ -26,7 +26,6 @@ from .errors import ModelError
 from .plan import BUFFER_NAMES
 
 C_DIR = resources.C_DIR
-RUNTIME_SOURCES = buildcache.RUNTIME_SOURCES   # el_static.c is the device's arena
 COMPILE_ARGS = ("-std=gnu99", "-O2")
 
 # The numeric primitives (inline in el_numerics.h), given linkable names so tests can call them.
@@ -34,6 +33,7 @@ EXPORTS = """
 int64_t el_round_shift_export(int64_t x, int s);
 int64_t el_stochastic_shift_export(int64_t p, int s, uint32_t *state);
 uint32_t el_rng_next_export(uint32_t *state);
+int64_t el_sat_sum_export(int64_t acc, int64_t p);
 """
 SOURCE = """
 #include "edgelearn.h"
@@ -43,6 +43,7 @@ SOURCE = """
 int64_t el_round_shift_export(int64_t x, int s) { return el_round_shift(x, s); }
 int64_t el_stochastic_shift_export(int64_t p, int s, uint32_t *state) { return el_stochastic_shift(p, s, state); }
 uint32_t el_rng_next_export(uint32_t *state) { return el_rng_next(state); }
+int64_t el_sat_sum_export(int64_t acc, int64_t p) { return el_sat_sum(acc, p); }
 """
 
 STATUS_NAMES = {}          # filled from the enum on first load: code -> "EL_ERR_..."
@@ -66,10 +67,6 @@ def source_digest() -> str:
     return buildcache.key(files=sorted(C_DIR.glob("*.[ch]")), flags=COMPILE_ARGS, tools=[buildcache.python_cc()],
                           texts=(SOURCE, EXPORTS, cffi.__version__, sys.implementation.cache_tag,
                                  sysconfig.get_platform()))
-
-
-def build_root() -> Path:
-    return buildcache.root() / "native"
 
 
 def load_native():

@@ -83,13 +83,14 @@ def stochastic_shift(p, s, rng):
 
     Draws exactly one number when s > 0 (none otherwise); r is the top s bits of the
     draw for s <= 32, the draw shifted left by s - 32 beyond. Shifts above 62 first drop
-    s - 62 bits by an arithmetic (floor) shift so p + r stays inside int64. Unbiased to
-    within 2^-32 (a draw is never 0)."""
+    s - 62 bits by an arithmetic (floor) shift so p + r stays inside int64; a drop of 64
+    bits or more leaves the sign alone (0 or -1), as a shift by 63 does (an int64 shift by
+    64 or more is undefined). Unbiased to within 2^-32 (a draw is never 0)."""
     p = np.int64(p)
     if s <= 0:
         return p << (-s)
     if s > SR_MAX_SHIFT:
-        p = p >> (s - SR_MAX_SHIFT)
+        p = p >> min(s - SR_MAX_SHIFT, 63)
         s = SR_MAX_SHIFT
     r = rng_next(rng)
     if s <= 32:

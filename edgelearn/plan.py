@@ -208,7 +208,7 @@ def tables(model: Model, weight_grad: bool = False) -> tuple[np.ndarray, np.ndar
     w_at = learn_off = in_off = w_off = e_start = 0
     max_fan_in = max_hidden = 0
     for l, layer in enumerate(layers):
-        n_in, n_out = model.fan_in(layer), layer.size
+        n_in, n_out = model.fan_in(layer, sizes), layer.size
         reset_shift = 1 if layer.neuron.reset == "modified" else 0
         vd = 0
         if spide and l < L - 1:     # V_d = 2^vd: th = 2^k in Q16, vd = k - 16 + reset_shift

@@ -26,11 +26,10 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import resources
+from . import buildcache, resources
 from .errors import ModelError
 from .model import Model
 from .modelblob import to_blob
@@ -38,7 +37,7 @@ from .plan import BUFFERS, align, arena_plan
 
 CATALOGUE = resources.CATALOGUE
 C_DIR = resources.C_DIR
-RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c", "el_static.c")
+RUNTIME_SOURCES = buildcache.DEVICE_SOURCES
 CROSS_FLAGS = ("-std=c99", "-ffreestanding", "-Os", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
                "-fdata-sections", "-fstack-usage")
 LEARNERS = ("stop", "readout", "none", "spide")
@@ -115,7 +114,9 @@ class Build:
 
 
 def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None) -> Build:
-    """Compile the runtime for a catalogue target with -Werror; measure it."""
+    """Compile the runtime for a catalogue target with -Werror (once per sources, flags and
+    compiler, in edgelearn.buildcache); measure it. With out_dir, the objects (and their
+    -fstack-usage files) are copied there."""
     tc = target_info(target)["toolchain"]
     if tc is None:
         raise ToolchainMissing(f"target {target!r} has no C toolchain (an FPGA: the HDL issue)")
@@ -125,31 +126,39 @@ def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None) ->
         if shutil.which(tool) is None:
             raise ToolchainMissing(f"{tool} not found; install it with: apt-get install -y gcc-arm-none-eabi "
                                    "libnewlib-arm-none-eabi gcc-riscv64-unknown-elf")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(out_dir) if out_dir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        objects = []
-        for src in RUNTIME_SOURCES:
-            obj = work / (Path(src).stem + ".o")
-            cmd = [cc, *tc["flags"], *CROSS_FLAGS, f"-DEDGELEARN_ARENA_BYTES={arena_bytes}", "-I", str(C_DIR),
-                   "-c", str(C_DIR / src), "-o", str(obj)]
+    sources = buildcache.runtime_sources(device=True)
+    flags = [*tc["flags"], *CROSS_FLAGS, f"-DEDGELEARN_ARENA_BYTES={arena_bytes}", "-I", str(C_DIR)]
+
+    def build(work: Path) -> None:
+        for src in sources:
+            cmd = [cc, *flags, "-c", str(src), "-o", str(work / (src.stem + ".o"))]
             run = subprocess.run(cmd, capture_output=True, text=True)
             if run.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stderr}")
-            objects.append(obj)
-        size_out = subprocess.run([size_tool, *map(str, objects)], capture_output=True, text=True,
-                                  check=True).stdout
-        text = data = bss = 0
-        for line in size_out.splitlines()[1:]:
-            t, d, b = (int(v) for v in line.split()[:3])
-            text, data, bss = text + t, data + d, bss + b
-        frames = {}
-        for su in work.glob("*.su"):
-            for line in su.read_text().splitlines():   # file:line:col:function<TAB>bytes<TAB>kind
-                m = re.match(r".*:(\w+)\t(\d+)\t", line)
-                if m:
-                    frames[m.group(1)] = max(frames.get(m.group(1), 0), int(m.group(2)))
-        stack = max(sum(frames.get(f, 0) for f in chain) for chain in CALL_CHAINS)
+
+    key = buildcache.key(files=[*sources, *buildcache.runtime_headers()], flags=[cc, *flags], tools=[cc])
+    work = buildcache.cached("cross", key, build)
+    objects = [work / (src.stem + ".o") for src in sources]
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for src in sources:
+            for suffix in (".o", ".su"):
+                shutil.copyfile(work / (src.stem + suffix), out / (src.stem + suffix))
+        objects = [out / (src.stem + ".o") for src in sources]
+    size_out = subprocess.run([size_tool, *map(str, objects)], capture_output=True, text=True,
+                              check=True).stdout
+    text = data = bss = 0
+    for line in size_out.splitlines()[1:]:
+        t, d, b = (int(v) for v in line.split()[:3])
+        text, data, bss = text + t, data + d, bss + b
+    frames = {}
+    for su in work.glob("*.su"):
+        for line in su.read_text().splitlines():   # file:line:col:function<TAB>bytes<TAB>kind
+            m = re.match(r".*:(\w+)\t(\d+)\t", line)
+            if m:
+                frames[m.group(1)] = max(frames.get(m.group(1), 0), int(m.group(2)))
+    stack = max(sum(frames.get(f, 0) for f in chain) for chain in CALL_CHAINS)
     arena = align(arena_bytes)
     return Build(text, data, bss, arena, stack, size_out)
 

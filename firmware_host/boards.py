@@ -1,11 +1,12 @@
 """The registry of running boards behind ``edgelearn board start|stop|list``.
 
-A started board is detached: it outlives the command that started it (an emulated board,
-``QemuLinkBoard(detach=True)``; the native board with ``EDGELEARN_BOARD_DETACHED=1``, which
-then ignores its stdin) and runs in its own process group. Each is recorded as
-{name, kind, pid, url, started, log} in a JSON file, ``~/.cache/edgelearn/boards.json`` (or
-``$EDGELEARN_BOARDS_FILE``). ``running()`` drops entries whose process is gone; ``stop``
-kills the board's whole process group, so nothing is orphaned.
+``launch(kind)`` starts a board of any kind (QEMU or native) and returns it running; the demo
+uses it, and so does ``start``. A started board is detached: it outlives the command that
+started it (``QemuLinkBoard(detach=True)``, ``NativeBoard(detach=True)``, which then ignores its
+stdin) and runs in its own process group, its output in ``boards/NAME.log`` beside the
+registry. Each is recorded as {name, kind, pid, url, started, log} in a JSON file,
+``~/.cache/edgelearn/boards.json`` (or ``$EDGELEARN_BOARDS_FILE``). ``running()`` drops entries
+whose process is gone; ``stop`` kills the board's whole process group, so nothing is orphaned.
 
     rec = start("native")            # {"name": "native-1", "url": "socket://127.0.0.1:PORT", ...}
     resolve("native-1")              # the URL; a URL is returned as it is
@@ -18,7 +19,6 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,39 +99,17 @@ def _log_dir() -> Path:
     return d
 
 
-def _start_native(name: str, timeout: float = 10.0) -> tuple[int, str, str]:
-    from .native_board import BoardStartError, build
-
-    exe = build()
-    log = _log_dir() / f"{name}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(exe)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True,
-                                env={**os.environ, "EDGELEARN_BOARD_PORT": "0", "EDGELEARN_BOARD_DETACHED": "1"})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        for line in text.splitlines():
-            if line.startswith("PORT "):
-                proc.returncode = 0        # detached: this process will not wait for it
-                return proc.pid, f"socket://127.0.0.1:{int(line.split()[1])}", str(log)
-        if proc.poll() is not None:
-            raise BoardStartError(f"the native board exited ({proc.returncode}) before reporting its port: {text}")
-        time.sleep(0.02)
-    _kill(proc.pid)
-    raise BoardStartError(f"the native board did not report its port within {timeout:.0f} s")
-
-
-def _start_qemu(kind: str) -> tuple[int, str, str | None]:
-    try:
-        from .qemu import QemuLinkBoard
-    except ImportError:
-        raise RegistryError(f"emulated boards ({kind}) are not available in this version "
-                            "(firmware_host.qemu has no QemuLinkBoard); use --kind native") from None
-    link = QemuLinkBoard(board=kind, detach=True)
-    link.__enter__()                       # detached: never stopped by this process
-    log = getattr(link, "log", None)
-    return link.pid, link.url, str(log) if log else None
+def launch(kind: str = "mps2-an386", *, detach: bool = False, log=None):
+    """A running board of ``kind``: QEMU serving the protocol firmware (``QemuLinkBoard``) or the
+    native board (``NativeBoard``), both a ``launch.BoardProcess`` (``.url``, ``.port``, ``.pid``,
+    ``.log``, ``.stop()``, a context manager). Builds the firmware first when it is not cached."""
+    if kind not in KINDS:
+        raise RegistryError(f"unknown board kind {kind!r}; kinds: {', '.join(KINDS)}")
+    if kind == "native":
+        from .native_board import NativeBoard
+        return NativeBoard(detach=detach, log=log)
+    from .qemu import QemuLinkBoard
+    return QemuLinkBoard(board=kind, detach=detach, log=log)
 
 
 def start(kind: str = "mps2-an386", name: str | None = None) -> dict:
@@ -148,9 +126,10 @@ def start(kind: str = "mps2-an386", name: str | None = None) -> dict:
         raise RegistryError(f"bad board name {name!r}: use letters, digits, '-', '_' or '.'")
     if name in current:
         raise RegistryError(f"a board named {name!r} is already running; stop it or choose another --name")
-    pid, url, log = _start_native(name) if kind == "native" else _start_qemu(kind)
-    entry = {"name": name, "kind": kind, "pid": pid, "url": url,
-             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "log": log}
+    board = launch(kind, detach=True, log=_log_dir() / f"{name}.log")
+    board.disown()                         # detached: this process will not wait for it
+    entry = {"name": name, "kind": kind, "pid": board.pid, "url": board.url,
+             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "log": str(board.log)}
     with _locked() as box:
         box[0] = [e for e in box[0] if e.get("name") != name] + [entry]
     return entry

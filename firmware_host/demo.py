@@ -53,18 +53,18 @@ def missing_tools() -> list[str]:
 
 
 def start_board(kind: str):
-    """A context manager around the running board, and a line saying what it is."""
+    """A context manager around the running board (boards.launch), and a line saying what it is."""
+    from .boards import launch
+
     if kind != "native":
         missing = missing_tools()
         if not missing:
-            from .qemu import QemuLinkBoard
             core = {"mps2-an386": "Cortex-M4F", "mps2-an500": "Cortex-M7"}[kind]
-            return QemuLinkBoard(board=kind), f"{kind} ({core}) emulated by QEMU"
+            return launch(kind), f"{kind} ({core}) emulated by QEMU"
         print(f"NOTE: {' and '.join(missing)} not found: falling back to the native board (the same firmware "
               f"main loop built for this host). Install them for the emulated {kind}:\n"
               f"      apt-get install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi", flush=True)
-    from .native_board import NativeBoard
-    return NativeBoard(), "native board (the firmware's main loop as a host process)"
+    return launch("native"), "native board (the firmware's main loop as a host process)"
 
 
 def run(kind: str, epochs: int, limit_train: int | None, limit_test: int | None, progress: bool = True) -> dict:

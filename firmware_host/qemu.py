@@ -1,9 +1,9 @@
 """Emulated boards: build firmware for QEMU mps2-an386 / mps2-an500 and run it.
 
 ``build_firmware`` compiles board support (``targets/boards/mps2``), the application sources
-and optionally the C runtime (``targets/c``) with ``arm-none-eabi-gcc`` into a cache directory
-(``$EDGELEARN_BUILD_DIR`` or ``~/.cache/edgelearn``, then ``firmware/<board>/<hash>``; the
-hash covers every source, flag, define and the catalogue entry, so a change always rebuilds).
+and optionally the C runtime (``targets/c``) with ``arm-none-eabi-gcc`` into the build cache
+(``edgelearn.buildcache``, then ``firmware/<board>/<hash>``; the hash covers every source,
+flag, define, the catalogue entry and the compiler, so a change always rebuilds).
 The linker script gets the real board's flash and SRAM from ``targets/catalogue.json``: a
 firmware that does not fit raises ``FirmwareTooBig``.
 
@@ -12,7 +12,8 @@ firmware that does not fit raises ``FirmwareTooBig``.
 on stderr; the guest waits for us), semihosting on (the firmware's exit code is QEMU's exit
 status), optional ``-icount shift=N`` and files preloaded into guest memory. ``.serial`` is a
 pyserial port on ``socket://127.0.0.1:PORT``. QEMU runs in its own process group, which is
-killed on exit from the ``with`` block, on exceptions and at interpreter exit: no orphans.
+killed on exit from the ``with`` block, on exceptions and at interpreter exit: no orphans
+(``QemuBoard`` and ``QemuLinkBoard`` both start it through ``firmware_host.launch.BoardProcess``).
 
 ``protocol_firmware`` builds the link-protocol firmware (targets/firmware: main loop, protocol,
 the C runtime, this board support behind board.h) and ``QemuLinkBoard`` serves it on a TCP port
@@ -21,20 +22,18 @@ another with the firmware's state intact, and with ``detach=True`` outlives its 
 """
 from __future__ import annotations
 
-import atexit
-import hashlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from edgelearn import resources
+from edgelearn import buildcache, resources
+
+from .launch import BoardProcess, run_dir  # noqa: F401  (run_dir: where QEMU's logs go)
 
 BOARD_DIR = resources.BOARDS_DIR / "mps2"
 C_DIR = resources.C_DIR
@@ -43,7 +42,6 @@ CATALOGUE = resources.CATALOGUE
 
 BOARDS = ("mps2-an386", "mps2-an500")
 BOARD_SOURCES = ("startup.c", "board.c")
-RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c", "el_static.c")
 CFLAGS = ("-std=c99", "-ffreestanding", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
           "-ffunction-sections", "-fdata-sections")
 LDFLAGS = ("-nostdlib", "-Wl,--gc-sections")   # -lgcc goes after the objects
@@ -82,10 +80,6 @@ def qemu_binary() -> str:
     return _tool("qemu-system-arm", "qemu-system-arm")
 
 
-def build_root() -> Path:
-    return Path(os.environ.get("EDGELEARN_BUILD_DIR") or Path.home() / ".cache" / "edgelearn") / "firmware"
-
-
 def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
                    defines: dict | None = None, stack_bytes: int = 16384, name: str = "firmware") -> Path:
     """Compile and link ``sources`` (paths; names are looked up in targets/boards/mps2) with
@@ -95,45 +89,37 @@ def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
     srcs = [Path(s) if os.sep in str(s) else BOARD_DIR / s for s in sources]
     srcs = [BOARD_DIR / s for s in BOARD_SOURCES] + srcs
     if runtime:
-        srcs += [C_DIR / s for s in RUNTIME_SOURCES]
+        srcs += buildcache.runtime_sources(device=True)
     defines = dict(defines or {})
     flags = list(entry["toolchain"]["flags"]) + list(CFLAGS) + [f"-I{BOARD_DIR}", f"-I{C_DIR}"]
     flags += [f"-D{k}={v}" for k, v in sorted(defines.items())]
     ld_defs = [f"-DBOARD_FLASH_BYTES={entry['flash']}", f"-DBOARD_SRAM_BYTES={entry['sram']}",
                f"-DBOARD_STACK_BYTES={stack_bytes}"]
 
-    h = hashlib.sha256()
-    for part in [cc, board, *flags, *ld_defs, *LDFLAGS]:
-        h.update(part.encode() + b"\0")
     headers = {h for d in {s.parent for s in srcs} | {C_DIR} for h in d.glob("*.h")}
-    for path in [*srcs, BOARD_DIR / "mps2.ld.S", BOARD_DIR / "board.h", *sorted(headers)]:
-        h.update(path.name.encode() + b"\0")
-        h.update(path.read_bytes())
-    out_dir = build_root() / board / h.hexdigest()[:16]
-    elf = out_dir / f"{name}.elf"
-    if elf.is_file():
-        return elf
+    files = [*srcs, BOARD_DIR / "mps2.ld.S", BOARD_DIR / "board.h", *sorted(headers)]
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        ld = Path(tmp) / "mps2.ld"
-        _run([cc, "-E", "-P", "-x", "c", *ld_defs, str(BOARD_DIR / "mps2.ld.S"), "-o", str(ld)], "preprocess the linker script")
-        tmp_elf = Path(tmp) / elf.name
-        cmd = [cc, *flags, *LDFLAGS, "-T", str(ld), f"-Wl,-Map={tmp}/{name}.map",
-               *map(str, srcs), "-lgcc", "-o", str(tmp_elf)]
-        try:
-            _run(cmd, f"build {name} for {board}")
-        except QemuError as e:
-            m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", str(e))
-            if m:
-                region = m.group(1)
-                size = entry["sram"] if region == "SRAM" else entry["flash"]
-                raise FirmwareTooBig(
-                    f"{name} does not fit {board}: {region} overflowed by {m.group(2)} bytes "
-                    f"(the board has {size} bytes of {region.lower()}, targets/catalogue.json)") from None
-            raise
-        os.replace(tmp_elf, elf)
-    return elf
+    def link(out: Path) -> None:
+        with tempfile.TemporaryDirectory(dir=out) as tmp:     # the linker script and map: not kept
+            ld = Path(tmp) / "mps2.ld"
+            _run([cc, "-E", "-P", "-x", "c", *ld_defs, str(BOARD_DIR / "mps2.ld.S"), "-o", str(ld)],
+                 "preprocess the linker script")
+            cmd = [cc, *flags, *LDFLAGS, "-T", str(ld), f"-Wl,-Map={tmp}/{name}.map",
+                   *map(str, srcs), "-lgcc", "-o", str(out / f"{name}.elf")]
+            try:
+                _run(cmd, f"build {name} for {board}")
+            except QemuError as e:
+                m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", str(e))
+                if m:
+                    region = m.group(1)
+                    size = entry["sram"] if region == "SRAM" else entry["flash"]
+                    raise FirmwareTooBig(
+                        f"{name} does not fit {board}: {region} overflowed by {m.group(2)} bytes "
+                        f"(the board has {size} bytes of {region.lower()}, targets/catalogue.json)") from None
+                raise
+
+    key = buildcache.key(files=files, flags=[cc, board, name, *flags, *ld_defs, *LDFLAGS], tools=[cc])
+    return buildcache.cached(f"firmware/{board}", key, link) / f"{name}.elf"
 
 
 def _run(cmd, what: str) -> None:
@@ -151,28 +137,6 @@ def firmware_size(elf: Path) -> dict:
 
 
 # -- running ---------------------------------------------------------------------------------
-
-_live: set[subprocess.Popen] = set()
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    _live.discard(proc)
-
-
-@atexit.register
-def _kill_all() -> None:
-    for proc in list(_live):
-        _kill_group(proc)
-
 
 _PORT = re.compile(r"waiting for connection on: disconnected:tcp:[\d.]+:(\d+)")
 
@@ -206,7 +170,7 @@ class QemuBoard:
         self.proc: subprocess.Popen | None = None
         self.serial = None
         self.port: int | None = None
-        self._stderr: list[str] = []
+        self._process: BoardProcess | None = None
         self._deadline = 0.0
 
     def command(self) -> list[str]:
@@ -216,41 +180,20 @@ class QemuBoard:
         import serial
 
         self._deadline = time.monotonic() + self.timeout
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
-        _live.add(self.proc)
+        # QEMU blocks (wait=on) after printing the port, so the line always comes
+        self._process = BoardProcess(self.command(), port_re=_PORT, what="QEMU", error=QemuError, stdout=False,
+                                     new_session=True, log_prefix=f"qemu-{self.board}-", timeout=self.timeout)
+        self.proc, self.port = self._process.proc, self._process.port
         try:
-            self.port = self._read_port()
-            threading.Thread(target=self._drain, daemon=True).start()
             self.serial = serial.serial_for_url(f"socket://127.0.0.1:{self.port}", timeout=self.serial_timeout)
         except BaseException:
             self.close()
             raise
         return self
 
-    def _read_port(self) -> int:
-        assert self.proc is not None and self.proc.stderr is not None
-        while True:   # QEMU blocks (wait=on) after printing the port, so a line always comes
-            line = self.proc.stderr.readline()
-            if not line:
-                self.proc.wait(timeout=10)
-                raise QemuError(f"QEMU exited ({self.proc.returncode}) before opening the serial port:\n"
-                                 + "".join(self._stderr))
-            self._stderr.append(line)
-            m = _PORT.search(line)
-            if m:
-                return int(m.group(1))
-
-    def _drain(self) -> None:
-        try:
-            for line in self.proc.stderr:
-                self._stderr.append(line)
-        except (ValueError, OSError):
-            pass
-
     @property
     def stderr(self) -> str:
-        return "".join(self._stderr)
+        return self._process.output if self._process is not None else ""
 
     def read_exactly(self, n: int) -> bytes:
         """n bytes from the UART, or QemuError when the board stops sending or exits."""
@@ -280,26 +223,11 @@ class QemuBoard:
             except Exception:
                 pass
             self.serial = None
-        if self.proc is not None:
-            _kill_group(self.proc)
+        if self._process is not None:
+            self._process.stop(0)
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def run_echo(data: bytes, code: int, board: str = "mps2-an386") -> tuple[bytes, int]:
-    """The echo firmware: send ``data`` (no zero bytes), then exit with ``code``. Returns
-    what came back (after the banner) and QEMU's exit status."""
-    elf = build_firmware(["echo.c"], board, name="echo")
-    with QemuBoard(elf, board, timeout=30) as b:
-        if b.read_exactly(4) != b"ECHO":
-            raise QemuError("no banner from the echo firmware")
-        b.serial.write(data)
-        back = b.read_exactly(len(data))
-        b.serial.write(bytes([0, code]))
-        if b.read_exactly(3) != b"BYE":
-            raise QemuError("the echo firmware did not say BYE")
-        return back, b.wait()
 
 
 # -- the C runtime on the core ----------------------------------------------------------------
@@ -389,14 +317,7 @@ def protocol_firmware(board: str = "mps2-an386", *, model_bytes: int = 128 * 102
                                    "EL_FW_SEQLOG": f"{seqlog}u", "EL_FW_BOARD_NAME": f'"{board}"'})
 
 
-def run_dir() -> Path:
-    """Where QEMU link boards keep their logs (stderr)."""
-    d = build_root().parent / "boards"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-class QemuLinkBoard:
+class QemuLinkBoard(BoardProcess):
     """An emulated board running the protocol firmware, serving its UART on a TCP port:
 
         with QemuLinkBoard() as qb:             # builds (cached), starts QEMU, parses the port
@@ -407,69 +328,23 @@ class QemuLinkBoard:
     ``detach=True``: QEMU runs in a session of its own and outlives this Python process
     (``edgelearn board start``); stop it with ``.stop()`` or by killing ``.pid``. Otherwise it is
     killed on ``stop()``, on leaving the ``with`` block, on exceptions and at interpreter exit.
-    QEMU's stderr goes to ``.log`` (a file, so a detached QEMU never writes into a dead pipe)."""
+    QEMU's stderr goes to ``.log`` (a file, so a detached QEMU never writes into a dead pipe):
+    the file given, else a temporary one that ``stop()`` removes."""
 
-    def __init__(self, board: str = "mps2-an386", detach: bool = False, *, elf=None, start_timeout: float = 30.0):
+    def __init__(self, board: str = "mps2-an386", detach: bool = False, *, elf=None, start_timeout: float = 30.0,
+                 log=None):
         board_memory(board)
-        self.board, self.detach = board, detach
+        self.board = board
         self.elf = Path(elf) if elf is not None else protocol_firmware(board)
-        fd, log = tempfile.mkstemp(prefix=f"qemu-{board}-", suffix=".log", dir=run_dir())
-        self.log = Path(log)
-        cmd = qemu_command(self.elf, board)
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fd,
-                                         start_new_session=True, close_fds=True)
-        finally:
-            os.close(fd)
-        self.pid = self.proc.pid
-        if not detach:
-            _live.add(self.proc)
-        try:
-            self.port = self._read_port(start_timeout)
-        except BaseException:
-            self.stop()
-            raise
-        self.url = f"socket://127.0.0.1:{self.port}"
-
-    def _read_port(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while True:   # QEMU blocks (wait=on) after printing the port, so the line always comes
-            m = _PORT.search(self.stderr)
-            if m:
-                return int(m.group(1))
-            if self.proc.poll() is not None:
-                raise QemuError(f"QEMU exited ({self.proc.returncode}) before opening the serial port:\n{self.stderr}")
-            if time.monotonic() > deadline:
-                raise QemuError(f"QEMU did not open its serial port within {timeout:.0f} s:\n{self.stderr}")
-            time.sleep(0.01)
+        # QEMU blocks (wait=on) after printing the port, so the line always comes
+        super().__init__(qemu_command(self.elf, board), port_re=_PORT, what="QEMU", error=QemuError, stdout=False,
+                         new_session=True, detach=detach, log=log, log_prefix=f"qemu-{board}-",
+                         timeout=start_timeout)
 
     @property
     def stderr(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
+        return self.output
 
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait(self, timeout: float | None = None) -> int:
-        """QEMU's exit status (the firmware's board_exit code, e.g. after Board.exit())."""
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> int | None:
-        """Kill QEMU (its whole process group) and remove the log. Returns its exit status."""
-        _kill_group(self.proc)
-        try:
-            self.log.unlink()
-        except OSError:
-            pass
-        return self.proc.returncode
-
-    def __enter__(self) -> "QemuLinkBoard":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self.detach:
-            self.stop()
+    def stop(self, grace: float = 0.0) -> int | None:
+        """Kill QEMU (its whole process group) and remove its own log. Returns its exit status."""
+        return super().stop(grace)

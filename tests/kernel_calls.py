@@ -109,12 +109,13 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
        note="defined for s <= 62; the host calls el_round_shift_export"),
     _k("stochastic_shift", "edgelearn.numerics.stochastic_shift", "el_stochastic_shift", "docs/numerics.md §3",
        "p:int64 s:int32 rng:uint32&", "p s rng", "p s rng", "int64",
-       note="cases keep s < 126 (see tests/kernel_calls.py); the host calls el_stochastic_shift_export"),
+       note="s >= 126 drops 64 bits or more, which leaves the sign (0 or -1) in both; "
+            "the host calls el_stochastic_shift_export"),
     _k("rng_next", "edgelearn.numerics.rng_next", "el_rng_next", "docs/numerics.md §3",
        "rng:uint32&", "rng", "rng", "uint32", note="the host calls el_rng_next_export"),
     _k("sat_sum", SHARED + "sat_sum", "el_sat_sum", "docs/numerics.md §3",
        "acc:int64 p:int64", "acc p", "acc p", "int64",
-       note="C: static inline el_sat_sum in el_numerics.h, not callable from the host (C_UNREACHABLE)"),
+       note="the host calls el_sat_sum_export"),
     # -- encoder (docs/numerics.md §4): direct/rate read row 0 of sample ------------------
     _k("encode_step", "edgelearn.encoders.encode_step", "el_encode_step", "docs/numerics.md §4",
        "code:uint8 sample:uint8[rows,n] t:uint32 rng:uint32& x:int32[n]>",
@@ -197,14 +198,6 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
        "W", "W ld n_out n_in"),
 ]}
 
-# C twins that the host module (edgelearn.native) cannot call: the case is skipped for
-# the "c" executor with this reason. The HDL replays them like any other file.
-C_UNREACHABLE = {
-    "el_sat_sum": "static inline in el_numerics.h and not exported by edgelearn.native; "
-                  "its C twin runs inside el_accumulate_weight_grads, el_threshold_grads and el_leak_grad",
-}
-
-
 def python_function(kernel: Kernel):
     module, _, name = kernel.python.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -212,11 +205,11 @@ def python_function(kernel: Kernel):
 
 def c_function(kernel: Kernel, lib):
     """The cffi function of the C twin; el_numerics.h's inline primitives are reached
-    through the ``_export`` wrappers edgelearn.native compiles. None if unreachable."""
+    through the ``_export`` wrappers edgelearn.native compiles."""
     for name in (kernel.c, kernel.c + "_export"):
         if hasattr(lib, name):
             return getattr(lib, name)
-    return None
+    raise LookupError(f"{kernel.c}: the host's C module has neither it nor {kernel.c}_export")
 
 
 # -- binding a case to buffers -----------------------------------------------------------
@@ -280,7 +273,7 @@ class Bound:
             v = self.values.get(n)
             if isinstance(v, np.ndarray):
                 a = self.kernel.arg(n)
-                ptr = ffi.from_buffer(f"{'uint32' if a.dir == 'state' else a.type}_t[]", v)
+                ptr = ffi.from_buffer(f"{a.ctype}[]", v)
                 out.append(ptr + self.block[n][0] if n in self.block else ptr)
             else:
                 out.append(self._scalar_or_literal(n))

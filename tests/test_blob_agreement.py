@@ -12,10 +12,10 @@ The helpers below read and write the layout of docs/model-format.md on their own
 import math
 import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
+from blob_bytes import LAYER, LEAK, MODEL, THRESHOLD, WEIGHTS, entries, poke, resealed, section
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +25,6 @@ from edgelearn.model import (INPUT, MAX_LAYER_SIZE, Edge, InputSpec, Layer, Laye
 from edgelearn.modelblob import check_blob, from_blob, to_blob
 from edgelearn.modelfile import load_model
 
-MODEL, LAYER, WEIGHTS, THRESHOLD, LEAK = 1, 2, 3, 4, 5
 ONE = 1 << 16
 
 
@@ -57,36 +56,6 @@ def assert_both_refuse(blob: bytes, c_code: str, python_fragment: str) -> None:
 
 
 # -- the layout, independently of edgelearn.modelblob ------------------------------------------
-def resealed(blob: bytes) -> bytes:
-    """The blob with its CRC (bytes 20..23, counted as zero) recomputed."""
-    b = bytearray(blob)
-    b[20:24] = bytes(4)
-    struct.pack_into("<I", b, 20, zlib.crc32(b))
-    return bytes(b)
-
-
-def poke(blob: bytes, offset: int, fmt: str, value) -> bytes:
-    b = bytearray(blob)
-    struct.pack_into(fmt, b, offset, value)
-    return resealed(bytes(b))
-
-
-def entries(blob: bytes) -> list[tuple[int, int, int, int, int]]:
-    """(position of the entry, type, index, offset, size) of every section table entry
-    (those inside the blob: an edit may have changed the header)."""
-    count, table = struct.unpack_from("<II", blob, 12)
-    count = min(count, max(0, len(blob) - table) // 12)
-    return [(table + 12 * k, *struct.unpack_from("<HHII", blob, table + 12 * k)) for k in range(count)]
-
-
-def section(blob: bytes, kind: int, index: int = 0) -> tuple[int, int, int]:
-    """(position of the table entry, section offset, section size)."""
-    for position, t, i, offset, size in entries(blob):
-        if (t, i) == (kind, index):
-            return position, offset, size
-    raise KeyError((kind, index))
-
-
 def layer_edges_at(blob: bytes, index: int) -> int:
     """Offset of the first edge of LAYER section ``index``."""
     at = section(blob, LAYER, index)[1]
@@ -94,14 +63,10 @@ def layer_edges_at(blob: bytes, index: int) -> int:
 
 
 def layer_name_at(blob: bytes, index: int) -> tuple[int, int]:
+    """(offset, length) of the name in LAYER section ``index``."""
     at = section(blob, LAYER, index)[1]
     return at + 20 + 4 * blob[at + 14] + 4 * struct.unpack_from("<H", blob, at + 12)[0], \
         struct.unpack_from("<H", blob, at + 16)[0]
-
-
-def model_name_at(blob: bytes) -> tuple[int, int]:
-    at = section(blob, MODEL)[1]
-    return at + 24 + 4 * blob[at + 7], struct.unpack_from("<H", blob, at + 20)[0]
 
 
 def pad4(b: bytes) -> bytes:
@@ -138,7 +103,7 @@ def layer_payload(neuron, shape, fan_in, edges, *, name=b"l", flags=3, weight_fr
 def raw_blob(model_fields: dict, layers: list[dict]) -> bytes:
     """A blob written field by field, nothing validated. Each layer: neuron code, shape,
     edges [(source, delay)], optional fan_in (default: the sources' sizes), name, flags,
-    threshold and leak (Q16; weights are ones)."""
+    threshold and leak (Q16; every weight is 256)."""
     input_shape = model_fields["input_shape"]
     sizes = [math.prod(layer["shape"]) for layer in layers]
     sections = [(MODEL, 0, model_payload(layer_count=len(layers), **model_fields))]
@@ -343,7 +308,7 @@ def mutants(draw, names: list[str]):
     return kind, f"{name}: {what}", resealed(bytes(blob))
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutants(sorted(SMALL)))
 def test_both_loaders_agree_on_mutated_small_blobs(mutant):
     kind, what, blob = mutant
@@ -351,7 +316,7 @@ def test_both_loaders_agree_on_mutated_small_blobs(mutant):
     event(f"{kind}: {'accepted' if accepted else 'refused'}")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutants(sorted(ZOO)))
 def test_both_loaders_agree_on_mutated_zoo_blobs(mutant):
     kind, what, blob = mutant
@@ -576,6 +541,14 @@ def test_the_widest_layer_is_the_same_in_both():
     assert_both_refuse(raw_blob(fields, wider), "EL_ERR_SHAPE", f"a layer has at most {MAX_LAYER_SIZE}")
 
 
+def test_empty_shapes_are_refused_by_both():
+    """Rank 0: the product of no dimensions is 1, which matches a size field of 1."""
+    chain = [dict(neuron=LIF, shape=(2,), edges=[(0xFFFF, 0)])]
+    assert_both_refuse(raw_blob(dict(input_shape=()), chain), "EL_ERR_SHAPE", "positive")
+    scalar = [dict(neuron=LIF, shape=(), edges=[(0xFFFF, 0)])]
+    assert_both_refuse(raw_blob(dict(input_shape=(3,)), scalar), "EL_ERR_SHAPE", "positive")
+
+
 def test_an_input_shape_whose_product_wraps_around_is_refused_by_both():
     """(2^16)^4 = 2^64 is 0 in numpy's int64: Python once took it for an input of size 0."""
     fields = dict(input_shape=(1 << 16,) * 4, input_size=0)
@@ -603,6 +576,20 @@ def test_spide_rules_are_checked_alike():
     assert not assert_agree(raw_blob({**fields, "rule": 0}, spide()))       # STOP: a modified reset, an li
     lif = [dict(neuron=LIF, shape=(2,), edges=[(0xFFFF, 0)], leak=ONE // 2), spide()[1]]
     assert assert_agree(raw_blob(fields, lif))
+
+
+def test_a_loop_that_does_not_contract_loads_but_does_not_run():
+    """The boundary of loading: the loop gain depends on the current weights, so both
+    loaders accept the file and the runtime refuses to be built on it."""
+    from edgelearn.rules.spide.fixed import FixedSPIDE
+
+    model = spide_feedback()
+    for layer in model.layers[:2]:            # every weight as large as int16 allows
+        model.params[layer.name].weight[:] = np.iinfo(np.int16).max
+    blob = to_blob(model)
+    assert assert_agree(blob, "a loop gain far above 1")
+    with pytest.raises(ModelError, match="not contractive"):
+        FixedSPIDE(check_blob(blob))
 
 
 # -- loading is linear in the number of layers -----------------------------------------------------

@@ -23,7 +23,7 @@ from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.modelblob import from_blob, to_blob
 from edgelearn.modelfile import load_model
 from firmware_host.board import Board
-from firmware_host.proxy import FaultProxy
+from fault_proxy import FaultProxy
 from firmware_host.qemu import QemuLinkBoard, protocol_firmware
 
 ROOT = Path(__file__).resolve().parent.parent

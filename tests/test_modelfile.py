@@ -6,6 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
+from blob_bytes import entries, poke, section
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,35 +43,6 @@ def assert_same_model(a: Model, b: Model) -> None:
 
 
 # -- byte-level helpers that follow docs/model-format.md, independently of the module ---------
-def with_crc(blob: bytes) -> bytes:
-    """The blob with its CRC field (bytes 20..23) recomputed over the file with that field zero."""
-    body = bytearray(blob)
-    body[20:24] = bytes(4)
-    struct.pack_into("<I", body, 20, zlib.crc32(body))
-    return bytes(body)
-
-
-def patched(blob: bytes, offset: int, fmt: str, value) -> bytes:
-    body = bytearray(blob)
-    struct.pack_into(fmt, body, offset, value)
-    return with_crc(bytes(body))
-
-
-def section_entries(blob: bytes) -> list[tuple[int, int, int, int]]:
-    """(type, index, offset, size) of every section table entry."""
-    count, table_offset = struct.unpack_from("<II", blob, 12)
-    return [struct.unpack_from("<HHII", blob, table_offset + 12 * i) for i in range(count)]
-
-
-def entry_position(blob: bytes, kind: int, index: int) -> tuple[int, int, int]:
-    """(position of the table entry, section offset, section size) of one section."""
-    table_offset = struct.unpack_from("<I", blob, 16)[0]
-    for i, (k, j, offset, size) in enumerate(section_entries(blob)):
-        if (k, j) == (kind, index):
-            return table_offset + 12 * i, offset, size
-    raise AssertionError(f"no section {kind} {index}")
-
-
 def refused(data: bytes, *fragments: str) -> str:
     with pytest.raises(ModelError) as e:
         from_blob(data)
@@ -97,18 +69,18 @@ def test_blob_layout_matches_the_documented_offsets():
     assert (magic, version, flags, size, count, table) == (b"ELRN", 1, 0, len(MLP_BLOB), 1 + 4 * 2, 32)
     assert MLP_BLOB[24:32] == bytes(8)
     assert crc == zlib.crc32(MLP_BLOB[:20] + bytes(4) + MLP_BLOB[24:])
-    for _, _, offset, _ in section_entries(MLP_BLOB):
+    for _, _, offset, _ in [e[1:] for e in entries(MLP_BLOB)]:
         assert offset % 4 == 0
-    _, offset, size = entry_position(MLP_BLOB, modelblob.SECTION_MODEL, 0)
+    _, offset, size = section(MLP_BLOB, modelblob.SECTION_MODEL, 0)
     input_size, n_layers, encoding, rank, T = struct.unpack_from("<IHBBH", MLP_BLOB, offset)
     seed, name_length = struct.unpack_from("<IH", MLP_BLOB, offset + 16)
     assert (input_size, n_layers, encoding, rank, T, seed, name_length) == (64, 2, 0, 1, 8, 1, 1)
     assert struct.unpack_from("<I", MLP_BLOB, offset + 24)[0] == 64 and MLP_BLOB[offset + 28] == ord("t")
-    _, offset, size = entry_position(MLP_BLOB, modelblob.SECTION_LAYER, 1)
+    _, offset, size = section(MLP_BLOB, modelblob.SECTION_LAYER, 1)
     kind, neuron, flags, weight_frac, out, fan_in, n_edges, rank = struct.unpack_from("<BBBBIIHB", MLP_BLOB, offset)
     assert (kind, neuron, flags, weight_frac, out, fan_in, n_edges, rank) == (0, 0, 3, 12, 10, 32, 1, 1)
     assert struct.unpack_from("<IHH", MLP_BLOB, offset + 20) == (10, 0, 0)   # shape, edge from layer 0, delay 0
-    _, offset, size = entry_position(MLP_BLOB, modelblob.SECTION_WEIGHTS, 0)
+    _, offset, size = section(MLP_BLOB, modelblob.SECTION_WEIGHTS, 0)
     assert MLP_BLOB[offset:offset + size] == MLP.params["fc1"].weight.astype("<i2").tobytes()
 
 
@@ -193,7 +165,7 @@ def test_wrong_magic():
 
 
 def test_wrong_version():
-    refused(patched(MLP_BLOB, 4, "<H", 2), "unsupported blob format version 2", "supports version 1")
+    refused(poke(MLP_BLOB, 4, "<H", 2), "unsupported blob format version 2", "supports version 1")
 
 
 def test_crc_mismatch_shows_both_values():
@@ -205,37 +177,37 @@ def test_crc_mismatch_shows_both_values():
 
 
 def test_section_out_of_bounds():
-    position, _, _ = entry_position(MLP_BLOB, modelblob.SECTION_WEIGHTS, 1)
-    refused(patched(MLP_BLOB, position + 8, "<I", 1 << 20), "WEIGHTS section 1", "out of bounds")
+    position, _, _ = section(MLP_BLOB, modelblob.SECTION_WEIGHTS, 1)
+    refused(poke(MLP_BLOB, position + 8, "<I", 1 << 20), "WEIGHTS section 1", "out of bounds")
 
 
 def test_duplicate_and_missing_sections():
-    position, _, _ = entry_position(MLP_BLOB, modelblob.SECTION_THRESHOLD, 1)
-    refused(patched(MLP_BLOB, position + 2, "<H", 0), "duplicate THRESHOLD section 0")
+    position, _, _ = section(MLP_BLOB, modelblob.SECTION_THRESHOLD, 1)
+    refused(poke(MLP_BLOB, position + 2, "<H", 0), "duplicate THRESHOLD section 0")
     count = struct.unpack_from("<I", MLP_BLOB, 12)[0]
-    last_kind, last_index, _, _ = section_entries(MLP_BLOB)[-1]
-    refused(patched(MLP_BLOB, 12, "<I", count - 1),
+    last_kind, last_index, _, _ = [e[1:] for e in entries(MLP_BLOB)][-1]
+    refused(poke(MLP_BLOB, 12, "<I", count - 1),
             f"missing {modelblob.SECTION_NAMES[last_kind]} section {last_index}")
 
 
 def test_weights_section_must_fit_the_layer_shape():
     # Layer 0 now claims 16 outputs; its weights section still holds 32 x 64 int16.
-    _, offset, _ = entry_position(MLP_BLOB, modelblob.SECTION_LAYER, 0)
-    data = patched(patched(MLP_BLOB, offset + 4, "<I", 16), offset + 20, "<I", 16)
+    _, offset, _ = section(MLP_BLOB, modelblob.SECTION_LAYER, 0)
+    data = poke(poke(MLP_BLOB, offset + 4, "<I", 16), offset + 20, "<I", 16)
     refused(data, "WEIGHTS section 0 is 4096 bytes, expected 2048", "(16, 64)")
 
 
 def test_unknown_codes_are_refused():
-    _, offset, _ = entry_position(MLP_BLOB, modelblob.SECTION_LAYER, 0)
-    refused(patched(MLP_BLOB, offset + 1, "<B", 9), "unknown LAYER section 0 neuron kind code 9", "2=li")
-    refused(patched(MLP_BLOB, offset, "<B", 5), "unknown LAYER section 0 layer kind code 5", "0=dense")
-    _, offset, _ = entry_position(MLP_BLOB, modelblob.SECTION_MODEL, 0)
-    refused(patched(MLP_BLOB, offset + 10, "<B", 4), "unknown learning rule code 4")
+    _, offset, _ = section(MLP_BLOB, modelblob.SECTION_LAYER, 0)
+    refused(poke(MLP_BLOB, offset + 1, "<B", 9), "unknown LAYER section 0 neuron kind code 9", "2=li")
+    refused(poke(MLP_BLOB, offset, "<B", 5), "unknown LAYER section 0 layer kind code 5", "0=dense")
+    _, offset, _ = section(MLP_BLOB, modelblob.SECTION_MODEL, 0)
+    refused(poke(MLP_BLOB, offset + 10, "<B", 4), "unknown learning rule code 4")
 
 
 def test_semantic_errors_come_from_validate():
-    _, offset, _ = entry_position(MLP_BLOB, modelblob.SECTION_LAYER, 0)
-    refused(patched(MLP_BLOB, offset + 1, "<B", 2), "non-spiking 'li' neuron can only be the readout")
+    _, offset, _ = section(MLP_BLOB, modelblob.SECTION_LAYER, 0)
+    refused(poke(MLP_BLOB, offset + 1, "<B", 2), "non-spiking 'li' neuron can only be the readout")
 
 
 # -- broken specs ----------------------------------------------------------------------------------

@@ -4,11 +4,11 @@ code, warnings-as-errors on the host and every cross target."""
 import json
 import struct
 import subprocess
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from blob_bytes import LAYER, LEAK, MODEL, THRESHOLD, WEIGHTS, poke, section
 from agree import assert_same_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -148,33 +148,6 @@ def test_a_per_step_model_trains_a_batch_like_the_reference():
 
 def small_blob(**learning):
     return to_blob(init_params(mlp("bad", [6, 5, 3], learning=Learning(**learning))))
-
-
-def resealed(blob: bytes) -> bytes:
-    """The blob with its CRC recomputed, so a later check is the one that fails."""
-    b = bytearray(blob)
-    b[20:24] = b"\0\0\0\0"
-    b[20:24] = struct.pack("<I", zlib.crc32(bytes(b)))
-    return bytes(b)
-
-
-def poke(blob: bytes, offset: int, fmt: str, value) -> bytes:
-    b = bytearray(blob)
-    struct.pack_into(fmt, b, offset, value)
-    return resealed(bytes(b))
-
-
-def section(blob: bytes, type_: int, index: int = 0) -> tuple[int, int, int]:
-    """(table entry offset, section offset, size)."""
-    count, table = struct.unpack_from("<II", blob, 12)
-    for k in range(count):
-        t, i, off, size = struct.unpack_from("<HHII", blob, table + 12 * k)
-        if (t, i) == (type_, index):
-            return table + 12 * k, off, size
-    raise KeyError((type_, index))
-
-
-MODEL, LAYER, WEIGHTS, THRESHOLD, LEAK = 1, 2, 3, 4, 5
 
 
 def bad_blobs():

@@ -21,7 +21,7 @@ from edgelearn.executors.c import NativeSTOP
 from firmware_host import frames as fr
 from firmware_host.board import Board, BoardError, LinkTimeout
 from firmware_host.native_board import NativeBoard
-from firmware_host.proxy import FaultProxy
+from fault_proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 240

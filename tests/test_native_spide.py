@@ -23,7 +23,6 @@ from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Learning
 from edgelearn.modelblob import from_blob, to_blob
 
 sys.path.insert(0, str(Path(__file__).parent / "golden"))
-from make_golden import spide_model  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "spide.json"
 lib = native.load_native().lib

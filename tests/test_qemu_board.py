@@ -49,9 +49,24 @@ def test_echo_round_trip_and_exit_code(board):
     assert _gone(pid)
 
 
+def run_echo(data: bytes, code: int, board: str = "mps2-an386") -> tuple[bytes, int]:
+    """The echo firmware: send ``data`` (no zero bytes), then exit with ``code``. Returns
+    what came back (after the banner) and QEMU's exit status."""
+    elf = qemu.build_firmware(["echo.c"], board, name="echo")
+    with qemu.QemuBoard(elf, board, timeout=30) as b:
+        if b.read_exactly(4) != b"ECHO":
+            raise qemu.QemuError("no banner from the echo firmware")
+        b.serial.write(data)
+        back = b.read_exactly(len(data))
+        b.serial.write(bytes([0, code]))
+        if b.read_exactly(3) != b"BYE":
+            raise qemu.QemuError("the echo firmware did not say BYE")
+        return back, b.wait()
+
+
 def test_exit_codes_propagate():
-    assert qemu.run_echo(b"\x01", 0) == (b"\x02", 0)
-    assert qemu.run_echo(b"abc", 3)[1] == 3
+    assert run_echo(b"\x01", 0) == (b"\x02", 0)
+    assert run_echo(b"abc", 3)[1] == 3
 
 
 def test_a_waiting_board_sleeps_and_leaves_no_orphan_on_exceptions():

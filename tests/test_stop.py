@@ -3,7 +3,6 @@ tracks the float one, and training memory does not depend on T."""
 import numpy as np
 import pytest
 
-from edgelearn import numerics as nx
 from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.rules.stop.float import FloatSTOP
 from edgelearn.model import Learning, Neuron, init_params, mlp

@@ -1,29 +1,16 @@
-/* The model-blob loader (docs/model-format.md, "What a loader checks, in this order")
- * and the arena plan derived from the model. Fields are read byte by byte (little-endian)
- * so the checks never depend on the host's alignment or byte order; the parameter arrays
- * are then used in place, which assumes a little-endian target (every supported one is). */
+/* The model-blob loader (docs/model-format.md, "What a loader checks, in this order") and
+ * the layer and edge tables and counts of the arena plan (edgelearn/plan.py). Fields are
+ * read byte by byte (little-endian) so the checks never depend on the host's alignment or
+ * byte order; the parameter arrays are then used in place, which assumes a little-endian
+ * target (every supported one is).
+ * One file, over 500 lines, on purpose: it is read against the checklist of model-format.md
+ * ("What a loader checks, in this order"), check by check, and tests/test_blob_agreement.py
+ * holds it to the Python loader's verdict on every blob. */
 #include "edgelearn.h"
 #include "el_kernels.h"
 #include "el_numerics.h"
 
-#define HEADER_BYTES 32u
-#define CRC_AT 20u
-#define ENTRY_BYTES 12u
-#define MODEL_FIXED_BYTES 24u
-#define LAYER_FIXED_BYTES 20u
-#define INPUT_SOURCE 0xFFFFu
-#define FORMAT_VERSION 1u
-#define LAYER_FLAG_LEARN_THRESHOLD 1u
-#define LAYER_FLAG_LEARN_LEAK 2u
-#define LAYER_FLAG_MODIFIED_RESET 4u      /* SPIDE's reset: V_d = 2 th */
-#define LAYER_FLAGS_KNOWN 7u
-#define MAX_LR_SHIFT 40u
-#define MIN_SURROGATE_SHIFT (-8)
-#define MAX_SURROGATE_SHIFT 8
-#define BUFFER_ALIGN 8u                   /* int64 buffers need 8-byte alignment */
-#define SPIDE_MIN_TB 4u                   /* docs/spide.md §2: Tb a power of two >= 4 */
-
-enum { SEC_MODEL = 1, SEC_LAYER = 2, SEC_WEIGHTS = 3, SEC_THRESHOLD = 4, SEC_LEAK = 5 };
+/* The blob's layout, codes and limits: el_contract.h, generated from edgelearn/modelblob.py. */
 
 static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t rd32(const uint8_t *p) { return rd16(p) | rd16(p + 2) << 16; }
@@ -44,9 +31,9 @@ uint32_t el_crc32(uint32_t crc, const uint8_t *data, size_t n)
 static uint32_t blob_crc(const uint8_t *blob, uint32_t size)
 {
     static const uint8_t zero[4] = {0, 0, 0, 0};
-    uint32_t crc = el_crc32(0, blob, CRC_AT);
+    uint32_t crc = el_crc32(0, blob, EL_BLOB_CRC_AT);
     crc = el_crc32(crc, zero, 4);
-    return el_crc32(crc, blob + CRC_AT + 4, size - CRC_AT - 4);
+    return el_crc32(crc, blob + EL_BLOB_CRC_AT + 4, size - EL_BLOB_CRC_AT - 4);
 }
 
 static uint32_t pad4(uint32_t n) { return (n + 3u) & ~3u; }
@@ -62,7 +49,7 @@ static uint32_t find_section(const sections_t *t, uint32_t type, uint32_t index,
 {
     uint32_t k;
     for (k = 0; k < t->count; k++) {
-        const uint8_t *e = t->blob + t->table_at + k * ENTRY_BYTES;
+        const uint8_t *e = t->blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
         if (rd16(e) == type && rd16(e + 2) == index) {
             *bytes = rd32(e + 8);
             return rd32(e + 4);
@@ -71,9 +58,6 @@ static uint32_t find_section(const sections_t *t, uint32_t type, uint32_t index,
     return 0;
 }
 
-/* Limits of Model.validate_structure and the MODEL section (docs/model-format.md). */
-#define MAX_LAYER_COUNT 0xFFFEu           /* 0xFFFF is the input's edge source */
-#define MAX_LAYER_SIZE 65535u             /* model.py MAX_LAYER_SIZE: the widest layer */
 
 /* Whether n bytes are well-formed UTF-8 (Unicode table 3-7: no overlong forms, no
  * surrogates, nothing above U+10FFFF): exactly what Python's strict decoder accepts. */
@@ -110,7 +94,7 @@ static int same_bytes(const uint8_t *a, const uint8_t *b, uint32_t n)
 static const uint8_t *layer_name(const uint8_t *p, uint32_t *length)
 {
     *length = rd16(p + 16);
-    return p + LAYER_FIXED_BYTES + 4u * p[14] + 4u * rd16(p + 12);
+    return p + EL_BLOB_LAYER_FIXED_BYTES + 4u * p[14] + 4u * rd16(p + 12);
 }
 
 /* Layer l's name is not the input's ("input") and differs from every earlier layer's
@@ -119,11 +103,11 @@ static el_status_t check_layer_name(const sections_t *t, uint32_t l)
 {
     static const uint8_t input_name[5] = {'i', 'n', 'p', 'u', 't'};
     uint32_t bytes, n, m, k;
-    const uint8_t *name = layer_name(t->blob + find_section(t, SEC_LAYER, l, &bytes), &n);
+    const uint8_t *name = layer_name(t->blob + find_section(t, EL_SEC_LAYER, l, &bytes), &n);
     if (n == sizeof input_name && same_bytes(name, input_name, n)) return EL_ERR_NAME;
     for (k = 0; k < t->count; k++) {
-        const uint8_t *e = t->blob + t->table_at + k * ENTRY_BYTES, *other;
-        if (rd16(e) != SEC_LAYER || rd16(e + 2) >= l) continue;
+        const uint8_t *e = t->blob + t->table_at + k * EL_BLOB_ENTRY_BYTES, *other;
+        if (rd16(e) != EL_SEC_LAYER || rd16(e + 2) >= l) continue;
         other = layer_name(t->blob + rd32(e + 4), &m);
         if (m == n && same_bytes(other, name, n)) return EL_ERR_NAME;
     }
@@ -134,33 +118,33 @@ static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
 {
     uint32_t file_size, k, m;
     uint64_t table_end, previous_end;
-    if (size < HEADER_BYTES) return EL_ERR_TOO_SHORT;
+    if (size < EL_BLOB_HEADER_BYTES) return EL_ERR_TOO_SHORT;
     if (blob[0] != 'E' || blob[1] != 'L' || blob[2] != 'R' || blob[3] != 'N') return EL_ERR_BAD_MAGIC;
-    if (rd16(blob + 4) != FORMAT_VERSION) return EL_ERR_VERSION;   /* before any later field */
+    if (rd16(blob + 4) != EL_BLOB_VERSION) return EL_ERR_VERSION;   /* before any later field */
     file_size = rd32(blob + 8);
     if (file_size > size) return EL_ERR_TRUNCATED;
     if (file_size < size) return EL_ERR_TRAILING;
-    if (blob_crc(blob, file_size) != rd32(blob + CRC_AT)) return EL_ERR_CRC;
+    if (blob_crc(blob, file_size) != rd32(blob + EL_BLOB_CRC_AT)) return EL_ERR_CRC;
     if (rd16(blob + 6) != 0) return EL_ERR_HEADER_RESERVED;
-    for (k = 24; k < HEADER_BYTES; k++)
+    for (k = 24; k < EL_BLOB_HEADER_BYTES; k++)
         if (blob[k] != 0) return EL_ERR_HEADER_RESERVED;
     t->blob = blob;
     t->count = rd32(blob + 12);
     t->table_at = rd32(blob + 16);
-    table_end = (uint64_t)t->table_at + (uint64_t)t->count * ENTRY_BYTES;
-    if (t->table_at < HEADER_BYTES || t->table_at % 4 != 0 || table_end > file_size)
+    table_end = (uint64_t)t->table_at + (uint64_t)t->count * EL_BLOB_ENTRY_BYTES;
+    if (t->table_at < EL_BLOB_HEADER_BYTES || t->table_at % 4 != 0 || table_end > file_size)
         return EL_ERR_TABLE_BOUNDS;
     previous_end = table_end;
     for (k = 0; k < t->count; k++) {
-        const uint8_t *e = blob + t->table_at + k * ENTRY_BYTES;
+        const uint8_t *e = blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
         uint32_t type = rd16(e), at = rd32(e + 4);
-        if (type < SEC_MODEL || type > SEC_LEAK) return EL_ERR_SECTION_TYPE;
+        if (type < EL_SEC_MODEL || type > EL_SEC_LEAK) return EL_ERR_SECTION_TYPE;
         if (at % 4 != 0 || at < table_end || (uint64_t)at + rd32(e + 8) > file_size)
             return EL_ERR_SECTION_BOUNDS;
         /* payloads in table order, none overlapping: learning in place writes only its own */
         if (at < previous_end) return EL_ERR_SECTION_OVERLAP;
         for (m = 0; m < k; m++) {         /* quadratic, but a table has 1 + 4 L entries */
-            const uint8_t *f = blob + t->table_at + m * ENTRY_BYTES;
+            const uint8_t *f = blob + t->table_at + m * EL_BLOB_ENTRY_BYTES;
             if (rd16(f) == type && rd16(f + 2) == rd16(e + 2)) return EL_ERR_SECTION_DUPLICATE;
         }
         previous_end = (uint64_t)at + rd32(e + 8);
@@ -171,14 +155,14 @@ static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
 /* The MODEL section into net's scalars. */
 static el_status_t check_model(const sections_t *t, el_net_t *net)
 {
-    uint32_t bytes, at = find_section(t, SEC_MODEL, 0, &bytes), rank, r;
+    uint32_t bytes, at = find_section(t, EL_SEC_MODEL, 0, &bytes), rank, r;
     uint64_t product = 1;
     const uint8_t *m;
     if (at == 0) return EL_ERR_SECTION_MISSING;
     m = t->blob + at;
-    if (bytes < MODEL_FIXED_BYTES) return EL_ERR_SECTION_SIZE;
+    if (bytes < EL_BLOB_MODEL_FIXED_BYTES) return EL_ERR_SECTION_SIZE;
     rank = m[7];
-    if (bytes != pad4(MODEL_FIXED_BYTES + 4u * rank + rd16(m + 20))) return EL_ERR_SECTION_SIZE;
+    if (bytes != pad4(EL_BLOB_MODEL_FIXED_BYTES + 4u * rank + rd16(m + 20))) return EL_ERR_SECTION_SIZE;
     net->input_size = rd32(m);
     net->layer_count = rd16(m + 4);
     net->encoding = m[6];
@@ -190,19 +174,19 @@ static el_status_t check_model(const sections_t *t, el_net_t *net)
     net->lr_shift[2] = m[14];
     net->surrogate_shift = (int8_t)m[15];
     net->Tb = rd16(m + 22);
-    if (net->encoding > EL_ENC_EVENTS || net->rule > EL_RULE_SPIDE || net->update > EL_UPDATE_SAMPLE)
+    if (net->encoding >= EL_ENC_COUNT || net->rule >= EL_RULE_COUNT || net->update >= EL_UPDATE_COUNT)
         return EL_ERR_UNKNOWN_CODE;
     if (rank == 0) return EL_ERR_SHAPE;
     for (r = 0; r < rank; r++) {
-        uint32_t dim = rd32(m + MODEL_FIXED_BYTES + 4u * r);
+        uint32_t dim = rd32(m + EL_BLOB_MODEL_FIXED_BYTES + 4u * r);
         if (dim == 0) return EL_ERR_SHAPE;
         product *= dim;
         if (product > UINT32_MAX) return EL_ERR_SHAPE;
     }
     if (product != net->input_size) return EL_ERR_SHAPE;
     if (net->layer_count == 0) return EL_ERR_SECTION_MISSING;
-    if (net->layer_count > MAX_LAYER_COUNT) return EL_ERR_VALUE;
-    if (!utf8_valid(m + MODEL_FIXED_BYTES + 4u * rank, rd16(m + 20))) return EL_ERR_NAME;
+    if (net->layer_count > EL_BLOB_MAX_LAYERS) return EL_ERR_VALUE;
+    if (!utf8_valid(m + EL_BLOB_MODEL_FIXED_BYTES + 4u * rank, rd16(m + 20))) return EL_ERR_NAME;
     net->rng_input = el_seed_state(rd32(m + 16));
     net->rng_learn = el_seed_state(rd32(m + 16) ^ EL_LEARN_STREAM_XOR);
     return EL_OK;
@@ -213,8 +197,8 @@ static el_status_t check_indices(const sections_t *t, uint32_t layer_count)
 {
     uint32_t k;
     for (k = 0; k < t->count; k++) {
-        const uint8_t *e = t->blob + t->table_at + k * ENTRY_BYTES;
-        uint32_t limit = rd16(e) == SEC_MODEL ? 1u : layer_count;
+        const uint8_t *e = t->blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
+        uint32_t limit = rd16(e) == EL_SEC_MODEL ? 1u : layer_count;
         if (rd16(e + 2) >= limit) return EL_ERR_SECTION_INDEX;
     }
     return EL_OK;
@@ -223,18 +207,18 @@ static el_status_t check_indices(const sections_t *t, uint32_t layer_count)
 /* One LAYER section and its parameter sections; fills `layer` (offsets into the blob). */
 static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_t l, el_layer_t *layer)
 {
-    uint32_t bytes, at = find_section(t, SEC_LAYER, l, &bytes), rank, edges, r, e, flags, wb, tb, lb;
+    uint32_t bytes, at = find_section(t, EL_SEC_LAYER, l, &bytes), rank, edges, r, e, flags, wb, tb, lb;
     uint64_t product = 1;
     const uint8_t *p;
     if (at == 0) return EL_ERR_SECTION_MISSING;
     p = t->blob + at;
-    if (bytes < LAYER_FIXED_BYTES) return EL_ERR_SECTION_SIZE;
+    if (bytes < EL_BLOB_LAYER_FIXED_BYTES) return EL_ERR_SECTION_SIZE;
     rank = p[14];
     edges = rd16(p + 12);
-    if (bytes != pad4(LAYER_FIXED_BYTES + 4u * rank + 4u * edges + rd16(p + 16))) return EL_ERR_SECTION_SIZE;
+    if (bytes != pad4(EL_BLOB_LAYER_FIXED_BYTES + 4u * rank + 4u * edges + rd16(p + 16))) return EL_ERR_SECTION_SIZE;
     flags = p[2];
-    if (p[15] != 0 || rd16(p + 18) != 0 || (flags & ~LAYER_FLAGS_KNOWN) != 0) return EL_ERR_RESERVED_FIELD;
-    if (p[0] != 0 /* dense */ || p[1] > EL_NEURON_LI) return EL_ERR_UNKNOWN_CODE;
+    if (p[15] != 0 || rd16(p + 18) != 0 || (flags & ~EL_BLOB_FLAGS_KNOWN) != 0) return EL_ERR_RESERVED_FIELD;
+    if (p[0] >= EL_LAYER_COUNT || p[1] >= EL_NEURON_COUNT) return EL_ERR_UNKNOWN_CODE;
     el_zero(layer, sizeof *layer);
     layer->neuron = p[1];
     layer->weight_frac = p[3];
@@ -242,21 +226,21 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
     layer->n_in = rd32(p + 8);
     if (rank == 0) return EL_ERR_SHAPE;
     for (r = 0; r < rank; r++) {
-        uint32_t dim = rd32(p + LAYER_FIXED_BYTES + 4u * r);
+        uint32_t dim = rd32(p + EL_BLOB_LAYER_FIXED_BYTES + 4u * r);
         if (dim == 0) return EL_ERR_SHAPE;
         product *= dim;
         if (product > UINT32_MAX) return EL_ERR_SHAPE;
     }
-    if (product != layer->n_out || layer->n_out > MAX_LAYER_SIZE) return EL_ERR_SHAPE;
+    if (product != layer->n_out || layer->n_out > EL_MAX_LAYER_SIZE) return EL_ERR_SHAPE;
     if (edges == 0) return EL_ERR_EDGE;    /* every layer reads something */
     for (e = 0; e < edges; e++) {
-        uint32_t source = rd16(p + LAYER_FIXED_BYTES + 4u * rank + 4u * e);
-        if (source != INPUT_SOURCE && source >= net->layer_count) return EL_ERR_EDGE;
+        uint32_t source = rd16(p + EL_BLOB_LAYER_FIXED_BYTES + 4u * rank + 4u * e);
+        if (source != EL_BLOB_INPUT_SOURCE && source >= net->layer_count) return EL_ERR_EDGE;
     }
-    if (!utf8_valid(p + LAYER_FIXED_BYTES + 4u * rank + 4u * edges, rd16(p + 16))) return EL_ERR_NAME;
-    layer->weights_at = find_section(t, SEC_WEIGHTS, l, &wb);
-    layer->thresholds_at = find_section(t, SEC_THRESHOLD, l, &tb);
-    layer->leak_at = find_section(t, SEC_LEAK, l, &lb);
+    if (!utf8_valid(p + EL_BLOB_LAYER_FIXED_BYTES + 4u * rank + 4u * edges, rd16(p + 16))) return EL_ERR_NAME;
+    layer->weights_at = find_section(t, EL_SEC_WEIGHTS, l, &wb);
+    layer->thresholds_at = find_section(t, EL_SEC_THRESHOLD, l, &tb);
+    layer->leak_at = find_section(t, EL_SEC_LEAK, l, &lb);
     if (layer->weights_at == 0 || layer->thresholds_at == 0 || layer->leak_at == 0)
         return EL_ERR_SECTION_MISSING;
     if ((uint64_t)wb != (uint64_t)layer->n_out * layer->n_in * 2u || (uint64_t)tb != (uint64_t)layer->n_out * 4u
@@ -270,28 +254,28 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
 static uint32_t source_size(const sections_t *t, const el_net_t *net, uint32_t source)
 {
     uint32_t bytes;
-    if (source == INPUT_SOURCE) return net->input_size;
-    return rd32(t->blob + find_section(t, SEC_LAYER, source, &bytes) + 4);
+    if (source == EL_BLOB_INPUT_SOURCE) return net->input_size;
+    return rd32(t->blob + find_section(t, EL_SEC_LAYER, source, &bytes) + 4);
 }
 
 /* Fan-in against the edges, parameter ranges, and what this runtime can run. */
 static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *net, uint32_t l,
                                          const el_layer_t *layer)
 {
-    uint32_t bytes, at = find_section(t, SEC_LAYER, l, &bytes), rank, edges, e, j;
+    uint32_t bytes, at = find_section(t, EL_SEC_LAYER, l, &bytes), rank, edges, e, j;
     const uint8_t *p = t->blob + at, *edge;
     uint64_t fan_in = 0;
     int32_t leak;
     el_status_t st;
     rank = p[14];
     edges = rd16(p + 12);
-    edge = p + LAYER_FIXED_BYTES + 4u * rank;
+    edge = p + EL_BLOB_LAYER_FIXED_BYTES + 4u * rank;
     for (e = 0; e < edges; e++) fan_in += source_size(t, net, rd16(edge + 4u * e));
     if (fan_in != layer->n_in) return EL_ERR_EDGE;
     if ((st = check_layer_name(t, l)) != EL_OK) return st;
     for (e = 0; e < edges; e++) {          /* Model.validate_structure, whatever the rule */
         uint32_t source = rd16(edge + 4u * e), delay = rd16(edge + 4u * e + 2);
-        if (source == INPUT_SOURCE ? delay != 0 : (delay == 0 && source >= l)) return EL_ERR_EDGE;
+        if (source == EL_BLOB_INPUT_SOURCE ? delay != 0 : (delay == 0 && source >= l)) return EL_ERR_EDGE;
     }
     if (layer->weight_frac > 15) return EL_ERR_VALUE;
     if (layer->neuron == EL_NEURON_LI && l != net->layer_count - 1) return EL_ERR_VALUE;
@@ -302,12 +286,12 @@ static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *ne
     leak = (int32_t)rd32(t->blob + layer->leak_at);
     if (leak < 0 || leak > EL_ONE) return EL_ERR_VALUE;
     if (layer->neuron == EL_NEURON_IF && leak != EL_ONE) return EL_ERR_VALUE;   /* an IF neuron does not leak */
-    if ((layer->flags & LAYER_FLAG_MODIFIED_RESET)
+    if ((layer->flags & EL_BLOB_MODIFIED_RESET)
         && (layer->neuron == EL_NEURON_LI || net->rule != EL_RULE_SPIDE))
         return EL_ERR_VALUE;
     if (net->rule == EL_RULE_SPIDE) return EL_OK;   /* its topology: check_spide */
     /* STOP runs feed-forward chains: one same-step edge from the layer (or input) below */
-    if (edges != 1 || rd16(edge) != (l == 0 ? INPUT_SOURCE : l - 1) || rd16(edge + 2) != 0)
+    if (edges != 1 || rd16(edge) != (l == 0 ? EL_BLOB_INPUT_SOURCE : l - 1) || rd16(edge + 2) != 0)
         return EL_ERR_UNSUPPORTED;
     return EL_OK;
 }
@@ -331,19 +315,19 @@ static uint8_t log2_of(uint32_t x)
 static el_status_t check_spide(const sections_t *t, const el_net_t *net)
 {
     uint32_t l, e, j, bytes, R = net->layer_count - 1;
-    if (!power_of_two(net->T) || net->T < 2u || !power_of_two(net->Tb) || net->Tb < SPIDE_MIN_TB)
+    if (!power_of_two(net->T) || net->T < 2u || !power_of_two(net->Tb) || net->Tb < EL_SPIDE_MIN_TB)
         return EL_ERR_VALUE;
     if (net->layer_count < 2) return EL_ERR_UNSUPPORTED;
     for (l = 0; l <= R; l++) {
-        const uint8_t *p = t->blob + find_section(t, SEC_LAYER, l, &bytes);
-        const uint8_t *edge = p + LAYER_FIXED_BYTES + 4u * p[14];
-        uint32_t edges = rd16(p + 12), th_at = find_section(t, SEC_THRESHOLD, l, &bytes);
+        const uint8_t *p = t->blob + find_section(t, EL_SEC_LAYER, l, &bytes);
+        const uint8_t *edge = p + EL_BLOB_LAYER_FIXED_BYTES + 4u * p[14];
+        uint32_t edges = rd16(p + 12), th_at = find_section(t, EL_SEC_THRESHOLD, l, &bytes);
         if ((l == R) != (p[1] == EL_NEURON_LI)) return EL_ERR_UNSUPPORTED;
         for (e = 0; e < edges; e++) {
             uint32_t source = rd16(edge + 4u * e), delay = rd16(edge + 4u * e + 2);
             if (l == R) {
-                if (source == INPUT_SOURCE || source >= R || delay != 0) return EL_ERR_UNSUPPORTED;
-            } else if (source != INPUT_SOURCE) {
+                if (source == EL_BLOB_INPUT_SOURCE || source >= R || delay != 0) return EL_ERR_UNSUPPORTED;
+            } else if (source != EL_BLOB_INPUT_SOURCE) {
                 if (source >= R || delay > 1u || (delay == 0 && source >= l)) return EL_ERR_UNSUPPORTED;
             }
         }
@@ -362,8 +346,8 @@ static el_status_t check_learning(const el_net_t *net, uint32_t Tb)
     uint32_t k;
     if (net->T == 0) return EL_ERR_VALUE;
     for (k = 0; k < 3; k++)
-        if (net->lr_shift[k] > MAX_LR_SHIFT) return EL_ERR_VALUE;
-    if (net->surrogate_shift < MIN_SURROGATE_SHIFT || net->surrogate_shift > MAX_SURROGATE_SHIFT)
+        if (net->lr_shift[k] > EL_MAX_LR_SHIFT) return EL_ERR_VALUE;
+    if (net->surrogate_shift < EL_MIN_SURROGATE_SHIFT || net->surrogate_shift > EL_MAX_SURROGATE_SHIFT)
         return EL_ERR_VALUE;
     if (net->rule == EL_RULE_SPIDE && Tb == 0) return EL_ERR_VALUE;
     return EL_OK;
@@ -383,8 +367,8 @@ static uint8_t runtime_flags(const el_net_t *net, uint32_t l, uint8_t neuron, ui
     uint8_t flags;
     if (!trainable(net, l)) return 0;
     flags = EL_TRAINABLE;
-    if ((blob_flags & LAYER_FLAG_LEARN_THRESHOLD) && neuron != EL_NEURON_LI) flags |= EL_LEARN_THRESHOLD;
-    if ((blob_flags & LAYER_FLAG_LEARN_LEAK) && neuron != EL_NEURON_IF) flags |= EL_LEARN_LEAK;
+    if ((blob_flags & EL_BLOB_LEARN_THRESHOLD) && neuron != EL_NEURON_LI) flags |= EL_LEARN_THRESHOLD;
+    if ((blob_flags & EL_BLOB_LEARN_LEAK) && neuron != EL_NEURON_IF) flags |= EL_LEARN_LEAK;
     return flags;
 }
 
@@ -410,8 +394,8 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
     net->feedback = 0;
     net->lowest = net->layer_count;
     for (l = 0; l <= R; l++) {
-        const uint8_t *p = t->blob + find_section(t, SEC_LAYER, l, &bytes);
-        const uint8_t *edge = p + LAYER_FIXED_BYTES + 4u * p[14];
+        const uint8_t *p = t->blob + find_section(t, EL_SEC_LAYER, l, &bytes);
+        const uint8_t *edge = p + EL_BLOB_LAYER_FIXED_BYTES + 4u * p[14];
         uint32_t count = rd16(p + 12), col = 0;
         uint8_t blob_flags;
         (void)check_layer(t, net, l, &layer);      /* checked before */
@@ -420,7 +404,7 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
         layer.n_off = (uint32_t)neurons;
         layer.e_start = (uint32_t)edge_count;
         layer.e_count = (uint16_t)count;
-        layer.reset_shift = (blob_flags & LAYER_FLAG_MODIFIED_RESET) ? 1u : 0u;
+        layer.reset_shift = (blob_flags & EL_BLOB_MODIFIED_RESET) ? 1u : 0u;
         if (spide && l < R)   /* V_d = 2^vd: th = 2^k in Q16, vd = k - 16 + reset_shift */
             layer.vd = (int8_t)((int)log2_of(rd32(t->blob + layer.thresholds_at)) - EL_STATE_FRAC
                                 + layer.reset_shift);
@@ -428,11 +412,11 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
             uint32_t source = rd16(edge + 4u * e), n_src = source_size(t, net, source);
             if (edges != NULL) {
                 el_edge_t *ed = &edges[edge_count + e];
-                ed->src = source == INPUT_SOURCE ? -1 : (int32_t)source;
+                ed->src = source == EL_BLOB_INPUT_SOURCE ? -1 : (int32_t)source;
                 ed->delay = rd16(edge + 4u * e + 2);
                 ed->col = col;
                 ed->n_src = n_src;
-                ed->src_off = source == INPUT_SOURCE ? 0u : neuron_offset(t, net, source);
+                ed->src_off = source == EL_BLOB_INPUT_SOURCE ? 0u : neuron_offset(t, net, source);
             }
             if (rd16(edge + 4u * e + 2) > 0) net->feedback = 1;
             col += n_src;
@@ -495,7 +479,7 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
         (void)check_layer(&t, net, l, &layer);      /* checked above */
         if ((st = check_layer_semantics(&t, net, l, &layer)) != EL_OK) return st;
     }
-    model_at = find_section(&t, SEC_MODEL, 0, &bytes);
+    model_at = find_section(&t, EL_SEC_MODEL, 0, &bytes);
     if ((st = check_learning(net, rd16(blob + model_at + 22))) != EL_OK) return st;
     if (net->rule == EL_RULE_SPIDE && (st = check_spide(&t, net)) != EL_OK) return st;
     tables(&t, net, options, layers, edges, &dims);
@@ -544,8 +528,8 @@ void el_seal(el_net_t *net)
     t.blob = net->blob;
     t.count = rd32(net->blob + 12);
     t.table_at = rd32(net->blob + 16);
-    m = net->blob + find_section(&t, SEC_MODEL, 0, &bytes);
+    m = net->blob + find_section(&t, EL_SEC_MODEL, 0, &bytes);
     for (k = 0; k < 3; k++) m[12 + k] = (uint8_t)(net->lr_shift[k] > 255u ? 255u : net->lr_shift[k]);
     crc = blob_crc(net->blob, net->blob_size);
-    for (k = 0; k < 4; k++) net->blob[CRC_AT + k] = (uint8_t)(crc >> (8 * k));
+    for (k = 0; k < 4; k++) net->blob[EL_BLOB_CRC_AT + k] = (uint8_t)(crc >> (8 * k));
 }

@@ -42,8 +42,12 @@ enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4 };
 #define EL_BLOB_MODEL_FIXED_BYTES 24u
 #define EL_BLOB_LAYER_FIXED_BYTES 20u
 #define EL_BLOB_INPUT_SOURCE 0xFFFFu
+#define EL_BLOB_MAX_LAYERS 65534u
 enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD = 4, EL_SEC_LEAK = 5 };
-enum { EL_BLOB_LEARN_THRESHOLD = 1, EL_BLOB_LEARN_LEAK = 2, EL_BLOB_MODIFIED_RESET = 4, EL_BLOB_FLAGS_KNOWN = 7 };
+#define EL_BLOB_LEARN_THRESHOLD 1u    /* a LAYER section's flags */
+#define EL_BLOB_LEARN_LEAK 2u
+#define EL_BLOB_MODIFIED_RESET 4u
+#define EL_BLOB_FLAGS_KNOWN 7u
 
 /* STOP (edgelearn/rules/stop/spec.py) */
 #define EL_THRESHOLD_FLOOR ((int64_t)4096)    /* thresholds never fall below 1/16 */

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # tests/: kernel_calls
-import kernel_calls as kc  # noqa: E402
+import kernel_calls as kc
 
 OUT = Path(__file__).with_name("kernels")
 
@@ -102,7 +102,9 @@ def _(g):
             ("s = 62, p = -2^62 + 1", -(1 << 62) + 1, 62, SEED1_LEARN),
             ("s = 63: one bit floor-dropped first", -(1 << 61), 63, SEED1_LEARN),
             ("s = 90: 28 bits floor-dropped first", (1 << 61) - 1, 90, g.state()),
-            ("s = 125: 63 bits dropped (the largest drop in the cases)", -(1 << 61), 125, g.state()),
+            ("s = 125: 63 bits dropped", -(1 << 61), 125, g.state()),
+            ("s = 126: a 64-bit drop leaves p = -1, then SR by 62", -(1 << 61), 126, SEED1_LEARN),
+            ("s = 130: a 68-bit drop leaves p = 0, then SR by 62", (1 << 61) - 1, 130, g.state()),
             ("random", g.i(-(1 << 50), 1 << 50), g.i(1, 62), g.state())]
     return [c(name, p=p, s=s, rng=st) for name, p, s, st in rows]
 
@@ -336,7 +338,7 @@ def _(g):
 
 @builder("update_weights")
 def _(g):
-    big = dict(d=[I32_MIN, I32_MAX, -1], x_tr=[I32_MIN, I32_MAX, 1, 0])
+    big = {"d": [I32_MIN, I32_MAX, -1], "x_tr": [I32_MIN, I32_MAX, 1, 0]}
     W_big = [[0, 100, I16_MAX, 5], [I16_MIN, -100, 0, 5], [1, 2, 3, 4]]
     return [
         c("numerics.md §5: wf 12, shift 26, first draw of the seed-1 learning stream: 100 -> 68", W=[[100]],
@@ -658,7 +660,7 @@ def render_all() -> dict[str, str]:
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     files = render_all()
-    for stale in sorted(set(p.name for p in OUT.glob("*.json")) - set(files)):
+    for stale in sorted({p.name for p in OUT.glob("*.json")} - set(files)):
         (OUT / stale).unlink()
         print(f"removed {OUT / stale}")
     for name, text in files.items():

@@ -9,8 +9,13 @@
     edgelearn stats --port URL|NAME [--json]
 
 ``--port`` takes a pyserial URL (``socket://127.0.0.1:PORT``, ``/dev/ttyACM0``) or the name of
-a board started with ``edgelearn board start``. The errors a board or a link can raise are
-``ERRORS``; cli.main prints them as one line and exits 2.
+a board started with ``edgelearn board start``.
+
+They join the ``edgelearn`` command through the entry point group ``edgelearn.commands``
+(setup.cfg: ``board = firmware_host.cli:add_commands``): edgelearn.cli calls ``add_commands``
+with its subparsers, and the exception types it returns (``ERRORS``: what a board or a link can
+raise) are printed by edgelearn.cli.main as one line, exit status 2. edgelearn never imports
+firmware_host; without it installed, the core verbs work and these are absent.
 """
 from __future__ import annotations
 
@@ -19,10 +24,12 @@ import time
 import zlib
 from pathlib import Path
 
-from firmware_host import boards
-from firmware_host import qemu as _qemu
-from firmware_host.board import Board, BoardError, LinkTimeout
-from firmware_host.native_board import BoardStartError
+from edgelearn.cli_util import check_writable, emit, int_in
+
+from . import boards
+from . import qemu as _qemu
+from .board import Board, BoardError, LinkTimeout
+from .native_board import BoardStartError
 
 ERRORS = (LinkTimeout, BoardError, boards.RegistryError, BoardStartError, _qemu.QemuError)
 
@@ -39,9 +46,8 @@ def seconds(text: str) -> float:
     return value
 
 
-def add_commands(sub) -> None:
-    from .cli import int_in
-
+def add_commands(sub) -> tuple[type[BaseException], ...]:
+    """Add the board verbs to the ``edgelearn`` subparsers; returns the errors they raise."""
     b = sub.add_parser("board", help="start, stop and list boards (emulated Cortex-M or native)")
     bsub = b.add_subparsers(dest="board_command", required=True)
     s = bsub.add_parser("start", help="start a board in the background and print its URL")
@@ -93,21 +99,18 @@ def add_commands(sub) -> None:
     port_args(sa)
     sa.add_argument("--json", action="store_true")
     sa.set_defaults(run=cmd_stats)
+    return ERRORS
 
 
 # -- board start|stop|list --------------------------------------------------------------------
 
 def cmd_board_start(args) -> int:
-    from .cli import emit
-
     entry = boards.start(args.kind, args.name)
     emit(json.dumps(entry) if args.json else entry["url"])
     return 0
 
 
 def cmd_board_stop(args) -> int:
-    from .cli import emit
-
     if args.all == (args.name is not None):
         raise boards.RegistryError("board stop takes a board name or --all (not both)")
     stopped = boards.stop_all() if args.all else [boards.stop(args.name)]
@@ -116,8 +119,6 @@ def cmd_board_stop(args) -> int:
 
 
 def cmd_board_list(args) -> int:
-    from .cli import emit
-
     entries = boards.running()
     if args.json:
         emit(json.dumps(entries, indent=2))
@@ -163,8 +164,8 @@ def progress_bar(total: int, unit: str, desc: str, disable: bool = False):
 
 def model_blob(path: str) -> tuple[bytes, str]:
     """The bytes to push: an .elm blob as it is (checked), a spec freshly initialised."""
-    from .modelblob import BLOB_MAGIC, from_blob, to_blob
-    from .modelfile import load_model
+    from edgelearn.modelblob import BLOB_MAGIC, from_blob, to_blob
+    from edgelearn.modelfile import load_model
 
     data = Path(path).read_bytes()
     if data.startswith(BLOB_MAGIC):
@@ -174,8 +175,6 @@ def model_blob(path: str) -> tuple[bytes, str]:
 
 
 def cmd_push(args) -> int:
-    from .cli import emit
-
     blob, name = model_blob(args.model)
     with connect(args) as b:
         bar, update = progress_bar(len(blob), "B", f"push {name}", args.no_progress)
@@ -193,8 +192,7 @@ def cmd_push(args) -> int:
 def cmd_stream(args) -> int:
     import numpy as np
 
-    from . import datasets
-    from .cli import emit
+    from edgelearn import datasets
 
     data = datasets.load(args.data)
     split = args.split or ("train" if args.mode == "train" else "test")
@@ -239,8 +237,7 @@ def cmd_stream(args) -> int:
 
 
 def cmd_pull(args) -> int:
-    from .cli import check_writable, emit
-    from .modelblob import from_blob
+    from edgelearn.modelblob import from_blob
 
     check_writable(args.output, (".elm",), "model")
     with connect(args) as b:
@@ -255,8 +252,6 @@ def cmd_pull(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .cli import emit
-
     with connect(args) as b:
         stats = b.stats()
         ready = b.ready
