@@ -72,7 +72,7 @@ def versions(torch) -> dict:
 def measure_cell(method, net, T, batch, args, torch, pt) -> dict:
     timing = dict(budget_s=args.cell_seconds, min_repeats=args.min_repeats, max_repeats=args.max_repeats)
     if method in EDGE_METHODS:
-        r = pe.edgelearn_cell(net, T, batch, precision=method.split("-")[1], **timing)
+        r = pe.edgelearn_cell(net, T, batch, executor=method.split("-")[1], **timing)
     else:
         data = pe.load_data(net)
         peer = pt.PEERS[method](net, T)

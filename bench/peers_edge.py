@@ -128,14 +128,14 @@ def batches_of(x: np.ndarray, y: np.ndarray, batch: int, n: int):
     return [(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]) for i in range(n)]
 
 
-def edgelearn_cell(net_name: str, T: int, batch: int, *, precision: str = "fixed", budget_s: float = 1.5,
+def edgelearn_cell(net_name: str, T: int, batch: int, *, executor: str = "fixed", budget_s: float = 1.5,
                    min_repeats: int = 3, max_repeats: int = 25, n_batches: int = 64) -> dict:
     """Time and memory of edgelearn training one configuration, from a fresh learner.
     Also records how many timed samples left the readout silent: the runtime is
     event-driven, so a silenced network would be fast for the wrong reason."""
     data = load_data(net_name)
     model = make_model(net_name, T, batch=batch)
-    learner = FixedSTOP(model) if precision == "fixed" else FloatSTOP(model)
+    learner = FixedSTOP(model) if executor == "fixed" else FloatSTOP(model)
     data_batches = batches_of(data.x_train, data.y_train, batch, n_batches)
     silent = [0, 0]
 
@@ -147,7 +147,7 @@ def edgelearn_cell(net_name: str, T: int, batch: int, *, precision: str = "fixed
 
     timing = time_training(step, len(data_batches), batch, budget_s=budget_s, min_repeats=min_repeats,
                            max_repeats=max_repeats)
-    mem = fixed_memory(learner) if precision == "fixed" else float_memory(learner, batch)
+    mem = fixed_memory(learner) if executor == "fixed" else float_memory(learner, batch)
     return {"seconds_per_sample": timing.seconds_per_sample, "repeats": timing.repeats,
             "samples_per_repeat": timing.samples_per_repeat, "spread": round(timing.spread, 3),
             "memory": mem, "silent_fraction": round(silent[0] / max(1, silent[1]), 3)}
@@ -185,9 +185,9 @@ def train_for(budget_s: float, train_one, evaluate, n_train: int, shuffle_seed: 
             "test_accuracy": curve[-1]["test_accuracy"], "curve": curve}
 
 
-def edgelearn_accuracy(budget_s: float, precision: str = "fixed", net_name: str = "64-128-10", T: int = 8) -> dict:
+def edgelearn_accuracy(budget_s: float, executor: str = "fixed", net_name: str = "64-128-10", T: int = 8) -> dict:
     data = load_data(net_name)
-    learner = FixedSTOP(make_model(net_name, T)) if precision == "fixed" else FloatSTOP(make_model(net_name, T))
+    learner = FixedSTOP(make_model(net_name, T)) if executor == "fixed" else FloatSTOP(make_model(net_name, T))
 
     def train_one(i):
         learner.run(data.x_train[i:i + 1], data.y_train[i:i + 1], learn=True)

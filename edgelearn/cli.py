@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("profile", help="memory per buffer against a target's budget, BPTT beside it")
     f.add_argument("model")
     f.add_argument("--target", required=True, help="a board of targets/catalogue.json")
-    f.add_argument("--learner", choices=("stop", "spide", "readout", "none"), default="stop")
+    f.add_argument("--learner", choices=profile.LEARNERS, default="stop")
     f.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
     f.add_argument("--plot", help="write a stacked-bar PNG")
     f.add_argument("--json", action="store_true")

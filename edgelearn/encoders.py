@@ -13,10 +13,11 @@ twins and the fixed-point runtime read the very same input (value = int * 2^-fra
 import numpy as np
 from numba import njit
 
+from .contract import ENCODINGS
 from .numerics import INPUT_FRAC, rng_next
 
-DIRECT, RATE, EVENTS = 0, 1, 2
-CODES = {"direct": DIRECT, "rate": RATE, "events": EVENTS}
+CODES = {name: code for code, name in enumerate(ENCODINGS)}     # the blob's encoding codes
+DIRECT, RATE, EVENTS = (CODES[name] for name in ("direct", "rate", "events"))
 
 
 @njit(cache=True)

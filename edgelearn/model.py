@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import numerics as nx
-from .contract import ENCODINGS, INPUT, MAX_LAYER_SIZE, RESETS, RULES, UPDATE_MODES
+from .contract import (ENCODINGS, INPUT, MAX_LAYER_SIZE, MAX_LR_SHIFT, MAX_SURROGATE_SHIFT, MAX_T,
+                       MIN_SURROGATE_SHIFT, RESETS, RULES, UPDATE_MODES)
 from .errors import ModelError
 from .ops import LAYERS, NEURONS
 
@@ -222,18 +223,19 @@ def _validate_learning(lr: Learning) -> None:
         raise ModelError(f"unknown learning rule {lr.rule!r} (known: {', '.join(RULES)})")
     if lr.update not in UPDATE_MODES:
         raise ModelError(f"unknown update mode {lr.update!r} (known: {', '.join(UPDATE_MODES)})")
-    if not 1 <= lr.T <= 65535:
-        raise ModelError(f"T must be in 1..65535, got {lr.T}")
+    if not 1 <= lr.T <= MAX_T:
+        raise ModelError(f"T must be in 1..{MAX_T}, got {lr.T}")
     for name in ("lr_weight_shift", "lr_threshold_shift", "lr_leak_shift"):
         v = getattr(lr, name)
-        if not 0 <= v <= 40:
-            raise ModelError(f"{name} must be in 0..40, got {v}")
-    if not -8 <= lr.surrogate_shift <= 8:
-        raise ModelError(f"surrogate_shift must be in -8..8, got {lr.surrogate_shift}")
+        if not 0 <= v <= MAX_LR_SHIFT:
+            raise ModelError(f"{name} must be in 0..{MAX_LR_SHIFT}, got {v}")
+    if not MIN_SURROGATE_SHIFT <= lr.surrogate_shift <= MAX_SURROGATE_SHIFT:
+        raise ModelError(f"surrogate_shift must be in {MIN_SURROGATE_SHIFT}..{MAX_SURROGATE_SHIFT}, "
+                         f"got {lr.surrogate_shift}")
     if not 0 <= lr.seed <= 0xFFFFFFFF:
         raise ModelError(f"seed must be a 32-bit unsigned integer, got {lr.seed}")
-    if not 0 <= lr.Tb <= 65535:
-        raise ModelError(f"Tb must be in 0..65535, got {lr.Tb}")
+    if not 0 <= lr.Tb <= MAX_T:
+        raise ModelError(f"Tb must be in 0..{MAX_T}, got {lr.Tb}")
     if lr.rule == "spide" and lr.Tb == 0:
         raise ModelError("rule 'spide' needs Tb >= 1 backward time steps")
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import numerics as nx
 from . import rules
+from .encoders import CODES
 from .ops import LAYERS, NEURONS
 from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Edge, InputSpec,
                     Layer, LayerParams, Learning, Model, ModelError, Neuron)
@@ -24,7 +25,7 @@ BLOB_VERSION = 1
 
 # Blob codes are the index of each name in model.py's tuples, which therefore only grow at
 # the end: a code, once given to a C runtime, must keep its meaning.
-ENCODING_CODES = {name: code for code, name in enumerate(ENCODINGS)}
+ENCODING_CODES = CODES
 RULE_CODES = {name: code for code, name in enumerate(RULES)}
 UPDATE_CODES = {name: code for code, name in enumerate(UPDATE_MODES)}
 

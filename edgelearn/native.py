@@ -65,7 +65,7 @@ def source_digest() -> str:
     import cffi
 
     return buildcache.key(files=sorted(C_DIR.glob("*.[ch]")), flags=COMPILE_ARGS, tools=[buildcache.python_cc()],
-                          texts=(SOURCE, EXPORTS, cffi.__version__, sys.implementation.cache_tag,
+                          texts=(SOURCE, EXPORTS, cdef(), cffi.__version__, sys.implementation.cache_tag,
                                  sysconfig.get_platform()))
 
 

@@ -23,7 +23,10 @@ import numpy as np
 
 from . import contract as ct
 from .model import INPUT, Model
+from .numerics import STATE_FRAC
 from .ops import LAYERS, NEURONS
+from .rules import RULE_RUNTIME, RUNTIMES  # noqa: F401  (RUNTIMES: their order is their C code)
+from .rules.spide.spec import HealthSlot
 
 
 class Field(NamedTuple):
@@ -143,9 +146,7 @@ BUFFERS = (
     Buffer("health", "int64_t", "guard and health", {"spide": "health_counters"}, "SPIDE: health counters"),
 )
 BUFFER_NAMES = tuple(b.name for b in BUFFERS)
-RUNTIMES = ("stop", "spide")
-RULE_RUNTIME = {"stop": "stop", "readout": "stop", "none": "stop", "spide": "spide"}   # which runtime runs a rule
-HEALTH_COUNTERS = 9        # SPIDE: edgelearn.rules.spide.spec.HEALTH_SLOTS (checked by a test)
+HEALTH_COUNTERS = len(HealthSlot)     # SPIDE's health counters
 
 _NUMPY = {"uint8_t": np.uint8, "int8_t": np.int8, "int32_t": np.int32, "int64_t": np.int64}
 _FIELD_NUMPY = {**_NUMPY, "uint16_t": np.uint16, "uint32_t": np.uint32}
@@ -212,7 +213,7 @@ def tables(model: Model, weight_grad: bool = False) -> tuple[np.ndarray, np.ndar
         reset_shift = 1 if layer.neuron.reset == "modified" else 0
         vd = 0
         if spide and l < L - 1:     # V_d = 2^vd: th = 2^k in Q16, vd = k - 16 + reset_shift
-            vd = int(model.params[layer.name].threshold[0]).bit_length() - 1 - 16 + reset_shift
+            vd = int(model.params[layer.name].threshold[0]).bit_length() - 1 - STATE_FRAC + reset_shift
         learns = bool(flags[l] & ct.TRAINABLE)
         table[l] = (n_in, n_out, w_at, n_off[l], l, n_off[l], learn_off if learns else 0, in_off if learns else 0,
                     w_off if learns else 0, NEURONS[layer.neuron.kind].code, layer.weight_frac, flags[l],

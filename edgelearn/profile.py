@@ -29,10 +29,11 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import buildcache, resources
+from . import buildcache, resources, rules
 from .errors import ModelError
 from .model import Model
 from .modelblob import to_blob
+from .contract import RULES
 from .plan import BUFFERS, align, arena_plan
 
 CATALOGUE = resources.CATALOGUE
@@ -40,7 +41,7 @@ C_DIR = resources.C_DIR
 RUNTIME_SOURCES = buildcache.DEVICE_SOURCES
 CROSS_FLAGS = ("-std=c99", "-ffreestanding", "-Os", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
                "-fdata-sections", "-fstack-usage")
-LEARNERS = ("stop", "readout", "none", "spide")
+LEARNERS = RULES                                   # every rule runs on the C runtime
 DEFAULT_TB = 32                # backward steps given to a model profiled as spide without its own Tb
 
 # Call chains of the runtime (caller first), for the stack estimate: the deepest sum of
@@ -85,6 +86,12 @@ def with_learner(model: Model, learner: str, T: int | None = None) -> Model:
         changes["Tb"] = DEFAULT_TB
     learning = replace(model.learning, **changes)
     return replace(model.copy(), learning=learning)
+
+
+def runnable(model: Model, learner: str, T: int | None = None) -> Model:
+    """The model under ``learner``, refused (ModelError, the reason) when the C runtime
+    would refuse its blob: what is profiled or compiled is what a device can load."""
+    return rules.check(with_learner(model, learner, T))
 
 
 def blob_parts(model: Model) -> dict[str, int]:
@@ -169,7 +176,7 @@ def profile(model: Model, target: str, learner: str, T: int, measure_code: bool 
     """Bytes per buffer for `learner` (STOP's runtime) and BPTT at the same T, against the
     target's SRAM and flash."""
     info = target_info(target)
-    m = with_learner(model, learner, T)
+    m = runnable(model, learner, T)
     plan = arena_plan(m)
     blob = blob_parts(m)
     build = None
@@ -271,6 +278,7 @@ def compile_for_target(model: Model, target: str, out_dir) -> Build:
     runtime's objects cross-compiled for the target with that arena."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rules.check(model)
     blob = to_blob(model)
     arena = arena_plan(model)["total"]
     (out / "model.elm").write_bytes(blob)

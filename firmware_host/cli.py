@@ -164,13 +164,14 @@ def progress_bar(total: int, unit: str, desc: str, disable: bool = False):
 
 def model_blob(path: str) -> tuple[bytes, str]:
     """The bytes to push: an .elm blob as it is (checked), a spec freshly initialised."""
-    from edgelearn.modelblob import BLOB_MAGIC, from_blob, to_blob
+    from edgelearn import rules
+    from edgelearn.modelblob import BLOB_MAGIC, check_blob, to_blob
     from edgelearn.modelfile import load_model
 
     data = Path(path).read_bytes()
     if data.startswith(BLOB_MAGIC):
-        return data, from_blob(data).name
-    model = load_model(path)
+        return data, check_blob(data).name        # the device's loader gives the same verdict
+    model = rules.check(load_model(path))
     return to_blob(model), model.name
 
 

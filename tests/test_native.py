@@ -234,3 +234,24 @@ def test_runtime_cross_compiles_with_werror(target):
     """Fails (not skips) without the cross toolchains: CI installs them."""
     build = pf.cross_compile(target, 21440)
     assert build.text > 1000 and build.bss >= 21440 and build.stack > 0
+
+
+def test_slowing_down_stops_at_the_largest_shift_in_every_executor():
+    """slow_down saturates at 40, the blob's limit: the C executor, which re-seals and reloads
+    its blob for a batch, keeps training beside fixed, and the learned model stays valid."""
+    from edgelearn.contract import MAX_LR_SHIFT
+    model = init_params(mlp("slow", [8, 6, 3], learning=Learning(T=4, seed=5, lr_weight_shift=38)))
+    data = np.random.default_rng(0).integers(0, 256, size=(4, 8)).astype(np.uint8)
+    labels = np.array([0, 1, 2, 1])
+    ref, c = FixedSTOP(model.copy()), NativeSTOP(model.copy())
+    for net in (ref, c):
+        for _ in range(5):
+            net.slow_down()
+        net.run(data[:2], labels[:2], learn=True)            # a batch: the C executor reloads its blob
+        net.run(data[2:3], labels[2:3], learn=True)
+    learning = model.learning
+    expected = [min(v + 5, MAX_LR_SHIFT) for v in (learning.lr_weight_shift, learning.lr_threshold_shift,
+                                                   learning.lr_leak_shift)]
+    assert ref.lr_shifts.tolist() == c.lr_shifts.tolist() == expected and expected[0] == MAX_LR_SHIFT
+    assert_same_state(ref, c)
+    assert ref.to_model().learning.lr_weight_shift == c.to_model().learning.lr_weight_shift == MAX_LR_SHIFT

@@ -111,6 +111,8 @@ def test_compile_cli_writes_the_config_blob_and_objects(capsys, tmp_path):
     (["compile", "MODEL", "--target", "ice40up5k"], "no C toolchain"),
     (["profile", "GARBAGE", "--target", "mps2-an386"], "not a model file"),
     (["profile", "MODEL", "--target", "mps2-an386", "--plot", "mem.txt"], "unknown plot file suffix"),
+    # a STOP model (lif readout) is no SPIDE model: the C loader would refuse its blob
+    (["profile", "MODEL", "--target", "mps2-an386", "--learner", "spide"], "'li' readout"),
 ])
 def test_profile_and_compile_refuse_bad_input(capsys, tmp_path, argv, needle):
     garbage = tmp_path / "garbage.bin"

@@ -81,7 +81,9 @@ def test_a_registered_kind_runs_and_learns_in_float_and_fixed():
             assert not np.array_equal(net.to_model().params["fc1"].weight, before)
             correct = np.mean(np.argmax(net.run(data.x_test[:200], None, learn=False), axis=1) == data.y_test[:200])
             assert correct > 0.3          # 100 online samples lift it well above chance (0.1)
-        # the C runtime has no twin of it: its loader refuses the code, with a reason
+        # the C runtime has no twin of it: the executor is refused, and so is the blob by the C loader
+        with pytest.raises(ModelError, match="neuron kind 'hard_reset' has no 'c' executor"):
+            make_learner(model, "c")
         assert init_status(to_blob(model)) == native.load_native().lib.EL_ERR_UNKNOWN_CODE
     with pytest.raises(ModelError, match="unknown neuron kind 'hard_reset'"):
         toy_model()

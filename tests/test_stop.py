@@ -233,8 +233,8 @@ def test_recorded_event_streams_train_on_both_twins():
     assert not np.allclose(flt.W[0], FloatSTOP(model).W[0])
 
 
-@pytest.mark.parametrize("precision", ["fixed", "float"])
-def test_mini_batch_pretraining_learns_digits(precision):
+@pytest.mark.parametrize("executor", ["fixed", "float"])
+def test_mini_batch_pretraining_learns_digits(executor):
     """Host pre-training: batches of 8 accumulate and apply once (mean over the batch)."""
     from dataclasses import replace
 
@@ -242,7 +242,7 @@ def test_mini_batch_pretraining_learns_digits(precision):
     from edgelearn.train import make_learner, train
     model = init_params(mlp("batch", [64, 128, 10]))
     model.learning = replace(model.learning, lr_weight_shift=5, lr_threshold_shift=7)
-    history = train(make_learner(model, precision), load_digits(), 3, batch=8, progress=False)
+    history = train(make_learner(model, executor), load_digits(), 3, batch=8, progress=False)
     assert history[-1].test_accuracy > 0.9
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..model import Model
-from ..ops import Exactness
+from ..ops import NEURONS, Exactness
 from ..plan import runtime_of
 from ..rules.spide.fixed import FixedSPIDE
 from ..rules.spide.float import FloatSPIDE
@@ -63,7 +63,12 @@ def bit_exact() -> tuple[str, ...]:
 
 
 def make_learner(model: Model, executor: str) -> Learner:
-    """The executor of the model's rule."""
+    """The executor of the model's rule; refused when a layer's kind has no version for it."""
     if executor not in EXECUTORS:
         raise ModelError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    for layer in model.layers:
+        kind = NEURONS.get(layer.neuron.kind)
+        if kind is not None and executor not in kind.exactness:
+            raise ModelError(f"layer {layer.name!r}: neuron kind {kind.name!r} has no {executor!r} executor "
+                             f"(it has: {', '.join(kind.exactness)})")
     return EXECUTORS[executor][runtime_of(model)](model)

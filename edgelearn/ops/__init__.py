@@ -1,7 +1,7 @@
 """Operations by kind: one module per neuron or layer kind, one registry (docs/architecture.md)."""
 from . import layers, neurons  # noqa: F401  (registers the built-in kinds)
-from .registry import (LAYERS, NEURONS, Exactness, LayerKind, NeuronKind, fixed_steps, neuron_kind, neuron_names,
-                       register_layer, register_neuron, registered_neuron, spiking_neurons)
+from .registry import (LAYERS, NEURONS, Exactness, LayerKind, NeuronKind, neuron_dispatch, register_layer,
+                       register_neuron, registered_neuron, spiking_neurons)
 
-__all__ = ["LAYERS", "NEURONS", "Exactness", "LayerKind", "NeuronKind", "fixed_steps", "neuron_kind", "neuron_names",
-           "register_layer", "register_neuron", "registered_neuron", "spiking_neurons"]
+__all__ = ["LAYERS", "NEURONS", "Exactness", "LayerKind", "NeuronKind", "neuron_dispatch", "register_layer",
+           "register_neuron", "registered_neuron", "spiking_neurons"]

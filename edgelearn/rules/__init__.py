@@ -7,7 +7,9 @@ from ..model import Model, init_params
 from .spide import spec as spide_spec
 from .stop import spec as stop_spec
 
-SPECS = {"stop": stop_spec, "readout": stop_spec, "none": stop_spec, "spide": spide_spec}
+SPECS = {rule: spec for spec in (stop_spec, spide_spec) for rule in spec.RULES}     # rule -> its spec
+RULE_RUNTIME = {rule: spec.RUNTIME for rule, spec in SPECS.items()}
+RUNTIMES = tuple(dict.fromkeys(RULE_RUNTIME.values()))    # in code order: stop, spide
 
 
 def spec_of(model: Model):

@@ -2,7 +2,7 @@
  *
  * The public API of the portable C99 runtime. It executes and trains a model from its
  * binary blob (docs/model-format.md) to the numeric contract (docs/numerics.md), bit for
- * bit with the Python reference (edgelearn/learning/stop_fixed.py).
+ * bit with the Python reference (edgelearn/rules/stop/fixed.py, rules/spide/fixed.py).
  *
  * Memory. The runtime never allocates. The caller gives it
  *   - the blob, 4-byte aligned and writable: parameters (weights, thresholds, leaks) are
@@ -120,7 +120,8 @@ void el_apply_accumulated(el_net_t *net, uint32_t extra_shift);
 /* Highest score, ties to the lowest index. */
 uint32_t el_predict(const el_net_t *net);
 
-/* Halve every learning rate (one more right shift); SPIDE has only the weights'. */
+/* Halve every learning rate (one more right shift, up to EL_MAX_LR_SHIFT); SPIDE has only the
+ * weights'. */
 void el_slow_down(el_net_t *net);
 
 /* Write the learning rates back into the MODEL section and refresh the CRC, so the blob

@@ -218,7 +218,11 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
     if (bytes != pad4(EL_BLOB_LAYER_FIXED_BYTES + 4u * rank + 4u * edges + rd16(p + 16))) return EL_ERR_SECTION_SIZE;
     flags = p[2];
     if (p[15] != 0 || rd16(p + 18) != 0 || (flags & ~EL_BLOB_FLAGS_KNOWN) != 0) return EL_ERR_RESERVED_FIELD;
-    if (p[0] >= EL_LAYER_COUNT || p[1] >= EL_NEURON_COUNT) return EL_ERR_UNKNOWN_CODE;
+    if (p[0] != EL_LAYER_DENSE) return EL_ERR_UNKNOWN_CODE;
+    switch (p[1]) {                      /* the neuron kinds this runtime has kernels for */
+    case EL_NEURON_LIF: case EL_NEURON_IF: case EL_NEURON_LI: break;
+    default: return EL_ERR_UNKNOWN_CODE;
+    }
     el_zero(layer, sizeof *layer);
     layer->neuron = p[1];
     layer->weight_frac = p[3];
@@ -308,7 +312,7 @@ static uint8_t log2_of(uint32_t x)
     return k;
 }
 
-/* What SPIDE runs (check_spide_model of spide_float.py): spiking layers read by a last 'li'
+/* What SPIDE runs (check of edgelearn/rules/spide/spec.py): spiking layers read by a last 'li'
  * readout; spiking layers read the input (at delay 0: check_layer_semantics), earlier
  * layers at delay 0 and any spiking layer at delay 1; the readout reads spiking layers at
  * delay 0; T and Tb powers of two; one threshold per spiking layer, a power of two. */
@@ -360,7 +364,7 @@ static int trainable(const el_net_t *net, uint32_t l)
     return net->rule == EL_RULE_READOUT && l == net->layer_count - 1;
 }
 
-/* The runtime's flags of a layer (stop_fixed.py's layer table): a trainable layer learns
+/* The runtime's flags of a layer (edgelearn/plan.py's layer_flags): a trainable layer learns
  * its threshold if asked and spiking, its leak if asked and not 'if'. */
 static uint8_t runtime_flags(const el_net_t *net, uint32_t l, uint8_t neuron, uint8_t blob_flags)
 {

@@ -1,5 +1,5 @@
-/* The kernels of docs/numerics.md §5, one for one with edgelearn/kernels.py and
- * edgelearn/encoders.py. Skipping zero inputs, errors and gradient entries never changes
+/* The kernels of docs/numerics.md §5, one for one with the ops (edgelearn/ops), STOP's and
+ * the shared kernels (edgelearn/rules/stop/kernels.py, rules/kernels.py) and encoders.py. Skipping zero inputs, errors and gradient entries never changes
  * a result but decides which PRNG draws happen, so the skips are part of the contract. */
 #include "el_kernels.h"
 #include "el_numerics.h"

@@ -1,5 +1,6 @@
 /* Fixed-point kernels: one function per operation, each the mirror of the function of
- * the same name in edgelearn/kernels.py (docs/numerics.md §5). Weights are int16,
+ * the same name in edgelearn/ops/ and edgelearn/rules/ (docs/architecture.md lists which)
+ * (docs/numerics.md §5). Weights are int16,
  * row-major [n_out][n_in], Q`w_frac`; everything else is Q16 in int32; products and
  * sums are int64. Loops run in ascending index order: the order decides PRNG draws. */
 #ifndef EL_KERNELS_H

@@ -1,4 +1,4 @@
-/* The kernels of docs/spide.md §4, one for one with edgelearn/kernels_spide.py. */
+/* The kernels of docs/spide.md §4, one for one with edgelearn/rules/spide/kernels.py. */
 #include "el_numerics.h"
 #include "el_kernels.h"
 #include "el_kernels_spide.h"

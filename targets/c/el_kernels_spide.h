@@ -1,5 +1,5 @@
 /* SPIDE's fixed-point kernels (docs/spide.md §4): one function per operation, each the
- * mirror of the function of the same name in edgelearn/kernels_spide.py. Weight blocks are
+ * mirror of the function of the same name in edgelearn/rules/spide/kernels.py. Weight blocks are
  * `n_out` rows of `n_in` columns inside a row-major matrix of row stride `ld` (an edge's
  * columns of its reader's weights). Loops run in ascending index order. */
 #ifndef EL_KERNELS_SPIDE_H

@@ -30,11 +30,14 @@ static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x,
     }
     el_dense_current(layer_weights(net, ly), ly->n_in, n, ly->n_in, x, x_frac, ly->weight_frac, net->nonzero_index,
                      net->current + o);
-    if (ly->neuron == EL_NEURON_LI)
+    switch (ly->neuron) {                  /* the kinds the loader admits (check_layer) */
+    case EL_NEURON_LI:
         el_li_step(net->current + o, a, n, net->membrane + o, net->potential + o);
-    else
-        el_lif_step(net->current + o, a, layer_thresholds(net, ly), ly->reset_shift, n, net->membrane + o, net->spikes + o,
-                    net->potential + o);
+        break;
+    default:                               /* EL_NEURON_LIF, EL_NEURON_IF */
+        el_lif_step(net->current + o, a, layer_thresholds(net, ly), ly->reset_shift, n, net->membrane + o,
+                    net->spikes + o, net->potential + o);
+    }
 }
 
 /* Spatial errors of one step, top-down from the readout to the lowest trainable layer. */
@@ -161,10 +164,15 @@ uint32_t el_predict(const el_net_t *net)
     return best;
 }
 
+static void slower(uint32_t *shift)
+{
+    if (*shift < EL_MAX_LR_SHIFT) (*shift)++;  /* the blob's limit: a sealed blob stays loadable */
+}
+
 void el_slow_down(el_net_t *net)
 {
-    net->lr_shift[0]++;
+    slower(&net->lr_shift[0]);
     if (net->rule == EL_RULE_SPIDE) return;    /* SPIDE learns weights only */
-    net->lr_shift[1]++;
-    net->lr_shift[2]++;
+    slower(&net->lr_shift[1]);
+    slower(&net->lr_shift[2]);
 }

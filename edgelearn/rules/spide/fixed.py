@@ -17,16 +17,16 @@ from numba import njit
 
 from ... import numerics as nx
 from ... import plan
-from ...contract import LEARN_STREAM_XOR
+from ...contract import LEARN_STREAM_XOR, MAX_LR_SHIFT
 from ...encoders import CODES, DIRECT, as_rows, encode_step
 from ...errors import TrainingDiverged
 from ...model import Model
-from ...ops import Exactness, fixed_steps
+from ...ops import Exactness, neuron_dispatch
 from ...ops.layers.dense import current_fixed as dense_current
 from ...plan import EdgeField as E
 from ...plan import LayerField as F
 from ..kernels import li_output_error, update_weights
-from ..stop.fixed import Params
+from ..params import Params
 from . import kernels as ks
 from .spec import (DEAD_WINDOW, GUARD_GAIN_Q16, HEALTH_KEYS, MAX_GUARD_HALVINGS, MAX_SCALE_RETRIES, check,
                    dead_equilibrium, health_report, not_contractive)
@@ -55,7 +55,7 @@ def input_currents(table, edges, weights, a, x_frac):
 
 
 @njit(cache=True)
-def forward_pass(table, edges, params, a, steps, sample, code, log2T, rng_in):
+def forward_pass(table, edges, params, a, neuron_step, sample, code, log2T, rng_in):
     """T steps from a zero state, the readout o = W_R (count / T) into ``cur`` of the
     readout, and the mask. Returns the fractional bits of ``x_sum`` (the input's mean
     numerator: the constant direct input itself, or the sum of T coded inputs)."""
@@ -90,8 +90,9 @@ def forward_pass(table, edges, params, a, steps, sample, code, log2T, rng_in):
                 dense_current(W[:, col:col + ns], z, 0, wf, nonzero, part[:n_out])
                 ks.add_current(part[:n_out], cur[n_off:e_])
             th_at = table[l, F.thresholds_at]       # U is written over the current: SPIDE keeps no potential
-            steps[table[l, F.neuron]](cur[n_off:e_], leaks[table[l, F.leak_at]], thresholds[th_at:th_at + n_out],
-                                      table[l, F.reset_shift], V[n_off:e_], s[n_off:e_], cur[n_off:e_])
+            neuron_step(table[l, F.neuron], cur[n_off:e_], leaks[table[l, F.leak_at]],
+                        thresholds[th_at:th_at + n_out], table[l, F.reset_shift], V[n_off:e_], s[n_off:e_],
+                        cur[n_off:e_])
             ks.count_spikes(s[n_off:e_], count[n_off:e_])
         if t == T // 2 - 1:
             half[:] = count
@@ -259,12 +260,12 @@ def guard(table, edges, weights, sums, rows, gains):
 
 
 @njit(cache=True)
-def run_sample(table, edges, params, a, steps, sample, code, label, log2T, log2Tb, learn, lr_shift, feedback,
+def run_sample(table, edges, params, a, neuron_step, sample, code, label, log2T, log2Tb, learn, lr_shift, feedback,
                rng_in, rng_learn):
     """Present one sample: the equilibrium and the scores; when learning, the spiking
     adjoint, the health counters, the updates and the guard."""
     R = table.shape[0] - 1
-    in_frac = forward_pass(table, edges, params, a, steps, sample, code, log2T, rng_in)
+    in_frac = forward_pass(table, edges, params, a, neuron_step, sample, code, log2T, rng_in)
     n = table[R, F.n_off]                       # spiking neurons; the readout's come after them
     a.scores[:] = a.current[n:n + table[R, F.n_out]]
     if not learn:
@@ -295,9 +296,7 @@ class FixedSPIDE:
         self.model = model
         self.table, self.edges, self.dims = plan.tables(model)
         self.arena = plan.allocate(self.table, self.edges, self.dims, "spide")
-        self.params = Params(np.concatenate([model.params[l.name].weight.ravel() for l in model.layers]),
-                             np.concatenate([model.params[l.name].threshold for l in model.layers]),
-                             np.array([model.params[l.name].leak for l in model.layers], dtype=np.int64))
+        self.params = Params.of(model)
         cfg = model.learning
         self.rng_input = nx.new_rng(cfg.seed)
         self.rng_learn = nx.new_rng(cfg.seed ^ LEARN_STREAM_XOR)
@@ -305,6 +304,7 @@ class FixedSPIDE:
         self.log2T, self.log2Tb = cfg.T.bit_length() - 1, cfg.Tb.bit_length() - 1
         self.code = CODES[model.input.encoding]
         self.feedback = bool(np.any(self.edges[:, E.delay] > 0))
+        self.neuron_step = neuron_dispatch()
         gain = self.loop_gain()
         if gain >= 1.0:
             raise not_contractive(gain)
@@ -319,7 +319,7 @@ class FixedSPIDE:
                 **self.arena._asdict(), "rng_input": self.rng_input, "rng_learn": self.rng_learn}
 
     def _run(self, sample, label: int, learn: bool) -> np.ndarray:
-        run_sample(self.table, self.edges, self.params, self.arena, fixed_steps(), as_rows(sample), self.code, label,
+        run_sample(self.table, self.edges, self.params, self.arena, self.neuron_step, as_rows(sample), self.code, label,
                    self.log2T, self.log2Tb, learn, self.lr_shift, self.feedback, self.rng_input, self.rng_learn)
         dead = int(self.arena.health[H.dead_run])
         if learn and dead >= DEAD_WINDOW:
@@ -334,7 +334,7 @@ class FixedSPIDE:
         return np.stack([self._run(x, int(labels[b]) if learn else -1, learn) for b, x in enumerate(samples)])
 
     def _forward(self, sample) -> int:
-        return forward_pass(self.table, self.edges, self.params, self.arena, fixed_steps(), as_rows(sample),
+        return forward_pass(self.table, self.edges, self.params, self.arena, self.neuron_step, as_rows(sample),
                             self.code, self.log2T, self.rng_input)
 
     def _per_layer(self, buf: np.ndarray) -> list[np.ndarray]:
@@ -366,8 +366,8 @@ class FixedSPIDE:
         return read_health(self.arena.health, self.model.learning.T, self.loop_gain(), reset)
 
     def slow_down(self) -> None:
-        """Halve the learning rate: one more right shift."""
-        self.lr_shift += 1
+        """Halve the learning rate: one more right shift, up to MAX_LR_SHIFT (the blob's limit)."""
+        self.lr_shift = min(self.lr_shift + 1, MAX_LR_SHIFT)
 
     def to_model(self) -> Model:
         out = self.model.copy()

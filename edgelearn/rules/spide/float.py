@@ -44,6 +44,7 @@ import numpy as np
 
 from ... import numerics as nx
 from ...encoders import CODES, DIRECT, as_rows, encode_step
+from ...contract import MAX_LR_SHIFT
 from ...errors import TrainingDiverged
 from ...model import Model
 from ...ops import LAYERS, NEURONS, Exactness
@@ -262,8 +263,8 @@ class FloatSPIDE:
         return {f"{layer.name}.weight": W for layer, W in zip(self.model.layers, self.W)}
 
     def slow_down(self) -> None:
-        """Halve the learning rate (one more shift on the device)."""
-        self.lr /= 2
+        """Halve the learning rate (one more shift on the device, up to MAX_LR_SHIFT)."""
+        self.lr = max(self.lr / 2, 2.0 ** -MAX_LR_SHIFT)
 
     def to_model(self) -> Model:
         """The current weights quantised back into a model (round to nearest)."""

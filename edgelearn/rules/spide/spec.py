@@ -16,6 +16,8 @@ from ...errors import ModelError
 from ...model import Learning, Model, Neuron, init_params, mlp
 from ...ops import NEURONS, spiking_neurons
 
+RUNTIME = "spide"          # the runtime (edgelearn.plan) and its arena
+RULES = ("spide",)          # the rules it runs
 MIN_TB = 4                 # the smallest power of two whose estimate errs < 100% (about 2.6 / Tb)
 MAX_SCALE_RETRIES = 4      # halvings of the gradient scale when couples clip
 GUARD_GAIN = 0.875         # the guard keeps the feedback loop gain below this

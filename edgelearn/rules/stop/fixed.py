@@ -5,7 +5,7 @@ the C runtime uses) and in three parameter arrays (weights, thresholds, leaks).
 ``run_sample`` is the device's per-sample loop, the mirror of targets/c/el_stop.c: it
 calls the kernels in the order the contract specifies (forward, errors top-down,
 updates bottom-up). Each layer's neuron step is its kind's (``edgelearn.ops``), called
-through the registry's table of fixed steps, so a newly registered kind runs here as is."""
+through the registry's ``neuron_dispatch``, so a newly registered kind runs here as is."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -16,23 +16,16 @@ from numba import njit
 
 from ... import numerics as nx
 from ... import plan
-from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, TRAINABLE
+from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, MAX_LR_SHIFT, TRAINABLE
 from ...encoders import CODES, as_rows, encode_step
 from ...model import Model
-from ...ops import Exactness, NEURONS, fixed_steps
+from ...ops import NEURONS, Exactness, neuron_dispatch
 from ...ops.layers.dense import current_fixed
 from ...plan import LayerField as F
 from .. import kernels as shared
+from ..params import Params
 from . import kernels as k
 from .spec import THRESHOLD_FLOOR_Q16, check
-
-
-class Params(NamedTuple):
-    """The learned parameters: weights int16 (every layer's, row-major), thresholds int32
-    Q16 (every neuron's), leaks int64 Q16 (one per layer)."""
-    weights: np.ndarray
-    thresholds: np.ndarray
-    leaks: np.ndarray
 
 
 class Config(NamedTuple):
@@ -56,7 +49,7 @@ def _thresholds(table, params, l):
 
 
 @njit(cache=True)
-def forward_layer(table, params, a, steps, l, x, x_frac, learn):
+def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn):
     """One layer's step: traces (trainable layers, when learning), current, neuron."""
     n_in, n_out, o, lo = table[l, F.n_in], table[l, F.n_out], table[l, F.n_off], table[l, F.learn_off]
     leak = params.leaks[table[l, F.leak_at]]
@@ -67,9 +60,8 @@ def forward_layer(table, params, a, steps, l, x, x_frac, learn):
                             a.leak_trace[lo:lo + n_out])
     current_fixed(_weights(table, params, l), x, x_frac, table[l, F.weight_frac], a.nonzero_index,
                   a.current[o:o + n_out])
-    steps[table[l, F.neuron]](a.current[o:o + n_out], leak, _thresholds(table, params, l),
-                              table[l, F.reset_shift], a.membrane[o:o + n_out], a.spikes[o:o + n_out],
-                              a.potential[o:o + n_out])
+    neuron_step(table[l, F.neuron], a.current[o:o + n_out], leak, _thresholds(table, params, l),
+                table[l, F.reset_shift], a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.potential[o:o + n_out])
 
 
 @njit(cache=True)
@@ -125,7 +117,8 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
 
 
 @njit(cache=True)
-def run_sample(table, params, a, steps, cfg, sample, label, learn, per_step, lr_shifts, rng_in, rng_learn, raster):
+def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_step, lr_shifts, rng_in, rng_learn,
+               raster):
     """Present one sample for T steps from a zero state; learn when ``learn``. With
     ``per_step`` updates are applied every step, else accumulated in the *_grad buffers
     (``apply_accumulated`` applies them). ``a.scores`` receives spike counts (summed
@@ -148,13 +141,13 @@ def run_sample(table, params, a, steps, cfg, sample, label, learn, per_step, lr_
     for t in range(cfg.T):
         x = a.layer_input[:table[0, F.n_in]]
         x_frac = encode_step(cfg.code, sample, t, rng_in, x)
-        forward_layer(table, params, a, steps, 0, x, x_frac, learn)     # layer 0 reads the encoder
+        forward_layer(table, params, a, neuron_step, 0, x, x_frac, learn)     # layer 0 reads the encoder
         for l in range(1, L):                                           # the others the spikes below
             below, n_in = table[l - 1, F.n_off], table[l, F.n_in]
             x = a.layer_input[:n_in]
             for i in range(n_in):
                 x[i] = a.spikes[below + i]
-            forward_layer(table, params, a, steps, l, x, 0, learn)
+            forward_layer(table, params, a, neuron_step, l, x, 0, learn)
         if t < raster.shape[0]:
             raster[t, :] = a.spikes
         for j in range(rn):
@@ -196,9 +189,7 @@ class FixedSTOP:
         cfg = model.learning
         self.table, edges, self.dims = plan.tables(model)
         self.arena = plan.allocate(self.table, edges, self.dims, "stop")
-        self.params = Params(np.concatenate([model.params[l.name].weight.ravel() for l in model.layers]),
-                             np.concatenate([model.params[l.name].threshold for l in model.layers]),
-                             np.array([model.params[l.name].leak for l in model.layers], dtype=np.int64))
+        self.params = Params.of(model)
         self.per_step = cfg.update == "step"
         self.config = Config(CODES[model.input.encoding], cfg.T, cfg.surrogate_shift,
                              not NEURONS[model.readout.neuron.kind].spiking)
@@ -206,6 +197,7 @@ class FixedSTOP:
         self.rng_learn = nx.new_rng(cfg.seed ^ LEARN_STREAM_XOR)
         self.lr_shifts = np.array([cfg.lr_weight_shift, cfg.lr_threshold_shift, cfg.lr_leak_shift], dtype=np.int64)
         self._no_raster = np.zeros((0, self.dims.neurons), dtype=np.uint8)
+        self.neuron_step = neuron_dispatch()
 
     weights = property(lambda self: self.params.weights)
     thresholds = property(lambda self: self.params.thresholds)
@@ -217,7 +209,7 @@ class FixedSTOP:
                 **self.arena._asdict(), "rng_input": self.rng_input, "rng_learn": self.rng_learn}
 
     def _run(self, sample, label: int, learn: bool, per_step: bool, raster=None) -> np.ndarray:
-        run_sample(self.table, self.params, self.arena, fixed_steps(), self.config, as_rows(sample), label, learn,
+        run_sample(self.table, self.params, self.arena, self.neuron_step, self.config, as_rows(sample), label, learn,
                    per_step, self.lr_shifts, self.rng_input, self.rng_learn,
                    self._no_raster if raster is None else raster)
         return self.arena.scores.copy()
@@ -254,8 +246,8 @@ class FixedSTOP:
         return {}
 
     def slow_down(self) -> None:
-        """Halve every learning rate: one more right shift."""
-        self.lr_shifts += 1
+        """Halve every learning rate: one more right shift, up to MAX_LR_SHIFT (the blob's limit)."""
+        np.minimum(self.lr_shifts + 1, MAX_LR_SHIFT, out=self.lr_shifts)
 
     def to_model(self) -> Model:
         out = self.model.copy()

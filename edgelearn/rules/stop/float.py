@@ -28,9 +28,11 @@ from dataclasses import replace
 import numpy as np
 
 from ... import numerics as nx
+from ...contract import LEARN_LEAK, LEARN_THRESHOLD, MAX_LR_SHIFT, TRAINABLE
 from ...encoders import CODES, as_rows, encode_step
 from ...model import Model
 from ...ops import LAYERS, NEURONS, Exactness
+from ...plan import layer_flags
 from .spec import THRESHOLD_FLOOR, check
 
 
@@ -48,8 +50,10 @@ class FloatSTOP:
         self.th = [nx.from_fixed(model.params[l.name].threshold, nx.STATE_FRAC) for l in model.layers]
         self.a = [model.params[l.name].leak / nx.ONE for l in model.layers]
         self.spiking = [kind.spiking for kind in self.kinds]
-        self.learn_th = [l.neuron.learn_threshold and s for l, s in zip(model.layers, self.spiking)]
-        self.learn_a = [l.neuron.learn_leak and not kind.leak_fixed_at_one for l, kind in zip(model.layers, self.kinds)]
+        flags = layer_flags(model)                    # which layers learn what: as the device decides
+        self.trainable = [l for l, f in enumerate(flags) if f & TRAINABLE]
+        self.learn_th = [bool(f & LEARN_THRESHOLD) for f in flags]
+        self.learn_a = [bool(f & LEARN_LEAK) for f in flags]
         cfg = model.learning
         self.lr_w = 2.0 ** -cfg.lr_weight_shift
         self.lr_th = 2.0 ** -cfg.lr_threshold_shift
@@ -57,11 +61,6 @@ class FloatSTOP:
         self.halfwidth = 2.0 ** cfg.surrogate_shift
         self.rng_input = nx.new_rng(cfg.seed)      # the same input stream as the device
         self.grads = self.zero_grads()
-        self.trainable = list(range(len(model.layers)))
-        if cfg.rule == "readout":
-            self.trainable = [len(model.layers) - 1]
-        elif cfg.rule == "none":
-            self.trainable = []
 
     # -- state ----------------------------------------------------------------------
     def init_state(self, batch: int) -> dict:
@@ -138,8 +137,9 @@ class FloatSTOP:
 
     # -- samples --------------------------------------------------------------------------
     def slow_down(self) -> None:
-        """Halve every learning rate (one more shift on the device)."""
-        self.lr_w, self.lr_th, self.lr_a = self.lr_w / 2, self.lr_th / 2, self.lr_a / 2
+        """Halve every learning rate (one more shift on the device, up to MAX_LR_SHIFT)."""
+        floor = 2.0 ** -MAX_LR_SHIFT
+        self.lr_w, self.lr_th, self.lr_a = (max(r / 2, floor) for r in (self.lr_w, self.lr_th, self.lr_a))
 
     def spike_raster(self, sample: np.ndarray) -> np.ndarray:
         """Inference on one sample, recording every neuron's spikes: [T, neurons]."""

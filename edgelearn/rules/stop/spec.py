@@ -12,7 +12,8 @@ from ...numerics import ONE
 
 THRESHOLD_FLOOR = 1.0 / 16              # a learned threshold never falls below this
 THRESHOLD_FLOOR_Q16 = ONE // 16
-RULES = ("stop", "readout", "none")     # the rules this runtime runs
+RUNTIME = "stop"                        # the runtime (edgelearn.plan) and its arena
+RULES = ("stop", "readout", "none")     # the rules it runs
 
 
 def check(model: Model) -> None:
