@@ -25,7 +25,7 @@ from . import contract as ct
 from .model import INPUT, Model
 from .numerics import STATE_FRAC
 from .ops import LAYERS, NEURONS
-from .rules import RULE_RUNTIME, RUNTIMES  # noqa: F401  (RUNTIMES: their order is their C code)
+from .rules import RULE_RUNTIME, RUNTIMES, SPECS  # noqa: F401  (RUNTIMES: their order is their C code)
 from .rules.spide.spec import HealthSlot
 
 
@@ -173,18 +173,12 @@ def runtime_of(model: Model) -> str:
     return RULE_RUNTIME[model.learning.rule]
 
 
-def trainable(model: Model) -> list[bool]:
-    """Which layers learn: stop, every one; readout, the last; none and spide (which keeps
-    no per-layer learning state), none."""
-    rule, L = model.learning.rule, len(model.layers)
-    return [rule == "stop" or (rule == "readout" and l == L - 1) for l in range(L)]
-
-
 def layer_flags(model: Model) -> list[int]:
-    """The runtime's flags per layer: a trainable layer learns its threshold when asked
-    and spiking, its leak when asked and the leak is a parameter of its kind."""
+    """The runtime's flags per layer: a layer its rule trains (the spec's ``trainable``)
+    learns its threshold when asked and spiking, its leak when asked and the leak is a
+    parameter of its kind."""
     flags = []
-    for layer, learns in zip(model.layers, trainable(model)):
+    for layer, learns in zip(model.layers, SPECS[model.learning.rule].trainable(model)):
         kind = NEURONS[layer.neuron.kind]
         f = ct.TRAINABLE if learns else 0
         if learns and layer.neuron.learn_threshold and kind.spiking:

@@ -81,3 +81,15 @@ def test_health_counters_match_the_spec():
     from edgelearn.rules.spide.spec import HealthSlot
     assert plan.HEALTH_COUNTERS == len(HealthSlot) == lib.EL_HEALTH_COUNTERS
     assert np.all([getattr(lib, f"EL_H_{s.name.upper()}") == s.value for s in HealthSlot])
+
+
+def test_every_kind_s_state_has_a_buffer_per_neuron():
+    """A kind's declared state buffers are neuron buffers of the STOP arena (SPIDE keeps no
+    potential: its LIF step writes U over the current, which it rebuilds every step)."""
+    from edgelearn.ops import NEURONS
+    per_neuron = {runtime: {b.name for b in plan.BUFFERS if b.sizes.get(runtime) == "neurons"}
+                  for runtime in plan.RUNTIMES}
+    for kind in NEURONS.values():
+        assert set(kind.buffers) <= per_neuron["stop"], kind.name
+        if kind.spiking:
+            assert set(kind.buffers) - {"potential"} <= per_neuron["spide"], kind.name

@@ -16,12 +16,13 @@ from ..registry import FIXED_STEP_SIGNATURE, NeuronKind, register_neuron
 
 
 class Params(NamedTuple):
-    """leak a (one per layer, in [0, 1])."""
+    """What the step reads: leak a (one per layer, in [0, 1]; Q16 in fixed point) in
+    U[t] = a U[t-1] + I[t]."""
     leak: float
 
 
 class State(NamedTuple):
-    """membrane V = potential U, [B, n]."""
+    """What the step carries, [B, n]: membrane V[t] = potential U[t] = a U[t-1] + I[t]."""
     membrane: np.ndarray
     potential: np.ndarray
 

@@ -22,14 +22,17 @@ from ..registry import FIXED_STEP_SIGNATURE, NeuronKind, register_neuron
 
 
 class Params(NamedTuple):
-    """threshold th [n] (> 0), leak a (one per layer, in [0, 1]), reset_shift (0 or 1)."""
+    """What the step reads: threshold th [n] (> 0), leak a (one per layer, in [0, 1]) and
+    reset_shift (0 or 1) in  U[t] = a V[t-1] + I[t],  s[t] = U[t] >= th,
+    V[t] = U[t] - (th << reset_shift) s[t]. Fixed point: th and a in Q16."""
     threshold: np.ndarray
     leak: float
     reset_shift: int = 0
 
 
 class State(NamedTuple):
-    """membrane V (after reset) and potential U (before reset, which the surrogate reads), [B, n]."""
+    """What the step carries, [B, n]: membrane V[t] = U[t] - (th << reset_shift) s[t] (after
+    reset) and potential U[t] = a V[t-1] + I[t] (before reset; the surrogate reads it)."""
     membrane: np.ndarray
     potential: np.ndarray
 

@@ -68,6 +68,12 @@ def check(model: Model) -> None:
                              f"not {e.source!r} at delay {e.delay}")
 
 
+def trainable(model: Model) -> list[bool]:
+    """No layer keeps per-layer learning state (traces, thresholds, leaks): SPIDE learns every
+    weight through its own buffers (the equilibrium counts and the couples')."""
+    return [False] * len(model.layers)
+
+
 def spide_mlp(name: str, sizes: list[int], *, seed: int = 1, T: int = 32, Tb: int = 32,
               lr_weight_shift: int = 6) -> Model:
     """A feed-forward SPIDE chain sizes[0] -> ... -> sizes[-1]: IF layers with the modified

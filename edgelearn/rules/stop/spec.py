@@ -26,5 +26,11 @@ def check(model: Model) -> None:
                          "branches or feedback edges")
 
 
+def trainable(model: Model) -> list[bool]:
+    """Which layers learn: stop, every one; readout, the last; none, none."""
+    rule, L = model.learning.rule, len(model.layers)
+    return [rule == "stop" or (rule == "readout" and l == L - 1) for l in range(L)]
+
+
 def start(model: Model) -> None:
     """Nothing to adjust in freshly initialised parameters."""
