@@ -131,7 +131,7 @@ def test_random_spide_models_train_bit_exactly(model, data):
         assert_same_state(ref, c)
     health = ref.health()
     assert health == c.health()
-    event(f"feedback {ref.feedback}, retries {health['scale_retries'] > 0}, halvings {health['guard_halvings'] > 0}")
+    event(f"feedback {ref.config.feedback}, retries {health['scale_retries'] > 0}, halvings {health['guard_halvings'] > 0}")
     assert to_blob(c.to_model()) == to_blob(ref.to_model())
 
 

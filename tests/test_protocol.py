@@ -81,3 +81,26 @@ def native_board():
     from firmware_host.native_board import NativeBoard
     with NativeBoard() as nb:
         yield nb
+
+
+def test_the_link_s_codes_are_the_firmware_s():
+    """Message types, error codes, the frame layout and the STATS counters are written once in
+    C (targets/firmware) and once in Python (firmware_host): checked here, name by name."""
+    import re
+
+    from edgelearn.resources import FIRMWARE_DIR
+    from firmware_host.board import MODES, STAT_NAMES
+
+    header = (FIRMWARE_DIR / "protocol.h").read_text()
+    messages = {m: int(v, 0) for m, v in re.findall(r"EL_MSG_(\w+) = (0x[0-9A-Fa-f]+)", header)}
+    assert messages and messages == {name: getattr(fr, name) for name in messages}
+    assert set(messages) == {n for n in dir(fr) if n.isupper() and isinstance(getattr(fr, n), int)
+                             and n not in ("VERSION", "MAX_PAYLOAD", "HEADER", "NO_TAG")}
+    errors = {int(v): m for m, v in re.findall(r"EL_LINK_ERR_(\w+) = (\d+)", header)}
+    assert errors == fr.ERRORS
+    for name, value in (("VERSION", fr.VERSION), ("MAX_PAYLOAD", fr.MAX_PAYLOAD), ("HEADER", fr.HEADER)):
+        assert re.search(rf"#define EL_LINK_{name} {value}u", header), name
+    main_loop = (FIRMWARE_DIR / "main_loop.c").read_text()
+    counters = re.search(r"enum \{\s*/\* STATS_R counters.*?\*/(.*?)S_COUNT", main_loop, re.S).group(1)
+    assert [c.lower() for c in re.findall(r"S_(\w+)", counters)] == list(STAT_NAMES)
+    assert {m.lower(): int(v) for m, v in re.findall(r"MODE_(\w+) = (\d+)", main_loop)} == MODES

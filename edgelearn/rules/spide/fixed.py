@@ -11,6 +11,7 @@ steps (``edgelearn.ops``)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -31,6 +32,14 @@ from . import kernels as ks
 from .spec import (DEAD_WINDOW, GUARD_GAIN_Q16, HEALTH_KEYS, MAX_GUARD_HALVINGS, MAX_SCALE_RETRIES, check,
                    dead_equilibrium, health_report, not_contractive)
 from .spec import HealthSlot as H
+
+
+class Config(NamedTuple):
+    """A sample's constants: the encoder code, log2 T, log2 Tb, whether any edge is feedback."""
+    code: int
+    log2T: int
+    log2Tb: int
+    feedback: bool
 
 
 @njit(cache=True)
@@ -260,20 +269,19 @@ def guard(table, edges, weights, sums, rows, gains):
 
 
 @njit(cache=True)
-def run_sample(table, edges, params, a, neuron_step, sample, code, label, log2T, log2Tb, learn, lr_shift, feedback,
-               rng_in, rng_learn):
+def run_sample(table, edges, params, a, neuron_step, cfg, sample, label, learn, lr_shift, rng_in, rng_learn):
     """Present one sample: the equilibrium and the scores; when learning, the spiking
     adjoint, the health counters, the updates and the guard."""
     R = table.shape[0] - 1
-    in_frac = forward_pass(table, edges, params, a, neuron_step, sample, code, log2T, rng_in)
+    in_frac = forward_pass(table, edges, params, a, neuron_step, sample, cfg.code, cfg.log2T, rng_in)
     n = table[R, F.n_off]                       # spiking neurons; the readout's come after them
     a.scores[:] = a.current[n:n + table[R, F.n_out]]
     if not learn:
         return
-    gs, retries, saturated = backward_pass(table, edges, params.weights, a, label, log2Tb)
+    gs, retries, saturated = backward_pass(table, edges, params.weights, a, label, cfg.log2Tb)
     note_health(a, n, retries, saturated)
-    apply_updates(table, edges, params.weights, a, in_frac, gs, lr_shift, log2T, log2Tb, rng_learn)
-    if feedback:
+    apply_updates(table, edges, params.weights, a, in_frac, gs, lr_shift, cfg.log2T, cfg.log2Tb, rng_learn)
+    if cfg.feedback:
         a.health[H.halvings] += guard(table, edges, params.weights, a.row_sums, a.row_gains, a.loop_gains)
 
 
@@ -301,9 +309,8 @@ class FixedSPIDE:
         self.rng_input = nx.new_rng(cfg.seed)
         self.rng_learn = nx.new_rng(cfg.seed ^ LEARN_STREAM_XOR)
         self.lr_shift = cfg.lr_weight_shift
-        self.log2T, self.log2Tb = cfg.T.bit_length() - 1, cfg.Tb.bit_length() - 1
-        self.code = CODES[model.input.encoding]
-        self.feedback = bool(np.any(self.edges[:, E.delay] > 0))
+        self.config = Config(CODES[model.input.encoding], cfg.T.bit_length() - 1, cfg.Tb.bit_length() - 1,
+                             bool(np.any(self.edges[:, E.delay] > 0)))
         self.neuron_step = neuron_dispatch()
         gain = self.loop_gain()
         if gain >= 1.0:
@@ -319,8 +326,8 @@ class FixedSPIDE:
                 **self.arena._asdict(), "rng_input": self.rng_input, "rng_learn": self.rng_learn}
 
     def _run(self, sample, label: int, learn: bool) -> np.ndarray:
-        run_sample(self.table, self.edges, self.params, self.arena, self.neuron_step, as_rows(sample), self.code, label,
-                   self.log2T, self.log2Tb, learn, self.lr_shift, self.feedback, self.rng_input, self.rng_learn)
+        run_sample(self.table, self.edges, self.params, self.arena, self.neuron_step, self.config, as_rows(sample),
+                   label, learn, self.lr_shift, self.rng_input, self.rng_learn)
         dead = int(self.arena.health[H.dead_run])
         if learn and dead >= DEAD_WINDOW:
             raise TrainingDiverged(dead_equilibrium(dead))
@@ -335,7 +342,7 @@ class FixedSPIDE:
 
     def _forward(self, sample) -> int:
         return forward_pass(self.table, self.edges, self.params, self.arena, self.neuron_step, as_rows(sample),
-                            self.code, self.log2T, self.rng_input)
+                            self.config.code, self.config.log2T, self.rng_input)
 
     def _per_layer(self, buf: np.ndarray) -> list[np.ndarray]:
         return [buf[o:o + n].copy() for n, o in self.table[:-1, [F.n_out, F.n_off]]]
@@ -350,7 +357,7 @@ class FixedSPIDE:
         in real units)."""
         a = self.arena
         self._forward(sample)
-        gs, _, _ = backward_pass(self.table, self.edges, self.weights, a, label, self.log2Tb)
+        gs, _, _ = backward_pass(self.table, self.edges, self.weights, a, label, self.config.log2Tb)
         T, Tb = self.model.learning.T, self.model.learning.Tb
         return {"rates": [c / T for c in self._per_layer(a.count)],
                 "mask": [m.astype(np.float64) for m in self._per_layer(a.mask)],
