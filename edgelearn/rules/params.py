@@ -1,11 +1,14 @@
-"""The learned parameters as the fixed-point drivers hold them (both rules)."""
+"""The learned parameters as the fixed-point drivers hold them, and a layer's views of them
+(both rules; the layer table's ``*_at`` fields index them)."""
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from ..model import Model
+from ..plan import LayerField as F
 
 
 class Params(NamedTuple):
@@ -20,3 +23,17 @@ class Params(NamedTuple):
         return cls(np.concatenate([model.params[l.name].weight.ravel() for l in model.layers]),
                    np.concatenate([model.params[l.name].threshold for l in model.layers]),
                    np.array([model.params[l.name].leak for l in model.layers], dtype=np.int64))
+
+
+@njit(cache=True)
+def layer_weights(table, weights, l):
+    """Layer l's weights, [n_out, n_in], a view of the weight array."""
+    n_in, n_out, at = table[l, F.n_in], table[l, F.n_out], table[l, F.weights_at]
+    return weights[at:at + n_out * n_in].reshape((n_out, n_in))
+
+
+@njit(cache=True)
+def layer_thresholds(table, thresholds, l):
+    """Layer l's thresholds, [n_out], a view."""
+    at = table[l, F.thresholds_at]
+    return thresholds[at:at + table[l, F.n_out]]

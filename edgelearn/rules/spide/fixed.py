@@ -27,7 +27,7 @@ from ...ops.layers.dense import current_fixed as dense_current
 from ...plan import EdgeField as E
 from ...plan import LayerField as F
 from ..kernels import li_output_error, update_weights
-from ..params import Params
+from ..params import Params, layer_thresholds, layer_weights
 from . import kernels as ks
 from .spec import (DEAD_WINDOW, GUARD_GAIN_Q16, HEALTH_KEYS, MAX_GUARD_HALVINGS, MAX_SCALE_RETRIES, check,
                    dead_equilibrium, health_report, not_contractive)
@@ -40,12 +40,6 @@ class Config(NamedTuple):
     log2T: int
     log2Tb: int
     feedback: bool
-
-
-@njit(cache=True)
-def layer_weights(table, weights, l):
-    n_in, n_out, at = table[l, F.n_in], table[l, F.n_out], table[l, F.weights_at]
-    return weights[at:at + n_out * n_in].reshape((n_out, n_in))
 
 
 @njit(cache=True)
@@ -98,9 +92,9 @@ def forward_pass(table, edges, params, a, neuron_step, sample, code, log2T, rng_
                 z = s[so:so + ns] if edges[e, E.delay] == 0 else s_prev[so:so + ns]
                 dense_current(W[:, col:col + ns], z, 0, wf, nonzero, part[:n_out])
                 ks.add_current(part[:n_out], cur[n_off:e_])
-            th_at = table[l, F.thresholds_at]       # U is written over the current: SPIDE keeps no potential
+            # U is written over the current: SPIDE keeps no potential
             neuron_step(table[l, F.neuron], cur[n_off:e_], leaks[table[l, F.leak_at]],
-                        thresholds[th_at:th_at + n_out], table[l, F.reset_shift], V[n_off:e_], s[n_off:e_],
+                        layer_thresholds(table, thresholds, l), table[l, F.reset_shift], V[n_off:e_], s[n_off:e_],
                         cur[n_off:e_])
             ks.count_spikes(s[n_off:e_], count[n_off:e_])
         if t == T // 2 - 1:

@@ -23,7 +23,7 @@ from ...ops import NEURONS, Exactness, neuron_dispatch
 from ...ops.layers.dense import current_fixed
 from ...plan import LayerField as F
 from .. import kernels as shared
-from ..params import Params
+from ..params import Params, layer_thresholds, layer_weights
 from . import kernels as k
 from .spec import THRESHOLD_FLOOR_Q16, check
 
@@ -37,18 +37,6 @@ class Config(NamedTuple):
 
 
 @njit(cache=True)
-def _weights(table, params, l):
-    n_in, n_out, at = table[l, F.n_in], table[l, F.n_out], table[l, F.weights_at]
-    return params.weights[at:at + n_out * n_in].reshape((n_out, n_in))
-
-
-@njit(cache=True)
-def _thresholds(table, params, l):
-    at = table[l, F.thresholds_at]
-    return params.thresholds[at:at + table[l, F.n_out]]
-
-
-@njit(cache=True)
 def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn):
     """One layer's step: traces (trainable layers, when learning), current, neuron."""
     n_in, n_out, o, lo = table[l, F.n_in], table[l, F.n_out], table[l, F.n_off], table[l, F.learn_off]
@@ -58,9 +46,9 @@ def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn):
         k.input_trace_step(leak, x, x_frac, a.input_trace[io:io + n_in])
         k.neuron_trace_step(leak, a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.threshold_trace[lo:lo + n_out],
                             a.leak_trace[lo:lo + n_out])
-    current_fixed(_weights(table, params, l), x, x_frac, table[l, F.weight_frac], a.nonzero_index,
+    current_fixed(layer_weights(table, params.weights, l), x, x_frac, table[l, F.weight_frac], a.nonzero_index,
                   a.current[o:o + n_out])
-    neuron_step(table[l, F.neuron], a.current[o:o + n_out], leak, _thresholds(table, params, l),
+    neuron_step(table[l, F.neuron], a.current[o:o + n_out], leak, layer_thresholds(table, params.thresholds, l),
                 table[l, F.reset_shift], a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.potential[o:o + n_out])
 
 
@@ -72,14 +60,14 @@ def errors(table, params, a, cfg, lowest, label):
     if cfg.readout_li:
         shared.li_output_error(a.potential[o:o + n], label, a.error[lo:lo + n])
     else:
-        k.spiking_output_error(a.spikes[o:o + n], a.potential[o:o + n], _thresholds(table, params, R), label,
-                               cfg.surrogate_k, a.error[lo:lo + n])
+        k.spiking_output_error(a.spikes[o:o + n], a.potential[o:o + n], layer_thresholds(table, params.thresholds, R),
+                               label, cfg.surrogate_k, a.error[lo:lo + n])
     for l in range(R - 1, lowest - 1, -1):
         up, o, lo, n = l + 1, table[l, F.n_off], table[l, F.learn_off], table[l, F.n_out]
         ulo = table[up, F.learn_off]
-        k.hidden_error(_weights(table, params, up), a.error[ulo:ulo + table[up, F.n_out]], a.potential[o:o + n],
-                       _thresholds(table, params, l), table[up, F.weight_frac], cfg.surrogate_k,
-                       a.error_backprop[:n], a.error[lo:lo + n])
+        k.hidden_error(layer_weights(table, params.weights, up), a.error[ulo:ulo + table[up, F.n_out]],
+                       a.potential[o:o + n], layer_thresholds(table, params.thresholds, l), table[up, F.weight_frac],
+                       cfg.surrogate_k, a.error_backprop[:n], a.error[lo:lo + n])
 
 
 @njit(cache=True)
@@ -97,7 +85,8 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
         n_in, n_out, lo, io = table[l, F.n_in], table[l, F.n_out], table[l, F.learn_off], table[l, F.in_off]
         d, xt = a.error[lo:lo + n_out], a.input_trace[io:io + n_in]
         if per_step:
-            shared.update_weights(_weights(table, params, l), d, xt, weight_shift(table, l, lr_shifts, 0), rng_learn)
+            shared.update_weights(layer_weights(table, params.weights, l), d, xt, weight_shift(table, l, lr_shifts, 0),
+                                  rng_learn)
         else:
             wo = table[l, F.w_off]
             k.accumulate_weight_grads(a.weight_grad[wo:wo + n_out * n_in].reshape((n_out, n_in)), d, xt)
@@ -105,7 +94,7 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
             g = a.threshold_grad[lo:lo + n_out]
             k.threshold_grads(d, a.threshold_trace[lo:lo + n_out], g)
             if per_step:
-                k.apply_threshold_grads(_thresholds(table, params, l), g, nx.STATE_FRAC + lr_shifts[1],
+                k.apply_threshold_grads(layer_thresholds(table, params.thresholds, l), g, nx.STATE_FRAC + lr_shifts[1],
                                         THRESHOLD_FLOOR_Q16, rng_learn)
         if flags & LEARN_LEAK:
             a.leak_grad[l] = shared.sat_sum(a.leak_grad[l], k.leak_grad(d, a.leak_trace[lo:lo + n_out]))
@@ -166,10 +155,11 @@ def apply_accumulated(table, params, a, lr_shifts, extra_shift, rng_learn):
         if not flags & TRAINABLE:
             continue
         n_in, n_out, lo, wo = table[l, F.n_in], table[l, F.n_out], table[l, F.learn_off], table[l, F.w_off]
-        k.apply_weight_grads(_weights(table, params, l), a.weight_grad[wo:wo + n_out * n_in].reshape((n_out, n_in)),
+        k.apply_weight_grads(layer_weights(table, params.weights, l),
+                             a.weight_grad[wo:wo + n_out * n_in].reshape((n_out, n_in)),
                              weight_shift(table, l, lr_shifts, extra_shift), rng_learn)
         if flags & LEARN_THRESHOLD:
-            k.apply_threshold_grads(_thresholds(table, params, l), a.threshold_grad[lo:lo + n_out],
+            k.apply_threshold_grads(layer_thresholds(table, params.thresholds, l), a.threshold_grad[lo:lo + n_out],
                                     nx.STATE_FRAC + lr_shifts[1] + extra_shift, THRESHOLD_FLOOR_Q16, rng_learn)
         if flags & LEARN_LEAK:
             at = table[l, F.leak_at]
