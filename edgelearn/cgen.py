@@ -5,6 +5,8 @@ declarations cffi reads.
                               .modelblob, the op registry, the rules' specs
     targets/c/el_plan.h       el_layer_t, el_edge_t, el_plan_t, el_dims_t, the arena's
                               typed pointers and its layout: edgelearn.plan
+    targets/c/el_neurons.h    the neuron kinds the C runtime has kernels for, and their
+                              dispatch by code: the op registry
 
 ``python -m edgelearn.cgen`` rewrites both; ``python -m edgelearn.cgen --check`` fails
 when a committed header differs from a fresh one (tests/test_contract.py runs it). The
@@ -167,9 +169,32 @@ def plan_header() -> str:
     return "\n".join(lines)
 
 
-GENERATED = {"el_contract.h": contract_header, "el_plan.h": plan_header}
+def neurons_header() -> str:
+    """The C runtime's neuron kinds: every registered kind with a C kernel (``c_symbol``), all
+    with one signature (``FIXED_STEP_SIGNATURE``), dispatched by code."""
+    kinds = [k for k in sorted(NEURONS.values(), key=lambda k: k.code) if k.c_symbol]
+    case = lambda k: f"    case EL_NEURON_{k.name.upper()}:"
+    lines = [
+        BANNER.format(sources="the op registry (edgelearn/ops)"),
+        "#ifndef EL_NEURONS_H", "#define EL_NEURONS_H", "", "#include \"el_contract.h\"",
+        "#include \"el_kernels.h\"", "",
+        "/* 1 when this runtime has a kernel for the neuron kind `code` (the loader refuses the others). */",
+        "static inline int el_neuron_known(uint32_t code)", "{", "    switch (code) {",
+        *[case(k) for k in kinds], "        return 1;", "    default:", "        return 0;", "    }", "}", "",
+        "/* One step of n neurons of kind `code` (edgelearn/ops/registry.py FIXED_STEP_SIGNATURE). */",
+        "static inline void el_neuron_step(uint32_t code, const int32_t *cur, int64_t a, const int32_t *th,",
+        "                                  int reset_shift, uint32_t n, int32_t *V, uint8_t *s, int32_t *U)",
+        "{", "    switch (code) {"]
+    for k in kinds:
+        lines += [case(k), f"        {k.c_symbol}(cur, a, th, reset_shift, n, V, s, U);", "        break;"]
+    lines += ["    default:                /* el_neuron_known refused it at load */", "        break;", "    }",
+              "}", "", "#endif /* EL_NEURONS_H */", ""]
+    return "\n".join(lines)
+
+
+GENERATED = {"el_contract.h": contract_header, "el_plan.h": plan_header, "el_neurons.h": neurons_header}
 # What cffi sees, in dependency order (el_kernels*.h give the tests the kernels themselves)
-CDEF_HEADERS = ("el_contract.h", "el_plan.h", "edgelearn.h", "el_kernels.h", "el_kernels_spide.h")
+CDEF_HEADERS = ("el_contract.h", "el_plan.h", "edgelearn.h", "el_kernels.h", "el_kernels_spide.h", "el_neurons.h")
 
 
 def _declarations(text: str) -> str:

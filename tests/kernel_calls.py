@@ -143,8 +143,8 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
     # li shares the neuron step signature; th, reset_shift and s are not read
     _k("li_step", "edgelearn.ops.neurons.li.step_fixed", "el_li_step", N,
        "cur:int32[n] a:int64 V:int32[n]! U:int32[n]> th:int32[n]~ s:uint8[n]~",
-       "cur a th 0 V s U", "cur a n V U",
-       note="the Python step has the shared neuron signature; its th, reset_shift and s are not read"),
+       "cur a th 0 V s U", "cur a th 0 n V s U",
+       note="both steps have the neuron kinds' shared signature; th, reset_shift and s are not read"),
     # -- errors ------------------------------------------------------------------------------
     _k("surrogate", STOP + "surrogate", "el_surrogate", N, "x:int64 k:int32", "x k", "x k", "int64"),
     _k("spiking_output_error", STOP + "spiking_output_error", "el_spiking_output_error", N,

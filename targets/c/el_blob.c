@@ -8,6 +8,7 @@
  * holds it to the Python loader's verdict on every blob. */
 #include "edgelearn.h"
 #include "el_kernels.h"
+#include "el_neurons.h"
 #include "el_numerics.h"
 
 /* The blob's layout, codes and limits: el_contract.h, generated from edgelearn/modelblob.py. */
@@ -218,11 +219,7 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
     if (bytes != pad4(EL_BLOB_LAYER_FIXED_BYTES + 4u * rank + 4u * edges + rd16(p + 16))) return EL_ERR_SECTION_SIZE;
     flags = p[2];
     if (p[15] != 0 || rd16(p + 18) != 0 || (flags & ~EL_BLOB_FLAGS_KNOWN) != 0) return EL_ERR_RESERVED_FIELD;
-    if (p[0] != EL_LAYER_DENSE) return EL_ERR_UNKNOWN_CODE;
-    switch (p[1]) {                      /* the neuron kinds this runtime has kernels for */
-    case EL_NEURON_LIF: case EL_NEURON_IF: case EL_NEURON_LI: break;
-    default: return EL_ERR_UNKNOWN_CODE;
-    }
+    if (p[0] != EL_LAYER_DENSE || !el_neuron_known(p[1])) return EL_ERR_UNKNOWN_CODE;   /* el_neurons.h */
     el_zero(layer, sizeof *layer);
     layer->neuron = p[1];
     layer->weight_frac = p[3];

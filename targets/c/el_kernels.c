@@ -71,9 +71,13 @@ void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shi
     }
 }
 
-void el_li_step(const int32_t *cur, int64_t a, uint32_t n, int32_t *V, int32_t *U)
+void el_li_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n, int32_t *V,
+                uint8_t *s, int32_t *U)
 {
     uint32_t j;
+    (void)th;                              /* the shared neuron signature: no threshold, reset or spikes */
+    (void)reset_shift;
+    (void)s;
     for (j = 0; j < n; j++) {
         V[j] = el_sat32(el_mul_state(a, V[j]) + cur[j]);
         U[j] = V[j];

@@ -36,7 +36,10 @@ void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_
  * cur itself (SPIDE keeps no potential): each current is read before its potential is written. */
 void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n, int32_t *V,
                  uint8_t *s, int32_t *U);
-void el_li_step(const int32_t *cur, int64_t a, uint32_t n, int32_t *V, int32_t *U);
+/* LI (edgelearn/ops/neurons/li.py), with the neuron kinds' one signature: th, reset_shift and s
+ * are not read. el_neurons.h (generated) dispatches on the kind's code. */
+void el_li_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n, int32_t *V,
+                uint8_t *s, int32_t *U);
 
 /* ---- errors ----------------------------------------------------------------------- */
 int64_t el_surrogate(int64_t x, int k);

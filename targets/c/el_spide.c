@@ -4,6 +4,7 @@
  * and leaks are read only. */
 #include "edgelearn.h"
 #include "el_kernels.h"
+#include "el_neurons.h"
 #include "el_kernels_spide.h"
 #include "el_numerics.h"
 
@@ -69,8 +70,8 @@ static int forward_pass(el_net_t *net, const uint8_t *sample, uint32_t rows)
                                  net->nonzero_index, net->edge_current);
                 el_add_current(net->edge_current, ly->n_out, cur);
             }
-            el_lif_step(cur, layer_leak(net, ly), layer_thresholds(net, ly), ly->reset_shift, ly->n_out,
-                        net->membrane + ly->n_off, net->spikes + ly->n_off, cur);   /* U over the current */
+            el_neuron_step(ly->neuron, cur, layer_leak(net, ly), layer_thresholds(net, ly), ly->reset_shift,
+                           ly->n_out, net->membrane + ly->n_off, net->spikes + ly->n_off, cur);   /* U over cur */
             el_count_spikes(net->spikes + ly->n_off, ly->n_out, net->count + ly->n_off);
         }
         if (t == T / 2 - 1)

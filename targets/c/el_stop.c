@@ -3,6 +3,7 @@
  * (docs/numerics.md §6). Parameters are the blob's sections, learned in place. */
 #include "edgelearn.h"
 #include "el_kernels.h"
+#include "el_neurons.h"
 #include "el_numerics.h"
 
 static int16_t *layer_weights(const el_net_t *net, const el_layer_t *ly)
@@ -30,14 +31,8 @@ static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x,
     }
     el_dense_current(layer_weights(net, ly), ly->n_in, n, ly->n_in, x, x_frac, ly->weight_frac, net->nonzero_index,
                      net->current + o);
-    switch (ly->neuron) {                  /* the kinds the loader admits (check_layer) */
-    case EL_NEURON_LI:
-        el_li_step(net->current + o, a, n, net->membrane + o, net->potential + o);
-        break;
-    default:                               /* EL_NEURON_LIF, EL_NEURON_IF */
-        el_lif_step(net->current + o, a, layer_thresholds(net, ly), ly->reset_shift, n, net->membrane + o,
-                    net->spikes + o, net->potential + o);
-    }
+    el_neuron_step(ly->neuron, net->current + o, a, layer_thresholds(net, ly), ly->reset_shift, n,
+                   net->membrane + o, net->spikes + o, net->potential + o);
 }
 
 /* Spatial errors of one step, top-down from the readout to the lowest trainable layer. */
