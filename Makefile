@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: demo tools test bench bench-mnist bench-mnist-spide bench-peers bench-device setup clean
+.PHONY: demo tools test bench bench-mnist bench-mnist-spide bench-peers bench-device bench-executors setup clean
 
 # constraints.txt pins the exact versions (setup.cfg keeps ranges); editing it reinstalls.
 $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
@@ -39,7 +39,7 @@ demo: $(STAMP) tools
 test: $(STAMP) tools
 	$(PY) -m pytest
 
-bench: bench-mnist bench-mnist-spide bench-peers bench-device
+bench: bench-mnist bench-mnist-spide bench-peers bench-device bench-executors
 
 # MNIST 10k/10k, 784-256-10, fixed-point STOP beside its float twin (about 12 minutes).
 bench-mnist: $(STAMP)
@@ -48,6 +48,11 @@ bench-mnist: $(STAMP)
 # MNIST 10k/10k, 784-256-10, fixed-point SPIDE beside its float twin (about 10 minutes).
 bench-mnist-spide: $(STAMP)
 	$(PY) bench/twins.py --rule spide
+
+# Seconds per sample of the float, fixed and c executors, interleaved in fresh processes (about
+# 3 minutes). Writes bench/results/executors.{json,md}.
+bench-executors: $(STAMP)
+	$(PY) bench/executors.py
 
 # Instructions per training and inference sample on the emulated Cortex-M4F and M7 (QEMU
 # -icount with SysTick), the runtime checked bit-exact against the host. About 15 s.
