@@ -1,7 +1,8 @@
 """Operations by kind: one module per neuron or layer kind, one registry (docs/architecture.md)."""
 from . import layers, neurons  # noqa: F401  (registers the built-in kinds)
-from .registry import (LAYERS, NEURONS, Exactness, LayerKind, NeuronKind, neuron_dispatch, register_layer,
+from .registry import (LAYERS, NEURONS, Exactness, LayerKind, NeuronKind, extension_dispatch, neuron_dispatch,
+                       register_layer,
                        register_neuron, registered_neuron, spiking_neurons)
 
-__all__ = ["LAYERS", "NEURONS", "Exactness", "LayerKind", "NeuronKind", "neuron_dispatch", "register_layer",
+__all__ = ["LAYERS", "NEURONS", "Exactness", "LayerKind", "NeuronKind", "extension_dispatch", "neuron_dispatch", "register_layer",
            "register_neuron", "registered_neuron", "spiking_neurons"]

@@ -22,7 +22,8 @@ from ...contract import LEARN_STREAM_XOR, MAX_LR_SHIFT
 from ...encoders import CODES, DIRECT, as_rows, encode_step
 from ...errors import TrainingDiverged
 from ...model import Model
-from ...ops import Exactness, neuron_dispatch
+from ...ops import Exactness, extension_dispatch
+from ...ops.builtin_steps import CODES as BUILTIN, builtin_step
 from ...ops.layers.dense import current_fixed as dense_current
 from ...plan import EdgeField as E
 from ...plan import LayerField as F
@@ -64,7 +65,8 @@ def forward_pass(table, edges, params, a, neuron_step, sample, code, log2T, rng_
     numerator: the constant direct input itself, or the sum of T coded inputs)."""
     weights, thresholds, leaks = params.weights, params.thresholds, params.leaks
     V, s, s_prev, count, half, cur = a.membrane, a.spikes, a.spikes_prev, a.count, a.half_count, a.current
-    static, part, nonzero, x, x_sum, mask = a.input_current, a.edge_current, a.nonzero_index, a.input, a.input_sum, a.mask
+    static, part, nonzero = a.input_current, a.edge_current, a.nonzero_index
+    x, x_sum, mask = a.input, a.input_sum, a.mask
     R = table.shape[0] - 1
     T = 1 << log2T
     V[:] = 0
@@ -93,9 +95,12 @@ def forward_pass(table, edges, params, a, neuron_step, sample, code, log2T, rng_
                 dense_current(W[:, col:col + ns], z, 0, wf, nonzero, part[:n_out])
                 ks.add_current(part[:n_out], cur[n_off:e_])
             # U is written over the current: SPIDE keeps no potential
-            neuron_step(table[l, F.neuron], cur[n_off:e_], leaks[table[l, F.leak_at]],
-                        layer_thresholds(table, thresholds, l), table[l, F.reset_shift], V[n_off:e_], s[n_off:e_],
-                        cur[n_off:e_])
+            leak, th = leaks[table[l, F.leak_at]], layer_thresholds(table, thresholds, l)
+            if not builtin_step(table[l, F.neuron], cur[n_off:e_], leak, th, table[l, F.reset_shift], V[n_off:e_],
+                                s[n_off:e_], cur[n_off:e_]):
+                if neuron_step is not None:    # a kind registered after the package was generated
+                    neuron_step(table[l, F.neuron], cur[n_off:e_], leak, th, table[l, F.reset_shift], V[n_off:e_],
+                                s[n_off:e_], cur[n_off:e_])
             ks.count_spikes(s[n_off:e_], count[n_off:e_])
         if t == T // 2 - 1:
             half[:] = count
@@ -305,7 +310,7 @@ class FixedSPIDE:
         self.lr_shift = cfg.lr_weight_shift
         self.config = Config(CODES[model.input.encoding], cfg.T.bit_length() - 1, cfg.Tb.bit_length() - 1,
                              bool(np.any(self.edges[:, E.delay] > 0)))
-        self.neuron_step = neuron_dispatch()
+        self.neuron_step = extension_dispatch(BUILTIN)
         gain = self.loop_gain()
         if gain >= 1.0:
             raise not_contractive(gain)

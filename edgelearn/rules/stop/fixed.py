@@ -5,7 +5,8 @@ the C runtime uses) and in three parameter arrays (weights, thresholds, leaks).
 ``run_sample`` is the device's per-sample loop, the mirror of targets/c/el_stop.c: it
 calls the kernels in the order the contract specifies (forward, errors top-down,
 updates bottom-up). Each layer's neuron step is its kind's (``edgelearn.ops``), called
-through the registry's ``neuron_dispatch``, so a newly registered kind runs here as is."""
+through the generated ``builtin_step`` (compiled in) or, for a kind registered later, the
+registry's ``neuron_dispatch``, so a newly registered kind runs here as is."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,7 +20,8 @@ from ... import plan
 from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, MAX_LR_SHIFT, TRAINABLE
 from ...encoders import CODES, as_rows, encode_step
 from ...model import Model
-from ...ops import NEURONS, Exactness, neuron_dispatch
+from ...ops import NEURONS, Exactness, extension_dispatch
+from ...ops.builtin_steps import CODES as BUILTIN, builtin_step
 from ...ops.layers.dense import current_fixed
 from ...plan import LayerField as F
 from .. import kernels as shared
@@ -48,8 +50,13 @@ def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn):
                             a.leak_trace[lo:lo + n_out])
     current_fixed(layer_weights(table, params.weights, l), x, x_frac, table[l, F.weight_frac], a.nonzero_index,
                   a.current[o:o + n_out])
-    neuron_step(table[l, F.neuron], a.current[o:o + n_out], leak, layer_thresholds(table, params.thresholds, l),
-                table[l, F.reset_shift], a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.potential[o:o + n_out])
+    if not builtin_step(table[l, F.neuron], a.current[o:o + n_out], leak, layer_thresholds(table, params.thresholds, l),
+                        table[l, F.reset_shift], a.membrane[o:o + n_out], a.spikes[o:o + n_out],
+                        a.potential[o:o + n_out]):
+        if neuron_step is not None:            # a kind registered after the package was generated
+            neuron_step(table[l, F.neuron], a.current[o:o + n_out], leak,
+                        layer_thresholds(table, params.thresholds, l), table[l, F.reset_shift],
+                        a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.potential[o:o + n_out])
 
 
 @njit(cache=True)
@@ -187,7 +194,7 @@ class FixedSTOP:
         self.rng_learn = nx.new_rng(cfg.seed ^ LEARN_STREAM_XOR)
         self.lr_shifts = np.array([cfg.lr_weight_shift, cfg.lr_threshold_shift, cfg.lr_leak_shift], dtype=np.int64)
         self._no_raster = np.zeros((0, self.dims.neurons), dtype=np.uint8)
-        self.neuron_step = neuron_dispatch()
+        self.neuron_step = extension_dispatch(BUILTIN)
 
     weights = property(lambda self: self.params.weights)
     thresholds = property(lambda self: self.params.thresholds)
