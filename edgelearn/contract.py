@@ -25,6 +25,9 @@ MIN_SURROGATE_SHIFT, MAX_SURROGATE_SHIFT = -8, 8
 # The widest layer: the hidden error's int64 sum of 2^46-sized terms stays exact below
 # 2^17 terms (docs/numerics.md §8); 2^16 - 1 also fits the device's u16 counters.
 MAX_LAYER_SIZE = 65535
+# Anytime inference (docs/numerics.md §6b): a margin no int64 gap exceeds: never stop there
+CUTOFF_NEVER = (1 << 63) - 1
+CUTOFF_MAX_PPM = 999_999             # the tolerance the host calibrated for, in ppm: 1..this
 
 # The runtime's per-layer flags (the layer table's ``flags``; not the blob's)
 LEARN_THRESHOLD, LEARN_LEAK, TRAINABLE = 1, 2, 4

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import numerics as nx
-from .contract import (ENCODINGS, INPUT, MAX_LAYER_SIZE, MAX_LR_SHIFT, MAX_SURROGATE_SHIFT, MAX_T,
+from .contract import (CUTOFF_MAX_PPM, CUTOFF_NEVER, ENCODINGS, INPUT, MAX_LAYER_SIZE, MAX_LR_SHIFT, MAX_SURROGATE_SHIFT, MAX_T,
                        MIN_SURROGATE_SHIFT, RESETS, RULES, UPDATE_MODES)
 from .errors import ModelError
 from .ops import LAYERS, NEURONS
 
 __all__ = ["ENCODINGS", "INPUT", "MAX_LAYER_SIZE", "RESETS", "RULES", "UPDATE_MODES", "ModelError", "Edge", "Neuron",
-           "Layer", "InputSpec", "Learning", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
+           "Layer", "InputSpec", "Learning", "Cutoff", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,23 @@ class Learning:
     Tb: int = 0                    # backward time steps (rule "spide"); 0: the rule has no backward pass
 
 
+@dataclass(frozen=True)
+class Cutoff:
+    """Anytime inference (docs/numerics.md §6b): after step t (0-based) of an inference, stop
+    when the readout's top-1 score exceeds its top-2 by more than ``margins[t]`` (in score
+    units: spikes, or Q16 for an 'li' readout). ``CUTOFF_NEVER`` never stops; the last
+    margin is 0. ``tolerance`` is the error rate the host calibrated them for
+    (``edgelearn.cutoff``): a record, not read by the contract. Margins are calibrated for
+    the parameters they were computed with; a model that learns on should be recalibrated."""
+    margins: tuple[int, ...]
+    tolerance: float
+
+    @property
+    def ppm(self) -> int:
+        """The tolerance in parts per million, as the blob stores it."""
+        return round(self.tolerance * 1e6)
+
+
 @dataclass
 class LayerParams:
     weight: np.ndarray             # int16 [out, fan_in]
@@ -91,6 +108,7 @@ class Model:
     layers: tuple[Layer, ...]
     learning: Learning = field(default_factory=Learning)
     params: dict[str, LayerParams] = field(default_factory=dict)
+    cutoff: Cutoff | None = None
 
     # -- structure ---------------------------------------------------------------
     def sizes(self) -> dict[str, int]:
@@ -136,6 +154,8 @@ class Model:
         if not self.input.shape or any(d <= 0 for d in self.input.shape):
             raise ModelError(f"input shape {self.input.shape} must be positive")
         _validate_learning(self.learning)
+        if self.cutoff is not None:
+            _validate_cutoff(self.cutoff, self.learning)
         seen = {INPUT}
         names = {layer.name for layer in self.layers}
         for i, layer in enumerate(self.layers):
@@ -181,6 +201,8 @@ class Model:
             if not 0.0 <= layer.neuron.leak <= 1.0:
                 raise ModelError(f"{where}: leak must be in [0, 1], got {layer.neuron.leak}")
             seen.add(layer.name)
+        if self.cutoff is not None and self.readout.size < 2:
+            raise ModelError(f"cutoff: the readout has {self.readout.size} output; a cutoff compares the top two")
         return self
 
     def _validate_params(self, layer: Layer, sizes: dict[str, int] | None = None) -> None:
@@ -238,6 +260,24 @@ def _validate_learning(lr: Learning) -> None:
         raise ModelError(f"Tb must be in 0..{MAX_T}, got {lr.Tb}")
     if lr.rule == "spide" and lr.Tb == 0:
         raise ModelError("rule 'spide' needs Tb >= 1 backward time steps")
+
+
+def _validate_cutoff(c: Cutoff, lr: Learning) -> None:
+    if lr.rule == "spide":
+        raise ModelError("cutoff: rule 'spide' has no per-step scores (its scores exist only at the end of the "
+                         "equilibrium, docs/spide.md §5); the cutoff needs a stop-runtime rule")
+    if len(c.margins) != lr.T:
+        raise ModelError(f"cutoff: {len(c.margins)} margins for T = {lr.T} steps; recalibrate for this T "
+                         "(edgelearn calibrate)")
+    for t, m in enumerate(c.margins):
+        if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or not 0 <= m <= CUTOFF_NEVER:
+            raise ModelError(f"cutoff: margin {t} is {m!r}; margins are integers in 0..2^63-1")
+    if c.margins[-1] != 0:
+        raise ModelError(f"cutoff: the last margin is {c.margins[-1]}; it must be 0 (the last step always stops)")
+    if not (isinstance(c.tolerance, (int, float)) and 0.0 < c.tolerance < 1.0):
+        raise ModelError(f"cutoff: tolerance {c.tolerance!r} outside (0, 1)")
+    if not 1 <= c.ppm <= CUTOFF_MAX_PPM:
+        raise ModelError(f"cutoff: tolerance {c.tolerance!r} is finer than the 1e-6 a model records")
 
 
 def effective_leak(neuron: Neuron) -> float:

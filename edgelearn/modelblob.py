@@ -17,11 +17,12 @@ from . import numerics as nx
 from . import rules
 from .encoders import CODES
 from .ops import LAYERS, NEURONS
-from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Edge, InputSpec,
+from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Cutoff, Edge, InputSpec,
                     Layer, LayerParams, Learning, Model, ModelError, Neuron)
 
 BLOB_MAGIC = b"ELRN"
-BLOB_VERSION = 1
+BLOB_VERSION = 2                       # the newest this loader reads
+BLOB_VERSIONS = (1, 2)                 # 2 = 1 and a CUTOFF section; a writer uses the oldest that fits
 
 # Blob codes are the index of each name in model.py's tuples, which therefore only grow at
 # the end: a code, once given to a C runtime, must keep its meaning.
@@ -30,9 +31,10 @@ RULE_CODES = {name: code for code, name in enumerate(RULES)}
 UPDATE_CODES = {name: code for code, name in enumerate(UPDATE_MODES)}
 
 # Section types start at 1 so that zeroed (erased, never written) memory is never a valid table.
-SECTION_MODEL, SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK = 1, 2, 3, 4, 5
+SECTION_MODEL, SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK, SECTION_CUTOFF = 1, 2, 3, 4, 5, 6
 SECTION_NAMES = {SECTION_MODEL: "MODEL", SECTION_LAYER: "LAYER", SECTION_WEIGHTS: "WEIGHTS",
-                 SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK"}
+                 SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK", SECTION_CUTOFF: "CUTOFF"}
+SECTION_SINCE = {SECTION_CUTOFF: 2}    # the format version that introduced a section type
 LAYER_SECTIONS = (SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK)
 INPUT_SOURCE = 0xFFFF                  # edge source index that means the model input
 MAX_LAYERS = INPUT_SOURCE - 1          # layer_count's limit (docs/model-format.md, MODEL section)
@@ -43,6 +45,7 @@ CRC_OFFSET = 20
 SECTION_ENTRY = struct.Struct("<HHII")            # type, index, offset, size
 MODEL_FIXED = struct.Struct("<IHBBHBBBBBbIHH")    # see the MODEL table in docs/model-format.md (last: Tb)
 LAYER_FIXED = struct.Struct("<BBBBIIHBBHH")       # see the LAYER table in docs/model-format.md
+CUTOFF_FIXED = struct.Struct("<II")              # tolerance in ppm, reserved 0; then int64 margins[T]
 _EDGE = np.dtype([("source", "<u2"), ("delay", "<u2")])
 
 
@@ -61,6 +64,9 @@ def to_blob(model: Model) -> bytes:
         sections += [(SECTION_WEIGHTS, i, p.weight.astype("<i2").tobytes()),
                      (SECTION_THRESHOLD, i, p.threshold.astype("<i4").tobytes()),
                      (SECTION_LEAK, i, struct.pack("<i", p.leak))]
+    if model.cutoff is not None:
+        sections.append((SECTION_CUTOFF, 0, CUTOFF_FIXED.pack(model.cutoff.ppm, 0)
+                         + np.asarray(model.cutoff.margins, "<i8").tobytes()))
     return _assemble(sections)
 
 
@@ -106,13 +112,14 @@ def _layer_section(model: Model, layer: Layer, index: dict[str, int], sizes: dic
 
 
 def _assemble(sections: list[tuple[int, int, bytes]]) -> bytes:
+    version = max([SECTION_SINCE.get(kind, 1) for kind, _, _ in sections])
     table, body = [], []
     offset = HEADER.size + len(sections) * SECTION_ENTRY.size    # a multiple of 4
     for kind, index, payload in sections:
         table.append(SECTION_ENTRY.pack(kind, index, offset, len(payload)))
         body.append(_pad4(payload))
         offset += len(body[-1])
-    header = HEADER.pack(BLOB_MAGIC, BLOB_VERSION, 0, offset, len(sections), HEADER.size, 0, bytes(8))
+    header = HEADER.pack(BLOB_MAGIC, version, 0, offset, len(sections), HEADER.size, 0, bytes(8))
     blob = bytearray(header + b"".join(table) + b"".join(body))
     struct.pack_into("<I", blob, CRC_OFFSET, zlib.crc32(blob))   # CRC taken with its own field zero
     return bytes(blob)
@@ -134,8 +141,9 @@ def from_blob(data: bytes) -> Model:
     magic, version, flags, total_size, n_sections, table_offset, stored_crc, reserved = HEADER.unpack_from(data)
     if magic != BLOB_MAGIC:
         raise ModelError(f"bad magic {magic!r}, expected {BLOB_MAGIC!r}: not an edgelearn model blob")
-    if version != BLOB_VERSION:
-        raise ModelError(f"unsupported blob format version {version} (this loader supports version {BLOB_VERSION})")
+    if version not in BLOB_VERSIONS:
+        raise ModelError(f"unsupported blob format version {version} (this loader supports versions "
+                         f"{', '.join(map(str, BLOB_VERSIONS))})")
     if total_size != len(data):
         state = "truncated" if len(data) < total_size else "trailing bytes"
         raise ModelError(f"{state}: header says the blob is {total_size} bytes, got {len(data)}")
@@ -145,10 +153,11 @@ def from_blob(data: bytes) -> Model:
                          "the file is corrupted")
     if flags or any(reserved):
         raise ModelError(f"header flags 0x{flags:04x} and reserved bytes {reserved.hex()} must be zero "
-                         f"in version {BLOB_VERSION}")
-    sections = _section_table(data, n_sections, table_offset)
+                         f"in version {version}")
+    sections = _section_table(data, n_sections, table_offset, version)
     input_spec, learning, name, n_layers = _parse_model_section(_section(sections, SECTION_MODEL, 0))
-    expected = {(SECTION_MODEL, 0)} | {(kind, i) for kind in LAYER_SECTIONS for i in range(n_layers)}
+    expected = ({(SECTION_MODEL, 0), (SECTION_CUTOFF, 0)}
+                | {(kind, i) for kind in LAYER_SECTIONS for i in range(n_layers)})
     unexpected = sorted(sections.keys() - expected)
     if unexpected:
         kind, index = unexpected[0]
@@ -168,7 +177,8 @@ def from_blob(data: bytes) -> Model:
         if fan_in != record.fan_in:
             raise ModelError(f"LAYER section {i} ({record.name!r}): fan_in field is {record.fan_in} "
                              f"but its inputs total {fan_in}")
-    return Model(name, input_spec, tuple(layers), learning, params).validate()
+    cutoff = _parse_cutoff_section(sections[SECTION_CUTOFF, 0], learning.T) if (SECTION_CUTOFF, 0) in sections else None
+    return Model(name, input_spec, tuple(layers), learning, params, cutoff).validate()
 
 
 def check_blob(data: bytes) -> Model:
@@ -188,7 +198,7 @@ def check_blob(data: bytes) -> Model:
     return rules.check(from_blob(data))
 
 
-def _section_table(data: bytes, n_sections: int, table_offset: int) -> dict[tuple[int, int], memoryview]:
+def _section_table(data: bytes, n_sections: int, table_offset: int, version: int) -> dict[tuple[int, int], memoryview]:
     table_end = table_offset + n_sections * SECTION_ENTRY.size
     if table_offset < HEADER.size or table_offset % 4 or table_end > len(data):
         raise ModelError(f"section table ({n_sections} entries at offset {table_offset}) is out of bounds "
@@ -199,6 +209,9 @@ def _section_table(data: bytes, n_sections: int, table_offset: int) -> dict[tupl
         kind, index, offset, size = SECTION_ENTRY.unpack_from(data, table_offset + i * SECTION_ENTRY.size)
         if kind not in SECTION_NAMES:
             raise ModelError(f"section table entry {i}: unknown section type {kind}")
+        if SECTION_SINCE.get(kind, 1) > version:
+            raise ModelError(f"section table entry {i}: a {SECTION_NAMES[kind]} section needs format version "
+                             f"{SECTION_SINCE[kind]}, this blob is version {version}")
         what = f"{SECTION_NAMES[kind]} section {index}"
         if offset % 4:
             raise ModelError(f"{what}: offset {offset} is not 4-byte aligned")
@@ -241,6 +254,15 @@ def _decode_name(buf: memoryview, what: str) -> str:
         return bytes(buf).decode("utf-8")
     except UnicodeDecodeError as e:
         raise ModelError(f"{what} is not UTF-8: {e.reason} at byte {e.start}") from None
+
+
+def _parse_cutoff_section(buf: memoryview, T: int) -> Cutoff:
+    _check_size(buf, CUTOFF_FIXED.size + 8 * T, "CUTOFF section", f"for T = {T} margins")
+    ppm, reserved = CUTOFF_FIXED.unpack_from(buf)
+    if reserved:
+        raise ModelError(f"CUTOFF section: reserved field is {reserved}, must be 0")
+    margins = np.frombuffer(buf, "<i8", T, CUTOFF_FIXED.size)
+    return Cutoff(tuple(int(m) for m in margins), ppm / 1e6)
 
 
 def _parse_model_section(buf: memoryview) -> tuple[InputSpec, Learning, str, int]:

@@ -13,20 +13,26 @@ import json
 import math
 from pathlib import Path
 
-from .model import Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron
+from .contract import CUTOFF_NEVER
+from .model import Cutoff, Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron
 from .modelblob import BLOB_MAGIC, from_blob, to_blob
 from .rules import init_model
 
 SPEC_FORMAT = "edgelearn-model"
-SPEC_VERSION = 1
+SPEC_VERSIONS = {1: "the structure", 2: "version 1 and a calibrated cutoff"}
+
+
+def spec_version(model: Model) -> int:
+    """The oldest spec version that holds the model, so older readers keep reading the rest."""
+    return 2 if model.cutoff is not None else 1
 
 
 # -- JSON spec ------------------------------------------------------------------------------
 def spec_to_dict(model: Model) -> dict:
-    """The JSON-ready spec of ``model``: its structure, without parameters."""
-    return {
+    """The JSON-ready spec of ``model``: its structure (and calibrated cutoff), without parameters."""
+    spec = {
         "format": SPEC_FORMAT,
-        "version": SPEC_VERSION,
+        "version": spec_version(model),
         "name": model.name,
         "input": {"shape": [int(d) for d in model.input.shape], "encoding": model.input.encoding},
         "layers": [{
@@ -39,6 +45,10 @@ def spec_to_dict(model: Model) -> dict:
         } for layer in model.layers],
         "learning": dataclasses.asdict(model.learning),
     }
+    if model.cutoff is not None:
+        spec["cutoff"] = {"tolerance": model.cutoff.tolerance,
+                          "margins": [None if m == CUTOFF_NEVER else int(m) for m in model.cutoff.margins]}
+    return spec
 
 
 def model_from_spec_dict(spec: dict) -> Model:
@@ -48,8 +58,12 @@ def model_from_spec_dict(spec: dict) -> Model:
     if spec.get("format") != SPEC_FORMAT:
         raise ModelError(f"not an edgelearn model spec: 'format' is {_show(spec.get('format'))}, "
                          f"expected {SPEC_FORMAT!r}")
-    if spec.get("version") != SPEC_VERSION:
-        raise ModelError(f"unsupported spec version {_show(spec.get('version'))} (supported: {SPEC_VERSION})")
+    version = spec.get("version")
+    if isinstance(version, bool) or version not in SPEC_VERSIONS:
+        raise ModelError(f"unsupported spec version {_show(version)} (supported: "
+                         + ", ".join(f"{v}: {what}" for v, what in SPEC_VERSIONS.items()) + ")")
+    if "cutoff" in spec and version < 2:
+        raise ModelError("a 'cutoff' needs spec version 2")
     fields = _fields(spec, "", _SPEC_FIELDS, required=("format", "version", "name", "input", "layers"))
     del fields["format"], fields["version"]
     model = Model(**fields)
@@ -184,8 +198,16 @@ _read_learning = _object_of(Learning, {"rule": _as_str, "T": _as_int, "lr_weight
                                        "lr_threshold_shift": _as_int, "lr_leak_shift": _as_int,
                                        "surrogate_shift": _as_int, "update": _as_str, "seed": _as_int,
                                        "Tb": _as_int})
+
+
+def _as_margin(value, where):
+    return CUTOFF_NEVER if value is None else _as_int(value, where)
+
+
+_read_cutoff = _object_of(Cutoff, {"margins": _list_of(_as_margin), "tolerance": _as_float},
+                          required=("margins", "tolerance"))
 _SPEC_FIELDS = {"format": _as_str, "version": _as_int, "name": _as_str, "input": _read_input,
-                "layers": _list_of(_read_layer), "learning": _read_learning}
+                "layers": _list_of(_read_layer), "learning": _read_learning, "cutoff": _read_cutoff}
 
 
 # -- files ----------------------------------------------------------------------------------

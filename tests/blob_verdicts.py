@@ -9,8 +9,10 @@ import numpy as np
 from blob_bytes import LAYER, LEAK, MODEL, THRESHOLD, WEIGHTS, resealed, section
 
 from edgelearn import native, resources
+from edgelearn.contract import CUTOFF_NEVER
 from edgelearn.model import (
     INPUT,
+    Cutoff,
     Edge,
     InputSpec,
     Layer,
@@ -162,7 +164,15 @@ def spide_feedback() -> Model:
     return init_params(Model("spide-feedback", InputSpec((5,), "events"), layers, SPIDE_LEARNING))
 
 
-SMALL = {f.__name__: to_blob(f()) for f in (stop_lif, stop_if_li, stop_2d_if, spide_feedforward, spide_feedback)}
+def stop_cutoff() -> Model:
+    """A calibrated cutoff (a CUTOFF section, format version 2) on an 'li' readout."""
+    model = stop_if_li()
+    model.cutoff = Cutoff((3, CUTOFF_NEVER, 70000, 0), 0.02)
+    return model.validate()
+
+
+SMALL = {f.__name__: to_blob(f()) for f in (stop_lif, stop_if_li, stop_2d_if, spide_feedforward, spide_feedback,
+                                            stop_cutoff)}
 ZOO = {path.stem: to_blob(load_model(path)) for path in sorted(resources.MODELS.glob("*.json"))}
 BLOBS = {**SMALL, **ZOO}
 

@@ -172,6 +172,9 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
     _k("leak_grad", STOP + "leak_grad", "el_leak_grad", N, "d:int32[n] a_tr:int32[n]", "d a_tr", "d a_tr n", "int64"),
     _k("apply_leak_grad", STOP + "apply_leak_grad", "el_apply_leak_grad", N,
        "a:int64 g:int64 shift:int32 rng:uint32&", "a g shift rng", "a g shift rng", "int64"),
+    # -- anytime inference (docs/numerics.md §6b) --------------------------------------------
+    _k("top2_gap", STOP + "top2_gap", "el_top2_gap", "docs/numerics.md §6b",
+       "scores:int64[n]", "scores", "scores n", "int64"),
     # -- SPIDE (docs/spide.md §4) ------------------------------------------------------------
     _k("count_spikes", SPIDE + "count_spikes", "el_count_spikes", S, "s:uint8[n] count:int32[n]!",
        "s count", "s n count"),

@@ -5,6 +5,7 @@ import struct
 
 import pytest
 from blob_bytes import (
+    CUTOFF,
     LAYER,
     LEAK,
     MODEL,
@@ -105,7 +106,7 @@ def edit_section(draw, blob: bytearray, kinds: tuple[int, ...]) -> str:
 
 
 def edit_header(draw, blob: bytearray) -> str:
-    at, width = draw(st.sampled_from([(6, 2), (12, 4), (16, 4), (24, 1), (28, 4)]))
+    at, width = draw(st.sampled_from([(4, 2), (6, 2), (12, 4), (16, 4), (24, 1), (28, 4)]))
     value = value_of(draw, width)
     write(blob, at, width, value)
     return f"header byte {at}: {value}"
@@ -132,6 +133,7 @@ RESEALED_EDITS = {
     "overlap": overlap,
     "model or layer field": lambda draw, blob: edit_section(draw, blob, (MODEL, LAYER)),
     "parameter": lambda draw, blob: edit_section(draw, blob, (WEIGHTS, THRESHOLD, LEAK)),
+    "cutoff": lambda draw, blob: edit_section(draw, blob, (CUTOFF,)),
     "header": edit_header,
 }
 

@@ -27,6 +27,7 @@ NOT_KERNELS = {
     "el_zero": "the runtime's memory helper (clears bytes); no Python twin",
     "el_dense_current_buffer_size": "scratch size helper (Python: edgelearn.ops.layers.dense.scratch)",
     "el_hidden_error_buffer_size": "scratch size helper",
+    "el_cutoff_margin": "reads a margin of the blob bytewise (Python reads the CUTOFF section with numpy)",
 }
 
 

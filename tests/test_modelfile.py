@@ -165,7 +165,8 @@ def test_wrong_magic():
 
 
 def test_wrong_version():
-    refused(poke(MLP_BLOB, 4, "<H", 2), "unsupported blob format version 2", "supports version 1")
+    refused(poke(MLP_BLOB, 4, "<H", 3), "unsupported blob format version 3", "supports versions 1, 2")
+    refused(poke(MLP_BLOB, 4, "<H", 0), "unsupported blob format version 0")
 
 
 def test_crc_mismatch_shows_both_values():
@@ -261,7 +262,7 @@ def test_wrong_types_name_the_field(tmp_path, place, edit, fragment):
     (lambda s: s["layers"][1]["inputs"][0].update({"from": "fc9"}), "input 'fc9' does not exist"),
     (lambda s: s["layers"][1].pop("neuron"), "layers[1]: missing required key 'neuron'"),
     (lambda s: s.update(format="onnx"), "not an edgelearn model spec: 'format' is \"onnx\""),
-    (lambda s: s.update(version=2), "unsupported spec version 2 (supported: 1)"),
+    (lambda s: s.update(version=3), "unsupported spec version 3 (supported: 1: the structure, 2:"),
 ])
 def test_structural_errors_are_reported_before_initialising(tmp_path, edit, fragment):
     refused_spec(tmp_path, spec_text(edit), fragment)

@@ -160,7 +160,7 @@ def bad_blobs():
     count = struct.unpack_from("<I", good, 12)[0]
     yield "EL_ERR_TOO_SHORT", good[:31]
     yield "EL_ERR_BAD_MAGIC", b"ELRX" + good[4:]
-    yield "EL_ERR_VERSION", poke(good, 4, "<H", 2)
+    yield "EL_ERR_VERSION", poke(good, 4, "<H", 3)
     yield "EL_ERR_TRUNCATED", good[:-4]
     yield "EL_ERR_TRAILING", good + b"\0\0\0\0"
     flipped = bytearray(good)

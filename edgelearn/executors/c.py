@@ -118,6 +118,24 @@ class NativeSTOP:
             raise NativeError(st, "el_run_sample failed")
         return self._view("scores").copy()
 
+    def infer(self, samples: np.ndarray, cutoff: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Inference with the model's cutoff (el_set_cutoff), or for T steps: the scores
+        [B, classes] where each sample stopped and the steps it ran [B]."""
+        if cutoff:
+            stop_spec.cutoff_margins(self.model)          # the ModelError of a model without one
+        st = self._m.lib.el_set_cutoff(self._net, int(cutoff))
+        if st != self._m.lib.EL_OK:
+            raise NativeError(st, "el_set_cutoff failed")
+        try:
+            scores = np.empty((len(samples), self.model.readout.size), dtype=np.int64)
+            steps = np.empty(len(samples), dtype=np.int64)
+            for b, sample in enumerate(samples):
+                scores[b] = self._run(sample, -1, False, False)
+                steps[b] = self._net.steps
+        finally:
+            self._m.lib.el_set_cutoff(self._net, 0)
+        return scores, steps
+
     def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
         """Present a batch (one sample: online learning); return scores [B, classes].
         A batch of B > 1 accumulates and applies once, B must be a power of two."""

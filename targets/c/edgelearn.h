@@ -78,6 +78,10 @@ typedef struct {
     uint32_t lr_shift[3];         /* weight, threshold, leak: learning rates 2^-shift */
     uint32_t rng_input, rng_learn;
     uint32_t neurons, lowest;     /* lowest trainable layer (layer_count: none) */
+    /* anytime inference (docs/numerics.md §6b) */
+    uint32_t cutoff_at;           /* the CUTOFF margins' offset in the blob (0: the model has none) */
+    uint32_t cutoff_on;           /* inference stops early (el_set_cutoff); off after el_init */
+    uint32_t steps;               /* steps the last el_run_sample ran: T unless it was cut off */
     el_plan_t plan;
     /* SPIDE */
     uint32_t Tb, edge_count;
@@ -102,9 +106,14 @@ el_status_t el_init(el_net_t *net, uint8_t *blob, size_t size, void *arena, size
 /* Present one sample for T steps from the zero state; learn when `learn`. `sample` is
  * uint8[input_size] (direct, rate) or uint8[rows][input_size] (events). `per_step`:
  * apply updates every step, else accumulate them for el_apply_accumulated. The scores
- * (spike counts, or summed membranes for an 'li' readout) are in net->scores. */
+ * (spike counts, or summed membranes for an 'li' readout) are in net->scores, the steps
+ * it ran in net->steps (fewer than T when an inference with the cutoff stopped early). */
 el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, int32_t label,
                           int learn, int per_step);
+
+/* Inference with the cutoff (on) or for all T steps (off, the default). A learning sample
+ * always runs T steps. EL_ERR_UNSUPPORTED when turning it on for a model without margins. */
+el_status_t el_set_cutoff(el_net_t *net, int on);
 
 /* SPIDE's sample (el_run_sample calls it for rule spide; docs/spide.md §5): the
  * equilibrium of T steps, the scores o = W_R c / T (Q16) in net->scores; when `learn`,

@@ -117,11 +117,12 @@ static el_status_t check_layer_name(const sections_t *t, uint32_t l)
 
 static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
 {
-    uint32_t file_size, k, m;
+    uint32_t file_size, k, m, version;
     uint64_t table_end, previous_end;
     if (size < EL_BLOB_HEADER_BYTES) return EL_ERR_TOO_SHORT;
     if (blob[0] != 'E' || blob[1] != 'L' || blob[2] != 'R' || blob[3] != 'N') return EL_ERR_BAD_MAGIC;
-    if (rd16(blob + 4) != EL_BLOB_VERSION) return EL_ERR_VERSION;   /* before any later field */
+    version = rd16(blob + 4);
+    if (version == 0 || version > EL_BLOB_VERSION) return EL_ERR_VERSION;   /* before any later field */
     file_size = rd32(blob + 8);
     if (file_size > size) return EL_ERR_TRUNCATED;
     if (file_size < size) return EL_ERR_TRAILING;
@@ -139,7 +140,8 @@ static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
     for (k = 0; k < t->count; k++) {
         const uint8_t *e = blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
         uint32_t type = rd16(e), at = rd32(e + 4);
-        if (type < EL_SEC_MODEL || type > EL_SEC_LEAK) return EL_ERR_SECTION_TYPE;
+        if (type < EL_SEC_MODEL || type > EL_SEC_CUTOFF) return EL_ERR_SECTION_TYPE;
+        if (type == EL_SEC_CUTOFF && version < EL_SEC_CUTOFF_SINCE) return EL_ERR_SECTION_TYPE;
         if (at % 4 != 0 || at < table_end || (uint64_t)at + rd32(e + 8) > file_size)
             return EL_ERR_SECTION_BOUNDS;
         /* payloads in table order, none overlapping: learning in place writes only its own */
@@ -199,7 +201,7 @@ static el_status_t check_indices(const sections_t *t, uint32_t layer_count)
     uint32_t k;
     for (k = 0; k < t->count; k++) {
         const uint8_t *e = t->blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
-        uint32_t limit = rd16(e) == EL_SEC_MODEL ? 1u : layer_count;
+        uint32_t limit = rd16(e) == EL_SEC_MODEL || rd16(e) == EL_SEC_CUTOFF ? 1u : layer_count;
         if (rd16(e + 2) >= limit) return EL_ERR_SECTION_INDEX;
     }
     return EL_OK;
@@ -354,6 +356,27 @@ static el_status_t check_learning(const el_net_t *net, uint32_t Tb)
     return EL_OK;
 }
 
+/* The optional CUTOFF section (docs/numerics.md §6b): T margins in 0..2^63-1, the last 0, a
+ * tolerance record in 1..EL_CUTOFF_MAX_PPM ppm; a stop-runtime rule and at least two outputs.
+ * net->cutoff_at: the margins' offset in the blob (0: none). */
+static el_status_t check_cutoff(const sections_t *t, el_net_t *net, uint32_t classes)
+{
+    uint32_t bytes, at = find_section(t, EL_SEC_CUTOFF, 0, &bytes), k;
+    const uint8_t *c;
+    net->cutoff_at = 0;
+    if (at == 0) return EL_OK;
+    c = t->blob + at;
+    if ((uint64_t)bytes != EL_BLOB_CUTOFF_FIXED_BYTES + 8ull * net->T) return EL_ERR_SECTION_SIZE;
+    if (rd32(c + 4) != 0) return EL_ERR_RESERVED_FIELD;
+    if (rd32(c) == 0 || rd32(c) > EL_CUTOFF_MAX_PPM) return EL_ERR_VALUE;
+    for (k = 0; k < net->T; k++)            /* the sign bit of each little-endian int64 */
+        if (c[EL_BLOB_CUTOFF_FIXED_BYTES + 8u * k + 7] & 0x80u) return EL_ERR_VALUE;
+    if (el_cutoff_margin(c + EL_BLOB_CUTOFF_FIXED_BYTES, net->T - 1) != 0) return EL_ERR_VALUE;
+    if (el_runtime_of(net->rule) != EL_RUNTIME_STOP || classes < 2) return EL_ERR_VALUE;
+    net->cutoff_at = at + EL_BLOB_CUTOFF_FIXED_BYTES;
+    return EL_OK;
+}
+
 /* Which layers learn: stop, every layer; readout, the last; none (and SPIDE here), none. */
 static int trainable(const el_net_t *net, uint32_t l)
 {
@@ -483,6 +506,7 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
     model_at = find_section(&t, EL_SEC_MODEL, 0, &bytes);
     if ((st = check_learning(net, rd16(blob + model_at + 22))) != EL_OK) return st;
     if (net->rule == EL_RULE_SPIDE && (st = check_spide(&t, net)) != EL_OK) return st;
+    if ((st = check_cutoff(&t, net, layer.n_out)) != EL_OK) return st;     /* layer: the readout */
     tables(&t, net, options, layers, edges, &dims);
     el_zero(plan, sizeof *plan);
     if (!el_layout(el_runtime_of(net->rule), &dims, plan)) return EL_ERR_VALUE;

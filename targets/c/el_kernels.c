@@ -193,3 +193,14 @@ int64_t el_apply_leak_grad(int64_t a, int64_t g, int shift, uint32_t *rng)
     if (g == 0) return a;                  /* no draw without a gradient */
     return el_saturate(a - el_stochastic_shift(g, shift, rng), 0, EL_ONE);
 }
+
+int64_t el_top2_gap(const int64_t *scores, uint32_t n)
+{
+    uint32_t j, best = 0, second;
+    for (j = 1; j < n; j++)                /* the first maximum, as el_predict */
+        if (scores[j] > scores[best]) best = j;
+    second = best == 0 ? 1u : 0u;
+    for (j = 0; j < n; j++)
+        if (j != best && scores[j] > scores[second]) second = j;
+    return scores[best] - scores[second];
+}

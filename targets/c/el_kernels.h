@@ -62,4 +62,18 @@ void el_apply_threshold_grads(int32_t *th, int64_t *g, uint32_t n, int shift, in
 int64_t el_leak_grad(const int32_t *d, const int32_t *a_tr, uint32_t n);
 int64_t el_apply_leak_grad(int64_t a, int64_t g, int shift, uint32_t *rng);
 
+/* ---- anytime inference (docs/numerics.md §6b) ------------------------------------ */
+/* The leader's score minus the runner-up's over n >= 2 scores (0 on a tie). */
+int64_t el_top2_gap(const int64_t *scores, uint32_t n);
+/* Margin t of a CUTOFF section's little-endian int64 array, read bytewise: a blob is only
+ * 4-byte aligned. */
+static inline int64_t el_cutoff_margin(const uint8_t *margins, uint32_t t)
+{
+    const uint8_t *p = margins + 8u * t;
+    uint64_t v = 0;
+    int k;
+    for (k = 7; k >= 0; k--) v = v << 8 | p[k];
+    return (int64_t)v;
+}
+
 #endif /* EL_KERNELS_H */

@@ -94,15 +94,25 @@ static void updates(el_net_t *net, int per_step)
     }
 }
 
+el_status_t el_set_cutoff(el_net_t *net, int on)
+{
+    if (on && net->cutoff_at == 0) return EL_ERR_UNSUPPORTED;
+    net->cutoff_on = on != 0;
+    return EL_OK;
+}
+
 el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, int32_t label,
                           int learn, int per_step)
 {
     const el_plan_t *p = &net->plan;
     const el_layer_t *top = &net->layers[net->layer_count - 1];
     uint32_t t, l, j;
+    int cut;
     if (sample == NULL) return EL_ERR_ARGUMENT;
+    net->steps = net->T;
     if (net->rule == EL_RULE_SPIDE) return el_spide_run_sample(net, sample, rows, label, learn);
     learn = learn && net->lowest < net->layer_count;
+    cut = !learn && net->cutoff_on;
     if (learn && !per_step && net->weight_grad == NULL)
         return EL_ERR_ARGUMENT;           /* accumulating needs a plan with EL_PLAN_WEIGHT_GRAD */
     /* the zero state; parameters, PRNG states and gradient sums persist */
@@ -124,7 +134,14 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
         }
         for (j = 0; j < top->n_out; j++)
             net->scores[j] += top->neuron == EL_NEURON_LI ? net->potential[top->n_off + j] : net->spikes[top->n_off + j];
-        if (!learn) continue;
+        if (!learn) {
+            if (cut && t + 1 < net->T
+                && el_top2_gap(net->scores, top->n_out) > el_cutoff_margin(net->blob + net->cutoff_at, t)) {
+                net->steps = t + 1;            /* a clear leader: stop (docs/numerics.md §6b) */
+                return EL_OK;
+            }
+            continue;
+        }
         errors(net, label);
         updates(net, per_step);
     }

@@ -455,6 +455,23 @@ def _(g):
     ]
 
 
+@builder("top2_gap")
+def _(g):
+    I64 = (1 << 47)                      # |li scores| <= T 2^31 <= 2^47 (docs/numerics.md §8)
+    return [
+        c("leader first", scores=[9, 4, 7, 0]),
+        c("leader last", scores=[1, 2, 3, 8]),
+        c("a tie for the lead: 0", scores=[3, 7, 1, 7]),
+        c("a tie below the leader does not matter", scores=[5, 2, 2, 0]),
+        c("all equal: 0", scores=[4, 4, 4]),
+        c("two classes", scores=[0, 3]),
+        c("negative li sums", scores=[-70000, -65536, -900000]),
+        c("li bounds", scores=[I64, -I64, 0]),
+        c("random spike counts", scores=g.i(0, 32, 10)),
+        c("random li sums", scores=g.i(-I64, I64, 10)),
+    ]
+
+
 @builder("apply_leak_grad")
 def _(g):
     rows = [("g = 0: a unchanged, no draw", 57344, 0, 22, SEED1_LEARN),

@@ -27,7 +27,7 @@ from ...plan import LayerField as F
 from .. import kernels as shared
 from ..params import Params, layer_thresholds, layer_weights
 from . import kernels as k
-from .spec import THRESHOLD_FLOOR_Q16, check
+from .spec import THRESHOLD_FLOOR_Q16, check, cutoff_margins
 
 
 class Config(NamedTuple):
@@ -114,12 +114,15 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
 
 @njit(cache=True)
 def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_step, lr_shifts, rng_in, rng_learn,
-               raster):
-    """Present one sample for T steps from a zero state; learn when ``learn``. With
-    ``per_step`` updates are applied every step, else accumulated in the *_grad buffers
-    (``apply_accumulated`` applies them). ``a.scores`` receives spike counts (summed
-    membranes for a non-spiking readout); ``raster`` [steps, neurons] records the spikes of
-    its first rows (pass zero rows to record nothing)."""
+               raster, margins, score_trace):
+    """Present one sample for T steps from a zero state; learn when ``learn``; return the
+    steps run. With ``per_step`` updates are applied every step, else accumulated in the
+    *_grad buffers (``apply_accumulated`` applies them). ``a.scores`` receives spike counts
+    (summed membranes for a non-spiking readout); ``raster`` [steps, neurons] records the
+    spikes of its first rows and ``score_trace`` [steps, classes] the scores after each of
+    its first rows (pass zero rows to record nothing). An inference with T ``margins``
+    stops at the first step whose top-2 gap exceeds its margin (docs/numerics.md §6b;
+    pass none to run T steps)."""
     L = table.shape[0]
     a.membrane[:] = 0
     a.spikes[:] = 0
@@ -148,9 +151,14 @@ def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_ste
             raster[t, :] = a.spikes
         for j in range(rn):
             a.scores[j] += a.potential[ro + j] if cfg.readout_li else a.spikes[ro + j]
+        if t < score_trace.shape[0]:
+            score_trace[t, :] = a.scores
         if learn:
             errors(table, params, a, cfg, lowest, label)
             updates(table, params, a, lowest, per_step, lr_shifts, rng_learn)
+        elif margins.shape[0] and t + 1 < cfg.T and k.top2_gap(a.scores) > margins[t]:
+            return t + 1                                                # a clear leader (§6b)
+    return cfg.T
 
 
 @njit(cache=True)
@@ -194,6 +202,8 @@ class FixedSTOP:
         self.rng_learn = nx.new_rng(cfg.seed ^ LEARN_STREAM_XOR)
         self.lr_shifts = np.array([cfg.lr_weight_shift, cfg.lr_threshold_shift, cfg.lr_leak_shift], dtype=np.int64)
         self._no_raster = np.zeros((0, self.dims.neurons), dtype=np.uint8)
+        self._no_margins = np.zeros(0, dtype=np.int64)
+        self._no_trace = np.zeros((0, self.dims.classes), dtype=np.int64)
         self.neuron_step = extension_dispatch(BUILTIN)
 
     weights = property(lambda self: self.params.weights)
@@ -205,17 +215,38 @@ class FixedSTOP:
         return {"weights": self.weights, "thresholds": self.thresholds, "leaks": self.leaks,
                 **self.arena._asdict(), "rng_input": self.rng_input, "rng_learn": self.rng_learn}
 
-    def _run(self, sample, label: int, learn: bool, per_step: bool, raster=None) -> np.ndarray:
-        run_sample(self.table, self.params, self.arena, self.neuron_step, self.config, as_rows(sample), label, learn,
-                   per_step, self.lr_shifts, self.rng_input, self.rng_learn,
-                   self._no_raster if raster is None else raster)
-        return self.arena.scores.copy()
+    def _run(self, sample, label: int, learn: bool, per_step: bool, raster=None, margins=None,
+             score_trace=None) -> int:
+        return run_sample(self.table, self.params, self.arena, self.neuron_step, self.config, as_rows(sample), label,
+                          learn, per_step, self.lr_shifts, self.rng_input, self.rng_learn,
+                          self._no_raster if raster is None else raster,
+                          self._no_margins if margins is None else margins,
+                          self._no_trace if score_trace is None else score_trace)
 
     def spike_raster(self, sample) -> np.ndarray:
         """Inference on one sample, recording every neuron's spikes: uint8 [T, neurons]."""
         raster = np.zeros((self.model.learning.T, self.dims.neurons), dtype=np.uint8)
         self._run(sample, -1, False, False, raster)
         return raster
+
+    def infer(self, samples: np.ndarray, cutoff: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Inference with the model's cutoff (docs/numerics.md §6b), or for T steps: the
+        scores [B, classes] where each sample stopped and the steps it ran [B]."""
+        margins = cutoff_margins(self.model) if cutoff else None
+        steps = np.empty(len(samples), dtype=np.int64)
+        scores = np.empty((len(samples), self.dims.classes), dtype=np.int64)
+        for b in range(len(samples)):
+            steps[b] = self._run(samples[b], -1, False, False, margins=margins)
+            scores[b] = self.arena.scores
+        return scores, steps
+
+    def score_trajectories(self, samples: np.ndarray) -> np.ndarray:
+        """Inference for T steps recording the scores after every step: int64 [B, T, classes]
+        (what ``edgelearn.cutoff`` calibrates on)."""
+        out = np.zeros((len(samples), self.model.learning.T, self.dims.classes), dtype=np.int64)
+        for b in range(len(samples)):
+            self._run(samples[b], -1, False, False, score_trace=out[b])
+        return out
 
     def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
         """Present a batch (one sample: online learning); return scores [B, classes].
@@ -229,8 +260,10 @@ class FixedSTOP:
             self.arena = kept._replace(weight_grad=np.zeros(synapses, dtype=np.int64))
         per_step = self.per_step and B == 1
         try:
-            out = np.stack([self._run(samples[b], int(labels[b]) if learn else -1, learn, per_step)
-                            for b in range(B)])
+            out = np.empty((B, self.dims.classes), dtype=np.int64)
+            for b in range(B):
+                self._run(samples[b], int(labels[b]) if learn else -1, learn, per_step)
+                out[b] = self.arena.scores
             if learn and not per_step:
                 apply_accumulated(self.table, self.params, self.arena, self.lr_shifts, B.bit_length() - 1,
                                   self.rng_learn)

@@ -110,3 +110,18 @@ def apply_leak_grad(a, g, shift, rng):
     if g == 0:
         return a
     return saturate(np.int64(a) - stochastic_shift(g, shift, rng), 0, ONE)
+
+
+@njit(cache=True)
+def top2_gap(scores):
+    """The leader's score minus the runner-up's (0 on a tie): the cutoff's confidence
+    (docs/numerics.md §6b). The leader is the first maximum, as the prediction's."""
+    best = 0
+    for j in range(1, scores.shape[0]):
+        if scores[j] > scores[best]:
+            best = j
+    second = 1 if best == 0 else 0
+    for j in range(scores.shape[0]):
+        if j != best and scores[j] > scores[second]:
+            second = j
+    return scores[best] - scores[second]

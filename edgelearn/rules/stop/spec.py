@@ -6,6 +6,8 @@ runtime. The executors (float.py, fixed.py, the C runtime) import this module, n
 reverse."""
 from __future__ import annotations
 
+import numpy as np
+
 from ...errors import ModelError
 from ...model import Model
 from ...numerics import ONE
@@ -24,6 +26,15 @@ def check(model: Model) -> None:
     if not model.is_feedforward_chain():
         raise ModelError("STOP runs feed-forward chains of dense layers; this model has "
                          "branches or feedback edges")
+
+
+def cutoff_margins(model: Model) -> np.ndarray:
+    """The model's cutoff margins as int64 [T] (docs/numerics.md §6b); a ModelError saying
+    how to get them when the model has none."""
+    if model.cutoff is None:
+        raise ModelError(f"model {model.name!r} has no cutoff: calibrate it first "
+                         "(edgelearn calibrate MODEL --data D --tolerance E)")
+    return np.asarray(model.cutoff.margins, dtype=np.int64)
 
 
 def trainable(model: Model) -> list[bool]:
