@@ -66,13 +66,19 @@ def seed_state(seed):
 
 
 @njit(cache=True)
-def rng_next(rng):
-    """xorshift32 (Marsaglia 2003, shifts 13, 17, 5). ``rng`` is a uint32[1] state array,
-    advanced in place; the new state is the number drawn."""
-    x = np.int64(rng[0])
+def xorshift32(x):
+    """The state after x (Marsaglia 2003, shifts 13, 17, 5), x in 1..2^32-1 as an int64."""
     x ^= (x << 13) & 0xFFFFFFFF
     x ^= x >> 17
     x ^= (x << 5) & 0xFFFFFFFF
+    return x
+
+
+@njit(cache=True)
+def rng_next(rng):
+    """xorshift32 on a uint32[1] state array, advanced in place; the new state is the number
+    drawn."""
+    x = xorshift32(np.int64(rng[0]))
     rng[0] = np.uint32(x)
     return x
 
@@ -89,14 +95,17 @@ def stochastic_shift(p, s, rng):
     p = np.int64(p)
     if s <= 0:
         return p << (-s)
+    return shift_with_draw(p, s, rng_next(rng))
+
+
+@njit(cache=True)
+def shift_with_draw(p, s, u):
+    """stochastic_shift's rounding for s > 0 given its draw u: a kernel that keeps the PRNG
+    state in a local variable (one draw per call, xorshift32) calls this directly."""
     if s > SR_MAX_SHIFT:
         p = p >> min(s - SR_MAX_SHIFT, 63)
         s = SR_MAX_SHIFT
-    r = rng_next(rng)
-    if s <= 32:
-        r = r >> (32 - s)
-    else:
-        r = r << (s - 32)
+    r = u >> (32 - s) if s <= 32 else u << (s - 32)
     return (p + r) >> s
 
 

@@ -85,6 +85,7 @@ class Dims(NamedTuple):
     learn_neurons: int      # STOP: neurons of trainable layers
     learn_inputs: int       # STOP: fan-in of trainable layers
     max_hidden: int         # STOP: widest trainable layer below the readout (el_hidden_error's scratch)
+    input_sums: int         # STOP: layer 0's neurons when its input is direct (the same all sample), else 0
     learning_layers: int    # STOP: L when any layer learns, else 0
     grad_synapses: int      # STOP: synapses of trainable layers when gradients are accumulated, else 0
     health_counters: int    # SPIDE: its health counters
@@ -113,6 +114,8 @@ BUFFERS = (
     Buffer("nonzero_index", "int32_t", "I/O buffers", {"stop": "max_fan_in", "spide": "width"},
            "el_dense_current's scratch"),
     Buffer("scores", "int64_t", "I/O buffers", _both("classes"), "the readout's scores"),
+    Buffer("input_sums", "int64_t", "neuron state", {"stop": "input_sums"},
+           "STOP: layer 0's exact W x for a direct-coded sample (numerics.md §5b)"),
     Buffer("input_trace", "int32_t", "traces", {"stop": "learn_inputs"}, "STOP: presynaptic traces x^"),
     Buffer("threshold_trace", "int32_t", "traces", {"stop": "learn_neurons"}, "STOP: th~"),
     Buffer("leak_trace", "int32_t", "traces", {"stop": "learn_neurons"}, "STOP: a~"),
@@ -228,6 +231,7 @@ def tables(model: Model, weight_grad: bool = False) -> tuple[np.ndarray, np.ndar
     dims = Dims(layers=L, neurons=int(n_off[-1]), inputs=model.input.size, classes=layers[-1].size,
                 max_fan_in=max_fan_in, width=max(model.input.size, max(layer.size for layer in layers)),
                 edges=len(edges), learn_neurons=learn_off, learn_inputs=in_off, max_hidden=max_hidden,
+                input_sums=layers[0].size if model.input.encoding == "direct" else 0,
                 learning_layers=L if learn_off else 0, grad_synapses=w_off if grad_kept else 0,
                 health_counters=HEALTH_COUNTERS)
     return table, edges, dims

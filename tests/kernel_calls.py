@@ -126,6 +126,17 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
     _k("dense_current", "edgelearn.ops.layers.dense.current_fixed", "el_dense_current", N,
        "W:int16[n_out,n_in] x:int32[n_in] x_frac:int32 w_frac:int32 nonzero:int32[n_in]~ cur:int32[n_out]>",
        "W x x_frac w_frac nonzero cur", "W ld n_out n_in x x_frac w_frac nonzero cur"),
+    _k("nonzero_index", "edgelearn.ops.layers.dense.nonzero_index", "el_nonzero_index", N,
+       "x:int32[n] nonzero:int32[n]!", "x nonzero", "x n nonzero", "uint32",
+       note="only the first `return` entries of nonzero are written; the rest keep their values"),
+    # a direct-coded sample's current: exact sums once, then rounded each step (numerics.md §5b)
+    _k("dense_sums", "edgelearn.ops.layers.dense.dense_sums", "el_dense_sums", "docs/numerics.md §5b",
+       "W:int16[n_out,n_in] x:int32[n_in] nonzero:int32[n_in] n:uint32 sums:int64[n_out]>",
+       "W x nonzero n sums", "W ld n_out x nonzero n sums",
+       note="nonzero lists x's non-zero indices (nonzero_index), n of them"),
+    _k("current_from_sums", "edgelearn.ops.layers.dense.current_from_sums", "el_current_from_sums",
+       "docs/numerics.md §5b", "sums:int64[n] x_frac:int32 w_frac:int32 cur:int32[n]>",
+       "sums x_frac w_frac cur", "sums n x_frac w_frac cur"),
     # dense_current on uint8 spikes (x_frac 0): Python has one function for both
     _k("spike_current", "edgelearn.ops.layers.dense.current_fixed", "el_spike_current", S,
        "W:int16[n_out,n_in] s:uint8[n_in] w_frac:int32 nonzero:int32[n_in]~ cur:int32[n_out]>",
@@ -157,8 +168,8 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
        "W_up d_up U th w_frac k back d", "W_up n_up d_up U th n w_frac k back d"),
     # -- learning ----------------------------------------------------------------------------
     _k("update_weights", SHARED + "update_weights", "el_update_weights", N,
-       "W:int16[n_out,n_in]! d:int32[n_out] x_tr:int32[n_in] shift:int32 rng:uint32&",
-       "W d x_tr shift rng", "W ld n_out n_in d x_tr shift rng"),
+       "W:int16[n_out,n_in]! d:int32[n_out] x_tr:int32[n_in] shift:int32 rng:uint32& nonzero:int32[n_in]~",
+       "W d x_tr shift rng nonzero", "W ld n_out n_in d x_tr shift rng nonzero"),
     _k("accumulate_weight_grads", STOP + "accumulate_weight_grads", "el_accumulate_weight_grads", N,
        "gW:int64[n_out,n_in]! d:int32[n_out] x_tr:int32[n_in]", "gW d x_tr", "gW n_out n_in d x_tr"),
     _k("apply_weight_grads", STOP + "apply_weight_grads", "el_apply_weight_grads", N,

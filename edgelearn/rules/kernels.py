@@ -5,7 +5,8 @@ import numpy as np
 from numba import njit
 
 from ..contract import SUM_LIMIT
-from ..numerics import ONE, sat16, sat32, saturate, stochastic_shift
+from ..numerics import ONE, sat16, sat32, saturate, shift_with_draw, xorshift32
+from ..ops.layers.dense import nonzero_index
 
 _SUM_LIMIT = np.int64(SUM_LIMIT)
 
@@ -24,13 +25,23 @@ def li_output_error(U, label, d):
 
 
 @njit(cache=True)
-def update_weights(W, d, x_tr, shift, rng):
+def update_weights(W, d, x_tr, shift, rng, nonzero):
     """W -= SR(d x^T, shift), applied now. A PRNG draw per non-zero product, rows then
-    columns in ascending order."""
+    columns in ascending order. Event-driven: ``nonzero`` (int32 scratch of len(x_tr))
+    lists the non-zero traces once, so each learning row visits only those."""
+    n = nonzero_index(x_tr, nonzero)
+    state = np.int64(rng[0])             # the stream in a local: one draw per product, in order
     for j in range(W.shape[0]):
         if d[j] == 0:
             continue
         dj = np.int64(d[j])
-        for i in range(W.shape[1]):
-            if x_tr[i] != 0:
-                W[j, i] = sat16(W[j, i] - stochastic_shift(dj * x_tr[i], shift, rng))
+        for k in range(n):
+            i = nonzero[k]
+            p = dj * x_tr[i]
+            if shift > 0:
+                state = xorshift32(state)
+                p = shift_with_draw(p, shift, state)
+            else:
+                p <<= -shift                 # SR draws nothing for shifts <= 0
+            W[j, i] = sat16(W[j, i] - p)
+    rng[0] = np.uint32(state)

@@ -414,7 +414,7 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
     uint32_t l, e, bytes, R = net->layer_count - 1;
     int spide = net->rule == EL_RULE_SPIDE;
     uint64_t neurons = 0, edge_count = 0, learn_neurons = 0, learn_inputs = 0, learn_synapses = 0;
-    uint64_t max_fan_in = 0, max_hidden = 0, width = net->input_size;
+    uint64_t max_fan_in = 0, max_hidden = 0, width = net->input_size, input_sums = 0;
     net->feedback = 0;
     net->lowest = net->layer_count;
     for (l = 0; l <= R; l++) {
@@ -456,6 +456,7 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
             if (l < R && layer.n_out > max_hidden) max_hidden = layer.n_out;
         }
         if (layer.n_in > max_fan_in) max_fan_in = layer.n_in;   /* el_dense_current's scratch, in elements */
+        if (l == 0 && net->encoding == EL_ENC_DIRECT) input_sums = layer.n_out;   /* W x summed once a sample */
         if (layer.n_out > width) width = layer.n_out;
         edge_count += count;
         neurons += layer.n_out;
@@ -478,6 +479,7 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
     d->learn_neurons = learn_neurons;
     d->learn_inputs = learn_inputs;
     d->max_hidden = max_hidden;
+    d->input_sums = input_sums;
     d->learning_layers = learn_neurons ? net->layer_count : 0u;
     d->grad_synapses = net->update == EL_UPDATE_SAMPLE || (options & EL_PLAN_WEIGHT_GRAD) ? learn_synapses : 0u;
     d->health_counters = EL_HEALTH_COUNTERS;

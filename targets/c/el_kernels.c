@@ -22,19 +22,43 @@ int el_encode_step(uint8_t code, const uint8_t *sample, uint32_t rows, uint32_t 
     return 0;
 }
 
+uint32_t el_nonzero_index(const int32_t *x, uint32_t n, int32_t *nonzero)
+{
+    uint32_t i, count = 0;
+    for (i = 0; i < n; i++)
+        if (x[i] != 0) nonzero[count++] = (int32_t)i;
+    return count;
+}
+
+/* One row of W x over the listed inputs, exact (docs/numerics.md §8: no overflow). */
+static inline int64_t row_sum(const int16_t *row, const int32_t *x, const int32_t *nonzero, uint32_t n)
+{
+    uint32_t k;
+    int64_t acc = 0;
+    for (k = 0; k < n; k++) acc += (int64_t)row[nonzero[k]] * x[nonzero[k]];
+    return acc;
+}
+
 void el_dense_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *x,
                       int x_frac, int w_frac, int32_t *nonzero, int32_t *cur)
 {
-    uint32_t i, j, k, n = 0;
+    uint32_t j, n = el_nonzero_index(x, n_in, nonzero);   /* event-driven: only the non-zero inputs */
     int shift = w_frac + x_frac - EL_STATE_FRAC;
-    for (i = 0; i < n_in; i++)       /* event-driven: visit only the non-zero inputs */
-        if (x[i] != 0) nonzero[n++] = (int32_t)i;
-    for (j = 0; j < n_out; j++) {
-        const int16_t *row = W + (size_t)j * ld;
-        int64_t acc = 0;
-        for (k = 0; k < n; k++) acc += (int64_t)row[nonzero[k]] * x[nonzero[k]];
-        cur[j] = el_sat32(el_round_shift(acc, shift));
-    }
+    for (j = 0; j < n_out; j++) cur[j] = el_sat32(el_round_shift(row_sum(W + (size_t)j * ld, x, nonzero, n), shift));
+}
+
+void el_dense_sums(const int16_t *W, uint32_t ld, uint32_t n_out, const int32_t *x, const int32_t *nonzero,
+                   uint32_t n, int64_t *sums)
+{
+    uint32_t j;
+    for (j = 0; j < n_out; j++) sums[j] = row_sum(W + (size_t)j * ld, x, nonzero, n);
+}
+
+void el_current_from_sums(const int64_t *sums, uint32_t n, int x_frac, int w_frac, int32_t *cur)
+{
+    uint32_t j;
+    int shift = w_frac + x_frac - EL_STATE_FRAC;
+    for (j = 0; j < n; j++) cur[j] = el_sat32(el_round_shift(sums[j], shift));
 }
 
 void el_input_trace_step(int64_t a, const int32_t *x, uint32_t n, int x_frac, int32_t *x_tr)
@@ -124,15 +148,17 @@ void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, co
 }
 
 void el_update_weights(int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *d,
-                       const int32_t *x_tr, int shift, uint32_t *rng)
+                       const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero)
 {
-    uint32_t i, j;
+    uint32_t j, k, n = el_nonzero_index(x_tr, n_in, nonzero);   /* the non-zero traces, once */
     for (j = 0; j < n_out; j++) {
         int16_t *row = W + (size_t)j * ld;
         int64_t dj = d[j];
         if (dj == 0) continue;
-        for (i = 0; i < n_in; i++)
-            if (x_tr[i] != 0) row[i] = el_sat16(row[i] - el_stochastic_shift(dj * x_tr[i], shift, rng));
+        for (k = 0; k < n; k++) {
+            uint32_t i = (uint32_t)nonzero[k];
+            row[i] = el_sat16(row[i] - el_stochastic_shift(dj * x_tr[i], shift, rng));
+        }
     }
 }
 

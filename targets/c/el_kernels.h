@@ -29,6 +29,13 @@ static inline uint32_t el_dense_current_buffer_size(uint32_t n_in) { return n_in
  * (ld = n_in for a whole layer; SPIDE passes an edge's columns of a wider layer). */
 void el_dense_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *x,
                       int x_frac, int w_frac, int32_t *nonzero, int32_t *cur);
+/* The indices of x's non-zero entries, ascending, into nonzero[]; returns their count. */
+uint32_t el_nonzero_index(const int32_t *x, uint32_t n, int32_t *nonzero);
+/* An input that stays the same all sample (direct coding, numerics.md §5b): the exact sums
+ * W x over the n listed non-zero inputs once, then each step's current from them. */
+void el_dense_sums(const int16_t *W, uint32_t ld, uint32_t n_out, const int32_t *x, const int32_t *nonzero,
+                   uint32_t n, int64_t *sums);
+void el_current_from_sums(const int64_t *sums, uint32_t n, int x_frac, int w_frac, int32_t *cur);
 void el_input_trace_step(int64_t a, const int32_t *x, uint32_t n, int x_frac, int32_t *x_tr);
 void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_t n, int32_t *th_tr,
                           int32_t *a_tr);
@@ -52,8 +59,9 @@ void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, co
                      const int32_t *th, uint32_t n, int w_frac_up, int k, int64_t *back, int32_t *d);
 
 /* ---- learning --------------------------------------------------------------------- */
+/* nonzero: scratch of n_in indices (el_dense_current_buffer_size): the non-zero traces. */
 void el_update_weights(int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *d,
-                       const int32_t *x_tr, int shift, uint32_t *rng);
+                       const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero);
 void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, const int32_t *d,
                                 const int32_t *x_tr);
 void el_apply_weight_grads(int16_t *W, int64_t *gW, uint32_t n_out, uint32_t n_in, int shift, uint32_t *rng);

@@ -51,6 +51,7 @@ typedef struct {
     el_span_t layer_input;       /* int32_t: the encoder's output for layer 0, the spikes below widened to int32 for the others */
     el_span_t nonzero_index;     /* int32_t: el_dense_current's scratch */
     el_span_t scores;            /* int64_t: the readout's scores */
+    el_span_t input_sums;        /* int64_t: STOP: layer 0's exact W x for a direct-coded sample (numerics.md §5b) */
     el_span_t input_trace;       /* int32_t: STOP: presynaptic traces x^ */
     el_span_t threshold_trace;   /* int32_t: STOP: th~ */
     el_span_t leak_trace;        /* int32_t: STOP: a~ */
@@ -95,6 +96,7 @@ typedef struct {
     uint64_t learn_neurons;
     uint64_t learn_inputs;
     uint64_t max_hidden;
+    uint64_t input_sums;
     uint64_t learning_layers;
     uint64_t grad_synapses;
     uint64_t health_counters;
@@ -112,6 +114,7 @@ enum { EL_RUNTIME_STOP = 0, EL_RUNTIME_SPIDE = 1, EL_RUNTIME_COUNT = 2 };
     int32_t *layer_input; \
     int32_t *nonzero_index; \
     int64_t *scores; \
+    int64_t *input_sums; \
     int32_t *input_trace; \
     int32_t *threshold_trace; \
     int32_t *leak_trace; \
@@ -164,6 +167,7 @@ static inline int el_layout(uint32_t runtime, const el_dims_t *d, el_plan_t *p)
     end = el_take(end, &p->layer_input, (stop ? d->max_fan_in : 0) * sizeof(int32_t));
     end = el_take(end, &p->nonzero_index, (stop ? d->max_fan_in : spide ? d->width : 0) * sizeof(int32_t));
     end = el_take(end, &p->scores, (stop ? d->classes : spide ? d->classes : 0) * sizeof(int64_t));
+    end = el_take(end, &p->input_sums, (stop ? d->input_sums : 0) * sizeof(int64_t));
     end = el_take(end, &p->input_trace, (stop ? d->learn_inputs : 0) * sizeof(int32_t));
     end = el_take(end, &p->threshold_trace, (stop ? d->learn_neurons : 0) * sizeof(int32_t));
     end = el_take(end, &p->leak_trace, (stop ? d->learn_neurons : 0) * sizeof(int32_t));
@@ -219,6 +223,7 @@ static inline uint32_t el_runtime_of(uint32_t rule)
     (net)->layer_input = (net)->plan.layer_input.bytes ? (int32_t *)(void *)((base) + (net)->plan.layer_input.offset) : NULL; \
     (net)->nonzero_index = (net)->plan.nonzero_index.bytes ? (int32_t *)(void *)((base) + (net)->plan.nonzero_index.offset) : NULL; \
     (net)->scores = (net)->plan.scores.bytes ? (int64_t *)(void *)((base) + (net)->plan.scores.offset) : NULL; \
+    (net)->input_sums = (net)->plan.input_sums.bytes ? (int64_t *)(void *)((base) + (net)->plan.input_sums.offset) : NULL; \
     (net)->input_trace = (net)->plan.input_trace.bytes ? (int32_t *)(void *)((base) + (net)->plan.input_trace.offset) : NULL; \
     (net)->threshold_trace = (net)->plan.threshold_trace.bytes ? (int32_t *)(void *)((base) + (net)->plan.threshold_trace.offset) : NULL; \
     (net)->leak_trace = (net)->plan.leak_trace.bytes ? (int32_t *)(void *)((base) + (net)->plan.leak_trace.offset) : NULL; \

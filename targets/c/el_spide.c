@@ -192,10 +192,11 @@ static void apply_updates(el_net_t *net, int in_frac, int gs)
             int frac = ed->src < 0 ? in_frac : net->log2T;
             if (l < R)        /* (m beta / V_d) a^T, beta = b / Tb 2^-gs, a = z 2^-frac */
                 el_update_weights(W + ed->col, ly->n_in, ly->n_out, ed->n_src, net->back_count + ly->n_off, z,
-                                  lr + net->log2Tb + gs + frac + ly->vd - ly->weight_frac, &net->rng_learn);
+                                  lr + net->log2Tb + gs + frac + ly->vd - ly->weight_frac, &net->rng_learn,
+                                  net->nonzero_index);
             else              /* e a^T, e in Q16 */
                 el_update_weights(W + ed->col, ly->n_in, ly->n_out, ed->n_src, net->error, z,
-                                  EL_STATE_FRAC + frac - ly->weight_frac + lr, &net->rng_learn);
+                                  EL_STATE_FRAC + frac - ly->weight_frac + lr, &net->rng_learn, net->nonzero_index);
         }
     }
 }

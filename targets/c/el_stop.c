@@ -19,8 +19,11 @@ static int32_t *layer_leak(const el_net_t *net, const el_layer_t *ly)
     return (int32_t *)(void *)(net->blob + ly->leak_at);
 }
 
-/* One layer's step: traces (trainable layers, when learning), current, neuron. */
-static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x, int x_frac, int learn)
+/* One layer's step: traces (trainable layers, when learning), current, neuron. With `sums`
+ * (the exact W x of an input that stays the same all sample) the current is rounded from
+ * them instead of summed again. */
+static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x, int x_frac, int learn,
+                          const int64_t *sums)
 {
     int64_t a = *layer_leak(net, ly);
     uint32_t n = ly->n_out, o = ly->n_off;
@@ -29,8 +32,11 @@ static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x,
         el_neuron_trace_step(a, net->membrane + o, net->spikes + o, n, net->threshold_trace + ly->learn_off,
                              net->leak_trace + ly->learn_off);
     }
-    el_dense_current(layer_weights(net, ly), ly->n_in, n, ly->n_in, x, x_frac, ly->weight_frac, net->nonzero_index,
-                     net->current + o);
+    if (sums != NULL)
+        el_current_from_sums(sums, n, x_frac, ly->weight_frac, net->current + o);
+    else
+        el_dense_current(layer_weights(net, ly), ly->n_in, n, ly->n_in, x, x_frac, ly->weight_frac,
+                         net->nonzero_index, net->current + o);
     el_neuron_step(ly->neuron, net->current + o, a, layer_thresholds(net, ly), ly->reset_shift, n,
                    net->membrane + o, net->spikes + o, net->potential + o);
 }
@@ -72,7 +78,7 @@ static void updates(el_net_t *net, int per_step)
         if (!(ly->flags & EL_TRAINABLE)) continue;
         if (per_step)
             el_update_weights(layer_weights(net, ly), ly->n_in, ly->n_out, ly->n_in, d, xt, weight_shift(net, ly, 0),
-                              &net->rng_learn);
+                              &net->rng_learn, net->nonzero_index);
         else
             el_accumulate_weight_grads(net->weight_grad + ly->w_off, ly->n_out, ly->n_in, d, xt);
         if (ly->flags & EL_LEARN_THRESHOLD) {
@@ -94,6 +100,18 @@ static void updates(el_net_t *net, int per_step)
     }
 }
 
+/* After layer 0's per-step update: the sums of the rows that learned (d != 0), from the
+ * sample's unchanged input x (cost: learning rows times non-zero inputs, as the update's). */
+static void refresh_sums(el_net_t *net, const int32_t *x)
+{
+    const el_layer_t *ly = &net->layers[0];
+    const int16_t *W = layer_weights(net, ly);
+    const int32_t *d = net->error + ly->learn_off;
+    uint32_t j, n = el_nonzero_index(x, ly->n_in, net->nonzero_index);
+    for (j = 0; j < ly->n_out; j++)
+        if (d[j] != 0) el_dense_sums(W + (size_t)j * ly->n_in, ly->n_in, 1, x, net->nonzero_index, n, net->input_sums + j);
+}
+
 el_status_t el_set_cutoff(el_net_t *net, int on)
 {
     if (on && net->cutoff_at == 0) return EL_ERR_UNSUPPORTED;
@@ -108,6 +126,7 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
     const el_layer_t *top = &net->layers[net->layer_count - 1];
     uint32_t t, l, j;
     int cut;
+    int64_t *sums = p->input_sums.bytes ? net->input_sums : NULL;
     if (sample == NULL) return EL_ERR_ARGUMENT;
     net->steps = net->T;
     if (net->rule == EL_RULE_SPIDE) return el_spide_run_sample(net, sample, rows, label, learn);
@@ -125,12 +144,16 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
     for (t = 0; t < net->T; t++) {
         int x_frac = el_encode_step(net->encoding, sample, rows, net->input_size, t, &net->rng_input,
                                     net->layer_input);
-        forward_layer(net, &net->layers[0], net->layer_input, x_frac, learn);  /* layer 0 reads the encoder */
+        if (sums != NULL && t == 0)              /* direct input: W x is summed once a sample (§5b) */
+            el_dense_sums(layer_weights(net, &net->layers[0]), net->input_size, net->layers[0].n_out, net->layer_input,
+                          net->nonzero_index, el_nonzero_index(net->layer_input, net->input_size, net->nonzero_index),
+                          sums);
+        forward_layer(net, &net->layers[0], net->layer_input, x_frac, learn, sums);  /* layer 0 reads the encoder */
         for (l = 1; l < net->layer_count; l++) {          /* the others read the spikes below */
             const el_layer_t *ly = &net->layers[l];
             const uint8_t *below = net->spikes + net->layers[l - 1].n_off;
             for (j = 0; j < ly->n_in; j++) net->layer_input[j] = below[j];
-            forward_layer(net, ly, net->layer_input, 0, learn);
+            forward_layer(net, ly, net->layer_input, 0, learn, NULL);
         }
         for (j = 0; j < top->n_out; j++)
             net->scores[j] += top->neuron == EL_NEURON_LI ? net->potential[top->n_off + j] : net->spikes[top->n_off + j];
@@ -144,6 +167,10 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
         }
         errors(net, label);
         updates(net, per_step);
+        if (sums != NULL && per_step && net->lowest == 0) {
+            el_encode_step(net->encoding, sample, rows, net->input_size, t, &net->rng_input, net->layer_input);
+            refresh_sums(net, net->layer_input);      /* direct: a copy, no draw */
+        }
     }
     return EL_OK;
 }

@@ -27,6 +27,10 @@ CASES = [  # name, sizes, encoding, hidden, readout, learning, batches
      Learning(T=6, seed=7, update="step"), [1, 1, 1, 1]),
     ("rate-if-li-sample", [10, 6, 3], "rate", Neuron("if"), Neuron("li", leak=0.5),
      Learning(T=5, seed=0, update="sample", lr_weight_shift=8), [1, 2, 4]),
+    ("direct-li-sample-3layer", [11, 9, 6, 3], "direct", Neuron("lif", leak=0.8), Neuron("li", leak=0.6),
+     Learning(T=5, seed=99, update="sample"), [1, 2, 1, 4]),
+    ("direct-readout", [10, 7, 4], "direct", Neuron("if"), Neuron("lif"),
+     Learning(T=6, seed=3, rule="readout"), [1, 1, 2]),
     ("events-readout-3layer", [9, 7, 5, 3], "events", Neuron("lif", threshold=0.5), Neuron("lif"),
      Learning(T=4, seed=123456789, rule="readout", surrogate_shift=2), [1, 2, 1]),
 ]

@@ -336,6 +336,48 @@ def _(g):
 
 # -- learning -----------------------------------------------------------------------------
 
+@builder("nonzero_index")
+def _(g):
+    return [
+        c("ascending indices of the non-zero entries", x=[0, 5, 0, -1, 7], nonzero=[9, 9, 9, 9, 9]),
+        c("none: nothing written", x=[0, 0, 0], nonzero=[4, 4, 4]),
+        c("all", x=[I32_MIN, 1, I32_MAX], nonzero=[0, 0, 0]),
+        c("random", x=g.sparse(-100, 100, 12), nonzero=[0] * 12),
+    ]
+
+
+def _sums_case(name, W, x, **kw):
+    """A dense_sums case: the listed non-zero indices of x, as nonzero_index gives them."""
+    x = np.asarray(x)
+    index = np.flatnonzero(x)
+    nonzero = np.concatenate([index, np.zeros(len(x) - len(index), np.int64)])
+    return c(name, W=W, x=x, nonzero=nonzero, n=len(index), **kw)
+
+
+@builder("dense_sums")
+def _(g):
+    return [
+        _sums_case("numerics.md §5 row: acc 2048 (unrounded)", [[4096, 1000, -2048], [1, 2, 3]], [128, 0, 255]),
+        _sums_case("the largest terms: 2^15 * 255 per input, beyond int32", [[I16_MAX] * 4, [I16_MIN] * 4],
+                   [255, 255, 255, 255]),
+        _sums_case("all inputs zero", g.i(I16_MIN, I16_MAX, (3, 4)), [0, 0, 0, 0]),
+        _sums_case("a block of a wider matrix: columns 1..4 of 7", g.i(I16_MIN, I16_MAX, (3, 7)),
+                   [0, 17, 255, 3], block={"W": [1, 4]}),
+        _sums_case("random direct input", g.i(I16_MIN, I16_MAX, (6, 40)), g.sparse(0, 255, 40)),
+    ]
+
+
+@builder("current_from_sums")
+def _(g):
+    return [
+        c("numerics.md §5: 2048 at shift 4 -> 128; ties up both signs", sums=[2048, 8, -8, 24, -24, 7],
+          x_frac=8, w_frac=12),
+        c("int32 saturation (wf 0, Q8: a left shift by 8)", sums=[1 << 30, -(1 << 30), 3], x_frac=8, w_frac=0),
+        c("spikes, shift -4", sums=[2048, -1, 0], x_frac=0, w_frac=12),
+        c("random sums of a 784-input layer", sums=g.i(-(1 << 33), 1 << 33, 8), x_frac=8, w_frac=12),
+    ]
+
+
 @builder("update_weights")
 def _(g):
     big = {"d": [I32_MIN, I32_MAX, -1], "x_tr": [I32_MIN, I32_MAX, 1, 0]}

@@ -216,9 +216,11 @@ def apply_updates(table, edges, weights, a, in_frac, gs, lr_shift, log2T, log2Tb
             frac = in_frac if src < 0 else log2T
             if l < R:       # grad = (m beta / V_d) a^T, beta = b / Tb * 2^-gs, a = z * 2^-frac
                 shift = lr_shift + log2Tb + gs + frac + table[l, F.vd] - wf
-                update_weights(W[:, col:col + ns], bcount[n_off:n_off + n_out], z, shift, rng_learn)
+                update_weights(W[:, col:col + ns], bcount[n_off:n_off + n_out], z, shift, rng_learn,
+                               a.nonzero_index)
             else:           # grad = e a^T, e in Q16
-                update_weights(W[:, col:col + ns], err, z, nx.STATE_FRAC + frac - wf + lr_shift, rng_learn)
+                update_weights(W[:, col:col + ns], err, z, nx.STATE_FRAC + frac - wf + lr_shift, rng_learn,
+                               a.nonzero_index)
 
 
 @njit(cache=True)

@@ -22,7 +22,7 @@ from ...encoders import CODES, as_rows, encode_step
 from ...model import Model
 from ...ops import NEURONS, Exactness, extension_dispatch
 from ...ops.builtin_steps import CODES as BUILTIN, builtin_step
-from ...ops.layers.dense import current_fixed
+from ...ops.layers.dense import current_fixed, current_from_sums, dense_sums, nonzero_index
 from ...plan import LayerField as F
 from .. import kernels as shared
 from ..params import Params, layer_thresholds, layer_weights
@@ -39,8 +39,10 @@ class Config(NamedTuple):
 
 
 @njit(cache=True)
-def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn):
-    """One layer's step: traces (trainable layers, when learning), current, neuron."""
+def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn, sums):
+    """One layer's step: traces (trainable layers, when learning), current, neuron. With
+    ``sums`` (the exact W x of an input that stays the same all sample) the current is
+    rounded from them instead of summed again."""
     n_in, n_out, o, lo = table[l, F.n_in], table[l, F.n_out], table[l, F.n_off], table[l, F.learn_off]
     leak = params.leaks[table[l, F.leak_at]]
     if learn and table[l, F.flags] & TRAINABLE:     # traces first: they read V[t-1], s[t-1]
@@ -48,8 +50,11 @@ def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn):
         k.input_trace_step(leak, x, x_frac, a.input_trace[io:io + n_in])
         k.neuron_trace_step(leak, a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.threshold_trace[lo:lo + n_out],
                             a.leak_trace[lo:lo + n_out])
-    current_fixed(layer_weights(table, params.weights, l), x, x_frac, table[l, F.weight_frac], a.nonzero_index,
-                  a.current[o:o + n_out])
+    if sums.shape[0]:
+        current_from_sums(sums, x_frac, table[l, F.weight_frac], a.current[o:o + n_out])
+    else:
+        current_fixed(layer_weights(table, params.weights, l), x, x_frac, table[l, F.weight_frac], a.nonzero_index,
+                      a.current[o:o + n_out])
     if not builtin_step(table[l, F.neuron], a.current[o:o + n_out], leak, layer_thresholds(table, params.thresholds, l),
                         table[l, F.reset_shift], a.membrane[o:o + n_out], a.spikes[o:o + n_out],
                         a.potential[o:o + n_out]):
@@ -83,6 +88,17 @@ def weight_shift(table, l, lr_shifts, extra):
 
 
 @njit(cache=True)
+def refresh_sums(table, params, a, x, d):
+    """After layer 0's per-step update: the sums of the rows that learned (d != 0), from the
+    sample's unchanged input x (cost: learning rows times non-zero inputs, as the update's)."""
+    W = layer_weights(table, params.weights, 0)
+    n = nonzero_index(x, a.nonzero_index)
+    for j in range(d.shape[0]):
+        if d[j] != 0:
+            dense_sums(W[j:j + 1], x, a.nonzero_index, n, a.input_sums[j:j + 1])
+
+
+@njit(cache=True)
 def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
     """This step's updates, bottom-up: weights, threshold, leak per trainable layer."""
     for l in range(lowest, table.shape[0]):
@@ -93,7 +109,7 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
         d, xt = a.error[lo:lo + n_out], a.input_trace[io:io + n_in]
         if per_step:
             shared.update_weights(layer_weights(table, params.weights, l), d, xt, weight_shift(table, l, lr_shifts, 0),
-                                  rng_learn)
+                                  rng_learn, a.nonzero_index)
         else:
             wo = table[l, F.w_off]
             k.accumulate_weight_grads(a.weight_grad[wo:wo + n_out * n_in].reshape((n_out, n_in)), d, xt)
@@ -137,16 +153,20 @@ def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_ste
     learn = learn and lowest < L
     R = L - 1
     ro, rn = table[R, F.n_off], table[R, F.n_out]
+    sums, none = a.input_sums, a.input_sums[:0]      # direct input: W x is summed once (§5b)
     for t in range(cfg.T):
         x = a.layer_input[:table[0, F.n_in]]
         x_frac = encode_step(cfg.code, sample, t, rng_in, x)
-        forward_layer(table, params, a, neuron_step, 0, x, x_frac, learn)     # layer 0 reads the encoder
+        if sums.shape[0] and t == 0:
+            dense_sums(layer_weights(table, params.weights, 0), x, a.nonzero_index, nonzero_index(x, a.nonzero_index),
+                       sums)
+        forward_layer(table, params, a, neuron_step, 0, x, x_frac, learn, sums)   # layer 0 reads the encoder
         for l in range(1, L):                                           # the others the spikes below
             below, n_in = table[l - 1, F.n_off], table[l, F.n_in]
             x = a.layer_input[:n_in]
             for i in range(n_in):
                 x[i] = a.spikes[below + i]
-            forward_layer(table, params, a, neuron_step, l, x, 0, learn)
+            forward_layer(table, params, a, neuron_step, l, x, 0, learn, none)
         if t < raster.shape[0]:
             raster[t, :] = a.spikes
         for j in range(rn):
@@ -156,6 +176,10 @@ def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_ste
         if learn:
             errors(table, params, a, cfg, lowest, label)
             updates(table, params, a, lowest, per_step, lr_shifts, rng_learn)
+            if sums.shape[0] and per_step and lowest == 0:
+                x = a.layer_input[:table[0, F.n_in]]
+                encode_step(cfg.code, sample, t, rng_in, x)                 # direct: a copy, no draw
+                refresh_sums(table, params, a, x, a.error[:table[0, F.n_out]])
         elif margins.shape[0] and t + 1 < cfg.T and k.top2_gap(a.scores) > margins[t]:
             return t + 1                                                # a clear leader (§6b)
     return cfg.T
