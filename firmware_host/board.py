@@ -5,6 +5,7 @@
         b.push_model(blob); b.commit(); b.set_mode("train")
         results = b.stream(samples, labels)
         learned = b.pull_params()
+        predicted, steps = b.infer(tests, cutoff=True)    # anytime inference: steps per sample
 """
 from __future__ import annotations
 
@@ -20,17 +21,33 @@ from . import frames as fr
 from .frames import Frame
 
 STAT_NAMES = ("frames_ok", "bad_crc", "bad_frame", "bad_version", "errors_sent", "duplicates", "gaps",
-              "learned", "inferred", "correct", "commits", "push_bytes", "seqlog_dropped")
-MODES = {"infer": 0, "train": 1}
+              "learned", "inferred", "correct", "commits", "push_bytes", "seqlog_dropped", "steps",
+              "stopped_early")
+MODES = {"infer": 0, "train": 1, "cutoff": 2}     # cutoff: inference with the model's Top-K cutoff
+CAP_STOP, CAP_SPIDE, CAP_SEQLOG, CAP_CUTOFF = 1, 2, 4, 8    # READY's caps bits
+RESULT_LEARNED, RESULT_DUPLICATE, RESULT_CUTOFF = 1, 2, 4  # RESULT's flags
 
 
 class BoardError(RuntimeError):
     """The board answered a request with an ERROR frame."""
 
-    def __init__(self, code: int, value: int = 0, detail: int = 0, request: int = 0):
+    def __init__(self, code: int, value: int = 0, detail: int = 0, request: int = 0, message: str | None = None):
         self.code, self.value, self.detail, self.request = code, value, detail, request
         self.name = fr.ERRORS.get(code, f"error {code}")
-        super().__init__(f"board refused request 0x{request:02x}: {self.name} (value {value}, detail {detail})")
+        super().__init__(message or f"board refused request 0x{request:02x}: {self.name} (value {value}, detail {detail})")
+
+
+class VersionMismatch(BoardError):
+    """The board speaks another version of the link protocol than this host."""
+
+    def __init__(self, url: str, board_version: int, request: int = 0):
+        newer = board_version > fr.VERSION
+        super().__init__(
+            fr.CODES["BAD_VERSION"], board_version, fr.VERSION, request,
+            f"the board at {url} speaks link protocol version {board_version}, this host version {fr.VERSION}: "
+            + ("update the host (firmware_host) to the firmware's version" if newer else
+               "flash the board with this checkout's firmware (targets/firmware), or use a host of its version"))
+        self.board_version = board_version
 
 
 class LinkTimeout(TimeoutError):
@@ -51,7 +68,14 @@ class Ready:
     active_crc: int
     next_seq: int
     seqlog_capacity: int
+    T: int                 # the active model's time steps (0: no model)
+    model_cutoff: bool     # the active model carries cutoff margins (SET_MODE cutoff accepted)
     name: str
+
+    @property
+    def can_cutoff(self) -> bool:
+        """The firmware knows the cutoff (caps bit 3)."""
+        return bool(self.caps & CAP_CUTOFF)
 
 
 @dataclass
@@ -60,6 +84,14 @@ class Result:
     predicted: int
     learned: bool
     duplicate: bool
+    steps: int = 0         # the time steps the sample ran: T unless the cutoff stopped it early
+    cutoff: bool = False   # it ran in mode cutoff
+
+    @classmethod
+    def of(cls, payload: bytes) -> "Result":
+        seq, _, pred, flags, steps = struct.unpack("<IIHBxH", payload[:14])
+        return cls(seq, pred, bool(flags & RESULT_LEARNED), bool(flags & RESULT_DUPLICATE), steps,
+                   bool(flags & RESULT_CUTOFF))
 
 
 @dataclass
@@ -136,6 +168,8 @@ class Board:
                     continue                   # a late answer to an older request
                 if got.type == fr.ERROR:
                     code, req, value, detail = struct.unpack("<HBxIi", got.payload[:12])
+                    if fr.ERRORS.get(code) == "BAD_VERSION" and value != fr.VERSION:
+                        raise VersionMismatch(self.url, value, req)
                     raise BoardError(code, value, detail, req)
                 if got.type == expect:
                     return got.payload
@@ -144,10 +178,13 @@ class Board:
 
     # -- requests --------------------------------------------------------------------
     def hello(self) -> Ready:
+        """The board's READY; VersionMismatch when it speaks another protocol version."""
         p = self.call(fr.HELLO, expect=fr.READY)
-        f = struct.unpack("<BBHIIHBBIIII", p[:32])
-        return Ready(f[0], f[1], f[2], f[3], f[4], f[5], f[6], bool(f[7]), f[8], f[9], f[10], f[11],
-                     p[32:].decode("ascii", "replace"))
+        if not p or p[0] != fr.VERSION or len(p) < 36:
+            raise VersionMismatch(self.url, p[0] if p else 0, fr.HELLO)
+        f = struct.unpack("<BBHIIHBBIIIIHBx", p[:36])
+        return Ready(f[0], f[1], f[2], f[3], f[4], f[5], f[6], bool(f[7]), f[8], f[9], f[10], f[11], f[12],
+                     bool(f[13] & 1), p[36:].decode("ascii", "replace"))
 
     def push_model(self, blob: bytes, chunk: int = 1000, progress=None) -> None:
         """Send a model into the board's staging area (the active model keeps running)."""
@@ -169,7 +206,36 @@ class Board:
         self.call(fr.COMMIT, struct.pack("<II", size, crc))
 
     def set_mode(self, mode: str) -> None:
-        self.call(fr.SET_MODE, bytes([MODES[mode]]))
+        """"infer", "train" or "cutoff" (inference with the model's cutoff: refused with a
+        NO_CUTOFF BoardError when the active model carries no margins; the mode then stays)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+        try:
+            self.call(fr.SET_MODE, bytes([MODES[mode]]))
+        except BoardError as e:
+            if e.name == "NO_CUTOFF":
+                raise BoardError(e.code, e.value, e.detail, e.request,
+                                 f"the model on the board at {self.url} has no cutoff margins: calibrate it "
+                                 "(edgelearn calibrate MODEL --data D --tolerance E) and push it again") from None
+            if e.name == "NO_MODEL":
+                raise BoardError(e.code, e.value, e.detail, e.request,
+                                 f"the board at {self.url} has no model: push one before mode {mode}") from None
+            raise
+
+    def infer(self, samples, labels=None, *, cutoff: bool = False, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """Inference on the board (mode "cutoff" with ``cutoff``, else "infer"; the board stays in
+        that mode): the predicted classes and the time steps each sample ran (T unless the
+        cutoff stopped it), as int arrays; -1 for a sample whose result never came."""
+        if cutoff:
+            ready = self.hello()
+            if not ready.can_cutoff:
+                raise BoardError(fr.CODES["BAD_MODE"], MODES["cutoff"], ready.caps, fr.SET_MODE,
+                                 f"the firmware on the board at {self.url} has no cutoff (caps {ready.caps:#x})")
+        self.set_mode("cutoff" if cutoff else "infer")
+        results = self.stream(samples, labels, progress=progress)
+        predicted = np.array([r.predicted if r is not None else -1 for r in results], dtype=np.int64)
+        steps = np.array([r.steps if r is not None else -1 for r in results], dtype=np.int64)
+        return predicted, steps
 
     def reset(self) -> None:
         self.call(fr.RESET)
@@ -213,7 +279,8 @@ class Board:
     def stream(self, samples, labels=None, progress=None) -> list[Result | None]:
         """Send samples (each uint8 [input] or [rows, input]) with labels (None: -1) through a
         window of self.window frames, go-back-N after a timeout or a gap; the board runs each
-        exactly once, in order. Returns one Result per sample."""
+        exactly once, in order, in the board's current mode (``set_mode``). Returns one Result
+        per sample (its prediction, flags and the steps it ran)."""
         start = self.hello().next_seq
         n = len(samples)
         payloads = []
@@ -249,10 +316,10 @@ class Board:
                 go_back(True)
                 continue
             if got.type == fr.RESULT:
-                seq, nxt, pred, flags = struct.unpack("<IIHB", got.payload[:11])
-                if 0 <= seq - start < n:
-                    results[seq - start] = Result(seq, pred, bool(flags & 1), bool(flags & 2))
-                    self.counters.duplicate_results += bool(flags & 2)
+                res, nxt = Result.of(got.payload), struct.unpack("<I", got.payload[4:8])[0]
+                if 0 <= res.seq - start < n:
+                    results[res.seq - start] = res
+                    self.counters.duplicate_results += res.duplicate
                 advance = min(n, nxt - start)
             elif got.type == fr.ERROR:
                 code, req, value, detail = struct.unpack("<HBxIi", got.payload[:12])
@@ -268,6 +335,8 @@ class Board:
                     advance = min(n, value - start)
                     if advance <= base and went_back_at != base:
                         go_back(False)
+                elif name == "BAD_VERSION" and value != fr.VERSION:
+                    raise VersionMismatch(self.url, value, req)
                 else:
                     raise BoardError(code, value, detail, req)
             else:
@@ -294,6 +363,5 @@ class Board:
                     p = self.call(fr.SAMPLE, payloads[i], expect=fr.RESULT)
                 except BoardError:
                     continue
-                seq, _, pred, flags = struct.unpack("<IIHB", p[:11])
-                results[i] = Result(seq, pred, bool(flags & 1), bool(flags & 2))
+                results[i] = Result.of(p)
         return results

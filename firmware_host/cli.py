@@ -4,7 +4,7 @@
     edgelearn board stop NAME | --all
     edgelearn board list
     edgelearn push MODEL --port URL|NAME
-    edgelearn stream DATA --port URL|NAME --train|--infer [--limit N] [--json]
+    edgelearn stream DATA --port URL|NAME --train|--infer [--cutoff [--plot PNG]] [--limit N] [--json]
     edgelearn pull --port URL|NAME -o FILE.elm
     edgelearn stats --port URL|NAME [--json]
 
@@ -31,7 +31,14 @@ from . import qemu as _qemu
 from .board import Board, BoardError, LinkTimeout
 from .native_board import BoardStartError
 
-ERRORS = (LinkTimeout, BoardError, boards.RegistryError, BoardStartError, _qemu.QemuError)
+
+
+class UsageError(RuntimeError):
+    """Options that do not go together, or a board that cannot do what they ask."""
+
+
+ERRORS = (LinkTimeout, BoardError, boards.RegistryError, BoardStartError, _qemu.QemuError, UsageError)
+MODE_NAMES = {0: "infer", 1: "train", 2: "cutoff"}
 
 
 def seconds(text: str) -> float:
@@ -87,6 +94,10 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
     st.add_argument("--split", choices=("train", "test"), help="which samples to send")
     st.add_argument("--limit", type=int_in(1), metavar="N", help="the first N samples")
     st.add_argument("--epochs", type=int_in(1), default=1, help="times through the samples (--train)")
+    st.add_argument("--cutoff", action="store_true",
+                    help="--infer with the model's Top-K cutoff (docs/numerics.md §6b): a sample stops at its first "
+                         "confident step; reports the steps used")
+    st.add_argument("--plot", metavar="PNG", help="with --cutoff: a histogram of the steps used")
     st.add_argument("--json", action="store_true")
     st.set_defaults(run=cmd_stream)
 
@@ -190,11 +201,57 @@ def cmd_push(args) -> int:
     return 0
 
 
+def steps_report(steps, T: int) -> dict:
+    """Mean, saved fraction and distribution of the steps used per sample (``--cutoff``)."""
+    import numpy as np
+
+    steps = np.asarray(steps, dtype=np.int64)
+    ran = steps[steps > 0]                     # 0 or -1: a result that never came
+    counts = np.bincount(ran, minlength=T + 1)[1:T + 1] if len(ran) else np.zeros(T, dtype=np.int64)
+    mean = float(ran.mean()) if len(ran) else 0.0
+    return {"T": T, "mean_steps": round(mean, 4), "steps_saved": round(1 - mean / T, 4) if T else 0.0,
+            "stopped_early": int(np.sum(ran < T)), "steps_histogram": {str(t + 1): int(c) for t, c in enumerate(counts)}}
+
+
+def plot_steps(report: dict, path: str, title: str) -> None:
+    """A histogram of the steps used per sample (one bar per step count 1..T)."""
+    from edgelearn.plots import plt
+
+    hist = report["steps_histogram"]
+    T = report["T"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar([int(k) for k in hist], list(hist.values()), width=0.8, color="tab:blue")
+    ax.axvline(report["mean_steps"], color="tab:red", linestyle="--",
+               label=f"mean {report['mean_steps']:.2f} of T = {T} ({report['steps_saved']:.1%} saved)")
+    ax.set_xlabel("time steps used")
+    ax.set_ylabel("samples")
+    ax.set_xlim(0.4, T + 0.6)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def steps_table(report: dict, width: int = 40) -> str:
+    hist = {int(k): v for k, v in report["steps_histogram"].items()}
+    top = max(hist.values()) or 1
+    lines = ["  steps  samples"]
+    lines += [f"  {t:5d}  {c:7d}  " + "#" * round(width * c / top) for t, c in hist.items()]
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def cmd_stream(args) -> int:
     import numpy as np
 
     from edgelearn import datasets
 
+    if args.cutoff and args.mode != "infer":
+        raise UsageError("--cutoff is for --infer only: a learning sample always runs all T steps")
+    if args.plot and not args.cutoff:
+        raise UsageError("--plot draws the steps used with --cutoff: add --cutoff")
+    check_writable(args.plot, (".png",), "plot")
     data = datasets.load(args.data)
     split = args.split or ("train" if args.mode == "train" else "test")
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
@@ -205,16 +262,23 @@ def cmd_stream(args) -> int:
         if not b.ready.has_model:
             raise boards.RegistryError(
                 f"the board at {b.url} has no model: push one first (edgelearn push MODEL --port {args.port})")
-        b.set_mode(args.mode)
+        if args.cutoff and not b.ready.can_cutoff:
+            raise UsageError(f"the firmware of {b.ready.name} at {b.url} has no cutoff (caps {b.ready.caps:#x})")
+        if args.cutoff and not b.ready.model_cutoff:
+            raise UsageError(f"the model on {b.ready.name} at {b.url} has no cutoff margins: calibrate it "
+                             "(edgelearn calibrate MODEL --data D --tolerance E) and push it again")
+        b.set_mode("cutoff" if args.cutoff else args.mode)
         before = b.stats()
         t0 = time.monotonic()
-        predicted = []
+        predicted, steps = [], []
         for epoch in range(epochs):
-            desc = f"{args.mode} {data.name}" + (f" epoch {epoch + 1}/{epochs}" if epochs > 1 else "")
+            desc = (f"{args.mode}{' with cutoff' if args.cutoff else ''} {data.name}"
+                    + (f" epoch {epoch + 1}/{epochs}" if epochs > 1 else ""))
             bar, update = progress_bar(len(x), "sample", desc, args.json)
             with bar:
                 results = b.stream(x, y, progress=update)
             predicted += [r.predicted if r is not None else -1 for r in results]
+            steps += [r.steps if r is not None else -1 for r in results]
         seconds = time.monotonic() - t0
         after = b.stats()
     labels = np.tile(np.asarray(y), epochs)
@@ -225,15 +289,31 @@ def cmd_stream(args) -> int:
               "learned": after.get("learned", 0) - before.get("learned", 0),
               "device_correct": after.get("correct", 0) - before.get("correct", 0),
               "seconds": round(seconds, 3), "samples_per_s": round(len(predicted) / max(seconds, 1e-9), 1),
-              "retransmissions": b.counters.retransmissions, "next_seq": after["next_seq"]}
+              "retransmissions": b.counters.retransmissions, "next_seq": after["next_seq"],
+              "cutoff": bool(args.cutoff)}
+    if args.cutoff:
+        report.update(steps_report(steps, b.ready.T))
+        report["device_steps"] = after.get("steps", 0) - before.get("steps", 0)
+        if args.plot:
+            plot_steps(report, args.plot, f"{data.name} on {report['board']}: steps used with the cutoff "
+                                          f"(accuracy {report['accuracy']:.1%})")
+            report["plot"] = args.plot
     if args.json:
         emit(json.dumps(report, indent=2))
     else:
         what = "online accuracy while learning" if args.mode == "train" else "on-device accuracy"
-        emit(f"{report['samples']} {split} samples of {data.name} through {report['board']} at {b.url} "
-             f"({args.mode}, {seconds:.2f} s, {report['samples_per_s']:.0f} samples/s, "
-             f"{report['retransmissions']} retransmissions): {what} {report['accuracy']:.2%}"
-             + (f", {report['learned']} learned" if args.mode == "train" else ""))
+        mode = "infer with the cutoff" if args.cutoff else args.mode
+        text = (f"{report['samples']} {split} samples of {data.name} through {report['board']} at {b.url} "
+                f"({mode}, {seconds:.2f} s, {report['samples_per_s']:.0f} samples/s, "
+                f"{report['retransmissions']} retransmissions): {what} {report['accuracy']:.2%}"
+                + (f", {report['learned']} learned" if args.mode == "train" else ""))
+        if args.cutoff:
+            text += (f"\nsteps used: mean {report['mean_steps']:.2f} of T = {report['T']} "
+                     f"({report['steps_saved']:.1%} of the steps saved), {report['stopped_early']} of "
+                     f"{report['samples']} samples stopped early\n" + steps_table(report))
+            if args.plot:
+                text += f"\nhistogram of the steps -> {args.plot}"
+        emit(text)
     return 0
 
 
@@ -258,7 +338,7 @@ def cmd_stats(args) -> int:
         ready = b.ready
     stats = {"board": ready.name, "url": b.url, "version": ready.version, "model_area": ready.model_bytes,
              "arena": ready.arena_bytes, **stats, "active_crc": f"{stats['active_crc']:08x}",
-             "mode": {0: "infer", 1: "train"}.get(stats["mode"], stats["mode"])}
+             "mode": MODE_NAMES.get(stats["mode"], stats["mode"])}
     if args.json:
         emit(json.dumps(stats, indent=2))
     else:

@@ -10,7 +10,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-VERSION = 1
+VERSION = 2          # 2: the cutoff (SET_MODE 2, RESULT's steps, READY's T and model flags)
 MAX_PAYLOAD = 1024
 HEADER = 4
 
@@ -24,7 +24,7 @@ ERRORS = {
     1: "BAD_CRC", 2: "BAD_FRAME", 3: "BAD_VERSION", 4: "BAD_TYPE", 5: "BAD_LENGTH", 6: "TOO_BIG",
     7: "NO_PUSH", 8: "PUSH_GAP", 9: "PUSH_INCOMPLETE", 10: "MODEL_CRC", 11: "MODEL_REFUSED",
     12: "ARENA_TOO_SMALL", 13: "NO_MODEL", 14: "SEQ_GAP", 15: "SEQ_STALE", 16: "RUN_FAILED",
-    17: "BAD_MODE", 18: "PULL_RANGE",
+    17: "BAD_MODE", 18: "PULL_RANGE", 19: "NO_CUTOFF",
 }
 CODES = {name: code for code, name in ERRORS.items()}
 NO_TAG = 0xFFFF     # the tag of an ERROR answering a frame that could not be decoded

@@ -36,10 +36,13 @@ class BoardStartError(RuntimeError):
     pass
 
 
-def build(model_bytes: int = 128 * 1024, arena_bytes: int = 64 * 1024, seqlog: int = 4096) -> Path:
-    """Compile the native board (once per sources/flags/compiler) and return the executable's path."""
+def build(model_bytes: int = 128 * 1024, arena_bytes: int = 64 * 1024, seqlog: int = 4096,
+          defines: dict | None = None) -> Path:
+    """Compile the native board (once per sources/flags/compiler) and return the executable's path.
+    ``defines``: more -D macros (e.g. {"EL_LINK_VERSION": "1u"}: a board of another protocol version)."""
     defines = (f"-DEL_FW_MODEL_BYTES={model_bytes}u", f"-DEDGELEARN_ARENA_BYTES={arena_bytes}",
-               f"-DEL_FW_SEQLOG={seqlog}u", '-DEL_FW_BOARD_NAME="native"')
+               f"-DEL_FW_SEQLOG={seqlog}u", '-DEL_FW_BOARD_NAME="native"',
+               *(f"-D{k}={v}" for k, v in sorted((defines or {}).items())))
     cc = shutil.which(os.environ.get("CC", "gcc"))
     if cc is None:
         raise BoardStartError("the native board needs a C compiler (gcc): apt-get install gcc")

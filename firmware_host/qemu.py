@@ -232,8 +232,9 @@ class QemuBoard:
 
 # -- the C runtime on the core ----------------------------------------------------------------
 
-def job_bytes(blob: bytes, samples, labels, learn) -> tuple[bytes, int, int]:
-    """The job runtime.c reads at JOB_ADDR; returns (job, sample_bytes, rows)."""
+def job_bytes(blob: bytes, samples, labels, learn, cutoff=False) -> tuple[bytes, int, int]:
+    """The job runtime.c reads at JOB_ADDR; returns (job, sample_bytes, rows). ``learn`` and
+    ``cutoff`` (infer with the model's cutoff) are one bool or one per sample."""
     import numpy as np
 
     from edgelearn.encoders import as_rows
@@ -245,9 +246,13 @@ def job_bytes(blob: bytes, samples, labels, learn) -> tuple[bytes, int, int]:
         raise ValueError("every sample of a job must have the same shape")
     n = len(rows_list)
     learn = np.broadcast_to(np.asarray(learn, dtype=bool), (n,))
+    cutoff = np.broadcast_to(np.asarray(cutoff, dtype=bool), (n,))
+    if (learn & cutoff).any():
+        raise ValueError("a learning sample always runs T steps: cutoff is for inference only")
     head = b"ELJB" + b"".join(int(v).to_bytes(4, "little") for v in (len(blob), n, sample_bytes, rows))
     pad = b"\0" * (-len(blob) % 4)
-    tail = bytes(x for i in range(n) for x in (int(labels[i]) if learn[i] else 0, int(learn[i])))
+    tail = bytes(x for i in range(n) for x in (int(labels[i]) if learn[i] else 0,
+                                                int(learn[i]) | int(cutoff[i]) << 1))
     return head + blob + pad + b"".join(r.tobytes() for r in rows_list) + tail, sample_bytes, rows
 
 
@@ -258,11 +263,12 @@ def runtime_firmware(blob_bytes: int, arena_bytes: int, board: str = "mps2-an386
                                    "BOARD_JOB_ADDR": f"{JOB_ADDR[board]:#x}u"})
 
 
-def run_runtime(blob: bytes, samples, labels, learn, *, board: str = "mps2-an386",
+def run_runtime(blob: bytes, samples, labels, learn, *, cutoff=False, board: str = "mps2-an386",
                 icount: int | None = None, arena_bytes: int | None = None, timeout: float = 120.0) -> dict:
-    """Run samples through the C runtime on the emulated core (runtime.c). Returns
-    {exit, init_status, arena_bytes, arena_required, tick_overhead, status, prediction, ticks,
-    blob}: the per-sample arrays and the sealed blob with the parameters learned on the core."""
+    """Run samples through the C runtime on the emulated core (runtime.c); ``cutoff`` (one bool
+    or one per sample): infer with the model's cutoff. Returns {exit, init_status, arena_bytes,
+    arena_required, tick_overhead, status, prediction, ticks, steps, blob}: the per-sample
+    arrays and the sealed blob with the parameters learned on the core."""
     import numpy as np
 
     from edgelearn import native
@@ -273,7 +279,7 @@ def run_runtime(blob: bytes, samples, labels, learn, *, board: str = "mps2-an386
             raise QemuError("the C loader refuses this blob")
     blob_cap = (len(blob) + 7) // 8 * 8
     elf = runtime_firmware(blob_cap, arena_bytes, board)
-    job, _, _ = job_bytes(blob, samples, labels, learn)
+    job, _, _ = job_bytes(blob, samples, labels, learn, cutoff)
     with tempfile.TemporaryDirectory() as tmp:
         job_file = Path(tmp) / "job.bin"
         job_file.write_bytes(job)
@@ -291,8 +297,8 @@ def run_runtime(blob: bytes, samples, labels, learn, *, board: str = "mps2-an386
                 b.wait()
                 raise QemuError(f"el_init_static refused the blob on the board: status {out['init_status']}")
             n, out["tick_overhead"] = u32(), u32()
-            rec = np.frombuffer(b.read_exactly(12 * n), dtype="<u4").reshape(n, 3)
-            out["status"], out["prediction"], out["ticks"] = rec[:, 0].copy(), rec[:, 1].copy(), rec[:, 2].copy()
+            rec = np.frombuffer(b.read_exactly(16 * n), dtype="<u4").reshape(n, 4)
+            out["status"], out["prediction"], out["ticks"], out["steps"] = (rec[:, k].copy() for k in range(4))
             out["blob"] = b.read_exactly(u32())
             if b.read_exactly(4) != b"END!":
                 raise QemuError("the runtime firmware's report did not end with END!")

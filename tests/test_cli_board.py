@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgelearn.cli import main
@@ -158,3 +159,49 @@ def test_demo_falls_back_to_the_native_board_only_without_the_tools(capsys, monk
     assert code == 0, out
     assert "qemu-system-arm not found: falling back to the native board" in out
     assert "board                        native board" in out and "weights bit-exact            yes" in out
+
+
+def test_stream_infer_with_the_cutoff_reports_the_steps(registry, capsys, tmp_path):
+    from edgelearn.executors import make_learner
+    from edgelearn.modelblob import to_blob
+    from test_board_cutoff import trained
+
+    ds = load_digits()
+    model = trained(ds, "direct", 8)
+    path = tmp_path / "cut.elm"
+    path.write_bytes(to_blob(model))
+    boards.start("native", "cut")
+    code, out, err = cli(capsys, "push", str(path), "--port", "cut")
+    assert code == 0, err
+    code, _, err = cli(capsys, "stream", "digits", "--port", "cut", "--train", "--cutoff", "--limit", "5")
+    assert code == 2 and "--cutoff is for --infer only" in err
+    code, _, err = cli(capsys, "stream", "digits", "--port", "cut", "--infer", "--plot", str(tmp_path / "s.png"))
+    assert code == 2 and "add --cutoff" in err
+    code, _, err = cli(capsys, "stream", "digits", "--port", "cut", "--infer", "--cutoff", "--plot", str(tmp_path / "s.txt"))
+    assert code == 2 and "suffix" in err
+
+    png = tmp_path / "steps.png"
+    code, out, err = cli(capsys, "stream", "digits", "--port", "cut", "--infer", "--cutoff", "--limit", "100",
+                         "--json", "--plot", str(png))
+    assert code == 0, err
+    report = json.loads(out)
+    scores, steps = make_learner(model, "fixed").infer(ds.x_test[:100], cutoff=True)
+    assert report["cutoff"] and report["T"] == 8 and report["samples"] == 100
+    assert report["accuracy"] == float((scores.argmax(1) == ds.y_test[:100]).mean())
+    assert report["mean_steps"] == round(float(steps.mean()), 4) and report["device_steps"] == int(steps.sum())
+    assert report["steps_saved"] == round(1 - steps.mean() / 8, 4) > 0.2
+    assert report["steps_histogram"] == {str(t): int(np.sum(steps == t)) for t in range(1, 9)}
+    assert report["stopped_early"] == int(np.sum(steps < 8))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    code, out, err = cli(capsys, "stream", "digits", "--port", "cut", "--infer", "--cutoff", "--limit", "50")
+    assert code == 0, err
+    assert "on-device accuracy" in out and "steps used: mean" in out and "of the steps saved" in out
+    assert "  steps  samples" in out
+    code, out, _ = cli(capsys, "stats", "--port", "cut", "--json")
+    assert json.loads(out)["mode"] == "cutoff"
+
+    code, out, err = cli(capsys, "push", MODEL, "--port", "cut")     # a model without margins
+    assert code == 0, err
+    code, _, err = cli(capsys, "stream", "digits", "--port", "cut", "--infer", "--cutoff", "--limit", "5")
+    assert code == 2 and "has no cutoff margins" in err and "edgelearn calibrate" in err

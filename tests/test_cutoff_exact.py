@@ -1,6 +1,5 @@
 """The Top-K cutoff in the contract (docs/numerics.md §6b): the model field and its two file
 formats, both loaders' verdicts, and the same stops in the Python reference and the C runtime."""
-import struct
 
 import numpy as np
 import pytest

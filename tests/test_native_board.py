@@ -69,7 +69,9 @@ def test_on_device_learning_equals_the_host_runtime_bit_for_bit(board, model, di
     assert pulled == reference[0]              # every weight, threshold, leak, rate, the CRC
     assert from_blob(pulled).params.keys() == model.params.keys()
     assert [r.predicted for r in results] == reference[1]
+    assert all(r.learned and r.steps == model.learning.T and not r.cutoff for r in results)
     assert stats["learned"] == N and stats["next_seq"] == N and log == list(range(N))
+    assert stats["steps"] == N * model.learning.T and stats["stopped_early"] == 0
     assert b.counters.retransmissions == 0
 
 

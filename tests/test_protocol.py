@@ -104,3 +104,17 @@ def test_the_link_s_codes_are_the_firmware_s():
     counters = re.search(r"enum \{\s*/\* STATS_R counters.*?\*/(.*?)S_COUNT", main_loop, re.S).group(1)
     assert [c.lower() for c in re.findall(r"S_(\w+)", counters)] == list(STAT_NAMES)
     assert {m.lower(): int(v) for m, v in re.findall(r"MODE_(\w+) = (\d+)", main_loop)} == MODES
+
+
+def test_the_caps_and_result_flags_are_the_firmware_s():
+    import re
+
+    from edgelearn.resources import FIRMWARE_DIR
+    from firmware_host import board
+
+    main_loop = (FIRMWARE_DIR / "main_loop.c").read_text()
+    caps = int(re.search(r"#define EL_FW_CAPS (0x[0-9A-Fa-f]+)u", main_loop).group(1), 16)
+    assert caps == board.CAP_STOP | board.CAP_SPIDE | board.CAP_SEQLOG | board.CAP_CUTOFF
+    flags = dict(re.findall(r"R_(\w+) = (\d+)u", main_loop))
+    assert {k: int(v) for k, v in flags.items()} == {
+        "LEARNED": board.RESULT_LEARNED, "DUPLICATE": board.RESULT_DUPLICATE, "CUTOFF": board.RESULT_CUTOFF}

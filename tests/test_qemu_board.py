@@ -131,3 +131,37 @@ def test_c_runtime_on_the_cortex_m7_is_bit_exact_too():
     for i in range(20):
         ref.run(x[i:i + 1], y[i:i + 1], True)
     assert out["exit"] == 0 and out["blob"] == to_blob(ref.to_model())
+
+
+def test_the_runtime_firmware_cuts_off_inference_as_the_host_does():
+    """runtime.c's cutoff flag (el_set_cutoff per sample, outside the timed call): the same
+    predictions and steps as FixedSTOP in the same order, and a sample costs less the fewer
+    steps it ran; a model without margins refuses the flag (EL_ERR_UNSUPPORTED)."""
+    import dataclasses
+
+    from edgelearn.executors import make_learner
+    from edgelearn.model import Cutoff, Learning
+
+    ds = load_digits()
+    model = init_params(mlp("digits", [64, 64, 10], encoding="rate", learning=Learning(rule="stop", T=16)))
+    learner = make_learner(model, "c")
+    for i in range(300):
+        learner.run(ds.x_train[i:i + 1], ds.y_train[i:i + 1], True)
+    model = dataclasses.replace(learner.to_model(), cutoff=Cutoff((2,) * 15 + (0,), 0.05))
+    x = ds.x_test[:60]
+    cutoff = np.arange(60) % 3 != 2                # every third sample runs all T steps
+    out = qemu.run_runtime(to_blob(model), x, np.zeros(60, dtype=int), False, cutoff=cutoff, icount=7)
+    assert out["exit"] == 0 and not out["status"].any()
+    ref = FixedSTOP(model)
+    want = [ref.infer(x[i:i + 1], cutoff=bool(cutoff[i])) for i in range(60)]
+    assert out["prediction"].tolist() == [int(np.argmax(s[0])) for s, _ in want]
+    assert out["steps"].tolist() == [int(st[0]) for _, st in want]
+    steps = out["steps"].astype(int)
+    assert (steps[~cutoff] == 16).all() and (steps[cutoff] < 16).sum() > 20
+    ticks = out["ticks"].astype(float) - out["tick_overhead"]
+    slope, offset = np.polyfit(steps, ticks, 1)    # cost per step, and per sample
+    assert np.max(np.abs(ticks - (slope * steps + offset)) / ticks) < 0.25 and offset < 0.2 * slope * 16
+
+    plain = qemu.run_runtime(to_blob(dataclasses.replace(model, cutoff=None)), x[:2], [0, 0], False,
+                             cutoff=[False, True])
+    assert plain["exit"] == 1 and plain["status"].tolist() == [0, 22]

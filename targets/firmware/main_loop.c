@@ -7,6 +7,8 @@
  * device runs sample `next` only, re-acks the last EL_FW_RING ones from a ring of stored
  * results, and refuses gaps, so a retransmitted sample is never learned twice and none is
  * skipped. EL_FW_SEQLOG sequence numbers of the samples actually run are logged for tests.
+ * Mode "cutoff" infers with the model's Top-K cutoff (docs/numerics.md §6b): a sample stops
+ * at the first confident step; every RESULT carries the steps the sample used.
  *
  * Sizes (override with -D): EL_FW_MODEL_BYTES per model area (two of them),
  * EDGELEARN_ARENA_BYTES for the runtime's arena (el_static.c), EL_FW_SEQLOG entries.
@@ -26,23 +28,27 @@
 #define EL_FW_BOARD_NAME "unknown"
 #endif
 #define EL_FW_RING 64u                        /* results kept for re-acks; the host's window <= this */
-#define EL_FW_CAPS 0x07u                      /* bit0 STOP, bit1 SPIDE, bit2 sequence log */
+#define EL_FW_CAPS 0x0Fu                      /* bit0 STOP, bit1 SPIDE, bit2 sequence log, bit3 cutoff */
 
-enum { MODE_INFER = 0, MODE_TRAIN = 1 };
+enum { MODE_INFER = 0, MODE_TRAIN = 1, MODE_CUTOFF = 2 };
+enum { R_LEARNED = 1u, R_DUPLICATE = 2u, R_CUTOFF = 4u };   /* RESULT flags */
 enum {                                        /* STATS_R counters, in this order (u32 each) */
     S_FRAMES_OK, S_BAD_CRC, S_BAD_FRAME, S_BAD_VERSION, S_ERRORS_SENT, S_DUPLICATES, S_GAPS,
-    S_LEARNED, S_INFERRED, S_CORRECT, S_COMMITS, S_PUSH_BYTES, S_SEQLOG_DROPPED, S_COUNT
+    S_LEARNED, S_INFERRED, S_CORRECT, S_COMMITS, S_PUSH_BYTES, S_SEQLOG_DROPPED, S_STEPS,
+    S_STOPPED_EARLY, S_COUNT
 };
 
 static uint64_t model_area[2][(EL_FW_MODEL_BYTES + 7u) / 8u];
 static int active = -1;                      /* index of the active model area, -1: none */
 static uint32_t active_size, active_crc;
+static uint8_t active_cutoff;                 /* the active model carries cutoff margins */
 static uint32_t push_total, push_crc, push_received;
 static uint8_t push_open;
 static uint8_t mode = MODE_INFER;
 static uint32_t next_seq;
 static uint16_t ring_pred[EL_FW_RING];
 static uint8_t ring_flags[EL_FW_RING];
+static uint16_t ring_steps[EL_FW_RING];
 #define SEQLOG_CAP (EL_FW_SEQLOG ? EL_FW_SEQLOG : 1u)
 static uint32_t seqlog[SEQLOG_CAP];
 static const uint32_t seqlog_capacity = EL_FW_SEQLOG;
@@ -90,7 +96,13 @@ static void clear_session(void)
     uint32_t i;
     next_seq = 0;
     seqlog_len = 0;
-    for (i = 0; i < EL_FW_RING; i++) { ring_pred[i] = 0; ring_flags[i] = 0; }
+    for (i = 0; i < EL_FW_RING; i++) { ring_pred[i] = 0; ring_flags[i] = 0; ring_steps[i] = 0; }
+}
+
+/* Mode infer or train: the runtime's cutoff off (el_init leaves it off too). */
+static void cutoff_off(void)
+{
+    if (active >= 0) (void)el_set_cutoff(el_static_net(), 0);
 }
 
 static void do_hello(void)
@@ -110,8 +122,11 @@ static void do_hello(void)
     el_put_u32(p + 20, active_crc);
     el_put_u32(p + 24, next_seq);
     el_put_u32(p + 28, EL_FW_SEQLOG);
-    for (i = 0; i + 1u < sizeof name && i < 32u; i++) p[32 + i] = (uint8_t)name[i];
-    send(EL_MSG_READY, 32 + i);
+    el_put_u16(p + 32, (uint16_t)(active >= 0 ? el_static_net()->T : 0u));
+    p[34] = active_cutoff;                    /* model flags: bit0 cutoff margins */
+    p[35] = 0;
+    for (i = 0; i + 1u < sizeof name && i < 32u; i++) p[36 + i] = (uint8_t)name[i];
+    send(EL_MSG_READY, 36 + i);
 }
 
 static void do_push_begin(const uint8_t *a, uint32_t n)
@@ -171,7 +186,13 @@ static void do_commit(const uint8_t *a, uint32_t n)
         return;
     }
     st = el_init_static(area(staging), push_total, 0);
-    if (st != EL_OK) { push_open = 0; active = -1; send_error(EL_LINK_ERR_MODEL_REFUSED, 1, (int32_t)st); return; }
+    if (st != EL_OK) {
+        push_open = 0; active = -1; active_cutoff = 0; mode = MODE_INFER;
+        send_error(EL_LINK_ERR_MODEL_REFUSED, 1, (int32_t)st);
+        return;
+    }
+    active_cutoff = el_set_cutoff(el_static_net(), 1) == EL_OK;   /* a probe: does it carry margins? */
+    (void)el_set_cutoff(el_static_net(), 0);
     active = staging;
     active_size = push_total;
     active_crc = push_crc;
@@ -185,12 +206,20 @@ static void do_commit(const uint8_t *a, uint32_t n)
 static void do_set_mode(const uint8_t *a, uint32_t n)
 {
     if (n != 1) { send_error(EL_LINK_ERR_BAD_LENGTH, n, 0); return; }
-    if (a[0] > MODE_TRAIN) { send_error(EL_LINK_ERR_BAD_MODE, a[0], 0); return; }
+    if (a[0] > MODE_CUTOFF) { send_error(EL_LINK_ERR_BAD_MODE, a[0], 0); return; }
+    if (a[0] == MODE_CUTOFF) {                 /* refused: the mode stays as it was */
+        el_status_t st;
+        if (active < 0) { send_error(EL_LINK_ERR_NO_MODEL, mode, 0); return; }
+        st = el_set_cutoff(el_static_net(), 1);
+        if (st != EL_OK) { send_error(EL_LINK_ERR_NO_CUTOFF, mode, (int32_t)st); return; }
+    } else {
+        cutoff_off();
+    }
     mode = a[0];
     send_ack(mode);
 }
 
-static void send_result(uint32_t seq, uint16_t pred, uint8_t flags)
+static void send_result(uint32_t seq, uint16_t pred, uint8_t flags, uint16_t steps)
 {
     uint8_t *p = out();
     el_put_u32(p, seq);
@@ -198,7 +227,8 @@ static void send_result(uint32_t seq, uint16_t pred, uint8_t flags)
     el_put_u16(p + 8, pred);
     p[10] = flags;
     p[11] = 0;
-    send(EL_MSG_RESULT, 12);
+    el_put_u16(p + 12, steps);
+    send(EL_MSG_RESULT, 14);
 }
 
 /* SAMPLE: seq u32, label i16 (-1: none), rows u16, data[rows * input_size] */
@@ -209,7 +239,8 @@ static void do_sample(const uint8_t *a, uint32_t n)
     int32_t label;
     int learn;
     el_status_t st;
-    uint16_t pred;
+    uint16_t pred, steps;
+    uint8_t flags;
     if (n < 8) { send_error(EL_LINK_ERR_BAD_LENGTH, n, 0); return; }
     seq = el_get_u32(a);
     label = (int16_t)el_get_u16(a + 4);
@@ -218,7 +249,7 @@ static void do_sample(const uint8_t *a, uint32_t n)
         stats[S_DUPLICATES]++;
         if (next_seq - seq > EL_FW_RING) { send_error(EL_LINK_ERR_SEQ_STALE, next_seq, (int32_t)seq); return; }
         slot = seq % EL_FW_RING;
-        send_result(seq, ring_pred[slot], (uint8_t)(ring_flags[slot] | 2u));
+        send_result(seq, ring_pred[slot], (uint8_t)(ring_flags[slot] | R_DUPLICATE), ring_steps[slot]);
         return;
     }
     if (seq > next_seq) { stats[S_GAPS]++; send_error(EL_LINK_ERR_SEQ_GAP, next_seq, (int32_t)seq); return; }
@@ -229,14 +260,19 @@ static void do_sample(const uint8_t *a, uint32_t n)
     if (st != EL_OK) { send_error(EL_LINK_ERR_RUN_FAILED, next_seq, (int32_t)st); return; }
     if (learn && net->rule != EL_RULE_SPIDE && net->update != EL_UPDATE_STEP) el_apply_accumulated(net, 0);
     pred = (uint16_t)el_predict(net);
+    steps = (uint16_t)net->steps;             /* T unless an inference stopped early (T <= 65535) */
+    flags = (uint8_t)((learn ? R_LEARNED : 0u) | (mode == MODE_CUTOFF ? R_CUTOFF : 0u));
     if (learn) stats[S_LEARNED]++; else stats[S_INFERRED]++;
+    stats[S_STEPS] += steps;
+    if (steps < net->T) stats[S_STOPPED_EARLY]++;
     if (label >= 0 && pred == (uint32_t)label) stats[S_CORRECT]++;
     if (seqlog_len < seqlog_capacity && seqlog_len < SEQLOG_CAP) seqlog[seqlog_len++] = seq; else stats[S_SEQLOG_DROPPED]++;
     slot = seq % EL_FW_RING;
     ring_pred[slot] = pred;
-    ring_flags[slot] = (uint8_t)learn;
+    ring_flags[slot] = flags;
+    ring_steps[slot] = steps;
     next_seq++;
-    send_result(seq, pred, (uint8_t)learn);
+    send_result(seq, pred, flags, steps);
 }
 
 static void do_stats(void)
@@ -297,6 +333,7 @@ static void do_reset(void)
     uint32_t i;
     push_open = 0;
     mode = MODE_INFER;
+    cutoff_off();
     clear_session();
     for (i = 0; i < S_COUNT; i++) stats[i] = 0;
     send_ack(0);

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EL_LINK_VERSION 1u
+#ifndef EL_LINK_VERSION                      /* -D only to stand in for another version (tests) */
+#define EL_LINK_VERSION 2u                    /* 2: SET_MODE 2 (cutoff), RESULT's steps, READY's T */
+#endif
 #ifndef EL_LINK_MAX_PAYLOAD
 #define EL_LINK_MAX_PAYLOAD 1024u            /* bytes of payload in one frame */
 #endif
@@ -35,7 +37,8 @@ enum {
     EL_LINK_ERR_NO_PUSH = 7, EL_LINK_ERR_PUSH_GAP = 8, EL_LINK_ERR_PUSH_INCOMPLETE = 9,
     EL_LINK_ERR_MODEL_CRC = 10, EL_LINK_ERR_MODEL_REFUSED = 11, EL_LINK_ERR_ARENA_TOO_SMALL = 12,
     EL_LINK_ERR_NO_MODEL = 13, EL_LINK_ERR_SEQ_GAP = 14, EL_LINK_ERR_SEQ_STALE = 15,
-    EL_LINK_ERR_RUN_FAILED = 16, EL_LINK_ERR_BAD_MODE = 17, EL_LINK_ERR_PULL_RANGE = 18
+    EL_LINK_ERR_RUN_FAILED = 16, EL_LINK_ERR_BAD_MODE = 17, EL_LINK_ERR_PULL_RANGE = 18,
+    EL_LINK_ERR_NO_CUTOFF = 19
 };
 
 /* A streaming COBS decoder: feed bytes one by one. */
