@@ -62,13 +62,26 @@ def bit_exact() -> tuple[str, ...]:
     return tuple(name for name in EXECUTORS if exactness(name) is Exactness.BIT)
 
 
-def make_learner(model: Model, executor: str) -> Learner:
-    """The executor of the model's rule; refused when a layer's kind has no version for it."""
+OPTIONS: dict[tuple[str, str], tuple[str, ...]] = {   # (executor, runtime) -> keyword options it takes
+    ("float", "stop"): ("regulariser", "late_fraction"),    # the cutoff's RCS regulariser (host pre-training)
+}
+
+
+def make_learner(model: Model, executor: str, **options) -> Learner:
+    """The executor of the model's rule; refused when a layer's kind has no version for it,
+    or when it does not take one of ``options`` (``OPTIONS``)."""
     if executor not in EXECUTORS:
         raise ModelError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    takes = OPTIONS.get((executor, runtime_of(model)), ())
+    for name in options:
+        if name not in takes:
+            raise ModelError(f"the {executor!r} executor of rule {model.learning.rule!r} takes no option {name!r}"
+                             + (f" (it takes: {', '.join(takes)})" if takes else "")
+                             + ("; the cutoff's regulariser trains in the float twin of STOP (--executor float)"
+                                if name in ("regulariser", "late_fraction") else ""))
     for layer in model.layers:
         kind = NEURONS.get(layer.neuron.kind)
         if kind is not None and executor not in kind.exactness:
             raise ModelError(f"layer {layer.name!r}: neuron kind {kind.name!r} has no {executor!r} executor "
                              f"(it has: {', '.join(kind.exactness)})")
-    return EXECUTORS[executor][runtime_of(model)](model)
+    return EXECUTORS[executor][runtime_of(model)](model, **options)
