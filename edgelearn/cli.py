@@ -1,4 +1,4 @@
-"""The ``edgelearn`` command line: train, eval, info, compile, profile, and the verbs other
+"""The ``edgelearn`` command line: train, eval, calibrate, info, compile, profile, and the verbs other
 installed packages add through the entry point group ``edgelearn.commands`` (the board verbs:
 firmware_host.cli). Each entry point is a function ``add_commands(subparsers)`` that adds its
 subcommands and may return the exception types they raise; main() prints those as one line
@@ -12,8 +12,9 @@ from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from . import datasets, profile
+from . import cutoff, datasets, profile
 from .cli_util import check_writable, emit, int_in
+from .contract import CUTOFF_NEVER
 from .errors import ModelError, TrainingDiverged
 from .executors import EXECUTORS, TWIN, exactness
 from .model import Learning, mlp
@@ -24,6 +25,7 @@ from .train import evaluate, make_learner, train, warm_up
 
 EXECUTOR_HELP = "; ".join(f"{name}: {exactness(name).value}" for name in EXECUTORS)
 COMMANDS_GROUP = "edgelearn.commands"
+TOLERANCES = ",".join(f"{e:g}" for e in cutoff.DEFAULT_TOLERANCES)     # argparse parses a string default
 
 
 def add_installed_commands(sub) -> tuple[type[BaseException], ...]:
@@ -69,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--slow-down-every", type=int_in(0), default=4, metavar="N",
                    help="halve the learning rates every N epochs (0: never)")
     t.add_argument("--batch", type=int_in(1), default=1, help="1 is online learning, as on the device")
+    t.add_argument("--regulariser", type=float, metavar="W",
+                   help="the cutoff's RCS regulariser of weight W >= 0 (early steps like late ones, so a calibrated "
+                        "cutoff stops sooner; docs/cutoff.md): float twin of STOP only (--executor float)")
+    t.add_argument("--late-fraction", type=float, metavar="F",
+                   help="with --regulariser: the share of the last steps whose mean is the target (default 0.25)")
     t.add_argument("--seed", type=int_in(0, 0xFFFFFFFF), help="initial weights and PRNG streams")
     t.add_argument("--limit-train", type=int_in(1), metavar="N", help="use the first N training samples")
     t.add_argument("--limit-test", type=int_in(1), metavar="N", help="use the first N test samples")
@@ -82,8 +89,45 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="digits")
     e.add_argument("--executor", choices=tuple(EXECUTORS), default="fixed", help=f"what runs it ({EXECUTOR_HELP})")
     e.add_argument("--limit-test", type=int_in(1), metavar="N")
+    e.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's); a calibrated "
+                                                      "cutoff holds only for the T it was calibrated for")
+    e.add_argument("--cutoff", action="store_true",
+                   help="stop each sample per the model's calibrated cutoff (edgelearn calibrate): accuracy "
+                        "beside full T, and the time steps used")
+    e.add_argument("--plot", help="with --cutoff: a PNG of accuracy against mean steps for --tolerances "
+                                  "(calibrated on the training split) and the steps used")
+    e.add_argument("--tolerances", type=tolerance_list, default=TOLERANCES, metavar="E,E,...",
+                   help="the plot's tolerances (default: %(default)s)")
+    e.add_argument("--limit-train", type=int_in(1), metavar="N", help="the plot calibrates on the first N "
+                                                                      "training samples")
+    e.add_argument("--min-support", type=int_in(1), metavar="N", help="the plot's calibration support "
+                                                                      "(default: max(30, 1/tolerance))")
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=cmd_eval)
+
+    k = sub.add_parser("calibrate", help="anytime inference: per-step cutoff margins from the training split, "
+                                         "stored in the model (docs/cutoff.md)")
+    k.add_argument("model", help="a trained model (.elm)")
+    k.add_argument("--data", default="digits", help="its training split calibrates: digits, mnist, or a directory "
+                                                    "of MNIST-style IDX files")
+    k.add_argument("--tolerance", type=tolerance, required=True, metavar="E",
+                   help="the share of calibration samples above a step's margin allowed to be unsettled "
+                        "(wrong then or later), in (0, 1)")
+    k.add_argument("--executor", choices=tuple(EXECUTORS), default="fixed",
+                   help=f"what runs the full-T inferences ({EXECUTOR_HELP})")
+    k.add_argument("--T", type=int_in(1, 65535), help="calibrate for T time steps (default: the model's); the "
+                                                      "written model runs T steps")
+    k.add_argument("--min-support", type=int_in(1), metavar="N",
+                   help="the fewest calibration samples a margin may rest on (default: max(30, 1/tolerance))")
+    k.add_argument("--limit", type=int_in(1), metavar="N", help="calibrate on the first N training samples")
+    k.add_argument("-o", "--output", help="write the calibrated model (.elm); default: MODEL itself when it is "
+                                          "a .elm blob")
+    k.add_argument("--plot", help="a PNG: accuracy against mean steps on the calibration set for --tolerances, "
+                                  "and the steps used at --tolerance")
+    k.add_argument("--tolerances", type=tolerance_list, default=TOLERANCES, metavar="E,E,...",
+                   help="the plot's tolerances (default: %(default)s)")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(run=cmd_calibrate)
 
     i = sub.add_parser("info", help="layers, parameter counts and bytes of a model")
     i.add_argument("model")
@@ -176,11 +220,15 @@ def cmd_train(args) -> int:
     check_writable(args.plot, (".png",), "plot")
     data = load_data(args)
     model = model_for(args, data)
-    runs = [args.executor] + ([TWIN[args.executor]] if args.twin else [])
+    options = {name: value for name, value in (("regulariser", args.regulariser),
+                                               ("late_fraction", args.late_fraction)) if value is not None}
+    if "late_fraction" in options and "regulariser" not in options:
+        raise ModelError("--late-fraction sets the regulariser's target: use it with --regulariser")
+    runs = [args.executor] + ([TWIN[args.executor]] if args.twin and not options else [])
     results, trained = {}, None
     for executor in runs:
         warm_up(model, executor, data)
-        net = make_learner(model.copy(), executor)
+        net = make_learner(model.copy(), executor, **options)
         results[executor] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
                                   slow_down_every=args.slow_down_every, progress=not args.json,
                                   label=executor)
@@ -225,16 +273,161 @@ def training_table(report: dict, runs: list[str]) -> str:
     return "\n".join(lines)
 
 
+def tolerance(text: str) -> float:
+    """An argparse type: a tolerance in (0, 1), exclusive."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), exclusive, got {text}")
+    if round(value * 1e6) < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1e-6 (a model records it in parts per million), "
+                                         f"got {text}")
+    return value
+
+
+def tolerance_list(text: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated tolerances."""
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers in (0, 1), got {text!r}")
+    return tuple(tolerance(p.strip()) for p in parts)
+
+
+def margin_text(margins) -> str:
+    return " ".join("never" if m == CUTOFF_NEVER else str(m) for m in margins)
+
+
+def steps_lines(result: cutoff.CutoffEval) -> list[str]:
+    """The distribution of steps used, one line per step some sample stopped at."""
+    lines = []
+    for step, count in enumerate(result.histogram, start=1):
+        if count:
+            share = count / result.samples
+            lines.append(f"  {step:>5}  {count:>6}  {share:6.1%}  {'#' * max(1, round(40 * share))}")
+    return ["  steps  samples  share"] + lines
+
+
+def cutoff_report(result: cutoff.CutoffEval) -> dict:
+    return {"accuracy": result.accuracy, "full_T_accuracy": result.full_accuracy,
+            "loss_points": round(result.loss_points, 4), "agreement_with_full_T": result.agreement,
+            "mean_steps": result.mean_steps,
+            "steps_saved": result.steps_saved, "steps_histogram": list(result.histogram)}
+
+
 def cmd_eval(args) -> int:
+    if (args.plot or args.limit_train or args.min_support) and not args.cutoff:
+        raise ModelError("--plot, --limit-train and --min-support draw the cutoff's trade-off curve: use them "
+                         "with --cutoff")
+    check_writable(args.plot, (".png",), "plot")
     data = load_data(args)
     model = load_model(args.model)
     check_fits(model, data)
+    if args.T is not None:
+        if model.cutoff is not None and not args.cutoff:
+            model.cutoff = None          # not used: full-T inference at this T
+        model.learning = replace(model.learning, T=args.T)
+    if args.cutoff:
+        return eval_cutoff(args, model, data)
+    model.validate()
     acc = evaluate(make_learner(model, args.executor), data.x_test, data.y_test)
     if args.json:
         print(json.dumps({"model": model.name, "data": data.name, "executor": args.executor,
                           "test_samples": len(data.x_test), "test_accuracy": acc}))
     else:
         print(f"{model.name} on {data.name} ({len(data.x_test)} test samples, {args.executor}): {acc:.2%}")
+    return 0
+
+
+def eval_cutoff(args, model, data: datasets.Dataset) -> int:
+    if model.cutoff is None:
+        raise ModelError(f"{args.model}: the model has no calibrated cutoff; run 'edgelearn calibrate "
+                         f"{args.model} --data {args.data} --tolerance E' first")
+    model.validate()                       # margins for another T are refused here
+    progress = not args.json
+    result = cutoff.evaluate_model(model, data.x_test, data.y_test, args.executor, progress=progress)
+    T = model.learning.T
+    points = []
+    report = {"model": model.name, "data": data.name, "executor": args.executor,
+              "test_samples": len(data.x_test), "T": T, "tolerance": model.cutoff.tolerance,
+              "margins": [None if m == CUTOFF_NEVER else int(m) for m in model.cutoff.margins],
+              "test_accuracy": result.accuracy, **cutoff_report(result)}
+    if args.plot:
+        calib = cutoff.score_trajectories(model, data.x_train, args.executor, progress)
+        test = cutoff.score_trajectories(model, data.x_test, args.executor, progress)
+        points = cutoff.tradeoff(calib, data.y_train, args.tolerances, test, data.y_test, args.min_support)
+        cutoff.plot_tradeoff({f"calibrated on {len(data.x_train)} training samples": points}, args.plot,
+                             title=f"{model.name} on {data.name} ({len(data.x_test)} test samples, T={T})",
+                             mark=result, mark_label=f"the model's cutoff (tolerance {model.cutoff.tolerance:g})")
+        report["tradeoff"] = [p.as_dict() for p in points]
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    lines = [f"{model.name} on {data.name} ({len(data.x_test)} test samples, {args.executor}, cutoff calibrated "
+             f"at tolerance {model.cutoff.tolerance:g}): {result.accuracy:.2%}",
+             f"full T = {T}: {result.full_accuracy:.2%} ({0.0 - result.loss_points:+.2f} points with the cutoff)",
+             f"steps: mean {result.mean_steps:.2f} of {T} ({result.steps_saved:.1%} saved)"]
+    lines += steps_lines(result)
+    if args.plot:
+        lines.append("trade-off (margins calibrated on the training split, evaluated on the test split):")
+        lines += [f"  tolerance {p.tolerance:g}: {p.result.accuracy:.2%}, mean steps {p.result.mean_steps:.2f} "
+                  f"({p.result.steps_saved:.1%} saved)" for p in points]
+        lines.append(f"plot: {args.plot}")
+    emit("\n".join(lines))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    output = args.output
+    if output is None:
+        if Path(args.model).suffix.lower() != ".elm":
+            raise ModelError(f"{args.model} is not a .elm blob: give -o OUT.elm for the calibrated model (a .json "
+                             "spec holds no weights, and margins hold only for the weights they were computed with)")
+        output = args.model
+    if Path(output).suffix.lower() == ".json":
+        raise ModelError(f"cannot write {output}: a .json spec holds no weights, and the margins hold only for the "
+                         "weights they were calibrated with; write a .elm blob")
+    check_writable(output, (".elm",), "model")
+    check_writable(args.plot, (".png",), "plot")
+    data = datasets.subset(datasets.load(args.data), args.limit, None)
+    model = load_model(args.model)
+    check_fits(model, data)
+    model.cutoff = None                   # recalibrated: old margins may be for another T
+    if args.T is not None:
+        model.learning = replace(model.learning, T=args.T)
+    model.validate()
+    progress = not args.json
+    traj = cutoff.score_trajectories(model, data.x_train, args.executor, progress)
+    calibrated = cutoff.calibrate_model(model, data.x_train, data.y_train, args.tolerance,
+                                        min_support=args.min_support, trajectories=traj)
+    margins = calibrated.cutoff.margins
+    result = cutoff.evaluate(traj, data.y_train, margins)
+    support = args.min_support or cutoff.default_support(args.tolerance)
+    save_model(calibrated, output)
+    T = model.learning.T
+    report = {"model": model.name, "data": data.name, "executor": args.executor,
+              "calibration_samples": len(data.x_train), "T": T, "tolerance": args.tolerance,
+              "min_support": support, "margins": [None if m == CUTOFF_NEVER else int(m) for m in margins],
+              "on_calibration_set": cutoff_report(result), "output": output}
+    if args.plot:
+        points = cutoff.tradeoff(traj, data.y_train, args.tolerances, min_support=args.min_support)
+        cutoff.plot_tradeoff({"calibration set": points}, args.plot, mark=result,
+                             mark_label=f"tolerance {args.tolerance:g}",
+                             title=f"{model.name}: the cutoff on its {len(data.x_train)} calibration samples "
+                                   f"({data.name}, T={T})")
+        report["tradeoff_on_calibration_set"] = [p.as_dict() for p in points]
+        report["plot"] = args.plot
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    lines = [f"{model.name}: cutoff calibrated on {len(data.x_train)} training samples of {data.name} "
+             f"(T={T}, tolerance {args.tolerance:g}, at least {support} samples per margin)",
+             f"margins: {margin_text(margins)}",
+             f"on the calibration set (optimistic: the margins were fit to it): {result.accuracy:.2%} (full T: "
+             f"{result.full_accuracy:.2%}), mean steps {result.mean_steps:.2f} of {T} ({result.steps_saved:.1%} saved)",
+             f"wrote {output}" + (f" and {args.plot}" if args.plot else "")]
+    emit("\n".join(lines))
     return 0
 
 

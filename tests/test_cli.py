@@ -409,3 +409,210 @@ def test_smallest_learning_rate_with_a_batch(tmp_path, capsys):
     for name in ("fc1", "readout"):
         moved = np.abs(done.params[name].weight.astype(np.int64) - start.params[name].weight).max()
         assert moved <= 16, f"{name}: a 2^-44 learning rate moved a weight by {moved} LSBs"
+
+
+# -- calibrate and eval --cutoff (docs/cutoff.md) ---------------------------------------------------
+CAL_LIMIT, EVAL_LIMIT = 300, 120
+
+
+@pytest.fixture(scope="module")
+def calibrated(trained):
+    """The tiny trained model calibrated at tolerance 0.05 on the first 300 training samples."""
+    out = trained["dir"] / "calibrated.elm"
+    rc, stdout, err = run_cli(["calibrate", str(trained["model"]), "--data", "digits", "--tolerance", "0.05",
+                               "--limit", str(CAL_LIMIT), "-o", str(out), "--json"])
+    assert rc == 0, err
+    return {"path": out, "report": json.loads(stdout)}
+
+
+def test_calibrate_stores_the_margins_the_python_api_computes(trained, calibrated):
+    from edgelearn import cutoff as co
+    report, model = calibrated["report"], load_model(calibrated["path"])
+    data = datasets.subset(datasets.load("digits"), CAL_LIMIT, None)
+    source = load_model(trained["model"])
+    assert source.cutoff is None                         # the input is left as it was
+    expected = co.calibrate(co.score_trajectories(source, data.x_train, progress=False), data.y_train, 0.05)
+    assert model.cutoff is not None and model.cutoff.tolerance == 0.05
+    assert list(model.cutoff.margins) == expected.tolist()
+    assert report["margins"] == [None if m == co.CUTOFF_NEVER else m for m in expected.tolist()]
+    assert report["T"] == len(model.cutoff.margins) == model.learning.T and model.cutoff.margins[-1] == 0
+    assert report["calibration_samples"] == CAL_LIMIT and report["min_support"] == 30
+    r = report["on_calibration_set"]
+    assert sum(r["steps_histogram"]) == CAL_LIMIT and 1 <= r["mean_steps"] <= model.learning.T
+    assert r["steps_saved"] == pytest.approx(1 - r["mean_steps"] / model.learning.T)
+    for name in ("fc1", "readout"):                      # the weights travel with the margins
+        assert np.array_equal(model.params[name].weight, source.params[name].weight)
+
+
+def test_eval_cutoff_reports_what_the_trajectories_predict(trained, calibrated, capsys):
+    from edgelearn import cutoff as co
+    rc, out, err = cli(capsys, "eval", str(calibrated["path"]), "--cutoff", "--limit-test", str(EVAL_LIMIT), "--json")
+    assert rc == 0, err
+    r = json.loads(out)
+    model, data = load_model(calibrated["path"]), datasets.subset(datasets.load("digits"), None, EVAL_LIMIT)
+    # direct encoding: the decisions from full-T trajectories are those of real cutoff inference
+    expected = co.evaluate(co.score_trajectories(model, data.x_test, progress=False), data.y_test,
+                           model.cutoff.margins)
+    assert r["test_samples"] == EVAL_LIMIT and r["T"] == model.learning.T
+    assert (r["accuracy"], r["full_T_accuracy"], r["mean_steps"]) == (expected.accuracy, expected.full_accuracy,
+                                                                      expected.mean_steps)
+    assert r["steps_histogram"] == list(expected.histogram) and r["test_accuracy"] == r["accuracy"]
+    rc, out, err = cli(capsys, "eval", str(calibrated["path"]), "--limit-test", str(EVAL_LIMIT), "--json")
+    assert rc == 0, err
+    assert json.loads(out)["test_accuracy"] == r["full_T_accuracy"]      # eval without --cutoff: full T
+
+
+def test_eval_cutoff_text_and_plot(calibrated, tmp_path, capsys):
+    plot = tmp_path / "tradeoff.png"
+    rc, out, err = cli(capsys, "eval", str(calibrated["path"]), "--cutoff", "--limit-test", str(EVAL_LIMIT),
+                       "--limit-train", "200", "--plot", str(plot), "--tolerances", "0.02,0.1,0.3")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"digits-stop on digits ({EVAL_LIMIT} test samples, fixed, cutoff calibrated at "
+                               "tolerance 0.05): ")
+    assert lines[1].startswith("full T = 8: ") and "points with the cutoff" in lines[1]
+    assert lines[2].startswith("steps: mean ") and "% saved)" in lines[2]
+    assert lines[3].split() == ["steps", "samples", "share"]
+    shown = [l for l in lines[4:] if l.strip() and l.split()[0].isdigit()]
+    assert sum(int(l.split()[1]) for l in shown) == EVAL_LIMIT
+    assert [l.split(":")[0].strip() for l in lines if l.strip().startswith("tolerance")] == \
+        ["tolerance 0.02", "tolerance 0.1", "tolerance 0.3"]
+    assert plot.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_calibrate_text_plot_and_in_place(trained, tmp_path, capsys):
+    blob = tmp_path / "model.elm"
+    blob.write_bytes(trained["model"].read_bytes())
+    plot = tmp_path / "calibration.png"
+    rc, out, err = cli(capsys, "calibrate", str(blob), "--tolerance", "0.2", "--limit", "150", "--plot", str(plot),
+                       "--tolerances", "0.1,0.2")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == ("digits-stop: cutoff calibrated on 150 training samples of digits (T=8, tolerance 0.2, "
+                        "at least 30 samples per margin)")
+    margins = lines[1].split(": ")[1].split()
+    assert len(margins) == 8 and margins[-1] == "0"
+    assert all(m == "never" or m.isdigit() for m in margins)
+    assert lines[-1] == f"wrote {blob} and {plot}"
+    model = load_model(blob)                             # no -o: the blob itself holds the cutoff now
+    assert [("never" if m == 2**63 - 1 else str(m)) for m in model.cutoff.margins] == margins
+    assert plot.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_calibrate_for_another_T_and_eval_it(trained, tmp_path, capsys):
+    out_file = tmp_path / "t4.elm"
+    rc, out, err = cli(capsys, "calibrate", str(trained["model"]), "--tolerance", "0.1", "--limit", "100", "--T", "4",
+                       "-o", str(out_file), "--json")
+    assert rc == 0, err
+    model = load_model(out_file)
+    assert model.learning.T == 4 and len(model.cutoff.margins) == 4 and json.loads(out)["T"] == 4
+    rc, out, err = cli(capsys, "eval", str(out_file), "--cutoff", "--limit-test", "40", "--json")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["T"] == 4 and sum(r["steps_histogram"]) == 40 and len(r["steps_histogram"]) == 4
+    # --T without --cutoff: full-T inference at that T, the cutoff unused
+    rc, out, err = cli(capsys, "eval", str(out_file), "--T", "6", "--limit-test", "40", "--json")
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("value, needle", [
+    ("0", "must be in (0, 1), exclusive, got 0"), ("1", "must be in (0, 1), exclusive, got 1"),
+    ("-0.1", "must be in (0, 1), exclusive, got -0.1"), ("1.5", "must be in (0, 1), exclusive, got 1.5"),
+    ("nan", "must be in (0, 1), exclusive, got nan"), ("abc", "expected a number in (0, 1), got 'abc'"),
+    ("1e-9", "must be at least 1e-6"),
+])
+def test_calibrate_refuses_bad_tolerances(trained, capsys, value, needle):
+    rc, out, err = cli(capsys, "calibrate", str(trained["model"]), "--tolerance", value, "-o", "/tmp/never.elm")
+    assert_clean_failure(rc, out, err, f"argument --tolerance: {needle}", "usage: edgelearn calibrate")
+    assert out == ""
+
+
+def test_bad_tolerance_lists(calibrated, capsys):
+    rc, out, err = cli(capsys, "eval", str(calibrated["path"]), "--cutoff", "--plot", "/tmp/x.png",
+                       "--tolerances", "0.1,2")
+    assert_clean_failure(rc, out, err, "argument --tolerances: must be in (0, 1), exclusive, got 2")
+    rc, out, err = cli(capsys, "eval", str(calibrated["path"]), "--cutoff", "--tolerances", ",")
+    assert_clean_failure(rc, out, err, "argument --tolerances: expected comma-separated numbers")
+
+
+def test_calibrate_needs_a_tolerance(trained, capsys):
+    rc, out, err = cli(capsys, "calibrate", str(trained["model"]))
+    assert_clean_failure(rc, out, err, "the following arguments are required: --tolerance")
+
+
+def test_eval_cutoff_without_calibration(trained, capsys):
+    rc, out, err = cli(capsys, "eval", str(trained["model"]), "--cutoff", "--limit-test", "10")
+    assert_clean_failure(rc, out, err, "the model has no calibrated cutoff", "edgelearn calibrate")
+    assert out == ""
+
+
+def test_eval_cutoff_with_margins_for_another_T(calibrated, capsys):
+    rc, out, err = cli(capsys, "eval", str(calibrated["path"]), "--cutoff", "--T", "4", "--limit-test", "10")
+    assert_clean_failure(rc, out, err, "8 margins for T = 4 steps", "recalibrate")
+    assert out == ""
+
+
+def test_eval_plot_without_cutoff(calibrated, tmp_path, capsys):
+    rc, out, err = cli(capsys, "eval", str(calibrated["path"]), "--plot", str(tmp_path / "p.png"))
+    assert_clean_failure(rc, out, err, "use them with --cutoff")
+    assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("output, needle", [
+    ("model.json", "a .json spec holds no weights"),
+    ("model.txt", "unknown model file suffix '.txt'"),
+    ("no/such/dir/model.elm", "does not exist"),
+])
+def test_calibrate_refuses_outputs_that_lose_the_weights(trained, tmp_path, capsys, output, needle):
+    target = tmp_path / output
+    rc, out, err = cli(capsys, "calibrate", str(trained["model"]), "--tolerance", "0.1", "-o", str(target))
+    assert_clean_failure(rc, out, err, needle)
+    assert not target.exists()
+
+
+def test_calibrate_a_spec_needs_an_output(tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    save_model(mlp("spec", [64, 16, 10]), spec)
+    before = spec.read_bytes()
+    rc, out, err = cli(capsys, "calibrate", str(spec), "--tolerance", "0.1")
+    assert_clean_failure(rc, out, err, "is not a .elm blob: give -o OUT.elm")
+    assert spec.read_bytes() == before
+
+
+def test_calibrate_refuses_spide(tmp_path, capsys):
+    rc, out, err = cli(capsys, "calibrate", "models/digits-spide.json", "--tolerance", "0.1", "-o",
+                       str(tmp_path / "s.elm"))
+    assert_clean_failure(rc, out, err, "rule 'spide' has no per-step scores")
+    assert not (tmp_path / "s.elm").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["calibrate", "/nonexistent/model.elm", "--tolerance", "0.1"], "model file not found"),
+    (["calibrate", "MODEL", "--tolerance", "0.1", "--plot", "x.txt"], "unknown plot file suffix '.txt'"),
+    (["calibrate", "MODEL", "--tolerance", "0.1", "--limit", "0"], "argument --limit: must be at least 1"),
+    (["calibrate", "MODEL", "--tolerance", "0.1", "--limit", "99999"], "n_train=99999 is outside"),
+    (["calibrate", "MODEL", "--tolerance", "0.1", "--data", "nosuchdata"], "unknown dataset 'nosuchdata'"),
+])
+def test_calibrate_bad_arguments(trained, tmp_path, capsys, args, needle):
+    args = [str(trained["model"]) if a == "MODEL" else a for a in args]
+    before = trained["model"].read_bytes()
+    rc, out, err = cli(capsys, *args, *(["-o", str(tmp_path / "o.elm")] if "MODEL" not in args[1] else []))
+    assert_clean_failure(rc, out, err, needle)
+    assert trained["model"].read_bytes() == before
+
+
+def test_the_regulariser_trains_the_float_twin_only(capsys):
+    rc, out, err = cli(capsys, "train", "--data", "digits", "--executor", "fixed", "--regulariser", "1",
+                       "--epochs", "1", "--limit-train", "20", "--limit-test", "10")
+    assert_clean_failure(rc, out, err, "takes no option 'regulariser'", "--executor float")
+    rc, out, err = cli(capsys, "train", "--data", "digits", "--executor", "float", "--regulariser", "-1",
+                       "--epochs", "1", "--limit-train", "20", "--limit-test", "10")
+    assert_clean_failure(rc, out, err, "must be a finite number >= 0")
+    rc, out, err = cli(capsys, "train", "--data", "digits", "--executor", "float", "--late-fraction", "0.5",
+                       "--epochs", "1", "--limit-train", "20", "--limit-test", "10")
+    assert_clean_failure(rc, out, err, "use it with --regulariser")
+    rc, out, err = cli(capsys, "train", "--data", "digits", "--executor", "float", "--regulariser", "2",
+                       "--late-fraction", "0.5", "--epochs", "1", "--limit-train", "60", "--limit-test", "20",
+                       "--json")
+    assert rc == 0, err
+    assert list(json.loads(out)["final_test_accuracy"]) == ["float"]     # no fixed twin beside it
