@@ -207,9 +207,9 @@ def markdown(report) -> str:
             sil = [c["silent_fraction"] for c in cells if c["method"] == "edgelearn-fixed"]
             if sil:
                 lines += [f"edgelearn's timed samples whose readout never fired: {min(sil):.0%} to {max(sil):.0%} per "
-                          "configuration. The runtime is event-driven, but silence does not make it cheap: most of its "
-                          "time is the layer-0 forward pass, which depends on the input, not on the activity "
-                          "(see bench/README.md).", ""]
+                          "configuration. A silent readout gives no output error, so nothing learns on those steps: "
+                          "what is left is the forward pass, whose layer 0 sums a direct input once a sample "
+                          "(docs/numerics.md §5b).", ""]
     lines += ["## Where the memory goes (T = 256 or the largest T measured)", "",
               "| net | B | method | parameters | grads / accumulators | saved for backward or state | total |",
               "|---|---:|---|---:|---:|---:|---:|"]
