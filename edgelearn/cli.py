@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import cutoff, datasets, profile
 from .cli_util import check_writable, emit, int_in
-from .contract import CUTOFF_NEVER
+from .contract import CUTOFF_MAX_PPM, CUTOFF_NEVER
 from .errors import ModelError, TrainingDiverged
 from .executors import EXECUTORS, TWIN, exactness
 from .model import Learning, mlp
@@ -182,6 +182,10 @@ def load_data(args) -> datasets.Dataset:
 def model_for(args, data: datasets.Dataset):
     if args.model:
         model = load_model(args.model)
+        if model.cutoff is not None:        # margins hold for the weights they were calibrated with
+            print(f"note: {args.model}'s cutoff is dropped (training changes the weights); calibrate the "
+                  "trained model again (edgelearn calibrate)", file=sys.stderr)
+            model.cutoff = None
     else:
         name = f"{Path(data.name).name}-{args.learner}"
         sizes = [data.x_train.shape[1], args.hidden, data.n_classes]
@@ -281,9 +285,9 @@ def tolerance(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1), exclusive, got {text}")
-    if round(value * 1e6) < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1e-6 (a model records it in parts per million), "
-                                         f"got {text}")
+    if not 1 <= round(value * 1e6) <= CUTOFF_MAX_PPM:
+        raise argparse.ArgumentTypeError(f"must be within 1e-6 and 1 - 1e-6 (a model records it in parts per "
+                                         f"million), got {text}")
     return value
 
 

@@ -8,6 +8,7 @@ device formats (integers); the float twins dequantise them.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -87,6 +88,12 @@ class Cutoff:
     the parameters they were computed with; a model that learns on should be recalibrated."""
     margins: tuple[int, ...]
     tolerance: float
+
+    def __post_init__(self):
+        # recorded to the ppm the blob holds, so that spec, blob and model agree exactly
+        if isinstance(self.tolerance, (int, float, np.integer, np.floating)) and not isinstance(self.tolerance, bool) \
+                and np.isfinite(self.tolerance) and 1 <= math.floor(float(self.tolerance) * 1e6 + 0.5) <= CUTOFF_MAX_PPM:
+            object.__setattr__(self, "tolerance", math.floor(float(self.tolerance) * 1e6 + 0.5) / 1e6)
 
     @property
     def ppm(self) -> int:
@@ -274,10 +281,12 @@ def _validate_cutoff(c: Cutoff, lr: Learning) -> None:
             raise ModelError(f"cutoff: margin {t} is {m!r}; margins are integers in 0..2^63-1")
     if c.margins[-1] != 0:
         raise ModelError(f"cutoff: the last margin is {c.margins[-1]}; it must be 0 (the last step always stops)")
-    if not (isinstance(c.tolerance, (int, float)) and 0.0 < c.tolerance < 1.0):
+    if isinstance(c.tolerance, bool) or not (isinstance(c.tolerance, (int, float, np.integer, np.floating))
+                                             and 0.0 < c.tolerance < 1.0):
         raise ModelError(f"cutoff: tolerance {c.tolerance!r} outside (0, 1)")
     if not 1 <= c.ppm <= CUTOFF_MAX_PPM:
-        raise ModelError(f"cutoff: tolerance {c.tolerance!r} is finer than the 1e-6 a model records")
+        raise ModelError(f"cutoff: tolerance {c.tolerance!r} is not within 1e-6 and 1 - 1e-6, the resolution a "
+                         "model records (ppm)")
 
 
 def effective_leak(neuron: Neuron) -> float:

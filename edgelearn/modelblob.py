@@ -161,6 +161,8 @@ def from_blob(data: bytes) -> Model:
     unexpected = sorted(sections.keys() - expected)
     if unexpected:
         kind, index = unexpected[0]
+        if kind == SECTION_CUTOFF:
+            raise ModelError(f"CUTOFF section {index}: a model has at most one, index 0")
         raise ModelError(f"{SECTION_NAMES[kind]} section {index} does not belong to a model of {n_layers} layer(s)")
     records = [_parse_layer_section(_section(sections, SECTION_LAYER, i), i, n_layers) for i in range(n_layers)]
     names = [r.name for r in records]

@@ -519,7 +519,8 @@ def test_calibrate_for_another_T_and_eval_it(trained, tmp_path, capsys):
     ("0", "must be in (0, 1), exclusive, got 0"), ("1", "must be in (0, 1), exclusive, got 1"),
     ("-0.1", "must be in (0, 1), exclusive, got -0.1"), ("1.5", "must be in (0, 1), exclusive, got 1.5"),
     ("nan", "must be in (0, 1), exclusive, got nan"), ("abc", "expected a number in (0, 1), got 'abc'"),
-    ("1e-9", "must be at least 1e-6"),
+    ("1e-9", "must be within 1e-6 and 1 - 1e-6"),
+    ("0.9999996", "must be within 1e-6 and 1 - 1e-6"),
 ])
 def test_calibrate_refuses_bad_tolerances(trained, capsys, value, needle):
     rc, out, err = cli(capsys, "calibrate", str(trained["model"]), "--tolerance", value, "-o", "/tmp/never.elm")
@@ -616,3 +617,16 @@ def test_the_regulariser_trains_the_float_twin_only(capsys):
                        "--json")
     assert rc == 0, err
     assert list(json.loads(out)["final_test_accuracy"]) == ["float"]     # no fixed twin beside it
+
+
+def test_training_a_calibrated_model_drops_its_stale_cutoff(tmp_path, capsys):
+    base, cut, again = tmp_path / "m.elm", tmp_path / "cut.elm", tmp_path / "again.elm"
+    assert cli(capsys, "train", "--data", "digits", "--T", "4", "--epochs", "1", "--limit-train", "100",
+               "--limit-test", "20", "--no-twin", "-o", str(base))[0] == 0
+    assert cli(capsys, "calibrate", str(base), "--data", "digits", "--tolerance", "0.05", "--limit", "100",
+               "-o", str(cut))[0] == 0
+    assert load_model(cut).cutoff is not None
+    rc, out, err = cli(capsys, "train", "--model", str(cut), "--data", "digits", "--T", "6", "--epochs", "1",
+                       "--limit-train", "50", "--limit-test", "20", "--no-twin", "-o", str(again))
+    assert rc == 0, err
+    assert "cutoff is dropped" in err and load_model(again).cutoff is None

@@ -48,7 +48,8 @@ def test_a_cutoff_survives_the_spec_and_the_blob_and_raises_their_version_only_w
     ((1, 2.5, 0, 0, 0, 0, 0, 0), 0.01, "margin 1 is 2.5"),
     ((0,) * 8, 0.0, "tolerance 0.0 outside (0, 1)"),
     ((0,) * 8, 1.0, "tolerance 1.0 outside (0, 1)"),
-    ((0,) * 8, 1e-9, "finer than the 1e-6"),
+    ((0,) * 8, 1e-9, "not within 1e-6 and 1 - 1e-6"),
+    ((0,) * 8, 0.9999996, "not within 1e-6 and 1 - 1e-6"),
 ])
 def test_a_bad_cutoff_is_refused_with_its_reason(margins, tolerance, fragment):
     m = model(margins=None)
@@ -68,6 +69,21 @@ def test_spide_and_single_output_models_cannot_carry_a_cutoff():
     one.cutoff = Cutoff((0, 0), 0.01)
     with pytest.raises(ModelError, match="compares the top two"):
         one.validate()
+
+
+def test_a_tolerance_is_recorded_to_the_ppm_so_spec_and_blob_agree():
+    m = model()
+    m.cutoff = Cutoff(m.cutoff.margins, np.float32(0.0123456789))
+    m.validate()
+    assert m.cutoff.tolerance == 0.012346
+    assert check_blob(to_blob(m)).cutoff == m.cutoff == model_from_spec_dict(spec_to_dict(m)).cutoff
+
+
+def test_margins_for_another_T_are_refused_when_inferring():
+    learner = make_learner(model(), "fixed")
+    learner.model.cutoff = Cutoff((0, 0), 0.01)          # behind the validated model's back
+    with pytest.raises(ModelError, match="2 margins for T = 8"):
+        learner.infer(samples(2))
 
 
 def test_spec_errors_name_the_cutoff():
@@ -91,7 +107,7 @@ def margins_at(blob: bytes) -> int:
     (lambda b: poke(b, margins_at(b) - 4, "<I", 1), "EL_ERR_RESERVED_FIELD", "reserved field is 1"),
     (lambda b: poke(b, margins_at(b) - 8, "<I", 0), "EL_ERR_VALUE", "tolerance 0.0 outside"),
     (lambda b: poke(b, margins_at(b) - 8, "<I", 1_000_000), "EL_ERR_VALUE", "tolerance 1.0 outside"),
-    (lambda b: poke(b, section(b, CUTOFF)[0] + 2, "<H", 1), "EL_ERR_SECTION_INDEX", "CUTOFF section 1 does not"),
+    (lambda b: poke(b, section(b, CUTOFF)[0] + 2, "<H", 1), "EL_ERR_SECTION_INDEX", "at most one, index 0"),
     (lambda b: poke(b, section(b, CUTOFF)[0] + 8, "<I", 8 + 8 * (T - 1)), "EL_ERR_SECTION_SIZE",
      "CUTOFF section is 64 bytes, expected 72"),
 ])
@@ -153,12 +169,18 @@ def test_a_rate_coded_stream_depends_on_where_samples_stopped():
 
 
 def test_learning_is_never_cut_off():
-    with_cutoff, without = make_learner(model(), "c"), make_learner(model(margins=None), "c")
+    """With the runtime's cutoff switched on (margins of 0 stop any inference at its first
+    clear leader), learning samples still run all T steps and learn as without a cutoff."""
+    with_cutoff, without = make_learner(model(margins=(0,) * T), "c"), make_learner(model(margins=None), "c")
+    assert with_cutoff._m.lib.el_set_cutoff(with_cutoff._net, 1) == with_cutoff._m.lib.EL_OK
     x, y = samples(20), np.arange(20) % 4
     for b in range(20):
         with_cutoff.run(x[b:b + 1], y[b:b + 1], True)
+        assert with_cutoff._net.steps == T
         without.run(x[b:b + 1], y[b:b + 1], True)
     assert np.array_equal(with_cutoff.weights, without.weights)
+    with_cutoff.run(x[:1], None, False)                 # the switch was on all along: inference stops
+    assert with_cutoff._net.steps < T
     assert np.array_equal(make_learner(model(), "fixed").infer(x, cutoff=False)[1], np.full(20, T))
 
 

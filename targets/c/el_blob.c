@@ -359,6 +359,16 @@ static el_status_t check_learning(const el_net_t *net, uint32_t Tb)
 /* The optional CUTOFF section (docs/numerics.md §6b): T margins in 0..2^63-1, the last 0, a
  * tolerance record in 1..EL_CUTOFF_MAX_PPM ppm; a stop-runtime rule and at least two outputs.
  * net->cutoff_at: the margins' offset in the blob (0: none). */
+static el_status_t check_cutoff_layout(const sections_t *t, const el_net_t *net)
+{
+    uint32_t bytes, at = find_section(t, EL_SEC_CUTOFF, 0, &bytes);
+    if (at == 0) return EL_OK;
+    if ((uint64_t)bytes != EL_BLOB_CUTOFF_FIXED_BYTES + 8ull * net->T) return EL_ERR_SECTION_SIZE;
+    if (rd32(t->blob + at + 4) != 0) return EL_ERR_RESERVED_FIELD;
+    return EL_OK;
+}
+
+/* Its values (model-format.md check 13), after the layout (check 12, check_cutoff_layout). */
 static el_status_t check_cutoff(const sections_t *t, el_net_t *net, uint32_t classes)
 {
     uint32_t bytes, at = find_section(t, EL_SEC_CUTOFF, 0, &bytes), k;
@@ -366,8 +376,6 @@ static el_status_t check_cutoff(const sections_t *t, el_net_t *net, uint32_t cla
     net->cutoff_at = 0;
     if (at == 0) return EL_OK;
     c = t->blob + at;
-    if ((uint64_t)bytes != EL_BLOB_CUTOFF_FIXED_BYTES + 8ull * net->T) return EL_ERR_SECTION_SIZE;
-    if (rd32(c + 4) != 0) return EL_ERR_RESERVED_FIELD;
     if (rd32(c) == 0 || rd32(c) > EL_CUTOFF_MAX_PPM) return EL_ERR_VALUE;
     for (k = 0; k < net->T; k++)            /* the sign bit of each little-endian int64 */
         if (c[EL_BLOB_CUTOFF_FIXED_BYTES + 8u * k + 7] & 0x80u) return EL_ERR_VALUE;
@@ -501,6 +509,7 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
     if ((st = check_indices(&t, net->layer_count)) != EL_OK) return st;
     for (l = 0; l < net->layer_count; l++)
         if ((st = check_layer(&t, net, l, &layer)) != EL_OK) return st;
+    if ((st = check_cutoff_layout(&t, net)) != EL_OK) return st;
     for (l = 0; l < net->layer_count; l++) {
         (void)check_layer(&t, net, l, &layer);      /* checked above */
         if ((st = check_layer_semantics(&t, net, l, &layer)) != EL_OK) return st;

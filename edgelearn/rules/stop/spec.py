@@ -34,6 +34,9 @@ def cutoff_margins(model: Model) -> np.ndarray:
     if model.cutoff is None:
         raise ModelError(f"model {model.name!r} has no cutoff: calibrate it first "
                          "(edgelearn calibrate MODEL --data D --tolerance E)")
+    if len(model.cutoff.margins) != model.learning.T:
+        raise ModelError(f"cutoff: {len(model.cutoff.margins)} margins for T = {model.learning.T} steps; "
+                         "recalibrate for this T (edgelearn calibrate)")
     return np.asarray(model.cutoff.margins, dtype=np.int64)
 
 
