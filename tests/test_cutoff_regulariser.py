@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import pytest
+from complex_step import H, complex_steps, layer_grads
 
 from edgelearn.contract import CUTOFF_NEVER
 from edgelearn.errors import ModelError
@@ -13,7 +14,6 @@ from edgelearn.model import Cutoff, Learning, Neuron, init_params, mlp
 from edgelearn.rules.stop.float import (FloatSTOP, cosine, late_steps, rcs, rcs_grad,
                                         top2_gaps)
 
-H = 1e-30  # complex-step size: derivatives exact to rounding
 
 
 def small_model(sizes, readout="lif", T=6, seed=3, update="sample", rule="stop", encoding="direct"):
@@ -57,28 +57,14 @@ def test_rcs_grad_is_the_complex_step_derivative_of_the_reciprocal_cosine(T, n, 
 
 
 def complex_loss(net: FloatSTOP, x, label, W, th, a, detach_above, weight, q, mask):
-    """weight * mask * mean_l rcs_l in complex arithmetic, as test_stop.loss_complex: a spike
-    is H(Re) + i phi Im, relu(V) keeps V where Re V > 0, the reset uses the real spike, and
-    the membranes of layers above ``detach_above`` lose their imaginary part between steps.
-    q (per layer) and mask are the detached targets of the inference pass."""
-    T = net.model.learning.T
-    V = [np.zeros(w.shape[0], dtype=complex) for w in W]
+    """weight * mask * mean_l rcs_l in complex arithmetic (complex_step.complex_steps, as
+    test_stop.loss_complex), r = s + relu(V) keeping V where Re V > 0; q (per layer) and mask
+    are the detached targets of the inference pass."""
     r = {l: [] for l in net.regularised}
-    for _ in range(T):
-        inp = x / 256.0
-        for l in range(len(W)):
-            if l > detach_above:
-                V[l] = V[l].real.astype(complex)
-            U = a[l] * V[l] + W[l] @ inp
-            if net.spiking[l]:
-                fired = (U.real >= th[l].real).astype(float)
-                inp = fired + 1j * net.phi(U.real - th[l].real) * (U.imag - th[l].imag)
-                V[l] = U - th[l] * fired
-                if l in r:
-                    r[l].append(inp + np.where(V[l].real > 0, V[l], 0))
-            else:
-                inp = U
-                V[l] = U
+    for step in complex_steps(net, x, W, th, a, detach_above):
+        for l in r:
+            out, V = step[l]
+            r[l].append(out + np.where(V.real > 0, V, 0))
     total = sum(rcs(np.array(r[l])[:, None, :], q[l])[0] for l in r)
     return weight * mask * total / len(r)
 
@@ -128,18 +114,8 @@ def test_regulariser_updates_are_its_complex_step_gradient(sizes, readout, seed)
                                           accumulated(FloatSTOP(model), x, label)[key])]
             for key in ("W", "th", "a")}
     for l in range(len(sizes) - 1):
-        def d(kind, index):
-            W = [w.astype(complex) for w in net.W]
-            th = [t.astype(complex) for t in net.th]
-            a = [complex(v) for v in net.a]
-            if kind == "a":
-                a[l] += 1j * H
-            else:
-                (W if kind == "W" else th)[l][index] += 1j * H
-            return complex_loss(net, x, label, W, th, a, l, weight, q, 1.0).imag / H
-        refW = np.array([[d("W", (j, i)) for i in range(net.W[l].shape[1])] for j in range(net.W[l].shape[0])])
-        refth = np.array([d("th", j) for j in range(net.th[l].size)])
-        refa = d("a", None)
+        ref = layer_grads(net, l, lambda W, th, a: complex_loss(net, x, label, W, th, a, l, weight, q, 1.0))
+        refW, refth, refa = ref["W"], ref["th"], ref["a"]
         if l > max(net.regularised):         # the readout is not regularised
             assert not np.any(diff["W"][l]) and not np.any(refW) and diff["a"][l] == 0 and refa == 0
             continue

@@ -2,12 +2,12 @@
 tracks the float one, and training memory does not depend on T."""
 import numpy as np
 import pytest
+from complex_step import complex_steps, layer_grads
 
 from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.rules.stop.float import FloatSTOP
 from edgelearn.model import Learning, Neuron, init_params, mlp
 
-H = 1e-30  # complex-step size: derivatives exact to rounding, no subtraction error
 
 
 def small_model(sizes, readout="lif", T=6, seed=3, update="sample", rule="stop", encoding="direct"):
@@ -30,31 +30,11 @@ def stop_gradients(net: FloatSTOP, x: np.ndarray, label: int):
 
 
 def loss_complex(net: FloatSTOP, x, label, W, th, a, detach_above):
-    """E = sum_t 1/2 |out[t] - y|^2 in complex arithmetic: a spike is H(Re) plus
-    i * phi(Re) * Im (the surrogate), the reset uses the real spike only (reset path
-    detached), and membranes of layers above ``detach_above`` lose their imaginary part
-    between steps (the cross-layer temporal path that per-step spatial errors do not
-    follow; detach_above = len(layers) keeps every path)."""
-    L = len(W)
+    """E = sum_t 1/2 |out[t] - y|^2 in complex arithmetic (complex_step.complex_steps: the
+    reset path detached, the layers above ``detach_above`` without their temporal path)."""
     y = np.zeros(W[-1].shape[0])
     y[label] = 1.0
-    V = [np.zeros(w.shape[0], dtype=complex) for w in W]
-    E = 0j
-    for _ in range(net.model.learning.T):
-        inp = x / 256.0
-        for l in range(L):
-            if l > detach_above:
-                V[l] = V[l].real.astype(complex)
-            U = a[l] * V[l] + W[l] @ inp
-            if net.spiking[l]:
-                fired = (U.real >= th[l].real).astype(float)
-                inp = fired + 1j * net.phi(U.real - th[l].real) * (U.imag - th[l].imag)
-                V[l] = U - th[l] * fired
-            else:
-                inp = U
-                V[l] = U
-        E += 0.5 * np.sum((inp - y) ** 2)
-    return E
+    return sum(0.5 * np.sum((step[-1][0] - y) ** 2) for step in complex_steps(net, x, W, th, a, detach_above))
 
 
 def complex_step_grads(net, x, label, detach_layers: bool):
@@ -62,19 +42,9 @@ def complex_step_grads(net, x, label, detach_layers: bool):
     out = {"W": [], "th": [], "a": []}
     for l in range(len(net.W)):
         detach = l if detach_layers else len(net.W)
-        def d(kind, index):
-            W = [w.astype(complex) for w in net.W]
-            th = [t.astype(complex) for t in net.th]
-            a = [complex(v) for v in net.a]
-            if kind == "a":
-                a[l] += 1j * H
-            else:
-                (W if kind == "W" else th)[l][index] += 1j * H
-            return loss_complex(net, x, label, W, th, a, detach).imag / H
-        out["W"].append(np.array([[d("W", (j, i)) for i in range(net.W[l].shape[1])]
-                                  for j in range(net.W[l].shape[0])]))
-        out["th"].append(np.array([d("th", j) for j in range(net.th[l].size)]))
-        out["a"].append(d("a", None))
+        grads = layer_grads(net, l, lambda W, th, a: loss_complex(net, x, label, W, th, a, detach))
+        for key in out:
+            out[key].append(grads[key])
     return out
 
 
