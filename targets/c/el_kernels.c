@@ -133,13 +133,18 @@ void el_li_output_error(const int32_t *U, uint32_t n, int32_t label, int32_t *d)
 void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, const int32_t *U,
                      const int32_t *th, uint32_t n, int w_frac_up, int k, int64_t *back, int32_t *d)
 {
-    uint32_t m, j;
+    uint32_t m, j, active = 0;
     el_zero(back, (size_t)n * sizeof(int64_t));
     for (m = 0; m < n_up; m++) {           /* event-driven over non-zero upper errors */
         const int16_t *row = W_up + (size_t)m * n;
         int64_t dm = d_up[m];
         if (dm == 0) continue;
+        active++;
         for (j = 0; j < n; j++) back[j] += (int64_t)row[j] * dm;   /* unsaturated: §8 */
+    }
+    if (active == 0) {                     /* no upper error: every d is round_shift(0) = 0 */
+        for (j = 0; j < n; j++) d[j] = 0;
+        return;
     }
     for (j = 0; j < n; j++) {
         int64_t g = el_sat32(el_round_shift(back[j], w_frac_up));

@@ -67,7 +67,17 @@ static int weight_shift(const el_net_t *net, const el_layer_t *ly, uint32_t extr
 static int threshold_shift(const el_net_t *net, uint32_t extra) { return (int)(EL_STATE_FRAC + net->lr_shift[1] + extra); }
 static int leak_shift(const el_net_t *net, uint32_t extra) { return (int)(EL_STATE_FRAC + net->lr_shift[2] + extra); }
 
-/* Updates of one step, bottom-up: weights, threshold, leak per trainable layer. */
+static int any_nonzero(const int32_t *v, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; i++)
+        if (v[i] != 0) return 1;
+    return 0;
+}
+
+/* Updates of one step, bottom-up: weights, threshold, leak per trainable layer. A layer
+ * without errors this step is skipped: every update of it would be a no-op without a draw
+ * (per step its threshold and leak sums are already zero; per sample they gain nothing). */
 static void updates(el_net_t *net, int per_step)
 {
     uint32_t l;
@@ -76,6 +86,7 @@ static void updates(el_net_t *net, int per_step)
         const int32_t *d = net->error + ly->learn_off;
         const int32_t *xt = net->input_trace + ly->in_off;
         if (!(ly->flags & EL_TRAINABLE)) continue;
+        if (!any_nonzero(d, ly->n_out)) continue;
         if (per_step)
             el_update_weights(layer_weights(net, ly), ly->n_in, ly->n_out, ly->n_in, d, xt, weight_shift(net, ly, 0),
                               &net->rng_learn, net->nonzero_index);
@@ -107,7 +118,9 @@ static void refresh_sums(el_net_t *net, const int32_t *x)
     const el_layer_t *ly = &net->layers[0];
     const int16_t *W = layer_weights(net, ly);
     const int32_t *d = net->error + ly->learn_off;
-    uint32_t j, n = el_nonzero_index(x, ly->n_in, net->nonzero_index);
+    uint32_t j, n;
+    if (!any_nonzero(d, ly->n_out)) return;   /* no row learned */
+    n = el_nonzero_index(x, ly->n_in, net->nonzero_index);
     for (j = 0; j < ly->n_out; j++)
         if (d[j] != 0) el_dense_sums(W + (size_t)j * ly->n_in, ly->n_in, 1, x, net->nonzero_index, n, net->input_sums + j);
 }

@@ -88,9 +88,19 @@ def weight_shift(table, l, lr_shifts, extra):
 
 
 @njit(cache=True)
+def any_nonzero(v):
+    for x in v:
+        if x != 0:
+            return True
+    return False
+
+
+@njit(cache=True)
 def refresh_sums(table, params, a, x, d):
     """After layer 0's per-step update: the sums of the rows that learned (d != 0), from the
     sample's unchanged input x (cost: learning rows times non-zero inputs, as the update's)."""
+    if not any_nonzero(d):
+        return                                          # no row learned
     W = layer_weights(table, params.weights, 0)
     n = nonzero_index(x, a.nonzero_index)
     for j in range(d.shape[0]):
@@ -100,13 +110,17 @@ def refresh_sums(table, params, a, x, d):
 
 @njit(cache=True)
 def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
-    """This step's updates, bottom-up: weights, threshold, leak per trainable layer."""
+    """This step's updates, bottom-up: weights, threshold, leak per trainable layer. A layer
+    without errors this step is skipped: every update of it would be a no-op without a draw
+    (per step its threshold and leak sums are already zero; per sample they gain nothing)."""
     for l in range(lowest, table.shape[0]):
         flags = table[l, F.flags]
         if not flags & TRAINABLE:
             continue
         n_in, n_out, lo, io = table[l, F.n_in], table[l, F.n_out], table[l, F.learn_off], table[l, F.in_off]
         d, xt = a.error[lo:lo + n_out], a.input_trace[io:io + n_in]
+        if not any_nonzero(d):
+            continue
         if per_step:
             shared.update_weights(layer_weights(table, params.weights, l), d, xt, weight_shift(table, l, lr_shifts, 0),
                                   rng_learn, a.nonzero_index)

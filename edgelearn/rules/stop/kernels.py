@@ -45,11 +45,16 @@ def hidden_error(W_up, d_up, U, th, w_frac, k, back, d):
     """d = (W_up^T d_up) * phi(U - th). Event-driven over non-zero upper errors;
     ``back`` is an int64 scratch of len(d)."""
     back[:] = 0
+    active = 0
     for m in range(d_up.shape[0]):
         if d_up[m] != 0:
+            active += 1
             dm = np.int64(d_up[m])
             for j in range(d.shape[0]):
                 back[j] += np.int64(W_up[m, j]) * dm
+    if active == 0:                  # no upper error: every d is round_shift(0) = 0
+        d[:] = 0
+        return
     for j in range(d.shape[0]):
         g = sat32(round_shift(back[j], w_frac))
         d[j] = sat32(round_shift(g * surrogate(np.int64(U[j]) - th[j], k), STATE_FRAC))
