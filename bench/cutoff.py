@@ -47,10 +47,9 @@ def trained_model(args, executor: str = "fixed", regulariser: float | None = Non
         net = make_learner(model, executor)
         label = executor
     else:
-        # HOOK (issue 13, the regulariser): the float twin with the RCS regulariser of weight W
-        # (rules/stop/float.py); W = 0 is the same twin without it, the fair comparison.
-        from edgelearn.rules.stop.float import FloatSTOP
-        net = FloatSTOP(model, regulariser=regulariser)
+        # the float twin with the RCS regulariser of weight W; W = 0 is the same twin without it,
+        # the fair comparison
+        net = make_learner(model, "float", regulariser=regulariser)
         label = f"float RCS {regulariser:g}"
     history = train(net, data, args.epochs, slow_down_every=args.slow_down_every,
                     shuffle_seed=model.learning.seed, label=label, position=position)
@@ -176,6 +175,7 @@ def main() -> None:
         "cross_validation": {"folds": args.folds, "max_loss_points": args.max_loss, "rows": cv},
         "calibrated_on_unseen_data": {"folds_of_the_test_split": 2, "rows": unseen},
         "train_full_T_accuracy": float(np.mean(np.argmax(train_traj[:, -1], axis=1) == data.y_train)),
+        "after_first_step": first_step(test_traj, data.y_test),
         "chosen_tolerance": chosen,
         "operating_point": {"tolerance": chosen, "margins": [None if m == co.CUTOFF_NEVER else m
                                                              for m in calibrated.cutoff.margins],
@@ -197,6 +197,14 @@ def main() -> None:
                            f"margins from {len(data.x_train)} training samples")
     out.with_suffix(".md").write_text(markdown(report, curves) + "\n")
     print(markdown(report, curves))
+
+
+def first_step(traj: np.ndarray, labels: np.ndarray) -> dict:
+    """Why so few steps: the test samples with a single leader after one step, and how often
+    that leader is the label."""
+    lead = co.top2_gaps(traj)[:, 0] > 0
+    right = np.argmax(traj[lead, 0], axis=1) == labels[lead]
+    return {"single_leader": float(lead.mean()), "leader_right": float(right.mean()) if lead.any() else None}
 
 
 def markdown(report: dict, curves: dict) -> str:
@@ -223,7 +231,9 @@ def markdown(report: dict, curves: dict) -> str:
             f"test accuracy {op['accuracy']:.2%} against {op['full_accuracy']:.2%} at full T "
             f"({0.0 - op['loss_points']:+.2f} points), mean {op['mean_steps']:.2f} of {T} steps, "
             f"{op['steps_saved']:.1%} saved. Target (>= 50% saved, <= 0.5 points lost): {verdict}.",
-            f"Checks: {', '.join(f'{k}: {v}' for k, v in report['checks'].items())}."]
+            f"Checks: {', '.join(f'{k}: {v}' for k, v in report['checks'].items())}.",
+            f"After the first step {report['after_first_step']['single_leader']:.1%} of the test samples have a "
+            f"single leading readout neuron, the label for {report['after_first_step']['leader_right']:.1%} of them."]
     for name, r in report.get("regulariser", {}).items():
         text.append(f"{name} ({report['epochs']}-epoch float-twin training, evaluated in fixed point; full T "
                     f"{r['tradeoff'][0]['full_accuracy']:.2%}): "

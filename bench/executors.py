@@ -38,12 +38,31 @@ def worker(tree: str, executor: str, model_name: str, samples: int) -> dict:
     net.run(x[:1], y[:1], learn=True)
     out = {}
     for phase, learn in (("train", True), ("infer", False)):
+        before = int(net.rng_learn[0]) if hasattr(net, "rng_learn") else None
         wall, cpu = time.perf_counter(), time.process_time()
         for i in range(1, samples + 1):
             net.run(x[i:i + 1], y[i:i + 1] if learn else None, learn=learn)
         out[phase] = {"seconds_per_sample": (time.perf_counter() - wall) / samples,
                       "cpu_seconds_per_sample": (time.process_time() - cpu) / samples}
+        if learn and before is not None:     # the contract's stochastic-rounding draws, counted afterwards
+            out[phase]["draws_per_sample"] = draws_between(before, int(net.rng_learn[0])) / samples
     return out
+
+
+def draws_between(start: int, end: int) -> int:
+    """xorshift32 steps from one learning-stream state to another (docs/numerics.md §3)."""
+    from numba import njit
+
+    @njit
+    def steps(x, end):
+        n = 0
+        while x != end:
+            x ^= (x << 13) & 0xFFFFFFFF
+            x ^= x >> 17
+            x ^= (x << 5) & 0xFFFFFFFF
+            n += 1
+        return n
+    return int(steps(start, end))
 
 
 def measure(tree: str, executor: str, model_name: str, samples: int) -> dict:
@@ -74,6 +93,7 @@ def main() -> None:
         contenders += [(old, e, f"{e} ({Path(old).name})") for e in ("fixed", "float") if e in args.executors]
     times = {(m, label): {"train": [], "infer": []} for m in args.models for _, _, label in contenders}
     cpu = {key: {"train": [], "infer": []} for key in times}
+    draws = {key: [] for key in times}
     for r in range(args.rounds):
         order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
         for model_name in args.models:
@@ -85,18 +105,25 @@ def main() -> None:
                 for phase in ("train", "infer"):
                     times[model_name, label][phase].append(got[phase]["seconds_per_sample"])
                     cpu[model_name, label][phase].append(got[phase]["cpu_seconds_per_sample"])
-    rows = ["| model | executor | train ms/sample (median, min–max) | infer ms/sample | train CPU ms |",
-            "|---|---|---:|---:|---:|"]
+                if "draws_per_sample" in got["train"]:
+                    draws[model_name, label].append(got["train"]["draws_per_sample"])
+    rows = ["| model | executor | train ms/sample (median, min–max) | infer ms/sample | train CPU ms "
+            "| learning draws/sample | train CPU ns/draw |",
+            "|---|---|---:|---:|---:|---:|---:|"]
     report = {"benchmark": "executors", "rounds": args.rounds, "samples": args.samples,
               "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
               "loadavg": os.getloadavg(), "tree": args.tree, "results": []}
     for (model_name, label), phases in times.items():
         med = {ph: statistics.median(v) for ph, v in phases.items()}
+        train_cpu = statistics.median(cpu[model_name, label]["train"])
+        d = statistics.median(draws[model_name, label]) if draws[model_name, label] else None
         report["results"].append({"model": model_name, "executor": label, "seconds_per_sample": phases,
-                                  "cpu_seconds_per_sample": cpu[model_name, label], "median": med})
+                                  "cpu_seconds_per_sample": cpu[model_name, label], "median": med,
+                                  "learning_draws_per_sample": d})
         tr = phases["train"]
         rows.append(f"| {model_name} | {label} | {1e3 * med['train']:.3f} ({1e3 * min(tr):.3f}–{1e3 * max(tr):.3f}) "
-                    f"| {1e3 * med['infer']:.3f} | {1e3 * statistics.median(cpu[model_name, label]['train']):.3f} |")
+                    f"| {1e3 * med['infer']:.3f} | {1e3 * train_cpu:.3f} "
+                    + (f"| {d:,.0f} | {1e9 * train_cpu / d:.1f} |" if d else "| – | – |"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "executors.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "executors.md").write_text("\n".join(rows) + f"\n\n{args.rounds} rounds of {args.samples} samples "

@@ -34,7 +34,12 @@ import numpy as np
 
 from .contract import CUTOFF_NEVER
 from .errors import ModelError
+from .executors import exactness, make_learner
 from .model import Cutoff, Model
+from .ops import Exactness
+from .plan import runtime_of
+from .rules.stop.kernels import top2_gap_rows
+from .train import predictions as full_predictions
 
 __all__ = ["CUTOFF_NEVER", "DEFAULT_TOLERANCES", "MIN_SUPPORT_FLOOR", "CutoffEval", "TradeoffPoint",
            "check_tolerance", "default_support", "top2_gaps", "predictions", "settled", "calibrate",
@@ -122,9 +127,8 @@ def top2_gaps(trajectories) -> np.ndarray:
     """int64 [N, T]: the top-1 score minus the best of the others at each step (ties give 0),
     the contract's ``top2_gap`` (docs/numerics.md §6b)."""
     traj = _trajectories(trajectories)
-    classes = traj.shape[2]
-    top2 = np.partition(traj, (classes - 2, classes - 1), axis=2)[:, :, classes - 2:]
-    return top2[:, :, 1] - top2[:, :, 0]
+    n, T, classes = traj.shape
+    return top2_gap_rows(np.ascontiguousarray(traj.reshape(n * T, classes))).reshape(n, T)
 
 
 def predictions(trajectories) -> np.ndarray:
@@ -328,7 +332,6 @@ def plot_steps(result: CutoffEval, path: str | None, title: str = "", ax=None) -
 
 # -- on a model -------------------------------------------------------------------------------
 def _check_model(model: Model) -> None:
-    from .plan import runtime_of
     if runtime_of(model) != "stop":
         raise ModelError(f"rule {model.learning.rule!r} has no per-step scores (its scores exist only at the "
                          "end of the equilibrium, docs/spide.md §5): the cutoff needs a stop-runtime rule "
@@ -346,8 +349,6 @@ def score_trajectories(model: Model, samples, executor: str = "fixed", progress:
     """int64 [N, T, classes]: the cumulative scores after each step of full-T inferences on a
     fresh learner of ``model`` (the model is not changed). A bit-exact executor without
     trajectories (``c``) is replaced by ``fixed``: the contract makes their scores equal."""
-    from .executors import exactness, make_learner
-    from .ops import Exactness
     _check_model(model)
     net = make_learner(model.copy(), executor)
     if not hasattr(net, "score_trajectories") and exactness(executor) is Exactness.BIT:
@@ -384,7 +385,6 @@ def infer_with_cutoff(model: Model, samples, executor: str = "fixed",
                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(scores [N, classes], steps [N]): inference that stops per the model's cutoff, on one
     fresh learner (so a rate-coded input stream runs on across samples as on the device)."""
-    from .executors import make_learner
     _check_model(model)
     if model.cutoff is None:
         raise ModelError(f"model {model.name!r} has no cutoff: calibrate it first (edgelearn calibrate)")
@@ -402,8 +402,6 @@ def infer_with_cutoff(model: Model, samples, executor: str = "fixed",
 def evaluate_model(model: Model, samples, labels, executor: str = "fixed", progress: bool = True) -> CutoffEval:
     """The model's cutoff on labelled samples, run for real (``infer``), beside full-T
     inference on a fresh learner."""
-    from .executors import make_learner
-    from .train import predictions as full_predictions
     scores, steps = infer_with_cutoff(model, samples, executor, progress)
     full = full_predictions(make_learner(model.copy(), executor), np.asarray(samples), batch=BATCH)
     return summarise(np.argmax(scores, axis=1), steps, labels, full, model.learning.T)

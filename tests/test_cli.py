@@ -612,6 +612,9 @@ def test_the_regulariser_trains_the_float_twin_only(capsys):
     rc, out, err = cli(capsys, "train", "--data", "digits", "--executor", "float", "--late-fraction", "0.5",
                        "--epochs", "1", "--limit-train", "20", "--limit-test", "10")
     assert_clean_failure(rc, out, err, "use it with --regulariser")
+    rc, out, err = cli(capsys, "train", "--data", "digits", "--executor", "float", "--regulariser", "1",
+                       "--late-fraction", "2", "--epochs", "1", "--limit-train", "20", "--limit-test", "10")
+    assert_clean_failure(rc, out, err, "late_fraction must be in (0, 1]")
     rc, out, err = cli(capsys, "train", "--data", "digits", "--executor", "float", "--regulariser", "2",
                        "--late-fraction", "0.5", "--epochs", "1", "--limit-train", "60", "--limit-test", "20",
                        "--json")

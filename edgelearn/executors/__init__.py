@@ -10,6 +10,7 @@ which runs the same C runtime as ``c``. Every executor implements ``Learner``; t
 parametrised over ``EXECUTORS`` and every BIT executor replays the same golden vectors."""
 from __future__ import annotations
 
+import inspect
 from typing import Protocol
 
 import numpy as np
@@ -62,26 +63,28 @@ def bit_exact() -> tuple[str, ...]:
     return tuple(name for name in EXECUTORS if exactness(name) is Exactness.BIT)
 
 
-OPTIONS: dict[tuple[str, str], tuple[str, ...]] = {   # (executor, runtime) -> keyword options it takes
-    ("float", "stop"): ("regulariser", "late_fraction"),    # the cutoff's RCS regulariser (host pre-training)
-}
+def options(executor: str, runtime: str) -> tuple[str, ...]:
+    """The keyword options an executor of a runtime takes: its class's keyword-only
+    parameters (FloatSTOP's ``regulariser`` and ``late_fraction``, the cutoff's RCS term)."""
+    parameters = inspect.signature(EXECUTORS[executor][runtime]).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
-def make_learner(model: Model, executor: str, **options) -> Learner:
+def make_learner(model: Model, executor: str, **given) -> Learner:
     """The executor of the model's rule; refused when a layer's kind has no version for it,
-    or when it does not take one of ``options`` (``OPTIONS``)."""
+    or when it does not take one of the ``given`` options (``options``)."""
     if executor not in EXECUTORS:
         raise ModelError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
-    takes = OPTIONS.get((executor, runtime_of(model)), ())
-    for name in options:
+    takes = options(executor, runtime_of(model))
+    for name in given:
         if name not in takes:
             raise ModelError(f"the {executor!r} executor of rule {model.learning.rule!r} takes no option {name!r}"
                              + (f" (it takes: {', '.join(takes)})" if takes else "")
                              + ("; the cutoff's regulariser trains in the float twin of STOP (--executor float)"
-                                if name in ("regulariser", "late_fraction") else ""))
+                                if name in options("float", "stop") else ""))
     for layer in model.layers:
         kind = NEURONS.get(layer.neuron.kind)
         if kind is not None and executor not in kind.exactness:
             raise ModelError(f"layer {layer.name!r}: neuron kind {kind.name!r} has no {executor!r} executor "
                              f"(it has: {', '.join(kind.exactness)})")
-    return EXECUTORS[executor][runtime_of(model)](model, **options)
+    return EXECUTORS[executor][runtime_of(model)](model, **given)

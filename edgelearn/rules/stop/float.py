@@ -99,6 +99,7 @@ from ...model import Model
 from ...ops import LAYERS, NEURONS, Exactness
 from ...plan import layer_flags
 from . import spec
+from .kernels import top2_gap_rows
 from .spec import THRESHOLD_FLOOR, check
 
 RCS_NORM_EPS = 1e-5     # added to squared norms in the cosine (the paper's constant)
@@ -134,9 +135,9 @@ def late_steps(T: int, late_fraction: float) -> int:
 
 
 def top2_gaps(scores: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 score per row (0 on a tie), as docs/numerics.md §6b's top2_gap."""
-    top = np.sort(scores, axis=-1)
-    return top[..., -1] - top[..., -2]
+    """Top-1 minus top-2 score per row (0 on a tie): the contract's top2_gap (§6b) on each row."""
+    scores = np.asarray(scores)
+    return top2_gap_rows(np.ascontiguousarray(scores.reshape(-1, scores.shape[-1]))).reshape(scores.shape[:-1])
 
 
 class FloatSTOP:
