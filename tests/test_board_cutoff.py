@@ -173,12 +173,15 @@ def test_a_model_without_margins_refuses_the_cutoff_and_keeps_working(models, di
 
 
 def test_learning_is_never_cut_off(models, digits):
-    """A model with margins learns in mode train as it would without them: all T steps."""
+    """A model with margins learns in mode train as it would without them: all T steps, also
+    right after mode cutoff (switching to train turns the runtime's cutoff off; the runtime's
+    own guard, learning never cut off, is tested in tests/test_cutoff_exact.py)."""
     model = models["direct"]
     x, y = digits.x_train[TRAIN:TRAIN + 60], digits.y_train[TRAIN:TRAIN + 60]
     with NativeBoard() as nb, Board(nb.url) as b:
         b.push_model(to_blob(model))
         b.commit()
+        b.set_mode("cutoff")
         b.set_mode("train")
         results = b.stream(x, y)
         ref = make_learner(model, "c")
