@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: demo tools test bench bench-mnist bench-mnist-spide bench-peers bench-device bench-executors bench-cutoff setup clean
+.PHONY: demo tools test bench bench-mnist bench-mnist-spide bench-peers bench-device bench-executors bench-cutoff bench-recipe bench-nir setup clean
 
 # constraints.txt pins the exact versions (setup.cfg keeps ranges); editing it reinstalls.
 $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
@@ -39,7 +39,7 @@ demo: $(STAMP) tools
 test: $(STAMP) tools
 	$(PY) -m pytest
 
-bench: bench-mnist bench-mnist-spide bench-peers bench-device bench-executors bench-cutoff
+bench: bench-mnist bench-mnist-spide bench-peers bench-device bench-executors bench-cutoff bench-recipe bench-nir
 
 # MNIST 10k/10k, 784-256-10, fixed-point STOP beside its float twin (about 12 minutes).
 bench-mnist: $(STAMP)
@@ -55,6 +55,11 @@ bench-mnist-spide: $(STAMP)
 # also trains the float twin with and without the RCS regulariser (22 minutes more, measured).
 bench-cutoff: $(STAMP)
 	$(PY) bench/cutoff.py $(CUTOFF_ARGS)
+
+# The default training recipe (edgelearn train, unchanged) on digits, MNIST and transformed MNIST
+# beside a scikit-learn MLP of the same size on the same split. Writes bench/results/recipe.{json,md,png}.
+bench-recipe: $(STAMP)
+	$(PY) bench/recipe.py
 
 # Seconds per sample of the float, fixed and c executors, interleaved in fresh processes (about
 # 3 minutes). Writes bench/results/executors.{json,md}.
@@ -83,6 +88,17 @@ $(PEERS_STAMP): bench/requirements-peers.txt bench/constraints-peers.txt setup.c
 # Writes bench/results/peers.{json,md,png}.
 bench-peers: $(PEERS_STAMP)
 	$(PEERS_VENV)/bin/python bench/peers.py $(PEERS_ARGS)
+
+# snnTorch <-> edgelearn through NIR, both ways: the same spikes for the same input (about 10 s).
+# snnTorch's NIR functions need nirtorch. Writes bench/results/nir_peers.{json,md}.
+PEERS_NIR := $(PEERS_VENV)/.nir-installed
+
+$(PEERS_NIR): $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/pip install --quiet nir==1.0.8 nirtorch==2.6
+	touch $@
+
+bench-nir: $(PEERS_NIR)
+	$(PEERS_VENV)/bin/python bench/nir_peers.py
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) $(OUT) build *.egg-info

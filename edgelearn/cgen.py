@@ -91,6 +91,7 @@ def contract_header() -> str:
           for kind, version in mb.SECTION_SINCE.items()),
         f"#define EL_BLOB_CUTOFF_FIXED_BYTES {mb.CUTOFF_FIXED.size}u    /* tolerance ppm, reserved; int64 margins */",
         f"#define EL_CUTOFF_MAX_PPM {ct.CUTOFF_MAX_PPM}u",
+        f"#define EL_BLOB_SCHEDULE_BYTES {mb.SCHEDULE_FIXED.size}u    /* every, steps, learned, reserved (u32 each) */",
         f"#define EL_BLOB_LEARN_THRESHOLD {mb.FLAG_LEARN_THRESHOLD}u    /* a LAYER section's flags */",
         f"#define EL_BLOB_LEARN_LEAK {mb.FLAG_LEARN_LEAK}u",
         f"#define EL_BLOB_MODIFIED_RESET {mb.FLAG_MODIFIED_RESET}u",

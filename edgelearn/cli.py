@@ -14,17 +14,21 @@ from pathlib import Path
 
 from . import cutoff, datasets, profile
 from .cli_util import check_writable, emit, int_in
-from .contract import CUTOFF_MAX_PPM, CUTOFF_NEVER
+from .adapt import fit_to_data
+from .contract import CUTOFF_MAX_PPM, CUTOFF_NEVER, MAX_LR_SHIFT
 from .errors import ModelError, TrainingDiverged
 from .executors import EXECUTORS, TWIN, exactness
-from .model import Learning, mlp
+from .model import Learning, Schedule, mlp
 from .modelfile import load_model, save_model
 from .rules import init_model
 from .rules.spide.spec import spide_mlp
+from .plan import runtime_of
 from .train import evaluate, make_learner, train, warm_up
 
 EXECUTOR_HELP = "; ".join(f"{name}: {exactness(name).value}" for name in EXECUTORS)
 COMMANDS_GROUP = "edgelearn.commands"
+DECAY_EVERY, DECAY_STEPS = 3, 3      # the default schedule, measured in docs/training.md
+VALIDATION = 0.1                     # the default validation share
 TOLERANCES = ",".join(f"{e:g}" for e in cutoff.DEFAULT_TOLERANCES)     # argparse parses a string default
 
 
@@ -68,8 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
     t.add_argument("--Tb", type=int_in(1, 65535), help="SPIDE's backward time steps (default: the model's)")
     t.add_argument("--lr-shift", type=int_in(0, 40), help="weight learning rate 2^-N (default: the model's)")
-    t.add_argument("--slow-down-every", type=int_in(0), default=4, metavar="N",
-                   help="halve the learning rates every N epochs (0: never)")
+    t.add_argument("--decay-every", type=int_in(0, 1 << 16), metavar="N",
+                   help=f"the learning-rate schedule, run by the device too (docs/numerics.md §6c): halve the "
+                        f"rates every N epochs' worth of samples (0: no schedule; default {DECAY_EVERY}, or the "
+                        "model's own schedule)")
+    t.add_argument("--decay-steps", type=int_in(1, MAX_LR_SHIFT), metavar="S",
+                   help=f"... at most S times (default {DECAY_STEPS})")
+    t.add_argument("--validation", type=fraction_or_zero, metavar="F",
+                   help=f"hold out this share of the training data (seeded, stratified) to choose the best epoch, "
+                        f"which -o writes (0: no split, -o writes the last epoch; default {VALIDATION}, or none when "
+                        "the training data is too small to hold every class in both parts)")
+    t.add_argument("--init", choices=("data", "model"),
+                   help="data: scale a new model's initial weights to a few training samples so each layer's "
+                        "currents have the same spread, and choose the weight rate from the input energy (the "
+                        "default for a new STOP model; docs/training.md); model: the seeded initialisation as is "
+                        "(the default for a trained .elm)")
     t.add_argument("--batch", type=int_in(1), default=1, help="1 is online learning, as on the device")
     t.add_argument("--regulariser", type=float, metavar="W",
                    help="the cutoff's RCS regulariser of weight W >= 0 (early steps like late ones, so a calibrated "
@@ -148,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", help="write a stacked-bar PNG")
     f.add_argument("--json", action="store_true")
     f.set_defaults(run=cmd_profile)
+    add_interchange_commands(sub)
     p.command_errors = add_installed_commands(sub)
     return p
 
@@ -179,7 +197,10 @@ def load_data(args) -> datasets.Dataset:
     return datasets.subset(data, getattr(args, "limit_train", None), args.limit_test)
 
 
-def model_for(args, data: datasets.Dataset):
+def model_for(args, data: datasets.Dataset) -> tuple:
+    """The model to train, with the CLI's changes, and what fitting it to the data chose
+    (None when it was not fitted)."""
+    trained = bool(args.model) and load_model_kind(args.model) == "blob"
     if args.model:
         model = load_model(args.model)
         if model.cutoff is not None:        # margins hold for the weights they were calibrated with
@@ -197,13 +218,30 @@ def model_for(args, data: datasets.Dataset):
         changes["T"] = args.T
     if args.Tb is not None:
         changes["Tb"] = args.Tb
-    if args.lr_shift is not None:
-        changes["lr_weight_shift"] = args.lr_shift
     if args.seed is not None:
         changes["seed"] = args.seed
     model.learning = replace(model.learning, **changes)
     check_fits(model, data)
-    return model.validate()
+    model.validate()
+    fit = None
+    init = args.init or ("model" if trained or runtime_of(model) != "stop" else "data")
+    if init == "data":
+        if trained:
+            print(f"note: --init data rescales {args.model}'s trained weights", file=sys.stderr)
+        # a new model's rates are fitted too; a spec's author chose its own
+        model, fit = fit_to_data(model, data.x_train, learning_rate=not args.model and args.lr_shift is None)
+    if args.lr_shift is not None:
+        model.learning = replace(model.learning, lr_weight_shift=args.lr_shift)
+    if args.decay_every is not None or args.decay_steps is not None or model.schedule is None:
+        every = DECAY_EVERY if args.decay_every is None else args.decay_every
+        steps = DECAY_STEPS if args.decay_steps is None else args.decay_steps
+        model.schedule = Schedule(every * len(data.x_train), steps) if every else None
+    return model.validate(), fit
+
+
+def load_model_kind(path: str) -> str:
+    """'blob' for a trained model file, 'spec' for a JSON spec (load_model decides the same way)."""
+    return "spec" if Path(path).suffix.lower() == ".json" else "blob"
 
 
 def check_fits(model, data: datasets.Dataset) -> None:
@@ -222,59 +260,117 @@ def check_fits(model, data: datasets.Dataset) -> None:
 def cmd_train(args) -> int:
     check_writable(args.output, (".elm",), "model")
     check_writable(args.plot, (".png",), "plot")
-    data = load_data(args)
-    model = model_for(args, data)
+    data = validation_split(args, load_data(args))
+    model, fit = model_for(args, data)
     options = {name: value for name, value in (("regulariser", args.regulariser),
                                                ("late_fraction", args.late_fraction)) if value is not None}
     if "late_fraction" in options and "regulariser" not in options:
         raise ModelError("--late-fraction sets the regulariser's target: use it with --regulariser")
     runs = [args.executor] + ([TWIN[args.executor]] if args.twin and not options else [])
-    results, trained = {}, None
+    if fit is not None and not args.json:
+        print(f"note: {fit_line(fit)}", file=sys.stderr)
+    results = {}
     for executor in runs:
         warm_up(model, executor, data)
         net = make_learner(model.copy(), executor, **options)
         results[executor] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
-                                  slow_down_every=args.slow_down_every, progress=not args.json,
-                                  label=executor)
-        if trained is None:
-            trained = net.to_model()
-    if args.output:
-        save_model(trained, args.output)
+                                  progress=not args.json, label=executor)
+        if args.output and executor == runs[0]:      # written before the twin runs
+            save_model(results[executor].best, args.output)
+    primary = results[runs[0]]
     if args.plot:
         from .plots import accuracy_curves
-        accuracy_curves(results, args.plot, title=f"{model.name}: {args.learner} on {data.name}")
+        accuracy_curves({p: r.history for p, r in results.items()}, args.plot,
+                        title=f"{model.name}: {args.learner} on {data.name}")
     report = {
         "model": model.name, "data": data.name, "learner": args.learner, "T": model.learning.T,
-        "train_samples": len(data.x_train), "test_samples": len(data.x_test),
-        "final_test_accuracy": {p: h[-1].test_accuracy for p, h in results.items()},
-        "seconds": {p: round(sum(r.seconds for r in h), 2) for p, h in results.items()},
-        "history": {p: [r.as_dict() for r in h] for p, h in results.items()},
+        "train_samples": len(data.x_train), "validation_samples": 0 if data.x_val is None else len(data.x_val),
+        "test_samples": len(data.x_test),
+        "schedule": None if model.schedule is None else {"every": model.schedule.every, "steps": model.schedule.steps},
+        "init": None if fit is None else fit_report(fit),
+        "final_test_accuracy": {p: r.history[-1].test_accuracy for p, r in results.items()},
+        "best_epoch": {p: r.best_epoch for p, r in results.items()},
+        "seconds": {p: round(sum(e.seconds for e in r.history), 2) for p, r in results.items()},
+        "warnings": {p: r.warnings for p, r in results.items()},
+        "history": {p: [e.as_dict() for e in r.history] for p, r in results.items()},
     }
-    if any(h[-1].health for h in results.values()):
-        report["health"] = {p: h[-1].health for p, h in results.items()}
+    if args.output:
+        report["output"] = {"path": args.output, "epoch": primary.best_epoch, "executor": runs[0]}
+    if any(r.history[-1].health for r in results.values()):
+        report["health"] = {p: r.history[-1].health for p, r in results.items()}
     emit(json.dumps(report, indent=2) if args.json else training_table(report, runs))
     return 0
 
 
+def validation_split(args, data: datasets.Dataset) -> datasets.Dataset:
+    """The data with the validation share held out: --validation's, or by default VALIDATION
+    where the training data can spare it (every class in both parts), else none, with a note."""
+    seed = 1 if args.seed is None else args.seed
+    if args.validation is not None:
+        return datasets.hold_out(data, args.validation, seed) if args.validation else data
+    try:
+        return datasets.hold_out(data, VALIDATION, seed)
+    except datasets.DatasetError as err:
+        print(f"note: no validation split ({err}); -o writes the last epoch", file=sys.stderr)
+        return data
+
+
+def fit_report(fit) -> dict:
+    return {"input_energy": round(fit.input_energy, 3), "scales": {k: round(v, 4) for k, v in fit.scales.items()},
+            "current_std": {k: round(v, 4) for k, v in fit.current_std.items()},
+            "rates": {k: round(v, 4) for k, v in fit.rates.items()},
+            "lr_weight_shift": fit.lr_weight_shift, "lr_threshold_shift": fit.lr_threshold_shift}
+
+
+def fit_line(fit) -> str:
+    layers = ", ".join(f"{name} x{fit.scales[name]:.2f} (fires {fit.rates[name]:.1%})" for name in fit.scales)
+    return (f"the initial weights are fitted to the data (--init data): input energy {fit.input_energy:.1f}; {layers}; "
+            f"rates 2^-{fit.lr_weight_shift} (weights), 2^-{fit.lr_threshold_shift} (thresholds)")
+
+
 def training_table(report: dict, runs: list[str]) -> str:
     head = f"{report['model']}: {report['learner']} on {report['data']} " \
-           f"({report['train_samples']} train / {report['test_samples']} test, T={report['T']})"
-    cols = ["epoch"] + [f"{p} test" for p in runs] + [f"{p} silent" for p in runs] + [f"{p} s" for p in runs]
+           f"({report['train_samples']} train / {report['validation_samples']} validation / " \
+           f"{report['test_samples']} test, T={report['T']})"
+    validated = report["validation_samples"] > 0
+    cols = (["epoch"] + ([f"{p} valid" for p in runs] if validated else []) + [f"{p} test" for p in runs]
+            + [f"{p} silent" for p in runs] + ["lr"] + [f"{p} s" for p in runs])
     rows = [cols]
     for e in range(len(report["history"][runs[0]])):
         h = {p: report["history"][p][e] for p in runs}
-        rows.append([str(e + 1)] + [f"{h[p]['test_accuracy']:.2%}" for p in runs]
-                    + [f"{h[p]['silent_fraction']:.1%}" for p in runs] + [f"{h[p]['seconds']:.1f}" for p in runs])
+        rows.append([str(e + 1)] + ([f"{h[p]['validation_accuracy']:.2%}" for p in runs] if validated else [])
+                    + [f"{h[p]['test_accuracy']:.2%}" for p in runs]
+                    + [f"{h[p]['silent_fraction']:.1%}" for p in runs] + [f"2^-{h[runs[0]]['lr_weight_shift']}"]
+                    + [f"{h[p]['seconds']:.1f}" for p in runs])
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     lines = [head, ""] + ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.append("")
-    lines += [f"final test accuracy, {p}: {report['final_test_accuracy'][p]:.2%} "
-              f"({report['seconds'][p]:.1f} s)" for p in runs]
+    for p in runs:
+        best = report["best_epoch"][p]
+        lines.append(f"final test accuracy, {p}: {report['final_test_accuracy'][p]:.2%} "
+                     f"({report['seconds'][p]:.1f} s)" + (f"; best on validation: epoch {best}, test "
+                                                          f"{report['history'][p][best - 1]['test_accuracy']:.2%}"
+                                                          if validated else ""))
+    if "output" in report:
+        out = report["output"]
+        lines.append(f"wrote {out['path']}: the {out['executor']} model of epoch {out['epoch']}"
+                     + (" (best on validation)" if validated else " (the last)"))
     for p, health in report.get("health", {}).items():
         lines.append(f"health of the last epoch, {p}: " + ("; ".join(health["problems"]) or "no problems") +
                      f" (backward couples saturated {health['backward_saturated']:.1%}, silent "
                      f"{health['backward_silent']:.1%}; loop gain {health['loop_gain']:.2f})")
     return "\n".join(lines)
+
+
+def fraction_or_zero(text: str) -> float:
+    """An argparse type: 0, or a share in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no split) or in (0, 1), got {text}")
+    return value
 
 
 def tolerance(text: str) -> float:
@@ -494,6 +590,146 @@ def cmd_profile(args) -> int:
         profile.plot(report, args.plot)
     print(json.dumps(report, indent=2) if args.json else profile.format_table(report))
     return 0 if report["fits"] else 1
+
+
+# -- import / export: ONNX and NIR (edgelearn.interop, docs/interop.md) -------------------------
+INTERCHANGE_FORMATS = {".onnx": "onnx", ".nir": "nir"}
+
+
+def add_interchange_commands(sub) -> None:
+    m = sub.add_parser("import", help="bring a model in: an ONNX ReLU network converted to a spiking one, or a NIR "
+                                      "graph (docs/interop.md)")
+    m.add_argument("file", help="model.onnx or model.nir")
+    m.add_argument("-o", "--output", required=True, help="the edgelearn model: a .elm blob (structure and parameters)")
+    m.add_argument("--format", choices=tuple(INTERCHANGE_FORMATS.values()), help="default: by the file's suffix")
+    m.add_argument("--data", help="digits, mnist, or a directory of MNIST-style IDX files. ONNX (required): the "
+                                  "training split calibrates the thresholds, the test split measures the ANN and the "
+                                  "SNN; NIR (optional): the test split measures the model")
+    m.add_argument("--calibration", type=int_in(1), default=1000, metavar="N",
+                   help="ONNX: calibration samples, the first N of the training split (default: %(default)s)")
+    m.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (ONNX default: 32; NIR: the file's, "
+                                                      "else 8)")
+    m.add_argument("--percentile", type=float, default=99.9, metavar="P",
+                   help="ONNX: each layer's scale is the P-th percentile of its positive activations (default: "
+                        "%(default)s, Rueckauer et al. 2017)")
+    m.add_argument("--input-divisor", type=float, default=256, metavar="D",
+                   help="ONNX: the network reads a pixel byte as byte / D (256: edgelearn's direct input; "
+                        "torchvision's ToTensor: 255)")
+    m.add_argument("--dt", type=float, help="NIR: seconds per time step (default: the file's, else 1e-4, snnTorch's)")
+    m.add_argument("--limit-test", type=int_in(1), metavar="N", help="measure on the first N test samples")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(run=cmd_import)
+
+    x = sub.add_parser("export", help="take a model out: ONNX (the float twin's inference unrolled over T) or NIR "
+                                      "(docs/interop.md)")
+    x.add_argument("model", help="a model (.elm, or a .json spec: freshly initialised parameters)")
+    x.add_argument("-o", "--output", required=True, help="OUT.onnx or OUT.nir")
+    x.add_argument("--format", choices=tuple(INTERCHANGE_FORMATS.values()), help="default: by the output's suffix")
+    x.add_argument("--T", type=int_in(1, 65535), help="ONNX: the steps to unroll (default: the model's T)")
+    x.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="ONNX: the graph's arithmetic (default: float64, the float twin's)")
+    x.add_argument("--dt", type=float, default=1e-4, help="NIR: seconds per time step (default: %(default)s, snnTorch's)")
+    x.set_defaults(run=cmd_export)
+
+
+def interchange_format(path: str, given: str | None) -> str:
+    if given:
+        return given
+    fmt = INTERCHANGE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ModelError(f"cannot tell the format of {path!r} from its suffix: use {' or '.join(INTERCHANGE_FORMATS)}, "
+                         "or --format")
+    return fmt
+
+
+def test_accuracy(model, data: datasets.Dataset, executor: str, progress: bool) -> float:
+    """evaluate() over the test split in chunks, with a progress bar."""
+    from tqdm import tqdm
+
+    from .train import predictions
+    net, right = make_learner(model.copy(), executor), 0
+    for lo in tqdm(range(0, len(data.x_test), 500), desc=f"{executor} test", unit="x500", disable=not progress,
+                   leave=False):
+        right += int((predictions(net, data.x_test[lo:lo + 500]) == data.y_test[lo:lo + 500]).sum())
+    return right / len(data.x_test)
+
+
+def cmd_import(args) -> int:
+    from . import interop
+
+    fmt = interchange_format(args.file, args.format)
+    if Path(args.output).suffix.lower() == ".json":
+        raise ModelError(f"cannot write {args.output}: a .json spec holds no parameters, and an import's are its "
+                         "point (the converted weights and thresholds); write a .elm blob (edgelearn info shows it)")
+    check_writable(args.output, (".elm",), "model")
+    progress = not args.json
+    data = datasets.subset(datasets.load(args.data), None, args.limit_test) if args.data else None
+    report = {"file": args.file, "format": fmt, "output": args.output}
+    if fmt == "onnx":
+        if data is None:
+            raise ModelError("an ONNX import converts with data: give --data (its training split calibrates the "
+                             "thresholds, its test split measures the ANN and the SNN)")
+        made = interop.import_onnx(args.file, data.x_train[:args.calibration], T=args.T or interop.onnx_import.DEFAULT_T,
+                                   percentile=args.percentile, input_divisor=args.input_divisor)
+        model, notes = made.model, made.notes
+        check_fits(model, data)
+        report.update(scales=made.scales, weight_fracs=made.weight_fracs, calibration_samples=made.calibration_samples,
+                      ann_test_accuracy=interop.ann_accuracy(args.file, made.net, data.x_test, data.y_test,
+                                                             args.input_divisor))
+    else:
+        made = interop.read_nir(args.file, dt=args.dt, T=args.T)
+        model, notes = made.model, made.notes
+        if data is not None:
+            check_fits(model, data)
+    if data is not None:
+        report.update(data=data.name, test_samples=len(data.x_test),
+                      snn_test_accuracy=test_accuracy(model, data, "fixed", progress))
+    save_model(model, args.output)
+    report.update(model=model.name, T=model.learning.T, rule=model.learning.rule, notes=notes,
+                  layers=[f"{l.name}: {l.neuron.kind} {l.size}, int16 Q{15 - l.weight_frac}.{l.weight_frac}"
+                          for l in model.layers])
+    if args.json:
+        emit(json.dumps(report, indent=2))
+        return 0
+    lines = [f"{args.file} ({fmt}) -> {args.output}: {model.name}, input {model.input.size} "
+             f"({model.input.encoding}), T = {model.learning.T}, rule {model.learning.rule}"]
+    lines += [f"  {text}" for text in report["layers"]]
+    if fmt == "onnx":
+        lines.append(f"thresholds balanced on {made.calibration_samples} training samples: layer scales "
+                     + ", ".join(f"{v:.4g}" for v in made.scales) + f" (the {args.percentile:g}th percentile)")
+        lines.append(f"test accuracy on {data.name} ({len(data.x_test)} samples): ANN (onnxruntime) "
+                     f"{report['ann_test_accuracy']:.2%}, SNN (fixed point, T = {model.learning.T}) "
+                     f"{report['snn_test_accuracy']:.2%}")
+    elif data is not None:
+        lines.append(f"test accuracy on {data.name} ({len(data.x_test)} samples, fixed point): "
+                     f"{report['snn_test_accuracy']:.2%}")
+    lines += [f"note: {text}" for text in notes]
+    emit("\n".join(lines))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from . import interop
+
+    fmt = interchange_format(args.output, args.format)
+    check_writable(args.output, (Path(args.output).suffix,) if args.format else (f".{fmt}",), fmt.upper())
+    model = load_model(args.model)
+    if fmt == "onnx":
+        if args.T is not None and args.T != model.learning.T:
+            model.cutoff = None                   # margins hold for the T they were calibrated for
+            model.learning = replace(model.learning, T=args.T)
+        interop.export_onnx(model, args.output, dtype=args.dtype)
+        emit(f"wrote {args.output}: {model.name}'s float-twin inference, {model.learning.T} steps unrolled, "
+             f"{args.dtype}; input 'pixels' uint8 [batch, {', '.join(map(str, model.input.shape))}], output 'scores' "
+             f"[batch, {model.readout.size}]")
+    else:
+        if args.T is not None:
+            raise ModelError("--T sets the steps an ONNX graph unrolls; a NIR graph is not unrolled (its T is in "
+                             "edgelearn's metadata)")
+        interop.write_nir(model, args.output, dt=args.dt)
+        emit(f"wrote {args.output}: {model.name} as a NIR graph ({len(model.layers)} layers, dt = {args.dt:g} s); "
+             "edgelearn's formats and learning fields are in its metadata")
+    return 0
 
 
 if __name__ == "__main__":

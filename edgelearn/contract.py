@@ -28,6 +28,8 @@ MAX_LAYER_SIZE = 65535
 # Anytime inference (docs/numerics.md §6b): a margin no int64 gap exceeds: never stop there
 CUTOFF_NEVER = (1 << 63) - 1
 CUTOFF_MAX_PPM = 999_999             # the tolerance the host calibrated for, in ppm: 1..this
+# The learning-rate schedule (docs/numerics.md §6c): a u32 sample counter, saturating
+MAX_LEARNED = 0xFFFFFFFF
 
 # The runtime's per-layer flags (the layer table's ``flags``; not the blob's)
 LEARN_THRESHOLD, LEARN_LEAK, TRAINABLE = 1, 2, 4

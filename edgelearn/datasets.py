@@ -51,6 +51,8 @@ class Dataset:
     y_test: np.ndarray    # uint8 [n_test]
     shape: tuple          # per-sample image shape, e.g. (8, 8) or (28, 28)
     n_classes: int
+    x_val: np.ndarray | None = None     # a split held out of the training data (hold_out)
+    y_val: np.ndarray | None = None
 
 
 def load_digits() -> Dataset:
@@ -171,6 +173,49 @@ def subset(ds: Dataset, n_train: int | None = None, n_test: int | None = None) -
             raise DatasetError(f"{ds.name}: {label}={n} is outside 0..{available}")
     return replace(ds, x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train],
                    x_test=ds.x_test[:n_test], y_test=ds.y_test[:n_test])
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    """``array`` (uint8) as an IDX file, gzip'd when the name ends in ".gz" (read_idx's inverse)."""
+    array = np.ascontiguousarray(array)
+    if array.dtype != np.uint8 or array.ndim == 0:
+        raise DatasetError(f"{path}: IDX files here hold uint8 arrays of rank >= 1, got {array.dtype} "
+                           f"of rank {array.ndim}")
+    raw = bytes([0, 0, IDX_UINT8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+    path = Path(path)
+    path.write_bytes(gzip.compress(raw, mtime=0) if path.suffix == ".gz" else raw)
+
+
+def write_idx_dir(ds: Dataset, path) -> Path:
+    """``ds`` as an MNIST-like directory that ``load_idx_dir`` (and ``--data PATH``) reads back:
+    images in their per-sample ``shape``, gzip'd."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, array in ((TRAIN_IMAGES, ds.x_train.reshape(len(ds.x_train), *ds.shape)), (TRAIN_LABELS, ds.y_train),
+                        (TEST_IMAGES, ds.x_test.reshape(len(ds.x_test), *ds.shape)), (TEST_LABELS, ds.y_test)):
+        write_idx(directory / f"{stem}.gz", array.astype(np.uint8))
+    return directory
+
+
+def hold_out(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """``ds`` with a validation split of ``fraction`` of its training samples held out,
+    stratified by class and seeded, so that a model can be chosen without the test split.
+    A split too small to hold every class once is refused."""
+    if not 0.0 < fraction < 1.0:
+        raise DatasetError(f"{ds.name}: the validation fraction must be in (0, 1), got {fraction}")
+    from sklearn.model_selection import train_test_split
+
+    classes = len(np.unique(ds.y_train))
+    n_val = int(round(fraction * len(ds.x_train)))
+    if n_val < classes or len(ds.x_train) - n_val < classes:
+        raise DatasetError(f"{ds.name}: a validation fraction of {fraction} leaves {n_val} of "
+                           f"{len(ds.x_train)} training samples for validation; each split needs at least "
+                           f"one per class ({classes})")
+    counts = np.bincount(ds.y_train)
+    stratify = ds.y_train if counts[counts > 0].min() >= 2 else None     # a class seen once cannot be split
+    x_train, x_val, y_train, y_val = train_test_split(ds.x_train, ds.y_train, test_size=n_val, random_state=seed,
+                                                      stratify=stratify)
+    return replace(ds, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
 
 
 def _read_maybe_gzip(path: Path) -> bytes:

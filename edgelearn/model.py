@@ -14,13 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import numerics as nx
-from .contract import (CUTOFF_MAX_PPM, CUTOFF_NEVER, ENCODINGS, INPUT, MAX_LAYER_SIZE, MAX_LR_SHIFT, MAX_SURROGATE_SHIFT, MAX_T,
+from .contract import (CUTOFF_MAX_PPM, CUTOFF_NEVER, ENCODINGS, INPUT, MAX_LAYER_SIZE, MAX_LEARNED, MAX_LR_SHIFT, MAX_SURROGATE_SHIFT, MAX_T,
                        MIN_SURROGATE_SHIFT, RESETS, RULES, UPDATE_MODES)
 from .errors import ModelError
 from .ops import LAYERS, NEURONS
 
 __all__ = ["ENCODINGS", "INPUT", "MAX_LAYER_SIZE", "RESETS", "RULES", "UPDATE_MODES", "ModelError", "Edge", "Neuron",
-           "Layer", "InputSpec", "Learning", "Cutoff", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
+           "Layer", "InputSpec", "Learning", "Cutoff", "Schedule", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,22 @@ class Cutoff:
         return round(self.tolerance * 1e6)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A learning-rate step decay that the device runs itself (docs/numerics.md §6c): every
+    rate's shift grows by one each ``every`` learned samples, at most ``steps`` times, so a
+    sample learned after ``learned`` others uses ``lr_*_shift + min(learned // every, steps)``
+    (each at most MAX_LR_SHIFT). ``learned`` is state, like the parameters: it counts the
+    samples this model has learned, so a model pulled from a board goes on where it stopped."""
+    every: int
+    steps: int
+    learned: int = 0
+
+    def decay(self) -> int:
+        """The shifts' increment for the next sample learned."""
+        return min(self.learned // self.every, self.steps)
+
+
 @dataclass
 class LayerParams:
     weight: np.ndarray             # int16 [out, fan_in]
@@ -116,6 +132,7 @@ class Model:
     learning: Learning = field(default_factory=Learning)
     params: dict[str, LayerParams] = field(default_factory=dict)
     cutoff: Cutoff | None = None
+    schedule: Schedule | None = None
 
     # -- structure ---------------------------------------------------------------
     def sizes(self) -> dict[str, int]:
@@ -163,6 +180,8 @@ class Model:
         _validate_learning(self.learning)
         if self.cutoff is not None:
             _validate_cutoff(self.cutoff, self.learning)
+        if self.schedule is not None:
+            _validate_schedule(self.schedule)
         seen = {INPUT}
         names = {layer.name for layer in self.layers}
         for i, layer in enumerate(self.layers):
@@ -287,6 +306,13 @@ def _validate_cutoff(c: Cutoff, lr: Learning) -> None:
     if not 1 <= c.ppm <= CUTOFF_MAX_PPM:
         raise ModelError(f"cutoff: tolerance {c.tolerance!r} is not within 1e-6 and 1 - 1e-6, the resolution a "
                          "model records (ppm)")
+
+
+def _validate_schedule(s: Schedule) -> None:
+    for name, lo, hi in (("every", 1, MAX_LEARNED), ("steps", 1, MAX_LR_SHIFT), ("learned", 0, MAX_LEARNED)):
+        v = getattr(s, name)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ModelError(f"schedule: {name} is {v!r}; it must be an integer in {lo}..{hi}")
 
 
 def effective_leak(neuron: Neuron) -> float:

@@ -18,11 +18,12 @@ from . import rules
 from .encoders import CODES
 from .ops import LAYERS, NEURONS
 from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Cutoff, Edge, InputSpec,
-                    Layer, LayerParams, Learning, Model, ModelError, Neuron)
+                    Layer, LayerParams, Learning, Model, ModelError, Neuron, Schedule)
 
 BLOB_MAGIC = b"ELRN"
-BLOB_VERSION = 2                       # the newest this loader reads
-BLOB_VERSIONS = (1, 2)                 # 2 = 1 and a CUTOFF section; a writer uses the oldest that fits
+BLOB_VERSION = 3                       # the newest this loader reads
+BLOB_VERSIONS = (1, 2, 3)              # 2 = 1 and a CUTOFF section, 3 = 2 and a SCHEDULE section; a
+                                       # writer uses the oldest that fits
 
 # Blob codes are the index of each name in model.py's tuples, which therefore only grow at
 # the end: a code, once given to a C runtime, must keep its meaning.
@@ -31,10 +32,13 @@ RULE_CODES = {name: code for code, name in enumerate(RULES)}
 UPDATE_CODES = {name: code for code, name in enumerate(UPDATE_MODES)}
 
 # Section types start at 1 so that zeroed (erased, never written) memory is never a valid table.
-SECTION_MODEL, SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK, SECTION_CUTOFF = 1, 2, 3, 4, 5, 6
+(SECTION_MODEL, SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK, SECTION_CUTOFF,
+ SECTION_SCHEDULE) = 1, 2, 3, 4, 5, 6, 7
 SECTION_NAMES = {SECTION_MODEL: "MODEL", SECTION_LAYER: "LAYER", SECTION_WEIGHTS: "WEIGHTS",
-                 SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK", SECTION_CUTOFF: "CUTOFF"}
-SECTION_SINCE = {SECTION_CUTOFF: 2}    # the format version that introduced a section type
+                 SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK", SECTION_CUTOFF: "CUTOFF",
+                 SECTION_SCHEDULE: "SCHEDULE"}
+SECTION_SINCE = {SECTION_CUTOFF: 2, SECTION_SCHEDULE: 3}    # the format version that introduced a section type
+MODEL_SECTIONS = (SECTION_CUTOFF, SECTION_SCHEDULE)          # optional, at most one each, index 0
 LAYER_SECTIONS = (SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK)
 INPUT_SOURCE = 0xFFFF                  # edge source index that means the model input
 MAX_LAYERS = INPUT_SOURCE - 1          # layer_count's limit (docs/model-format.md, MODEL section)
@@ -46,6 +50,7 @@ SECTION_ENTRY = struct.Struct("<HHII")            # type, index, offset, size
 MODEL_FIXED = struct.Struct("<IHBBHBBBBBbIHH")    # see the MODEL table in docs/model-format.md (last: Tb)
 LAYER_FIXED = struct.Struct("<BBBBIIHBBHH")       # see the LAYER table in docs/model-format.md
 CUTOFF_FIXED = struct.Struct("<II")              # tolerance in ppm, reserved 0; then int64 margins[T]
+SCHEDULE_FIXED = struct.Struct("<IIII")          # every, steps, learned (the device updates it), reserved 0
 _EDGE = np.dtype([("source", "<u2"), ("delay", "<u2")])
 
 
@@ -67,6 +72,9 @@ def to_blob(model: Model) -> bytes:
     if model.cutoff is not None:
         sections.append((SECTION_CUTOFF, 0, CUTOFF_FIXED.pack(model.cutoff.ppm, 0)
                          + np.asarray(model.cutoff.margins, "<i8").tobytes()))
+    if model.schedule is not None:
+        sc = model.schedule
+        sections.append((SECTION_SCHEDULE, 0, SCHEDULE_FIXED.pack(sc.every, sc.steps, sc.learned, 0)))
     return _assemble(sections)
 
 
@@ -156,13 +164,13 @@ def from_blob(data: bytes) -> Model:
                          f"in version {version}")
     sections = _section_table(data, n_sections, table_offset, version)
     input_spec, learning, name, n_layers = _parse_model_section(_section(sections, SECTION_MODEL, 0))
-    expected = ({(SECTION_MODEL, 0), (SECTION_CUTOFF, 0)}
+    expected = ({(SECTION_MODEL, 0)} | {(kind, 0) for kind in MODEL_SECTIONS}
                 | {(kind, i) for kind in LAYER_SECTIONS for i in range(n_layers)})
     unexpected = sorted(sections.keys() - expected)
     if unexpected:
         kind, index = unexpected[0]
-        if kind == SECTION_CUTOFF:
-            raise ModelError(f"CUTOFF section {index}: a model has at most one, index 0")
+        if kind in MODEL_SECTIONS:
+            raise ModelError(f"{SECTION_NAMES[kind]} section {index}: a model has at most one, index 0")
         raise ModelError(f"{SECTION_NAMES[kind]} section {index} does not belong to a model of {n_layers} layer(s)")
     records = [_parse_layer_section(_section(sections, SECTION_LAYER, i), i, n_layers) for i in range(n_layers)]
     names = [r.name for r in records]
@@ -180,7 +188,8 @@ def from_blob(data: bytes) -> Model:
             raise ModelError(f"LAYER section {i} ({record.name!r}): fan_in field is {record.fan_in} "
                              f"but its inputs total {fan_in}")
     cutoff = _parse_cutoff_section(sections[SECTION_CUTOFF, 0], learning.T) if (SECTION_CUTOFF, 0) in sections else None
-    return Model(name, input_spec, tuple(layers), learning, params, cutoff).validate()
+    schedule = _parse_schedule_section(sections[SECTION_SCHEDULE, 0]) if (SECTION_SCHEDULE, 0) in sections else None
+    return Model(name, input_spec, tuple(layers), learning, params, cutoff, schedule).validate()
 
 
 def check_blob(data: bytes) -> Model:
@@ -265,6 +274,14 @@ def _parse_cutoff_section(buf: memoryview, T: int) -> Cutoff:
         raise ModelError(f"CUTOFF section: reserved field is {reserved}, must be 0")
     margins = np.frombuffer(buf, "<i8", T, CUTOFF_FIXED.size)
     return Cutoff(tuple(int(m) for m in margins), ppm / 1e6)
+
+
+def _parse_schedule_section(buf: memoryview) -> Schedule:
+    _check_size(buf, SCHEDULE_FIXED.size, "SCHEDULE section", "(every, steps, learned, reserved)")
+    every, steps, learned, reserved = SCHEDULE_FIXED.unpack_from(buf)
+    if reserved:
+        raise ModelError(f"SCHEDULE section: reserved field is {reserved}, must be 0")
+    return Schedule(every, steps, learned)
 
 
 def _parse_model_section(buf: memoryview) -> tuple[InputSpec, Learning, str, int]:

@@ -14,17 +14,19 @@ import math
 from pathlib import Path
 
 from .contract import CUTOFF_NEVER
-from .model import Cutoff, Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron
+from .model import Cutoff, Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron, Schedule
 from .modelblob import BLOB_MAGIC, from_blob, to_blob
 from .rules import init_model
 
 SPEC_FORMAT = "edgelearn-model"
-SPEC_VERSIONS = {1: "the structure", 2: "version 1 and a calibrated cutoff"}
+SPEC_VERSIONS = {1: "the structure", 2: "version 1 and a calibrated cutoff",
+                 3: "version 2 and a learning-rate schedule"}
+SPEC_SINCE = {"cutoff": 2, "schedule": 3}      # the spec version that introduced a top-level key
 
 
 def spec_version(model: Model) -> int:
     """The oldest spec version that holds the model, so older readers keep reading the rest."""
-    return 2 if model.cutoff is not None else 1
+    return max([1] + [since for key, since in SPEC_SINCE.items() if getattr(model, key) is not None])
 
 
 # -- JSON spec ------------------------------------------------------------------------------
@@ -48,6 +50,8 @@ def spec_to_dict(model: Model) -> dict:
     if model.cutoff is not None:
         spec["cutoff"] = {"tolerance": model.cutoff.tolerance,
                           "margins": [None if m == CUTOFF_NEVER else int(m) for m in model.cutoff.margins]}
+    if model.schedule is not None:
+        spec["schedule"] = {key: int(v) for key, v in dataclasses.asdict(model.schedule).items()}
     return spec
 
 
@@ -62,8 +66,9 @@ def model_from_spec_dict(spec: dict) -> Model:
     if isinstance(version, bool) or version not in SPEC_VERSIONS:
         raise ModelError(f"unsupported spec version {_show(version)} (supported: "
                          + ", ".join(f"{v}: {what}" for v, what in SPEC_VERSIONS.items()) + ")")
-    if "cutoff" in spec and version < 2:
-        raise ModelError("a 'cutoff' needs spec version 2")
+    for key, since in SPEC_SINCE.items():
+        if key in spec and version < since:
+            raise ModelError(f"a {key!r} needs spec version {since}")
     fields = _fields(spec, "", _SPEC_FIELDS, required=("format", "version", "name", "input", "layers"))
     del fields["format"], fields["version"]
     model = Model(**fields)
@@ -206,8 +211,11 @@ def _as_margin(value, where):
 
 _read_cutoff = _object_of(Cutoff, {"margins": _list_of(_as_margin), "tolerance": _as_float},
                           required=("margins", "tolerance"))
+_read_schedule = _object_of(Schedule, {"every": _as_int, "steps": _as_int, "learned": _as_int},
+                            required=("every", "steps"))
 _SPEC_FIELDS = {"format": _as_str, "version": _as_int, "name": _as_str, "input": _read_input,
-                "layers": _list_of(_read_layer), "learning": _read_learning, "cutoff": _read_cutoff}
+                "layers": _list_of(_read_layer), "learning": _read_learning, "cutoff": _read_cutoff,
+                "schedule": _read_schedule}
 
 
 # -- files ----------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ STAT_NAMES = ("frames_ok", "bad_crc", "bad_frame", "bad_version", "errors_sent",
               "learned", "inferred", "correct", "commits", "push_bytes", "seqlog_dropped", "steps",
               "stopped_early")
 MODES = {"infer": 0, "train": 1, "cutoff": 2}     # cutoff: inference with the model's Top-K cutoff
-CAP_STOP, CAP_SPIDE, CAP_SEQLOG, CAP_CUTOFF = 1, 2, 4, 8    # READY's caps bits
+CAP_STOP, CAP_SPIDE, CAP_SEQLOG, CAP_CUTOFF, CAP_SCHEDULE = 1, 2, 4, 8, 16    # READY's caps bits
+EL_ERR_VERSION = 5            # el_status_t (targets/c/edgelearn.h): a MODEL_REFUSED detail
 RESULT_LEARNED, RESULT_DUPLICATE, RESULT_CUTOFF = 1, 2, 4  # RESULT's flags
 
 
@@ -76,6 +77,11 @@ class Ready:
     def can_cutoff(self) -> bool:
         """The firmware knows the cutoff (caps bit 3)."""
         return bool(self.caps & CAP_CUTOFF)
+
+    @property
+    def can_schedule(self) -> bool:
+        """The firmware reads blob version 3 and runs its learning-rate schedule (caps bit 4)."""
+        return bool(self.caps & CAP_SCHEDULE)
 
 
 @dataclass
@@ -198,12 +204,25 @@ class Board:
             if progress:
                 progress(off, len(blob))
         self._pushed = (len(blob), crc)
+        self._pushed_version = struct.unpack_from("<H", blob, 4)[0] if len(blob) >= 6 else 0
 
     def commit(self, size: int | None = None, crc: int | None = None) -> None:
-        """Activate the pushed model once the board has verified it completely."""
+        """Activate the pushed model once the board has verified it completely. A board whose
+        loader does not read the blob's format version (an older firmware: a learning-rate
+        schedule needs version 3) refuses it with MODEL_REFUSED, said so here."""
         if size is None:
             size, crc = self._pushed
-        self.call(fr.COMMIT, struct.pack("<II", size, crc))
+        try:
+            self.call(fr.COMMIT, struct.pack("<II", size, crc))
+        except BoardError as e:
+            if e.name != "MODEL_REFUSED" or e.detail != EL_ERR_VERSION or type(e) is not BoardError:
+                raise
+            version = getattr(self, "_pushed_version", 0)
+            raise BoardError(e.code, e.value, e.detail, e.request,
+                             f"the firmware on the board at {self.url} does not read model blob format version "
+                             f"{version} (MODEL_REFUSED, EL_ERR_VERSION): flash the board with this checkout's "
+                             "firmware (targets/firmware), or push a model it reads (a learning-rate schedule "
+                             "needs version 3)") from None
 
     def set_mode(self, mode: str) -> None:
         """"infer", "train" or "cutoff" (inference with the model's cutoff: refused with a

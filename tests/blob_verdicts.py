@@ -20,6 +20,7 @@ from edgelearn.model import (
     Model,
     ModelError,
     Neuron,
+    Schedule,
     init_params,
     mlp,
 )
@@ -74,15 +75,15 @@ def pad4(b: bytes) -> bytes:
     return b + bytes(-len(b) % 4)
 
 
-def assemble(sections: list[tuple[int, int, bytes]]) -> bytes:
-    """Header, table and the payloads in table order, each padded to 4 bytes."""
+def assemble(sections: list[tuple[int, int, bytes]], version: int = 1) -> bytes:
+    """Header (format ``version``), table and the payloads in table order, each padded to 4 bytes."""
     offset = 32 + 12 * len(sections)
     table, body = b"", b""
     for kind, index, payload in sections:
         table += struct.pack("<HHII", kind, index, offset, len(payload))
         body += pad4(payload)
         offset += len(pad4(payload))
-    header = struct.pack("<4sHHIIII8s", b"ELRN", 1, 0, offset, len(sections), 32, 0, bytes(8))
+    header = struct.pack("<4sHHIIII8s", b"ELRN", version, 0, offset, len(sections), 32, 0, bytes(8))
     return resealed(header + table + body)
 
 
@@ -101,10 +102,17 @@ def layer_payload(neuron, shape, fan_in, edges, *, name=b"l", flags=3, weight_fr
             + pad4(name))
 
 
-def raw_blob(model_fields: dict, layers: list[dict]) -> bytes:
+def schedule_payload(every: int, steps: int, learned: int = 0, reserved: int = 0) -> bytes:
+    """A SCHEDULE section (type 7, format version 3): four u32."""
+    return struct.pack("<IIII", every, steps, learned, reserved)
+
+
+def raw_blob(model_fields: dict, layers: list[dict], extra: list[tuple[int, int, bytes]] = (),
+             version: int = 1) -> bytes:
     """A blob written field by field, nothing validated. Each layer: neuron code, shape,
     edges [(source, delay)], optional fan_in (default: the sources' sizes), name, flags,
-    threshold and leak (Q16; every weight is 256)."""
+    threshold and leak (Q16; every weight is 256). ``extra``: more sections (type, index,
+    payload) after the parameters, in a blob of format ``version``."""
     input_shape = model_fields["input_shape"]
     sizes = [math.prod(layer["shape"]) for layer in layers]
     sections = [(MODEL, 0, model_payload(layer_count=len(layers), **model_fields))]
@@ -118,7 +126,7 @@ def raw_blob(model_fields: dict, layers: list[dict]) -> bytes:
         params += [(WEIGHTS, i, np.full(sizes[i] * fan_in, 1 << 8, "<i2").tobytes()),
                    (THRESHOLD, i, np.full(sizes[i], layer.get("threshold", ONE), "<i4").tobytes()),
                    (LEAK, i, struct.pack("<i", layer.get("leak", ONE)))]
-    return assemble(sections + params)
+    return assemble(sections + params + list(extra), version)
 
 
 LIF, IF, LI = 0, 1, 2
@@ -171,8 +179,22 @@ def stop_cutoff() -> Model:
     return model.validate()
 
 
+def stop_schedule() -> Model:
+    """A learning-rate schedule (a SCHEDULE section, format version 3) beside a cutoff."""
+    model = stop_cutoff()
+    model.schedule = Schedule(every=3, steps=2, learned=7)
+    return model.validate()
+
+
+def spide_schedule() -> Model:
+    """SPIDE with a schedule near its limits: the most halvings, a count near saturation."""
+    model = spide_feedback()
+    model.schedule = Schedule(every=0xFFFFFFFF, steps=40, learned=0xFFFFFFFE)
+    return model.validate()
+
+
 SMALL = {f.__name__: to_blob(f()) for f in (stop_lif, stop_if_li, stop_2d_if, spide_feedforward, spide_feedback,
-                                            stop_cutoff)}
+                                            stop_cutoff, stop_schedule, spide_schedule)}
 ZOO = {path.stem: to_blob(load_model(path)) for path in sorted(resources.MODELS.glob("*.json"))}
 BLOBS = {**SMALL, **ZOO}
 

@@ -3,6 +3,7 @@ implement (each was a disagreement once), and the 500-layer load time. The Pytho
 ``modelblob.check_blob`` (``from_blob``, then the model check of the rule's runtime); the C
 verdict is ``el_init`` returning EL_OK (``native.init_status``). The mutation tests are in
 tests/test_blob_mutations.py."""
+import struct
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ from blob_bytes import (
     LAYER,
     LEAK,
     MODEL,
+    SCHEDULE,
     THRESHOLD,
     WEIGHTS,
     entries,
@@ -35,6 +37,7 @@ from blob_verdicts import (
     layer_edges_at,
     python_verdict,
     raw_blob,
+    schedule_payload,
     spide_feedback,
 )
 
@@ -249,3 +252,82 @@ def test_a_500_layer_blob_loads_in_well_under_a_second():
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in layers]
     assert seconds < 1.0, f"loading 500 layers took {seconds:.2f} s"
     assert native.init_status(blob) == 0
+
+
+# -- the SCHEDULE section (type 7, format version 3; docs/numerics.md §6c) ---------------------------
+def schedule_blob(**fields) -> bytes:
+    """stop_lif with a schedule, written through modelblob (the valid one the edits start from)."""
+    from blob_verdicts import stop_lif
+
+    from edgelearn.model import Schedule
+
+    model = stop_lif()
+    model.schedule = Schedule(**{"every": 3, "steps": 2, "learned": 5, **fields})
+    return to_blob(model.validate())
+
+
+def schedule_at(blob: bytes) -> int:
+    return section(blob, SCHEDULE)[1]
+
+
+def test_a_schedule_is_read_by_both_at_its_limits():
+    for fields in ({}, {"every": 1, "steps": 1, "learned": 0}, {"every": 0xFFFFFFFF, "steps": 40},
+                   {"learned": 0xFFFFFFFF}, {"every": 1, "steps": 40, "learned": 0xFFFFFFFF}):
+        blob = schedule_blob(**fields)
+        assert struct.unpack_from("<H", blob, 4)[0] == 3, "a SCHEDULE section needs blob version 3"
+        assert assert_agree(blob, str(fields)), fields
+        assert from_blob(blob).schedule == from_blob(schedule_blob(**fields)).schedule
+    plain = SMALL["stop_lif"]
+    assert struct.unpack_from("<H", plain, 4)[0] == 1         # the writer still uses the oldest that fits
+    assert from_blob(plain).schedule is None
+
+
+@pytest.mark.parametrize("edit, c_code, fragment", [
+    (lambda b: poke(b, 4, "<H", 2), "EL_ERR_SECTION_TYPE", "SCHEDULE section needs format version 3"),
+    (lambda b: poke(b, 4, "<H", 1), "EL_ERR_SECTION_TYPE", "SCHEDULE section needs format version 3"),
+    (lambda b: poke(b, 4, "<H", 4), "EL_ERR_VERSION", "unsupported blob format version 4"),
+    (lambda b: poke(b, schedule_at(b), "<I", 0), "EL_ERR_VALUE", "schedule: every is 0"),
+    (lambda b: poke(b, schedule_at(b) + 4, "<I", 0), "EL_ERR_VALUE", "schedule: steps is 0"),
+    (lambda b: poke(b, schedule_at(b) + 4, "<I", 41), "EL_ERR_VALUE", "schedule: steps is 41"),
+    (lambda b: poke(b, schedule_at(b) + 4, "<I", 0xFFFFFFFF), "EL_ERR_VALUE", "schedule: steps is 4294967295"),
+    (lambda b: poke(b, schedule_at(b) + 12, "<I", 1), "EL_ERR_RESERVED_FIELD", "reserved field is 1"),
+    (lambda b: poke(b, schedule_at(b) + 12, "<I", 0x80000000), "EL_ERR_RESERVED_FIELD", "reserved field is"),
+    (lambda b: poke(b, section(b, SCHEDULE)[0] + 2, "<H", 1), "EL_ERR_SECTION_INDEX", "at most one, index 0"),
+    (lambda b: poke(b, section(b, SCHEDULE)[0] + 8, "<I", 12), "EL_ERR_SECTION_SIZE",
+     "SCHEDULE section is 12 bytes, expected 16"),
+    (lambda b: poke(b, section(b, SCHEDULE)[0] + 8, "<I", 0), "EL_ERR_SECTION_SIZE",
+     "SCHEDULE section is 0 bytes, expected 16"),
+])
+def test_both_loaders_refuse_a_bad_schedule_section(edit, c_code, fragment):
+    assert_both_refuse(edit(schedule_blob()), c_code, fragment)
+
+
+def test_a_longer_schedule_section_and_two_of_them_are_refused_by_both():
+    blob = schedule_blob()
+    sections = [(t, i, blob[offset:offset + size]) for _, t, i, offset, size in entries(blob)]
+    payload = next(p for t, _, p in sections if t == SCHEDULE)
+    assert assert_agree(assemble(sections, version=3), "the same sections, written by hand")
+    longer = [(t, i, p + bytes(4) if t == SCHEDULE else p) for t, i, p in sections]
+    assert_both_refuse(assemble(longer, version=3), "EL_ERR_SECTION_SIZE", "SCHEDULE section is 20 bytes")
+    assert_both_refuse(assemble(sections + [(SCHEDULE, 0, payload)], version=3), "EL_ERR_SECTION_DUPLICATE",
+                       "duplicate SCHEDULE section 0")
+    assert_both_refuse(assemble(sections + [(SCHEDULE, 1, payload)], version=3), "EL_ERR_SECTION_INDEX",
+                       "SCHEDULE section 1: a model has at most one, index 0")
+    # a SCHEDULE section in a version-2 blob, beside a CUTOFF section (which version 2 allows)
+    cutoff = SMALL["stop_cutoff"]
+    with_cutoff = [(t, i, cutoff[offset:offset + size]) for _, t, i, offset, size in entries(cutoff)]
+    assert struct.unpack_from("<H", cutoff, 4)[0] == 2 and assert_agree(assemble(with_cutoff, version=2))
+    assert_both_refuse(assemble(with_cutoff + [(SCHEDULE, 0, payload)], version=2), "EL_ERR_SECTION_TYPE",
+                       "a SCHEDULE section needs format version 3, this blob is version 2")
+    assert assert_agree(assemble(with_cutoff + [(SCHEDULE, 0, payload)], version=3), "cutoff and schedule")
+
+
+def test_every_rule_may_carry_a_schedule_in_both_loaders():
+    """The format does not tie a schedule to a rule: 'none' and 'readout' carry one too (rule
+    'none' learns nothing, so its count never moves)."""
+    for name in ("stop_if_li", "stop_2d_if", "spide_feedforward", "stop_schedule", "spide_schedule"):
+        blob = SMALL[name]
+        sections = [(t, i, blob[offset:offset + size]) for _, t, i, offset, size in entries(blob)
+                    if t != SCHEDULE]
+        scheduled = assemble(sections + [(SCHEDULE, 0, schedule_payload(7, 40, 0xFFFFFFFF))], version=3)
+        assert assert_agree(scheduled, name), name

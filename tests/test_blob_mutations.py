@@ -9,6 +9,7 @@ from blob_bytes import (
     LAYER,
     LEAK,
     MODEL,
+    SCHEDULE,
     THRESHOLD,
     WEIGHTS,
     entries,
@@ -28,6 +29,7 @@ from blob_verdicts import (
     assert_agree,
     layer_name_at,
     raw_blob,
+    schedule_payload,
 )
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -134,6 +136,7 @@ RESEALED_EDITS = {
     "model or layer field": lambda draw, blob: edit_section(draw, blob, (MODEL, LAYER)),
     "parameter": lambda draw, blob: edit_section(draw, blob, (WEIGHTS, THRESHOLD, LEAK)),
     "cutoff": lambda draw, blob: edit_section(draw, blob, (CUTOFF,)),
+    "schedule": lambda draw, blob: edit_section(draw, blob, (SCHEDULE,)),
     "header": edit_header,
 }
 
@@ -158,7 +161,8 @@ def mutants(draw, names: list[str]):
         blob[bit // 8] ^= 1 << bit % 8
         return kind, f"{name}: bit {bit} flipped", resealed(bytes(blob)) if resealing else bytes(blob)
     if kind == "several fields":
-        edits = draw(st.lists(st.sampled_from(["table", "swap", "overlap", "model or layer field", "parameter"]),
+        edits = draw(st.lists(st.sampled_from(["table", "swap", "overlap", "model or layer field", "parameter",
+                                               "schedule"]),
                               min_size=2, max_size=4))
         what = "; ".join(RESEALED_EDITS[e](draw, blob) for e in edits)
     else:
@@ -239,7 +243,14 @@ def raw_structures(draw):
                                                 "Tb": [0, 2, 4, 6, 64]}[key]))
         changes.append(key)
     event(f"changes: {', '.join(sorted(changes)) or 'none'}")
-    return f"{fields} {layers}", raw_blob(fields, layers)
+    extra, version = [], draw(st.sampled_from([1, 2, 3, 3]))
+    for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2]))):      # SCHEDULE sections, valid or not
+        extra.append((SCHEDULE, draw(st.sampled_from([0, 0, 0, 1])),
+                      schedule_payload(draw(st.sampled_from([0, 1, 3, 0xFFFFFFFF])), draw(st.sampled_from([0, 1, 40, 41])),
+                                       draw(st.sampled_from([0, 5, 0xFFFFFFFF])), draw(st.sampled_from([0, 0, 0, 1])))
+                      [:draw(st.sampled_from([16, 16, 16, 12]))]))
+    event(f"version {version}, {len(extra)} SCHEDULE section(s)")
+    return f"{fields} {layers} version {version} {extra}", raw_blob(fields, layers, extra, version)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

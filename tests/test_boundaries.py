@@ -16,7 +16,7 @@ import edgelearn.cli as cli
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("edgelearn", "firmware_host")
 BOARD_VERBS = ("board", "push", "stream", "pull", "stats")
-CORE_VERBS = ("train", "eval", "calibrate", "info", "compile", "profile")
+CORE_VERBS = ("train", "eval", "calibrate", "info", "compile", "profile", "import", "export")
 MODEL = str(ROOT / "models" / "digits-stop.json")
 
 

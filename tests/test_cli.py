@@ -67,10 +67,11 @@ def test_train_table_has_fixed_and_float_columns(capsys):
     rc, out, err = cli(capsys, *TRAIN)
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines[0] == "digits-stop: stop on digits (200 train / 100 test, T=8)"
+    assert lines[0] == "digits-stop: stop on digits (180 train / 20 validation / 100 test, T=8)"
     header = next(l for l in lines if l.strip().startswith("epoch"))
-    assert header.split() == ["epoch", "fixed", "test", "float", "test", "fixed", "silent", "float", "silent",
-                              "fixed", "s", "float", "s"]
+    assert header.split() == ["epoch", "fixed", "valid", "float", "valid", "fixed", "test", "float", "test",
+                              "fixed", "silent", "float", "silent", "lr", "fixed", "s", "float", "s"]
+    assert "note: the initial weights are fitted to the data" in err
     row = lines[lines.index(header) + 1].split()
     assert row[0] == "1" and all(c.endswith("%") for c in row[1:5])
     finals = [l for l in lines if l.startswith("final test accuracy")]
@@ -91,7 +92,7 @@ def test_train_no_twin(capsys):
 def test_train_json_has_both_executors(trained):
     r = trained["report"]
     assert r["model"] == "digits-stop" and r["data"] == "digits" and r["learner"] == "stop"
-    assert r["train_samples"] == 200 and r["test_samples"] == 100 and r["T"] == 8
+    assert r["train_samples"] == 180 and r["validation_samples"] == 20 and r["test_samples"] == 100 and r["T"] == 8
     assert set(r["final_test_accuracy"]) == {"fixed", "float"}
     for p in ("fixed", "float"):
         acc = r["final_test_accuracy"][p]
@@ -211,7 +212,8 @@ def test_info_json(trained, capsys):
 
 def test_learner_readout_trains_only_the_last_layer(tmp_path, capsys):
     out_file = tmp_path / "readout.elm"
-    rc, out, err = cli(capsys, *TRAIN, "--learner", "readout", "--json", "--no-twin", "-o", str(out_file))
+    rc, out, err = cli(capsys, *TRAIN, "--learner", "readout", "--init", "model", "--json", "--no-twin", "-o",
+                       str(out_file))
     assert rc == 0, err
     r = json.loads(out)
     assert r["learner"] == "readout" and 0.0 <= r["final_test_accuracy"]["fixed"] <= 1.0
@@ -398,7 +400,7 @@ def test_smallest_learning_rate_with_a_batch(tmp_path, capsys):
     out_file = tmp_path / "slow.elm"
     rc, out, err = cli(capsys, "train", "--data", "digits", "--epochs", "1", "--limit-train", "64",
                        "--limit-test", "20", "--hidden", "32", "--lr-shift", "40", "--batch", "16",
-                       "--no-twin", "--json", "-o", str(out_file))
+                       "--init", "model", "--no-twin", "--json", "-o", str(out_file))
     assert "Traceback" not in err
     if rc == 2:
         assert "shift" in err

@@ -18,8 +18,8 @@ from edgelearn import native
 from edgelearn.executors.c import NativeSTOP
 from edgelearn import profile as pf
 from edgelearn.rules.stop.fixed import FixedSTOP
-from edgelearn.model import Learning, Neuron, init_params, mlp
-from edgelearn.modelblob import from_blob, to_blob
+from edgelearn.model import Learning, Neuron, Schedule, init_params, mlp
+from edgelearn.modelblob import BLOB_VERSION, from_blob, to_blob
 
 GOLDEN = Path(__file__).parent / "golden" / "stop.json"
 lib, ffi = native.load_native().lib, native.load_native().ffi
@@ -68,6 +68,7 @@ def test_c_runtime_reproduces_the_golden_vectors(case):
     assert net.thresholds.tolist() == case["thresholds"]
     assert net.leaks.tolist() == case["leaks"]
     assert (int(net.rng_input[0]), int(net.rng_learn[0])) == (case["rng_input"], case["rng_learn"])
+    assert learned(net) == case["learned"]
 
 
 @pytest.mark.parametrize("case", golden_cases(), ids=lambda c: c["name"])
@@ -76,6 +77,16 @@ def test_python_reference_still_produces_the_golden_vectors(case):
     assert replay(net, case) == [b["scores"] for b in case["batches"]]
     assert net.weights.tolist() == case["weights"]
     assert (int(net.rng_input[0]), int(net.rng_learn[0])) == (case["rng_input"], case["rng_learn"])
+    assert learned(net) == case["learned"]
+
+
+def learned(net) -> int | None:
+    schedule = net.to_model().schedule
+    return None if schedule is None else schedule.learned
+
+
+def test_golden_cases_cover_the_schedule():
+    assert sum(c["learned"] is not None for c in golden_cases()) >= 2
 
 
 # -- random models ----------------------------------------------------------------------
@@ -97,7 +108,10 @@ def random_models(draw):
                         update=draw(st.sampled_from(["step", "sample"])), seed=draw(st.integers(0, 2**32 - 1)))
     model = mlp("h", sizes, encoding=draw(st.sampled_from(["direct", "rate", "events"])), hidden=draw(neurons),
                 readout=readout, weight_frac=draw(st.integers(6, 14)), learning=learning)
-    return init_params(model, weight_gain=draw(st.sampled_from([1.0, 2.5, 4.0])))
+    model = init_params(model, weight_gain=draw(st.sampled_from([1.0, 2.5, 4.0])))
+    model.schedule = draw(st.none() | st.builds(Schedule, every=st.integers(1, 4), steps=st.integers(1, 40),
+                                                learned=st.integers(0, 6) | st.just(0xFFFFFFFE)))
+    return model.validate()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,9 +129,6 @@ def test_random_models_train_bit_exactly(model, data):
         labels = rng.integers(0, classes, size=B)
         learn = data.draw(st.booleans()) or step == 0
         np.testing.assert_array_equal(ref.run(samples, labels, learn), c.run(samples, labels, learn))
-        if data.draw(st.integers(0, 5)) == 0:
-            ref.slow_down()
-            c.slow_down()
         assert_same_state(ref, c)
     got, want = c.to_model(), ref.to_model()
     assert to_blob(got) == to_blob(want)
@@ -160,7 +171,7 @@ def bad_blobs():
     count = struct.unpack_from("<I", good, 12)[0]
     yield "EL_ERR_TOO_SHORT", good[:31]
     yield "EL_ERR_BAD_MAGIC", b"ELRX" + good[4:]
-    yield "EL_ERR_VERSION", poke(good, 4, "<H", 3)
+    yield "EL_ERR_VERSION", poke(good, 4, "<H", BLOB_VERSION + 1)
     yield "EL_ERR_TRUNCATED", good[:-4]
     yield "EL_ERR_TRAILING", good + b"\0\0\0\0"
     flipped = bytearray(good)
@@ -236,22 +247,26 @@ def test_runtime_cross_compiles_with_werror(target):
     assert build.text > 1000 and build.bss >= 21440 and build.stack > 0
 
 
-def test_slowing_down_stops_at_the_largest_shift_in_every_executor():
-    """slow_down saturates at 40, the blob's limit: the C executor, which re-seals and reloads
-    its blob for a batch, keeps training beside fixed, and the learned model stays valid."""
+def test_a_schedule_stops_at_the_largest_shift_in_every_executor():
+    """The schedule's shifts saturate at 40, the blob's limit (docs/numerics.md §6c): the C
+    executor, which re-seals and reloads its blob for a batch, keeps training beside fixed,
+    the count survives the reload, and the learned model stays valid with its base shifts."""
     from edgelearn.contract import MAX_LR_SHIFT
     model = init_params(mlp("slow", [8, 6, 3], learning=Learning(T=4, seed=5, lr_weight_shift=38)))
+    model.schedule = Schedule(every=1, steps=5)
     data = np.random.default_rng(0).integers(0, 256, size=(4, 8)).astype(np.uint8)
     labels = np.array([0, 1, 2, 1])
     ref, c = FixedSTOP(model.copy()), NativeSTOP(model.copy())
     for net in (ref, c):
-        for _ in range(5):
-            net.slow_down()
         net.run(data[:2], labels[:2], learn=True)            # a batch: the C executor reloads its blob
         net.run(data[2:3], labels[2:3], learn=True)
+        net.run(data[3:4], labels[3:4], learn=False)         # inference does not count
     learning = model.learning
-    expected = [min(v + 5, MAX_LR_SHIFT) for v in (learning.lr_weight_shift, learning.lr_threshold_shift,
+    expected = [min(v + 3, MAX_LR_SHIFT) for v in (learning.lr_weight_shift, learning.lr_threshold_shift,
                                                    learning.lr_leak_shift)]
-    assert ref.lr_shifts.tolist() == c.lr_shifts.tolist() == expected and expected[0] == MAX_LR_SHIFT
+    assert c.lr_shifts.tolist() == expected and expected[0] == MAX_LR_SHIFT and c.learned == 3
     assert_same_state(ref, c)
-    assert ref.to_model().learning.lr_weight_shift == c.to_model().learning.lr_weight_shift == MAX_LR_SHIFT
+    got, want = c.to_model(), ref.to_model()
+    assert got.schedule == want.schedule == Schedule(every=1, steps=5, learned=3)
+    assert got.learning == want.learning == learning                    # the base shifts never change
+    assert to_blob(got) == to_blob(want) == c.blob()

@@ -19,7 +19,7 @@ from edgelearn import numerics as nx
 from edgelearn import profile as pf
 from edgelearn.rules.spide.fixed import FixedSPIDE
 from edgelearn.rules.spide.spec import edge_table, loop_gain_bound, spide_mlp
-from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Learning, Model, ModelError, Neuron
+from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Learning, Model, ModelError, Neuron, Schedule
 from edgelearn.modelblob import from_blob, to_blob
 
 sys.path.insert(0, str(Path(__file__).parent / "golden"))
@@ -47,6 +47,8 @@ def test_spide_golden_vectors(case, twin):
     assert net.weights.tolist() == case["weights"]
     assert (int(net.rng_input[0]), int(net.rng_learn[0])) == (case["rng_input"], case["rng_learn"])
     assert net.buffers()["health"].tolist() == case["health"]
+    schedule = net.to_model().schedule
+    assert (None if schedule is None else schedule.learned) == case["learned"]
 
 
 def test_golden_cases_cover_the_retries_and_the_guard():
@@ -100,6 +102,8 @@ def random_spide_models(draw):
                                          nx.to_fixed(np.full(layer.size, layer.neuron.threshold), nx.STATE_FRAC),
                                          int(nx.to_fixed(layer.neuron.leak, 16)))
     model.params = params
+    model.schedule = draw(st.none() | st.builds(Schedule, every=st.integers(1, 3), steps=st.integers(1, 40),
+                                                learned=st.integers(0, 4) | st.just(0xFFFFFFFE)))
     return model.validate()
 
 
@@ -125,9 +129,6 @@ def test_random_spide_models_train_bit_exactly(model, data):
         y = rng.integers(0, classes, size=1)
         learn = data.draw(st.booleans()) or step == 0
         np.testing.assert_array_equal(ref.run(x, y, learn), c.run(x, y, learn))
-        if data.draw(st.integers(0, 4)) == 0:
-            ref.slow_down()
-            c.slow_down()
         assert_same_state(ref, c)
     health = ref.health()
     assert health == c.health()

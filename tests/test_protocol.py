@@ -114,7 +114,7 @@ def test_the_caps_and_result_flags_are_the_firmware_s():
 
     main_loop = (FIRMWARE_DIR / "main_loop.c").read_text()
     caps = int(re.search(r"#define EL_FW_CAPS (0x[0-9A-Fa-f]+)u", main_loop).group(1), 16)
-    assert caps == board.CAP_STOP | board.CAP_SPIDE | board.CAP_SEQLOG | board.CAP_CUTOFF
+    assert caps == board.CAP_STOP | board.CAP_SPIDE | board.CAP_SEQLOG | board.CAP_CUTOFF | board.CAP_SCHEDULE
     flags = dict(re.findall(r"R_(\w+) = (\d+)u", main_loop))
     assert {k: int(v) for k, v in flags.items()} == {
         "LEARNED": board.RESULT_LEARNED, "DUPLICATE": board.RESULT_DUPLICATE, "CUTOFF": board.RESULT_CUTOFF}

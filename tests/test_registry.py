@@ -105,5 +105,5 @@ def test_executors_declare_their_exactness():
     assert bit_exact() == ("fixed", "c")
     for name, runtimes in EXECUTORS.items():
         for cls in runtimes.values():
-            for method in ("run", "slow_down", "health", "buffers", "to_model"):
+            for method in ("run", "health", "buffers", "to_model"):
                 assert callable(getattr(cls, method)), (name, cls, method)

@@ -12,7 +12,7 @@ from edgelearn.datasets import load_digits
 from edgelearn.rules.spide.fixed import FixedSPIDE
 from edgelearn.rules.spide.float import FloatSPIDE
 from edgelearn.rules.spide.spec import edge_table
-from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Learning, Model, ModelError, Neuron
+from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Learning, Model, ModelError, Neuron, Schedule
 from edgelearn.modelblob import FLAG_MODIFIED_RESET, SECTION_LAYER, SECTION_MODEL
 from edgelearn.modelfile import from_blob, load_model, model_from_spec_dict, spec_to_dict, to_blob
 from edgelearn.train import TrainingDiverged, evaluate, train
@@ -285,7 +285,9 @@ def digits_model(Tb=32, lr_shift=6):
 @pytest.mark.slow
 def test_digits_fixed_spide_reaches_94_percent():
     data = load_digits()
-    net = FixedSPIDE(load_model("models/digits-spide.json"))
-    train(net, data, 15, slow_down_every=5, progress=False)
+    model = load_model("models/digits-spide.json")
+    model.schedule = Schedule(every=5 * len(data.x_train), steps=2)      # halve after epochs 5 and 10
+    net = FixedSPIDE(model)
+    train(net, data, 15, progress=False)
     assert evaluate(net, data.x_test, data.y_test) >= 0.94
     assert not net.health()["problems"]

@@ -140,13 +140,18 @@ def test_fixed_spike_trains_track_the_float_twin():
     assert agree / total > 0.97
 
 
-def test_learning_rates_are_powers_of_two_on_both_twins():
+def test_both_twins_count_the_samples_their_schedule_decays_on():
+    from edgelearn.model import Schedule
     model = small_model([8, 6, 3])
-    fixed, flt = FixedSTOP(model), FloatSTOP(model)
-    fixed.slow_down()
-    flt.slow_down()
-    assert fixed.to_model().learning.lr_weight_shift == model.learning.lr_weight_shift + 1
-    assert flt.to_model().learning.lr_weight_shift == model.learning.lr_weight_shift + 1
+    model.schedule = Schedule(every=2, steps=1)
+    x = np.arange(8, dtype=np.uint8)[None] * 30
+    for net in (FixedSTOP(model.copy()), FloatSTOP(model.copy())):
+        for _ in range(3):
+            net.run(x, np.array([1]), learn=True)
+        net.run(x, None, learn=False)                      # inference does not count
+        out = net.to_model()
+        assert out.schedule == Schedule(2, 1, learned=3)
+        assert out.learning == model.learning               # the base shifts never change
 
 
 @pytest.mark.parametrize("update,rule", [("step", "stop"), ("sample", "stop"), ("step", "readout")])
@@ -212,7 +217,7 @@ def test_mini_batch_pretraining_learns_digits(executor):
     from edgelearn.train import make_learner, train
     model = init_params(mlp("batch", [64, 128, 10]))
     model.learning = replace(model.learning, lr_weight_shift=5, lr_threshold_shift=7)
-    history = train(make_learner(model, executor), load_digits(), 3, batch=8, progress=False)
+    history = train(make_learner(model, executor), load_digits(), 3, batch=8, progress=False).history
     assert history[-1].test_accuracy > 0.9
 
 

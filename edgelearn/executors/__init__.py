@@ -34,9 +34,6 @@ class Learner(Protocol):
     def run(self, samples: np.ndarray, labels: np.ndarray | None, learn: bool) -> np.ndarray:
         """Present a batch, learn when asked; the readout's scores [B, classes]."""
 
-    def slow_down(self) -> None:
-        """Halve the learning rates (one more shift on the device)."""
-
     def health(self, reset: bool = False) -> dict:
         """The rule's health signals ({} for a rule that has none)."""
 

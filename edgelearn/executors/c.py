@@ -2,7 +2,8 @@
 the interface of the fixed-point executors and the arithmetic of the device.
 
 A model reaches the C side only as its blob (``to_blob``), so every run exercises the C
-loader; the parameters are learned in place in that blob, and ``to_model`` reads them
+loader; the parameters, and the learning-rate schedule's count of samples learned
+(docs/numerics.md §6c), are learned in place in that blob, and ``to_model`` reads them
 back through ``el_seal`` (which refreshes the CRC) and ``from_blob``. Buffers are views of
 the C arena at the spans of its el_plan_t, typed by edgelearn.plan."""
 from __future__ import annotations
@@ -38,14 +39,13 @@ class NativeSTOP:
         self._init(weight_grad=False)
 
     def _init(self, weight_grad: bool, keep_state: bool = False) -> None:
-        """(Re)lay out the arena; ``keep_state`` carries both PRNG streams and the learning
-        rates over (the parameters live in the blob and persist anyway)."""
+        """(Re)lay out the arena; ``keep_state`` carries both PRNG streams over (the parameters
+        and the schedule's count live in the blob and persist anyway)."""
         ffi, lib, net = self._m.ffi, self._m.lib, self._net
         saved = None
         if keep_state:
             lib.el_seal(net)               # the learned parameters changed the CRC
-            saved = (net.rng_input, net.rng_learn, list(net.lr_shift),
-                     {name: self._view(name).copy() for name in BUFFER_NAMES})
+            saved = (net.rng_input, net.rng_learn, {name: self._view(name).copy() for name in BUFFER_NAMES})
         options = lib.EL_PLAN_WEIGHT_GRAD if weight_grad else 0
         blob = ffi.from_buffer("uint8_t[]", self._blob)
         total = lib.el_arena_required(blob, len(self._blob), options)
@@ -54,8 +54,8 @@ class NativeSTOP:
         if st != lib.EL_OK:
             raise NativeError(st, f"the C runtime refused model {self.model.name!r}")
         if saved:
-            net.rng_input, net.rng_learn, net.lr_shift = saved[0], saved[1], saved[2]
-            for name, old in saved[3].items():   # the state of the last sample, as FixedSTOP keeps it
+            net.rng_input, net.rng_learn = saved[0], saved[1]
+            for name, old in saved[2].items():   # the state of the last sample, as FixedSTOP keeps it
                 view = self._view(name)
                 if view.size == old.size:
                     view[:] = old
@@ -97,7 +97,14 @@ class NativeSTOP:
 
     @property
     def lr_shifts(self) -> np.ndarray:
-        return np.array(list(self._net.lr_shift), dtype=np.int64)
+        """The effective shifts (weight, threshold, leak) an update made now would use: the
+        base shifts plus the schedule's decay at the current count (el_lr_shift)."""
+        return np.array([self._m.lib.el_lr_shift(self._net, k) for k in range(3)], dtype=np.int64)
+
+    @property
+    def learned(self) -> int:
+        """The samples learned, as the blob's SCHEDULE section counts them (0 without one)."""
+        return int(self._m.lib.el_learned(self._net))
 
     def arena_bytes(self) -> int:
         """What the C runtime reserves in its arena for this model (el_plan_t.total)."""
@@ -154,32 +161,31 @@ class NativeSTOP:
             self._init(weight_grad=False, keep_state=True)
         return out
 
-    def slow_down(self) -> None:
-        """Halve every learning rate: one more right shift."""
-        self._m.lib.el_slow_down(self._net)
-
     def health(self, reset: bool = False) -> dict:
         """STOP keeps no health counters (SPIDE does)."""
         return {}
 
     def blob(self) -> bytes:
-        """The model file with the learned parameters and rates (CRC refreshed)."""
+        """The model file with the learned parameters and schedule count (CRC refreshed)."""
         self._m.lib.el_seal(self._net)
         return self._blob.tobytes()
+
+    def _schedule(self):
+        """The model's schedule with the count the C side reached (it owns the counter)."""
+        schedule = self.model.schedule
+        return None if schedule is None else replace(schedule, learned=self.learned)
 
     def to_model(self) -> Model:
         learned = from_blob(self.blob())
         out = self.model.copy()
         out.params = learned.params
-        shifts = self.lr_shifts
-        out.learning = replace(out.learning, lr_weight_shift=int(shifts[0]),
-                               lr_threshold_shift=int(shifts[1]), lr_leak_shift=int(shifts[2]))
+        out.schedule = self._schedule()
         return out.validate()
 
 
 class NativeSPIDE(NativeSTOP):
     """SPIDE in the C runtime: the interface of FixedSPIDE (``run``, ``buffers``,
-    ``to_model``, ``slow_down``, ``health``, ``loop_gain``), the arithmetic of the device."""
+    ``to_model``, ``health``, ``loop_gain``), the arithmetic of the device."""
 
     def __init__(self, model: Model):
         spide_spec.check(model)
@@ -195,7 +201,8 @@ class NativeSPIDE(NativeSTOP):
 
     @property
     def lr_shift(self) -> int:
-        return int(self._net.lr_shift[0])
+        """The weights' effective shift for the next sample (the schedule's, el_lr_shift)."""
+        return int(self._m.lib.el_lr_shift(self._net, 0))
 
     @property
     def scores(self) -> np.ndarray:
@@ -227,14 +234,10 @@ class NativeSPIDE(NativeSTOP):
         """The health signals since construction (or the last reset; docs/spide.md §7)."""
         return read_health(self._view("health"), self.model.learning.T, self.loop_gain(), reset)
 
-    def slow_down(self) -> None:
-        """Halve the learning rate: one more right shift (SPIDE has only the weights')."""
-        self._m.lib.el_slow_down(self._net)
-
     def to_model(self) -> Model:
         learned = from_blob(self.blob())
         out = self.model.copy()
         for layer in out.layers:
             out.params[layer.name].weight = learned.params[layer.name].weight.copy()
-        out.learning = replace(out.learning, lr_weight_shift=self.lr_shift)
+        out.schedule = self._schedule()
         return out.validate()

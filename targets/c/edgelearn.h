@@ -58,6 +58,12 @@ typedef enum {
     EL_ERR_NAME = 25              /* a name not UTF-8, a layer named "input", two layers of one name */
 } el_status_t;
 
+/* The newest blob format version el_plan reads (docs/model-format.md): EL_BLOB_VERSION. Define an
+ * older one (-DEL_LOADER_VERSION=2u) only to stand in for an older loader (tests/test_board_schedule.py). */
+#ifndef EL_LOADER_VERSION
+#define EL_LOADER_VERSION EL_BLOB_VERSION
+#endif
+
 /* el_plan() options */
 enum {
     EL_PLAN_WEIGHT_GRAD = 1       /* reserve weight-gradient sums even for update "step"
@@ -75,13 +81,16 @@ typedef struct {
     uint32_t layer_count, input_size, T;
     uint8_t  encoding, rule, update;
     int8_t   surrogate_shift;
-    uint32_t lr_shift[3];         /* weight, threshold, leak: learning rates 2^-shift */
+    uint32_t lr_shift[3];         /* the base shifts (MODEL section) of the weight, threshold, leak
+                                     rates; the effective ones add the schedule's decay (el_lr_shift) */
     uint32_t rng_input, rng_learn;
     uint32_t neurons, lowest;     /* lowest trainable layer (layer_count: none) */
     /* anytime inference (docs/numerics.md §6b) */
     uint32_t cutoff_at;           /* the CUTOFF margins' offset in the blob (0: the model has none) */
     uint32_t cutoff_on;           /* inference stops early (el_set_cutoff); off after el_init */
     uint32_t steps;               /* steps the last el_run_sample ran: T unless it was cut off */
+    /* the learning-rate schedule (docs/numerics.md §6c) */
+    uint32_t schedule_at;         /* the SCHEDULE section's offset in the blob (0: the model has none) */
     el_plan_t plan;
     /* SPIDE */
     uint32_t Tb, edge_count;
@@ -129,12 +138,18 @@ void el_apply_accumulated(el_net_t *net, uint32_t extra_shift);
 /* Highest score, ties to the lowest index. */
 uint32_t el_predict(const el_net_t *net);
 
-/* Halve every learning rate (one more right shift, up to EL_MAX_LR_SHIFT); SPIDE has only the
- * weights'. */
-void el_slow_down(el_net_t *net);
+/* The learning-rate schedule (docs/numerics.md §6c). el_lr_shift: the effective shift of rate k
+ * (0 weight, 1 threshold, 2 leak) that an update made now uses: lr_shift[k] + min(learned / every,
+ * steps), at most EL_MAX_LR_SHIFT (the base shift itself without a SCHEDULE section). el_learned:
+ * the samples learned, as the SCHEDULE section holds it (0 without one). el_count_learned: one more
+ * (saturating at 2^32-1), written into the blob in place; el_run_sample and el_spide_run_sample
+ * call it at the end of every sample they learn, so a caller never needs to. */
+uint32_t el_lr_shift(const el_net_t *net, uint32_t k);
+uint32_t el_learned(const el_net_t *net);
+void el_count_learned(el_net_t *net);
 
-/* Write the learning rates back into the MODEL section and refresh the CRC, so the blob
- * (with the parameters learned in place) is a valid model file again. */
+/* Refresh the blob's CRC, so the blob (with the parameters and the schedule's count learned in
+ * place) is a valid model file again. */
 void el_seal(el_net_t *net);
 
 #ifdef __cplusplus

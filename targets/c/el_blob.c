@@ -122,7 +122,7 @@ static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
     if (size < EL_BLOB_HEADER_BYTES) return EL_ERR_TOO_SHORT;
     if (blob[0] != 'E' || blob[1] != 'L' || blob[2] != 'R' || blob[3] != 'N') return EL_ERR_BAD_MAGIC;
     version = rd16(blob + 4);
-    if (version == 0 || version > EL_BLOB_VERSION) return EL_ERR_VERSION;   /* before any later field */
+    if (version == 0 || version > EL_LOADER_VERSION) return EL_ERR_VERSION;   /* before any later field */
     file_size = rd32(blob + 8);
     if (file_size > size) return EL_ERR_TRUNCATED;
     if (file_size < size) return EL_ERR_TRAILING;
@@ -140,8 +140,9 @@ static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
     for (k = 0; k < t->count; k++) {
         const uint8_t *e = blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
         uint32_t type = rd16(e), at = rd32(e + 4);
-        if (type < EL_SEC_MODEL || type > EL_SEC_CUTOFF) return EL_ERR_SECTION_TYPE;
+        if (type < EL_SEC_MODEL || type > EL_SEC_SCHEDULE) return EL_ERR_SECTION_TYPE;
         if (type == EL_SEC_CUTOFF && version < EL_SEC_CUTOFF_SINCE) return EL_ERR_SECTION_TYPE;
+        if (type == EL_SEC_SCHEDULE && version < EL_SEC_SCHEDULE_SINCE) return EL_ERR_SECTION_TYPE;
         if (at % 4 != 0 || at < table_end || (uint64_t)at + rd32(e + 8) > file_size)
             return EL_ERR_SECTION_BOUNDS;
         /* payloads in table order, none overlapping: learning in place writes only its own */
@@ -195,13 +196,15 @@ static el_status_t check_model(const sections_t *t, el_net_t *net)
     return EL_OK;
 }
 
-/* Section index against the layer count (MODEL's index must be 0). */
+/* Section index against the layer count (the model's own sections, MODEL, CUTOFF and SCHEDULE:
+ * index 0). */
 static el_status_t check_indices(const sections_t *t, uint32_t layer_count)
 {
     uint32_t k;
     for (k = 0; k < t->count; k++) {
         const uint8_t *e = t->blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
-        uint32_t limit = rd16(e) == EL_SEC_MODEL || rd16(e) == EL_SEC_CUTOFF ? 1u : layer_count;
+        uint32_t type = rd16(e);
+        uint32_t limit = type == EL_SEC_MODEL || type == EL_SEC_CUTOFF || type == EL_SEC_SCHEDULE ? 1u : layer_count;
         if (rd16(e + 2) >= limit) return EL_ERR_SECTION_INDEX;
     }
     return EL_OK;
@@ -385,6 +388,30 @@ static el_status_t check_cutoff(const sections_t *t, el_net_t *net, uint32_t cla
     return EL_OK;
 }
 
+/* The optional SCHEDULE section (docs/numerics.md §6c): every, steps, learned, reserved (u32 each).
+ * Its layout (check 12): EL_BLOB_SCHEDULE_BYTES, the reserved field 0. */
+static el_status_t check_schedule_layout(const sections_t *t)
+{
+    uint32_t bytes, at = find_section(t, EL_SEC_SCHEDULE, 0, &bytes);
+    if (at == 0) return EL_OK;
+    if (bytes != EL_BLOB_SCHEDULE_BYTES) return EL_ERR_SECTION_SIZE;
+    if (rd32(t->blob + at + 12) != 0) return EL_ERR_RESERVED_FIELD;
+    return EL_OK;
+}
+
+/* Its values (check 13): every in 1..2^32-1, steps in 1..EL_MAX_LR_SHIFT, learned any u32.
+ * net->schedule_at: the section's offset in the blob (0: none). */
+static el_status_t check_schedule(const sections_t *t, el_net_t *net)
+{
+    uint32_t bytes, at = find_section(t, EL_SEC_SCHEDULE, 0, &bytes), steps;
+    net->schedule_at = 0;
+    if (at == 0) return EL_OK;
+    steps = rd32(t->blob + at + 4);
+    if (rd32(t->blob + at) == 0 || steps == 0 || steps > EL_MAX_LR_SHIFT) return EL_ERR_VALUE;
+    net->schedule_at = at;
+    return EL_OK;
+}
+
 /* Which layers learn: stop, every layer; readout, the last; none (and SPIDE here), none. */
 static int trainable(const el_net_t *net, uint32_t l)
 {
@@ -510,6 +537,7 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
     for (l = 0; l < net->layer_count; l++)
         if ((st = check_layer(&t, net, l, &layer)) != EL_OK) return st;
     if ((st = check_cutoff_layout(&t, net)) != EL_OK) return st;
+    if ((st = check_schedule_layout(&t)) != EL_OK) return st;
     for (l = 0; l < net->layer_count; l++) {
         (void)check_layer(&t, net, l, &layer);      /* checked above */
         if ((st = check_layer_semantics(&t, net, l, &layer)) != EL_OK) return st;
@@ -518,6 +546,7 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
     if ((st = check_learning(net, rd16(blob + model_at + 22))) != EL_OK) return st;
     if (net->rule == EL_RULE_SPIDE && (st = check_spide(&t, net)) != EL_OK) return st;
     if ((st = check_cutoff(&t, net, layer.n_out)) != EL_OK) return st;     /* layer: the readout */
+    if ((st = check_schedule(&t, net)) != EL_OK) return st;
     tables(&t, net, options, layers, edges, &dims);
     el_zero(plan, sizeof *plan);
     if (!el_layout(el_runtime_of(net->rule), &dims, plan)) return EL_ERR_VALUE;
@@ -556,16 +585,38 @@ el_status_t el_init(el_net_t *net, uint8_t *blob, size_t size, void *arena, size
     return EL_OK;
 }
 
+/* The learning-rate schedule (docs/numerics.md §6c): every, steps and the count `learned` are
+ * read from the SCHEDULE section at each use, bytewise (little-endian, whatever the alignment),
+ * and the count is written back there, so the blob is the state and a pulled model carries it. */
+uint32_t el_learned(const el_net_t *net)
+{
+    return net->schedule_at ? rd32(net->blob + net->schedule_at + 8) : 0u;
+}
+
+uint32_t el_lr_shift(const el_net_t *net, uint32_t k)
+{
+    uint32_t shift = net->lr_shift[k], decay, steps;
+    const uint8_t *s;
+    if (net->schedule_at == 0) return shift;
+    s = net->blob + net->schedule_at;
+    decay = rd32(s + 8) / rd32(s);        /* every >= 1: the loader checked it */
+    steps = rd32(s + 4);
+    shift += decay < steps ? decay : steps;
+    return shift < EL_MAX_LR_SHIFT ? shift : EL_MAX_LR_SHIFT;
+}
+
+void el_count_learned(el_net_t *net)
+{
+    uint32_t learned = el_learned(net), k;
+    uint8_t *p;
+    if (net->schedule_at == 0 || learned == UINT32_MAX) return;   /* it saturates */
+    learned++;
+    p = net->blob + net->schedule_at + 8;
+    for (k = 0; k < 4; k++) p[k] = (uint8_t)(learned >> (8 * k));
+}
+
 void el_seal(el_net_t *net)
 {
-    sections_t t;
-    uint32_t bytes, k, crc;
-    uint8_t *m;
-    t.blob = net->blob;
-    t.count = rd32(net->blob + 12);
-    t.table_at = rd32(net->blob + 16);
-    m = net->blob + find_section(&t, EL_SEC_MODEL, 0, &bytes);
-    for (k = 0; k < 3; k++) m[12 + k] = (uint8_t)(net->lr_shift[k] > 255u ? 255u : net->lr_shift[k]);
-    crc = blob_crc(net->blob, net->blob_size);
+    uint32_t k, crc = blob_crc(net->blob, net->blob_size);
     for (k = 0; k < 4; k++) net->blob[EL_BLOB_CRC_AT + k] = (uint8_t)(crc >> (8 * k));
 }

@@ -36,7 +36,7 @@ enum { EL_NEURON_LIF = 0, EL_NEURON_IF = 1, EL_NEURON_LI = 2, EL_NEURON_COUNT = 
 enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4 };
 
 /* the blob's layout (edgelearn/modelblob.py) */
-#define EL_BLOB_VERSION 2u    /* the newest read; versions 1..this */
+#define EL_BLOB_VERSION 3u    /* the newest read; versions 1..this */
 #define EL_BLOB_HEADER_BYTES 32u
 #define EL_BLOB_CRC_AT 20u
 #define EL_BLOB_ENTRY_BYTES 12u
@@ -44,10 +44,12 @@ enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4 };
 #define EL_BLOB_LAYER_FIXED_BYTES 20u
 #define EL_BLOB_INPUT_SOURCE 0xFFFFu
 #define EL_BLOB_MAX_LAYERS 65534u
-enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD = 4, EL_SEC_LEAK = 5, EL_SEC_CUTOFF = 6 };
+enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD = 4, EL_SEC_LEAK = 5, EL_SEC_CUTOFF = 6, EL_SEC_SCHEDULE = 7 };
 #define EL_SEC_CUTOFF_SINCE 2u    /* the format version that added it */
+#define EL_SEC_SCHEDULE_SINCE 3u    /* the format version that added it */
 #define EL_BLOB_CUTOFF_FIXED_BYTES 8u    /* tolerance ppm, reserved; int64 margins */
 #define EL_CUTOFF_MAX_PPM 999999u
+#define EL_BLOB_SCHEDULE_BYTES 16u    /* every, steps, learned, reserved (u32 each) */
 #define EL_BLOB_LEARN_THRESHOLD 1u    /* a LAYER section's flags */
 #define EL_BLOB_LEARN_LEAK 2u
 #define EL_BLOB_MODIFIED_RESET 4u

@@ -181,7 +181,7 @@ static void note_health(el_net_t *net, int retries, uint32_t saturated)
 static void apply_updates(el_net_t *net, int in_frac, int gs)
 {
     uint32_t R = net->layer_count - 1, l, e;
-    int lr = (int)net->lr_shift[0];
+    int lr = (int)el_lr_shift(net, 0);     /* the schedule's (§6c): the count before this sample */
     el_gate_counts(net->mask, net->layers[R].n_off, net->back_count);
     for (l = 0; l <= R; l++) {
         const el_layer_t *ly = &net->layers[l];
@@ -266,5 +266,6 @@ el_status_t el_spide_run_sample(el_net_t *net, const uint8_t *sample, uint32_t r
     note_health(net, retries, saturated);
     apply_updates(net, in_frac, gs);
     if (net->feedback) net->health[EL_H_HALVINGS] += guard(net);
+    el_count_learned(net);                 /* the schedule's count (docs/numerics.md §6c) */
     return EL_OK;
 }

@@ -1,6 +1,7 @@
 /* STOP's per-sample loop and the application of accumulated gradients: the mirror of
  * run_sample / forward_layer / apply_accumulated in edgelearn/rules/stop/fixed.py
- * (docs/numerics.md §6). Parameters are the blob's sections, learned in place. */
+ * (docs/numerics.md §6). Parameters are the blob's sections, learned in place; so is the count of
+ * the learning-rate schedule (§6c), which sets the effective shifts of every update. */
 #include "edgelearn.h"
 #include "el_kernels.h"
 #include "el_neurons.h"
@@ -60,12 +61,24 @@ static void errors(el_net_t *net, int32_t label)
     }
 }
 
-static int weight_shift(const el_net_t *net, const el_layer_t *ly, uint32_t extra)
+/* The shifts of an update made now: the effective learning rates (the schedule's, §6c), read from
+ * the count of samples learned as it is at this moment, plus the batch's log2 B. */
+typedef struct { uint32_t w, th, a; } shifts_t;
+
+static shifts_t shifts_now(const el_net_t *net, uint32_t extra)
 {
-    return (int)(2 * EL_STATE_FRAC - ly->weight_frac + net->lr_shift[0] + extra);   /* Q32 -> Q`wf` */
+    shifts_t s;
+    s.w = el_lr_shift(net, 0) + extra;
+    s.th = el_lr_shift(net, 1) + extra;
+    s.a = el_lr_shift(net, 2) + extra;
+    return s;
 }
-static int threshold_shift(const el_net_t *net, uint32_t extra) { return (int)(EL_STATE_FRAC + net->lr_shift[1] + extra); }
-static int leak_shift(const el_net_t *net, uint32_t extra) { return (int)(EL_STATE_FRAC + net->lr_shift[2] + extra); }
+static int weight_shift(const el_layer_t *ly, const shifts_t *s)
+{
+    return (int)(2 * EL_STATE_FRAC - ly->weight_frac + s->w);   /* Q32 -> Q`wf` */
+}
+static int threshold_shift(const shifts_t *s) { return (int)(EL_STATE_FRAC + s->th); }
+static int leak_shift(const shifts_t *s) { return (int)(EL_STATE_FRAC + s->a); }
 
 static int any_nonzero(const int32_t *v, uint32_t n)
 {
@@ -80,6 +93,7 @@ static int any_nonzero(const int32_t *v, uint32_t n)
  * (per step its threshold and leak sums are already zero; per sample they gain nothing). */
 static void updates(el_net_t *net, int per_step)
 {
+    const shifts_t s = shifts_now(net, 0);   /* the count before this sample */
     uint32_t l;
     for (l = net->lowest; l < net->layer_count; l++) {
         const el_layer_t *ly = &net->layers[l];
@@ -88,7 +102,7 @@ static void updates(el_net_t *net, int per_step)
         if (!(ly->flags & EL_TRAINABLE)) continue;
         if (!any_nonzero(d, ly->n_out)) continue;
         if (per_step)
-            el_update_weights(layer_weights(net, ly), ly->n_in, ly->n_out, ly->n_in, d, xt, weight_shift(net, ly, 0),
+            el_update_weights(layer_weights(net, ly), ly->n_in, ly->n_out, ly->n_in, d, xt, weight_shift(ly, &s),
                               &net->rng_learn, net->nonzero_index);
         else
             el_accumulate_weight_grads(net->weight_grad + ly->w_off, ly->n_out, ly->n_in, d, xt);
@@ -96,7 +110,7 @@ static void updates(el_net_t *net, int per_step)
             int64_t *g = net->threshold_grad + ly->learn_off;
             el_threshold_grads(d, net->threshold_trace + ly->learn_off, ly->n_out, g);
             if (per_step)
-                el_apply_threshold_grads(layer_thresholds(net, ly), g, ly->n_out, threshold_shift(net, 0),
+                el_apply_threshold_grads(layer_thresholds(net, ly), g, ly->n_out, threshold_shift(&s),
                                          EL_THRESHOLD_FLOOR, &net->rng_learn);
         }
         if (ly->flags & EL_LEARN_LEAK) {
@@ -104,7 +118,7 @@ static void updates(el_net_t *net, int per_step)
                                                                            ly->n_out));
             if (per_step) {
                 int32_t *a = layer_leak(net, ly);
-                *a = (int32_t)el_apply_leak_grad(*a, net->leak_grad[l], leak_shift(net, 0), &net->rng_learn);
+                *a = (int32_t)el_apply_leak_grad(*a, net->leak_grad[l], leak_shift(&s), &net->rng_learn);
                 net->leak_grad[l] = 0;
             }
         }
@@ -185,23 +199,25 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
             refresh_sums(net, net->layer_input);      /* direct: a copy, no draw */
         }
     }
+    if (learn) el_count_learned(net);          /* the schedule's count (§6c): one more learned */
     return EL_OK;
 }
 
 void el_apply_accumulated(el_net_t *net, uint32_t extra_shift)
 {
+    const shifts_t s = shifts_now(net, extra_shift);   /* the count after the batch's samples */
     uint32_t l;
     for (l = 0; l < net->layer_count; l++) {   /* the order of the per-step updates */
         const el_layer_t *ly = &net->layers[l];
         if (!(ly->flags & EL_TRAINABLE)) continue;
         el_apply_weight_grads(layer_weights(net, ly), net->weight_grad + ly->w_off, ly->n_out, ly->n_in,
-                              weight_shift(net, ly, extra_shift), &net->rng_learn);
+                              weight_shift(ly, &s), &net->rng_learn);
         if (ly->flags & EL_LEARN_THRESHOLD)
             el_apply_threshold_grads(layer_thresholds(net, ly), net->threshold_grad + ly->learn_off, ly->n_out,
-                                     threshold_shift(net, extra_shift), EL_THRESHOLD_FLOOR, &net->rng_learn);
+                                     threshold_shift(&s), EL_THRESHOLD_FLOOR, &net->rng_learn);
         if (ly->flags & EL_LEARN_LEAK) {
             int32_t *a = layer_leak(net, ly);
-            *a = (int32_t)el_apply_leak_grad(*a, net->leak_grad[l], leak_shift(net, extra_shift), &net->rng_learn);
+            *a = (int32_t)el_apply_leak_grad(*a, net->leak_grad[l], leak_shift(&s), &net->rng_learn);
             net->leak_grad[l] = 0;
         }
     }
@@ -214,17 +230,4 @@ uint32_t el_predict(const el_net_t *net)
     for (j = 1; j < top->n_out; j++)      /* strictly greater: ties go to the lowest index */
         if (net->scores[j] > net->scores[best]) best = j;
     return best;
-}
-
-static void slower(uint32_t *shift)
-{
-    if (*shift < EL_MAX_LR_SHIFT) (*shift)++;  /* the blob's limit: a sealed blob stays loadable */
-}
-
-void el_slow_down(el_net_t *net)
-{
-    slower(&net->lr_shift[0]);
-    if (net->rule == EL_RULE_SPIDE) return;    /* SPIDE learns weights only */
-    slower(&net->lr_shift[1]);
-    slower(&net->lr_shift[2]);
 }

@@ -28,7 +28,13 @@
 #define EL_FW_BOARD_NAME "unknown"
 #endif
 #define EL_FW_RING 64u                        /* results kept for re-acks; the host's window <= this */
-#define EL_FW_CAPS 0x0Fu                      /* bit0 STOP, bit1 SPIDE, bit2 sequence log, bit3 cutoff */
+/* READY's caps: bit0 STOP, bit1 SPIDE, bit2 sequence log, bit3 cutoff, bit4 learning-rate schedule
+ * (blob version 3: the loader reads SCHEDULE sections and the runtime runs them, docs/numerics.md §6c) */
+#if EL_LOADER_VERSION >= EL_SEC_SCHEDULE_SINCE
+#define EL_FW_CAPS 0x1Fu
+#else
+#define EL_FW_CAPS 0x0Fu                      /* a loader of an older blob version (a stand-in, tests) */
+#endif
 
 enum { MODE_INFER = 0, MODE_TRAIN = 1, MODE_CUTOFF = 2 };
 enum { R_LEARNED = 1u, R_DUPLICATE = 2u, R_CUTOFF = 4u };   /* RESULT flags */

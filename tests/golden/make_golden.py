@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from edgelearn.rules.stop.fixed import FixedSTOP
-from edgelearn.model import Learning, Neuron, init_params, mlp
+from edgelearn.model import Learning, Neuron, Schedule, init_params, mlp
 from edgelearn.modelblob import to_blob
 
 OUT = Path(__file__).with_name("stop.json")
 
-CASES = [  # name, sizes, encoding, hidden, readout, learning, batches
+CASES = [  # name, sizes, encoding, hidden, readout, learning, batches[, schedule (docs/numerics.md §6c)]
     ("direct-lif-step", [12, 8, 4], "direct", Neuron("lif", leak=0.75), Neuron("lif", leak=0.875),
      Learning(T=6, seed=7, update="step"), [1, 1, 1, 1]),
     ("rate-if-li-sample", [10, 6, 3], "rate", Neuron("if"), Neuron("li", leak=0.5),
@@ -33,12 +33,17 @@ CASES = [  # name, sizes, encoding, hidden, readout, learning, batches
      Learning(T=6, seed=3, rule="readout"), [1, 1, 2]),
     ("events-readout-3layer", [9, 7, 5, 3], "events", Neuron("lif", threshold=0.5), Neuron("lif"),
      Learning(T=4, seed=123456789, rule="readout", surrogate_shift=2), [1, 2, 1]),
+    ("direct-lif-step-schedule", [12, 8, 4], "direct", Neuron("lif", leak=0.75), Neuron("lif", leak=0.875),
+     Learning(T=6, seed=8, update="step", lr_weight_shift=3, lr_threshold_shift=5), [1] * 7, Schedule(2, 2)),
+    ("rate-lif-sample-batches-schedule", [10, 6, 3], "rate", Neuron("lif"), Neuron("lif"),
+     Learning(T=5, seed=1, update="sample", lr_weight_shift=4), [1, 2, 1, 4, 2], Schedule(3, 3, learned=1)),
 ]
 
 
-def case(name, sizes, encoding, hidden, readout, learning, batches):
+def case(name, sizes, encoding, hidden, readout, learning, batches, schedule=None):
     model = init_params(mlp(name, sizes, encoding=encoding, hidden=hidden, readout=readout, learning=learning),
                         weight_gain=2.5)
+    model.schedule = schedule
     rng = np.random.default_rng(sum(map(ord, name)))
     n, T = sizes[0], learning.T
     net = FixedSTOP(model)
@@ -53,14 +58,22 @@ def case(name, sizes, encoding, hidden, readout, learning, batches):
         steps.append({"samples": samples.tolist(), "labels": labels.tolist(), "scores": scores.tolist()})
     return {"name": name, "blob": blob.hex(), "batches": steps,
             "weights": net.weights.tolist(), "thresholds": net.thresholds.tolist(),
-            "leaks": net.leaks.tolist(), "rng_input": int(net.rng_input[0]), "rng_learn": int(net.rng_learn[0])}
+            "leaks": net.leaks.tolist(), "rng_input": int(net.rng_input[0]), "rng_learn": int(net.rng_learn[0]),
+            "learned": learned(net)}
+
+
+def learned(net) -> int | None:
+    """The schedule's count after the run (None: the model has no schedule)."""
+    schedule = net.to_model().schedule
+    return None if schedule is None else schedule.learned
 
 
 # SPIDE (docs/spide.md): tests/golden/spide.json, from FixedSPIDE, one sample per presentation
 SPIDE_OUT = OUT.with_name("spide.json")
 
 
-def spide_model(name, n_in, hidden, classes, *, kind, reset, encoding, T, Tb, lr, seed, feedback, th=1.0):
+def spide_model(name, n_in, hidden, classes, *, kind, reset, encoding, T, Tb, lr, seed, feedback, th=1.0,
+                schedule=None):
     from edgelearn.model import INPUT, Edge, InputSpec, Layer, LayerParams, Model
     from edgelearn import numerics as nx
     rng = np.random.default_rng(sum(map(ord, name)))
@@ -86,6 +99,7 @@ def spide_model(name, n_in, hidden, classes, *, kind, reset, encoding, T, Tb, lr
                                          nx.to_fixed(np.full(layer.size, th), nx.STATE_FRAC),
                                          int(nx.to_fixed(layer.neuron.leak, 16)))
     model.params = params
+    model.schedule = schedule
     return model.validate()
 
 
@@ -96,6 +110,8 @@ SPIDE_CASES = [  # name, n_in, hidden, classes, options, samples
                                              seed=0, feedback=True), 6),
     ("events-if-subtract-feedback", 8, [6], 3, dict(kind="if", reset="subtract", encoding="events", T=4, Tb=4,
                                                     lr=1, seed=99, feedback=True, th=0.5), 6),
+    ("direct-if-modified-schedule", 10, [8], 4, dict(kind="if", reset="modified", encoding="direct", T=8, Tb=16, lr=2,
+                                                     seed=6, feedback=False, schedule=Schedule(2, 2)), 7),
 ]
 
 
@@ -115,7 +131,7 @@ def spide_case(name, n_in, hidden, classes, options, count):
         steps.append({"samples": sample.tolist(), "labels": label.tolist(), "learn": learn, "scores": scores.tolist()})
     return {"name": name, "blob": blob.hex(), "steps": steps, "weights": net.weights.tolist(),
             "rng_input": int(net.rng_input[0]), "rng_learn": int(net.rng_learn[0]),
-            "health": net.buffers()["health"].tolist()}
+            "health": net.buffers()["health"].tolist(), "learned": learned(net)}
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ ternary couples), ``note_health``, ``apply_updates`` (bottom-up, readout last) a
 steps (``edgelearn.ops``)."""
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -18,7 +17,7 @@ from numba import njit
 
 from ... import numerics as nx
 from ... import plan
-from ...contract import LEARN_STREAM_XOR, MAX_LR_SHIFT
+from ...contract import LEARN_STREAM_XOR
 from ...encoders import CODES, DIRECT, as_rows, encode_step
 from ...errors import TrainingDiverged
 from ...model import Model
@@ -29,6 +28,7 @@ from ...plan import EdgeField as E
 from ...plan import LayerField as F
 from ..kernels import li_output_error, update_weights
 from ..params import Params, layer_thresholds, layer_weights
+from ..schedule import LearningRates
 from . import kernels as ks
 from .spec import (DEAD_WINDOW, GUARD_GAIN_Q16, HEALTH_KEYS, MAX_GUARD_HALVINGS, MAX_SCALE_RETRIES, check,
                    dead_equilibrium, health_report, not_contractive)
@@ -309,7 +309,7 @@ class FixedSPIDE:
         cfg = model.learning
         self.rng_input = nx.new_rng(cfg.seed)
         self.rng_learn = nx.new_rng(cfg.seed ^ LEARN_STREAM_XOR)
-        self.lr_shift = cfg.lr_weight_shift
+        self.learning_rates = LearningRates(model)
         self.config = Config(CODES[model.input.encoding], cfg.T.bit_length() - 1, cfg.Tb.bit_length() - 1,
                              bool(np.any(self.edges[:, E.delay] > 0)))
         self.neuron_step = extension_dispatch(BUILTIN)
@@ -328,7 +328,9 @@ class FixedSPIDE:
 
     def _run(self, sample, label: int, learn: bool) -> np.ndarray:
         run_sample(self.table, self.edges, self.params, self.arena, self.neuron_step, self.config, as_rows(sample),
-                   label, learn, self.lr_shift, self.rng_input, self.rng_learn)
+                   label, learn, int(self.learning_rates.shifts()[0]), self.rng_input, self.rng_learn)
+        if learn:
+            self.learning_rates.count()
         dead = int(self.arena.health[H.dead_run])
         if learn and dead >= DEAD_WINDOW:
             raise TrainingDiverged(dead_equilibrium(dead))
@@ -373,14 +375,10 @@ class FixedSPIDE:
         """The health signals since construction (or the last reset; docs/spide.md)."""
         return read_health(self.arena.health, self.model.learning.T, self.loop_gain(), reset)
 
-    def slow_down(self) -> None:
-        """Halve the learning rate: one more right shift, up to MAX_LR_SHIFT (the blob's limit)."""
-        self.lr_shift = min(self.lr_shift + 1, MAX_LR_SHIFT)
-
     def to_model(self) -> Model:
         out = self.model.copy()
         for l, layer in enumerate(out.layers):
             n_in, n_out, w_at = self.table[l, :F.weights_at + 1]
             out.params[layer.name].weight = self.weights[w_at:w_at + n_in * n_out].reshape(n_out, n_in).copy()
-        out.learning = replace(out.learning, lr_weight_shift=int(self.lr_shift))
+        out.schedule = self.learning_rates.state()
         return out.validate()

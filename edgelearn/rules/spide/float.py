@@ -38,18 +38,28 @@ sample is run again with gs - 1 (at most MAX_SCALE_RETRIES times). Weights desce
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from ... import numerics as nx
 from ...encoders import CODES, DIRECT, as_rows, encode_step
-from ...contract import MAX_LR_SHIFT
 from ...errors import TrainingDiverged
 from ...model import Model
 from ...ops import LAYERS, NEURONS, Exactness
-from .spec import (DEAD_WINDOW, GUARD_GAIN, HEALTH_KEYS, MAX_GUARD_HALVINGS, MAX_SCALE_RETRIES, check,
-                   dead_equilibrium, edge_table, health_report, loop_gain_bound, not_contractive, reset_divisor)
+from ..schedule import LearningRates
+from .spec import (
+    DEAD_WINDOW,
+    GUARD_GAIN,
+    HEALTH_KEYS,
+    MAX_GUARD_HALVINGS,
+    MAX_SCALE_RETRIES,
+    check,
+    dead_equilibrium,
+    edge_table,
+    health_report,
+    loop_gain_bound,
+    not_contractive,
+    reset_divisor,
+)
 
 
 class FloatSPIDE:
@@ -71,7 +81,7 @@ class FloatSPIDE:
         self.currents = [LAYERS[l.kind].current_float for l in spiking]
         self.params = [kind.Params(th, a, 1 if l.neuron.reset == "modified" else 0)
                        for kind, th, a, l in zip(self.kinds, self.th, self.a, spiking)]
-        self.lr = 2.0 ** -model.learning.lr_weight_shift
+        self.learning_rates = LearningRates(model)      # the model's schedule (docs/numerics.md §6c)
         self.rng_input = nx.new_rng(model.learning.seed)
         self.feedback = [(k, e) for k in range(self.L) for e in self.edges[k] if e.delay > 0]
         self.counters = dict.fromkeys(HEALTH_KEYS, 0)
@@ -213,12 +223,14 @@ class FloatSPIDE:
         beta, gs, saturated = self.adjoint(g, mask)
         self.note_health(count, half, mask, beta, saturated)
         inputs = [x_mean] + rates
+        lr = self.learning_rates.rates()[0]
+        self.learning_rates.count(B)
         for l in range(self.L):
             d = mask[l] * beta[l] / self.Vd[l]
             for edge in self.edges[l]:
-                self.W[l][:, edge.cols] -= self.lr / B * d.T @ inputs[edge.source + 1]
+                self.W[l][:, edge.cols] -= lr / B * d.T @ inputs[edge.source + 1]
         for edge in self.edges[self.L]:
-            self.W[self.L][:, edge.cols] -= self.lr / B * e.T @ rates[edge.source]
+            self.W[self.L][:, edge.cols] -= lr / B * e.T @ rates[edge.source]
         self.guard()
         return o
 
@@ -262,15 +274,11 @@ class FloatSPIDE:
         """The float64 weights it learns, by layer."""
         return {f"{layer.name}.weight": W for layer, W in zip(self.model.layers, self.W)}
 
-    def slow_down(self) -> None:
-        """Halve the learning rate (one more shift on the device, up to MAX_LR_SHIFT)."""
-        self.lr = max(self.lr / 2, 2.0 ** -MAX_LR_SHIFT)
-
     def to_model(self) -> Model:
         """The current weights quantised back into a model (round to nearest)."""
         out = self.model.copy()
         for l, layer in enumerate(out.layers):
             out.params[layer.name].weight = nx.to_fixed(self.W[l], layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX,
                                                         np.int16)
-        out.learning = replace(out.learning, lr_weight_shift=int(round(-np.log2(self.lr))))
+        out.schedule = self.learning_rates.state()
         return out.validate()

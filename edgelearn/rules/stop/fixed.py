@@ -9,7 +9,6 @@ through the generated ``builtin_step`` (compiled in) or, for a kind registered l
 registry's ``neuron_dispatch``, so a newly registered kind runs here as is."""
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -17,7 +16,7 @@ from numba import njit
 
 from ... import numerics as nx
 from ... import plan
-from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, MAX_LR_SHIFT, TRAINABLE
+from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, TRAINABLE
 from ...encoders import CODES, as_rows, encode_step
 from ...model import Model
 from ...ops import NEURONS, Exactness, extension_dispatch
@@ -26,6 +25,7 @@ from ...ops.layers.dense import current_fixed, current_from_sums, dense_sums, no
 from ...plan import LayerField as F
 from .. import kernels as shared
 from ..params import Params, layer_thresholds, layer_weights
+from ..schedule import LearningRates
 from . import kernels as k
 from .spec import THRESHOLD_FLOOR_Q16, check, cutoff_margins
 
@@ -238,7 +238,9 @@ class FixedSTOP:
                              not NEURONS[model.readout.neuron.kind].spiking)
         self.rng_input = nx.new_rng(cfg.seed)
         self.rng_learn = nx.new_rng(cfg.seed ^ LEARN_STREAM_XOR)
-        self.lr_shifts = np.array([cfg.lr_weight_shift, cfg.lr_threshold_shift, cfg.lr_leak_shift], dtype=np.int64)
+        self.learning_rates = LearningRates(model)
+        self.lr_shifts = self.learning_rates.shifts()          # the effective shifts, read by every update
+        self.learns = any(self.table[:, F.flags] & TRAINABLE)
         self._no_raster = np.zeros((0, self.dims.neurons), dtype=np.uint8)
         self._no_margins = np.zeros(0, dtype=np.int64)
         self._no_trace = np.zeros((0, self.dims.classes), dtype=np.int64)
@@ -300,9 +302,13 @@ class FixedSTOP:
         try:
             out = np.empty((B, self.dims.classes), dtype=np.int64)
             for b in range(B):
+                self.lr_shifts[:] = self.learning_rates.shifts()          # the schedule, per sample (§6c)
                 self._run(samples[b], int(labels[b]) if learn else -1, learn, per_step)
                 out[b] = self.arena.scores
+                if learn and self.learns:
+                    self.learning_rates.count()
             if learn and not per_step:
+                self.lr_shifts[:] = self.learning_rates.shifts()          # after the batch's samples
                 apply_accumulated(self.table, self.params, self.arena, self.lr_shifts, B.bit_length() - 1,
                                   self.rng_learn)
         finally:
@@ -313,10 +319,6 @@ class FixedSTOP:
         """STOP keeps no health counters (SPIDE does)."""
         return {}
 
-    def slow_down(self) -> None:
-        """Halve every learning rate: one more right shift, up to MAX_LR_SHIFT (the blob's limit)."""
-        np.minimum(self.lr_shifts + 1, MAX_LR_SHIFT, out=self.lr_shifts)
-
     def to_model(self) -> Model:
         out = self.model.copy()
         for l, layer in enumerate(out.layers):
@@ -325,6 +327,5 @@ class FixedSTOP:
             p.weight = self.weights[w_at:w_at + n_in * n_out].reshape(n_out, n_in).copy()
             p.threshold = self.thresholds[th_at:th_at + n_out].copy()
             p.leak = int(self.leaks[leak_at])
-        out.learning = replace(out.learning, lr_weight_shift=int(self.lr_shifts[0]),
-                               lr_threshold_shift=int(self.lr_shifts[1]), lr_leak_shift=int(self.lr_shifts[2]))
+        out.schedule = self.learning_rates.state()
         return out.validate()

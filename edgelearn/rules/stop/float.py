@@ -87,17 +87,16 @@ divide on Cortex-M3 and up) is possible; it is not implemented.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from ... import numerics as nx
-from ...contract import LEARN_LEAK, LEARN_THRESHOLD, MAX_LR_SHIFT, TRAINABLE
+from ...contract import LEARN_LEAK, LEARN_THRESHOLD, TRAINABLE
 from ...encoders import CODES, as_rows, encode_step
 from ...errors import ModelError
 from ...model import Model
 from ...ops import LAYERS, NEURONS, Exactness
 from ...plan import layer_flags
+from ..schedule import LearningRates
 from . import spec
 from .kernels import top2_gap_rows
 from .spec import THRESHOLD_FLOOR, check
@@ -172,9 +171,7 @@ class FloatSTOP:
         self.learn_th = [bool(f & LEARN_THRESHOLD) for f in flags]
         self.learn_a = [bool(f & LEARN_LEAK) for f in flags]
         cfg = model.learning
-        self.lr_w = 2.0 ** -cfg.lr_weight_shift
-        self.lr_th = 2.0 ** -cfg.lr_threshold_shift
-        self.lr_a = 2.0 ** -cfg.lr_leak_shift
+        self.learning_rates = LearningRates(model)      # the model's schedule (docs/numerics.md §6c)
         self.halfwidth = 2.0 ** cfg.surrogate_shift
         self.rng_input = nx.new_rng(cfg.seed)      # the same input stream as the device
         self.grads = self.zero_grads()
@@ -308,26 +305,22 @@ class FloatSTOP:
                 g["a"][l] += float(np.sum(d * st["a_tr"][l]))
 
     def apply(self, g: dict, scale: float = 1.0) -> None:
-        """Descend by the sums in ``g`` and clear them."""
+        """Descend by the sums in ``g`` and clear them, at the schedule's current rates."""
+        lr_w, lr_th, lr_a = self.learning_rates.rates()
         for l in self.trainable:
             rows = g["rows"][l]
-            self.W[l][rows] -= self.lr_w * scale * g["W"][l][rows]
+            self.W[l][rows] -= lr_w * scale * g["W"][l][rows]
             g["W"][l][rows] = 0.0
             rows[:] = False
             if self.learn_th[l]:     # the floor binds where a threshold moves, as on the device
                 moved = g["th"][l] != 0
-                self.th[l][moved] = np.maximum(THRESHOLD_FLOOR, self.th[l][moved] - self.lr_th * scale * g["th"][l][moved])
+                self.th[l][moved] = np.maximum(THRESHOLD_FLOOR, self.th[l][moved] - lr_th * scale * g["th"][l][moved])
                 g["th"][l][:] = 0.0
             if self.learn_a[l]:
-                self.a[l] = float(np.clip(self.a[l] - self.lr_a * scale * g["a"][l], 0.0, 1.0))
+                self.a[l] = float(np.clip(self.a[l] - lr_a * scale * g["a"][l], 0.0, 1.0))
                 g["a"][l] = 0.0
 
     # -- samples --------------------------------------------------------------------------
-    def slow_down(self) -> None:
-        """Halve every learning rate (one more shift on the device, up to MAX_LR_SHIFT)."""
-        floor = 2.0 ** -MAX_LR_SHIFT
-        self.lr_w, self.lr_th, self.lr_a = (max(r / 2, floor) for r in (self.lr_w, self.lr_th, self.lr_a))
-
     def spike_raster(self, sample: np.ndarray) -> np.ndarray:
         """Inference on one sample, recording every neuron's spikes: [T, neurons]."""
         st = self.init_state(1)
@@ -376,6 +369,8 @@ class FloatSTOP:
                 self.accumulate(st, g)
                 if update == "step" and len(samples) == 1:
                     self.apply(g)
+        if learn:
+            self.learning_rates.count(len(samples))
         if learn and (update == "sample" or len(samples) > 1):
             self.apply(g, 1.0 / len(samples))
         return scores
@@ -449,7 +444,5 @@ class FloatSTOP:
             p.weight = nx.to_fixed(self.W[l], layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX, np.int16)
             p.threshold = nx.to_fixed(self.th[l], nx.STATE_FRAC)
             p.leak = int(nx.to_fixed(self.a[l], nx.STATE_FRAC))
-        out.learning = replace(out.learning, **{
-            name: int(round(-np.log2(rate))) for name, rate in
-            (("lr_weight_shift", self.lr_w), ("lr_threshold_shift", self.lr_th), ("lr_leak_shift", self.lr_a))})
+        out.schedule = self.learning_rates.state()
         return out.validate()

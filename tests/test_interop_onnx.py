@@ -1,0 +1,230 @@
+"""ONNX in and out (edgelearn.interop, docs/interop.md): the MLP fixture converted ANN -> SNN
+within a point of its accuracy, fine-tuned with STOP on shifted digits, exported back as a
+graph that onnxruntime runs with the float twin's scores; bad files refused by name."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgelearn import datasets
+from edgelearn.cli import main
+from edgelearn.errors import ModelError
+from edgelearn.executors import make_learner
+from edgelearn.interop import (ConvNotSupported, ann_accuracy, export_onnx, import_onnx, onnx_scores, read_onnx,
+                               to_onnx)
+from edgelearn.modelfile import from_blob, load_model, to_blob
+from edgelearn.train import evaluate, predictions
+
+DATA = Path(__file__).parent / "data"
+MLP, CNN = DATA / "mlp-mnist.onnx", DATA / "cnn-mnist.onnx"
+MODELS = Path(__file__).resolve().parents[1] / "models"
+needs_mnist = pytest.mark.skipif(not datasets.default_mnist_root().is_dir(), reason="shared MNIST not available")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return datasets.load("mnist")
+
+
+@pytest.fixture(scope="module")
+def imported(mnist):
+    return import_onnx(MLP, mnist.x_train[:1000], T=32)
+
+
+def shifted(x: np.ndarray, pixels: int) -> np.ndarray:
+    """MNIST images moved right and down by ``pixels`` (what the ANN never saw)."""
+    img = x.reshape(-1, 28, 28)
+    out = np.zeros_like(img)
+    out[:, pixels:, pixels:] = img[:, :28 - pixels, :28 - pixels]
+    return out.reshape(len(x), -1)
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def dense_onnx(nodes, inits, features: int = 64, classes: int = 10, opset: int = 17) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", features])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])],
+                              [numpy_helper.from_array(np.asarray(v, dtype=np.float32), k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def gemm_mlp(seed: int = 0, bias: float = 0.0) -> onnx.ModelProto:
+    """64-32-10 with Gemm nodes (transB, alpha) and Softmax: the paths torch's MLP fixture does not take."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], name="fc1", transB=1, alpha=0.5),
+             helper.make_node("Relu", ["h"], ["r"], name="relu1"),
+             helper.make_node("Gemm", ["r", "W2"], ["z"], name="fc2", transB=1),
+             helper.make_node("Softmax", ["z"], ["y"], name="softmax", axis=1)]
+    return dense_onnx(nodes, {"W1": rng.normal(0, 0.3, (32, 64)), "b1": np.full(32, bias),
+                              "W2": rng.normal(0, 0.3, (10, 32))})
+
+
+# -- import --------------------------------------------------------------------------------------
+@needs_mnist
+def test_the_mlp_fixture_converts_within_one_point_of_the_ann(mnist, imported):
+    record = json.loads((DATA / "onnx_fixtures.json").read_text())["fixtures"]["mlp-mnist"]
+    ann = ann_accuracy(MLP, imported.net, mnist.x_test, mnist.y_test)
+    assert ann == pytest.approx(record["torch_test_accuracy"], abs=2e-4)     # onnxruntime gives torch's figure
+    snn = evaluate(make_learner(imported.model, "fixed"), mnist.x_test, mnist.y_test)
+    assert abs(ann - snn) <= 0.01, (ann, snn)            # measured: ANN 95.08%, SNN 95.12% at T = 32
+    assert [l.neuron.kind for l in imported.model.layers] == ["if", "li"]
+    assert imported.model.learning.rule == "stop" and imported.model.learning.T == 32
+
+
+@needs_mnist
+def test_the_imported_model_is_a_device_model_every_executor_runs_alike(mnist, imported):
+    model = from_blob(to_blob(imported.model))        # the blob a board receives
+    x = mnist.x_test[:100]
+    fixed = make_learner(model.copy(), "fixed").run(x, None, learn=False)
+    np.testing.assert_array_equal(make_learner(model.copy(), "c").run(x, None, learn=False), fixed)
+    float_twin = make_learner(model.copy(), "float").run(x, None, learn=False)
+    assert np.mean(np.argmax(float_twin, 1) == np.argmax(fixed, 1)) >= 0.97
+
+
+@needs_mnist
+def test_the_imported_mlp_fine_tunes_with_stop_on_shifted_digits(mnist, imported):
+    x_train, y_train = shifted(mnist.x_train[-1000:], 3), mnist.y_train[-1000:]
+    x_test, y_test = shifted(mnist.x_test[:500], 3), mnist.y_test[:500]
+    net = make_learner(imported.model.copy(), "fixed")
+    before = evaluate(net, x_test, y_test)
+    for i in np.random.default_rng(0).permutation(len(x_train)):      # online, one sample at a time
+        net.run(x_train[i:i + 1], y_train[i:i + 1], learn=True)
+    after = evaluate(net, x_test, y_test)
+    assert before < 0.3 and after > before + 0.4, (before, after)     # measured: 15.4% -> 81.2%
+
+
+def test_a_gemm_network_reads_as_onnxruntime_computes_it(tmp_path):
+    path = save(gemm_mlp(), tmp_path / "gemm.onnx")
+    x = np.random.default_rng(1).integers(0, 256, (200, 64)).astype(np.uint8)
+    made = import_onnx(path, x, T=16, input_divisor=255)
+    assert made.notes == ["ignored the final Softmax: it does not change the predicted class"]
+    assert [l.size for l in made.model.layers] == [32, 10]
+    snn = predictions(make_learner(made.model, "fixed"), x)
+    ann = ann_accuracy(path, made.net, x, snn, input_divisor=255)     # the ANN's agreement with the SNN
+    assert ann >= 0.8
+
+
+# -- bad files -----------------------------------------------------------------------------------
+def test_the_cnn_fixture_stops_at_its_conv_node():
+    with pytest.raises(ConvNotSupported, match=r"Conv node '/0/Conv': Conv is not supported yet"):
+        read_onnx(CNN)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unsupported", r"Sigmoid node 'act': unsupported op 'Sigmoid'"),
+    ("bias", r"Gemm node 'fc1': has a non-zero bias .*bias=False"),
+    ("wrong shapes", r"wrong shapes: Gemm node 'fc1' takes 50 inputs but the input 'x' \[\?, 64\] gives 64 per sample"),
+    ("missing", r"MatMul node 'fc1': its weight input 'W9' is missing"),
+    ("computed weights", r"MatMul node 'fc2': its weight input 'r' is computed in the graph"),
+    ("no relu", r"follows Gemm node 'fc1' without a Relu"),
+])
+def test_bad_graphs_are_refused_with_the_node(tmp_path, case, message):
+    rng = np.random.default_rng(0)
+    W1, W2 = rng.normal(size=(32, 64)), rng.normal(size=(10, 32))
+    graphs = {
+        "unsupported": dense_onnx([helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1", transB=1),
+                                   helper.make_node("Sigmoid", ["h"], ["s"], name="act"),
+                                   helper.make_node("Gemm", ["s", "W2"], ["y"], name="fc2", transB=1)],
+                                  {"W1": W1, "W2": W2}),
+        "bias": gemm_mlp(bias=0.1),
+        "wrong shapes": dense_onnx([helper.make_node("Gemm", ["x", "W1"], ["y"], name="fc1", transB=1)],
+                                   {"W1": rng.normal(size=(10, 50))}),
+        "missing": dense_onnx([helper.make_node("MatMul", ["x", "W9"], ["y"], name="fc1")], {}),
+        "computed weights": dense_onnx([helper.make_node("MatMul", ["x", "W1T"], ["h"], name="fc1"),
+                                        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+                                        helper.make_node("MatMul", ["r", "r"], ["y"], name="fc2")],
+                                       {"W1T": W1.T}),
+        "no relu": dense_onnx([helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1", transB=1),
+                               helper.make_node("Gemm", ["h", "W2"], ["y"], name="fc2", transB=1)],
+                              {"W1": W1, "W2": W2}),
+    }
+    path = save(graphs[case], tmp_path / "bad.onnx")
+    with pytest.raises(ModelError, match=message):
+        read_onnx(path)
+
+
+def test_files_that_are_not_onnx_are_refused(tmp_path):
+    text = tmp_path / "notes.onnx"
+    text.write_text("these are not the weights you are looking for\n")
+    with pytest.raises(ModelError, match="not an ONNX file, or a truncated one"):
+        read_onnx(text)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(MLP.read_bytes()[:5000])
+    with pytest.raises(ModelError, match="truncated"):
+        read_onnx(truncated)
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="not an ONNX model: it has no graph nodes"):
+        read_onnx(empty)
+    with pytest.raises(ModelError, match="no such file"):
+        read_onnx(tmp_path / "absent.onnx")
+
+
+# -- export --------------------------------------------------------------------------------------
+def twin_scores(model, x):
+    return make_learner(model.copy(), "float").run(x, None, learn=False)
+
+
+@needs_mnist
+def test_the_exported_graph_gives_the_float_twins_scores_in_onnxruntime(mnist, imported, tmp_path):
+    x = mnist.x_test[:200]
+    for model in (imported.model, load_model(MODELS / "mnist-stop.json")):
+        path = tmp_path / f"{model.name}.onnx"
+        export_onnx(model, path)
+        onnx.checker.check_model(onnx.load(path), full_check=True)
+        np.testing.assert_allclose(onnx_scores(path, x), twin_scores(model, x), rtol=1e-12, atol=1e-9)
+
+
+def test_a_float32_export_predicts_as_the_twin(tmp_path):
+    model = load_model(MODELS / "digits-stop.json")
+    x = datasets.load("digits").x_test[:200]
+    path = tmp_path / "digits.onnx"
+    export_onnx(model, path, dtype="float32")
+    assert np.mean(onnx_scores(path, x).argmax(1) == twin_scores(model, x).argmax(1)) >= 0.99
+
+
+@pytest.mark.parametrize("change, message", [
+    ("rate", "supports the 'direct' input encoding only"),
+    ("spide", "STOP runtime's inference"),
+])
+def test_what_the_export_cannot_state_is_refused(change, message):
+    model = load_model(MODELS / ("digits-spide.json" if change == "spide" else "digits-stop.json"))
+    if change == "rate":
+        model.input = replace(model.input, encoding="rate")
+    with pytest.raises(ModelError, match=message):
+        to_onnx(model)
+
+
+# -- the command line ----------------------------------------------------------------------------
+@needs_mnist
+def test_cli_import_reports_both_accuracies_and_writes_a_blob(tmp_path, capsys):
+    out = tmp_path / "mlp.elm"
+    rc = main(["import", str(MLP), "-o", str(out), "--data", "mnist", "--limit-test", "500", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and load_model(out).layers[0].neuron.kind == "if"
+    assert report["test_samples"] == 500 and abs(report["ann_test_accuracy"] - report["snn_test_accuracy"]) <= 0.02
+    rc = main(["export", str(out), "-o", str(tmp_path / "mlp-snn.onnx")])
+    assert rc == 0 and "32 steps unrolled" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["import", str(CNN), "-o", "{tmp}/x.elm", "--data", "digits"], "Conv node '/0/Conv': Conv is not supported yet"),
+    (["import", str(MLP), "-o", "{tmp}/x.elm"], "give --data"),
+    (["import", str(MLP), "-o", "{tmp}/x.json", "--data", "digits"], "a .json spec holds no parameters"),
+    (["import", str(MLP), "-o", "{tmp}/x.elm", "--data", "digits"], "the network takes 784 inputs but the calibration"),
+    (["import", "{tmp}/model.bin", "-o", "{tmp}/x.elm"], "cannot tell the format"),
+    (["export", str(MODELS / "digits-stop.json"), "-o", "{tmp}/x.txt"], "cannot tell the format"),
+])
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    rc = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1, err
