@@ -16,6 +16,7 @@ from . import cutoff, datasets, profile
 from .cli_util import check_writable, emit, int_in
 from .adapt import fit_to_data
 from .contract import CUTOFF_MAX_PPM, CUTOFF_NEVER, MAX_LR_SHIFT
+from .encoders import RECORDED
 from .errors import ModelError, TrainingDiverged
 from .executors import EXECUTORS, TWIN, exactness
 from .model import Learning, Schedule, mlp
@@ -57,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a dataset and report test accuracy")
-    t.add_argument("--data", default="digits", help="digits, mnist, or a directory of MNIST-style IDX files")
+    t.add_argument("--data", default="digits",
+                   help="digits, mnist, smnist (sequential MNIST: a row per step), an .npz of x_train/y_train/"
+                        "x_test/y_test arrays ([n, features] or sequences [n, steps, features]), or a directory "
+                        "of MNIST-style IDX files or of those .npy arrays (docs/datasets.md)")
     t.add_argument("--model", help="model spec (.json) or trained blob (.elm); default: an MLP sized to the data")
     t.add_argument("--hidden", type=int_in(1, 65535), default=256, help="hidden neurons of the default MLP")
     t.add_argument("--learner", choices=("stop", "readout", "spide"), default="stop",
@@ -209,10 +213,14 @@ def model_for(args, data: datasets.Dataset) -> tuple:
             model.cutoff = None
     else:
         name = f"{Path(data.name).name}-{args.learner}"
-        sizes = [data.x_train.shape[1], args.hidden, data.n_classes]
+        sizes = [data.x_train.shape[-1], args.hidden, data.n_classes]
         seed = 1 if args.seed is None else args.seed
-        model = (spide_mlp(name, sizes, seed=seed) if args.learner == "spide"
-                 else init_model(mlp(name, sizes, learning=Learning(seed=seed))))
+        if datasets.is_sequence(data):      # one row per step, graded currents, over the whole recording
+            model = init_model(mlp(name, sizes, encoding="sequence",
+                                   learning=Learning(seed=seed, T=data.x_train.shape[1])))
+        else:
+            model = (spide_mlp(name, sizes, seed=seed) if args.learner == "spide"
+                     else init_model(mlp(name, sizes, learning=Learning(seed=seed))))
     changes = {"rule": args.learner}
     if args.T is not None:
         changes["T"] = args.T
@@ -246,12 +254,21 @@ def load_model_kind(path: str) -> str:
 
 def check_fits(model, data: datasets.Dataset) -> None:
     """Refuse a model that cannot read this dataset's samples or name its classes."""
-    if model.input.encoding == "events":
-        raise ModelError(f"the model expects recorded event streams but {data.name} holds images; "
-                         "use a model with 'direct' or 'rate' input encoding")
-    if model.input.size != data.x_train.shape[1]:
+    recorded = model.input.encoding in RECORDED
+    if datasets.is_sequence(data) and not recorded:
+        raise ModelError(f"{data.name} holds sequences ({data.x_train.shape[1]} steps of {data.x_train.shape[2]} "
+                         f"features) but the model's input is {model.input.encoding!r}, the same every step; use "
+                         "a model with 'sequence' (graded currents) or 'events' (spikes) input encoding")
+    if recorded and not datasets.is_sequence(data):
+        raise ModelError(f"the model expects recordings ({model.input.encoding!r}, one row per step) but "
+                         f"{data.name} holds static samples; use a model with 'direct' or 'rate' input encoding")
+    if model.input.size != data.x_train.shape[-1]:
         raise ModelError(f"the model takes {model.input.size} inputs but {data.name} samples have "
-                         f"{data.x_train.shape[1]} features")
+                         f"{data.x_train.shape[-1]} features")
+    if datasets.is_sequence(data) and data.x_train.shape[1] > model.learning.T:
+        raise ModelError(f"{data.name}'s sequences have {data.x_train.shape[1]} steps but the model runs "
+                         f"T = {model.learning.T}: the steps past T would be dropped; use --T "
+                         f"{data.x_train.shape[1]}")
     if model.readout.size < data.n_classes:
         raise ModelError(f"the model's readout has {model.readout.size} neurons but {data.name} "
                          f"has {data.n_classes} classes")

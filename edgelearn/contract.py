@@ -9,7 +9,7 @@ Codes are indexes into these tuples, which therefore only grow at the end: a cod
 given to a device, keeps its meaning."""
 from __future__ import annotations
 
-ENCODINGS = ("direct", "rate", "events")
+ENCODINGS = ("direct", "rate", "events", "sequence")
 RULES = ("stop", "readout", "none", "spide")
 UPDATE_MODES = ("step", "sample")
 RESETS = ("subtract", "modified")    # modified: fire at th, subtract 2 th (SPIDE; rates round, not floor)

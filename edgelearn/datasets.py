@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import array_data
+from .errors import DatasetError
+
 IDX_UINT8 = 0x08
 # Type codes of the IDX format; only uint8 is supported, the rest name what was found.
 IDX_TYPE_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32",
@@ -35,17 +38,13 @@ MNIST_SHA256 = {
     "train-labels-idx1-ubyte.gz": "ea948178aadae3130b2478529dca6f7dff2de9d14e860f046ec256dc65e9a7b5",
 }
 DATA_ENV = "EDGELEARN_DATA"   # a directory holding mnist/
-NAMED_SOURCES = ("digits", "mnist")
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded; the message names the file and what is wrong."""
+NAMED_SOURCES = ("digits", "mnist", "smnist")
 
 
 @dataclass
 class Dataset:
     name: str
-    x_train: np.ndarray   # uint8 [n_train, features], images flattened row-major
+    x_train: np.ndarray   # uint8 [n_train, features] (images flattened row-major), or [n, steps, features] (sequences)
     y_train: np.ndarray   # uint8 [n_train], 0 .. n_classes - 1
     x_test: np.ndarray    # uint8 [n_test, features]
     y_test: np.ndarray    # uint8 [n_test]
@@ -150,19 +149,46 @@ def default_mnist_root() -> Path:
 
 
 def load(spec: str, data_root=None) -> Dataset:
-    """The dataset named by `--data`: "digits", "mnist", or the path of an MNIST-like
-    directory. `data_root`, like $EDGELEARN_DATA, is a directory containing mnist/."""
+    """The dataset named by `--data`: "digits", "mnist", "smnist" (sequential MNIST), an
+    ``.npz`` file of arrays, or a directory of MNIST-like IDX files or of ``.npy`` arrays
+    (edgelearn.array_data). `data_root`, like $EDGELEARN_DATA, is a directory containing mnist/."""
     if spec == "digits":
         return load_digits()
-    if spec == "mnist":
-        return load_mnist(Path(data_root) / "mnist" if data_root is not None else None)
-    if Path(spec).is_dir():
-        return load_idx_dir(spec)
-    if Path(spec).exists():
-        raise DatasetError(f"{spec} is a file; --data takes a directory of MNIST-like IDX files")
-    missing = ": no such directory" if "/" in spec or spec.startswith(".") else ""
-    raise DatasetError(f"unknown dataset {spec!r}{missing}; expected one of {', '.join(NAMED_SOURCES)} "
-                       f"or the path of a directory of MNIST-like IDX files")
+    if spec in ("mnist", "smnist"):
+        mnist = load_mnist(Path(data_root) / "mnist" if data_root is not None else None)
+        return sequential(mnist) if spec == "smnist" else mnist
+    path = Path(spec)
+    if path.is_dir() and array_data.has_arrays(path):
+        return from_arrays(*array_data.read_npy_dir(path))
+    if path.is_dir():
+        return load_idx_dir(path)
+    if path.is_file() and path.suffix == ".npz":
+        return from_arrays(*array_data.read_npz(path))
+    if path.exists():
+        raise DatasetError(f"{spec} is a file but not an .npz; --data takes an .npz file of arrays, or a "
+                           "directory of MNIST-like IDX files or of .npy arrays")
+    missing = ": no such file or directory" if "/" in spec or spec.startswith(".") else ""
+    raise DatasetError(f"unknown dataset {spec!r}{missing}; expected one of {', '.join(NAMED_SOURCES)}, an .npz "
+                       f"file, or a directory of MNIST-like IDX files or of .npy arrays")
+
+
+def from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Dataset:
+    """A Dataset of arrays checked by ``array_data.checked``."""
+    return Dataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                   shape=arrays["x_train"].shape[1:], n_classes=int(arrays["n_classes"]))
+
+
+def sequential(ds: Dataset) -> Dataset:
+    """Images as sequences, one image row per time step: MNIST becomes [n, 28, 28], 28 steps of
+    28 inputs (sequential MNIST), fed with the 'sequence' encoding."""
+    rows = ds.shape[0]
+    return replace(ds, name=f"s{ds.name}", x_train=ds.x_train.reshape(len(ds.x_train), rows, -1),
+                   x_test=ds.x_test.reshape(len(ds.x_test), rows, -1))
+
+
+def is_sequence(ds: Dataset) -> bool:
+    """Samples are [steps, features] recordings rather than static [features]."""
+    return ds.x_train.ndim == 3
 
 
 def subset(ds: Dataset, n_train: int | None = None, n_test: int | None = None) -> Dataset:

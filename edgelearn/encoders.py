@@ -7,8 +7,11 @@ twins and the fixed-point runtime read the very same input (value = int * 2^-fra
 - rate:   Bernoulli spikes, spike_i = (draw >> 24) < x_i, one draw of the input PRNG
           stream per input per step, inputs in ascending order (so p = x/256);
 - events: a pre-recorded stream, uint8 [T, n] (0/1), step t reads row t.
+- sequence: a pre-recorded sequence of graded currents, uint8 [T, n], step t reads row t as
+            Q0.8 currents (a time series, sequential MNIST's image rows).
 
-``sample`` is always two-dimensional: [1, n] for direct and rate, [T, n] for events.
+``sample`` is always two-dimensional: [1, n] for direct and rate, [rows, n] for events and
+sequence (steps past the recording are silent).
 """
 import numpy as np
 from numba import njit
@@ -17,7 +20,9 @@ from .contract import ENCODINGS
 from .numerics import INPUT_FRAC, rng_next
 
 CODES = {name: code for code, name in enumerate(ENCODINGS)}     # the blob's encoding codes
-DIRECT, RATE, EVENTS = (CODES[name] for name in ("direct", "rate", "events"))
+DIRECT, RATE, EVENTS, SEQUENCE = (CODES[name] for name in ("direct", "rate", "events", "sequence"))
+RECORDED = ("events", "sequence")      # encodings whose sample is a recording, one row per step
+DRAWING = ("rate",)                    # encodings that draw from the input PRNG stream
 
 
 @njit(cache=True)
@@ -31,13 +36,13 @@ def encode_step(code, sample, t, rng, out):
         for i in range(out.shape[0]):
             out[i] = 1 if (rng_next(rng) >> 24) < sample[0, i] else 0
         return 0
-    # EVENTS: sample is [T, n]; steps past the recording are silent
+    # EVENTS, SEQUENCE: sample is [rows, n]; steps past the recording are silent
     if t < sample.shape[0]:
         for i in range(out.shape[0]):
-            out[i] = 1 if sample[t, i] != 0 else 0
+            out[i] = sample[t, i] if code == SEQUENCE else (1 if sample[t, i] != 0 else 0)
     else:
         out[:] = 0
-    return 0
+    return INPUT_FRAC if code == SEQUENCE else 0
 
 
 def events_from_list(events, T, n):

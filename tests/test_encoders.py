@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgelearn import numerics as nx
-from edgelearn.encoders import CODES, DIRECT, EVENTS, RATE, as_rows, encode_step, events_from_list
+from edgelearn.encoders import CODES, DIRECT, EVENTS, RATE, SEQUENCE, as_rows, encode_step, events_from_list
 
 MASK32 = 0xFFFFFFFF
 
@@ -32,8 +32,8 @@ def encode(code, sample, t, rng, n=None, fill=0):
 
 
 def test_codes():
-    assert CODES == {"direct": DIRECT, "rate": RATE, "events": EVENTS}
-    assert len({DIRECT, RATE, EVENTS}) == 3
+    assert CODES == {"direct": DIRECT, "rate": RATE, "events": EVENTS, "sequence": SEQUENCE}
+    assert len({DIRECT, RATE, EVENTS, SEQUENCE}) == 4
 
 
 # -- direct -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@
 #define EL_ARENA_ALIGN 8u
 
 /* codes (docs/model-format.md): indexes that only ever grow */
-enum { EL_ENC_DIRECT = 0, EL_ENC_RATE = 1, EL_ENC_EVENTS = 2, EL_ENC_COUNT = 3 };
+enum { EL_ENC_DIRECT = 0, EL_ENC_RATE = 1, EL_ENC_EVENTS = 2, EL_ENC_SEQUENCE = 3, EL_ENC_COUNT = 4 };
 enum { EL_RULE_STOP = 0, EL_RULE_READOUT = 1, EL_RULE_NONE = 2, EL_RULE_SPIDE = 3, EL_RULE_COUNT = 4 };
 enum { EL_UPDATE_STEP = 0, EL_UPDATE_SAMPLE = 1, EL_UPDATE_COUNT = 2 };
 enum { EL_LAYER_DENSE = 0, EL_LAYER_COUNT = 1 };

@@ -17,9 +17,13 @@ int el_encode_step(uint8_t code, const uint8_t *sample, uint32_t rows, uint32_t 
         for (i = 0; i < n; i++) x[i] = (el_rng_next(rng_input) >> 24) < sample[i] ? 1 : 0;
         return 0;
     }
-    /* events: row t of a [rows][n] recording; steps past the recording are silent */
-    for (i = 0; i < n; i++) x[i] = (t < rows && sample[(size_t)t * n + i] != 0) ? 1 : 0;
-    return 0;
+    /* events, sequence: row t of a [rows][n] recording (spikes, or Q0.8 currents); steps past
+     * the recording are silent */
+    for (i = 0; i < n; i++) {
+        uint8_t v = t < rows ? sample[(size_t)t * n + i] : 0;
+        x[i] = code == EL_ENC_SEQUENCE ? v : (v != 0 ? 1 : 0);
+    }
+    return code == EL_ENC_SEQUENCE ? EL_INPUT_FRAC : 0;
 }
 
 uint32_t el_nonzero_index(const int32_t *x, uint32_t n, int32_t *nonzero)

@@ -37,6 +37,10 @@ CASES = [  # name, sizes, encoding, hidden, readout, learning, batches[, schedul
      Learning(T=6, seed=8, update="step", lr_weight_shift=3, lr_threshold_shift=5), [1] * 7, Schedule(2, 2)),
     ("rate-lif-sample-batches-schedule", [10, 6, 3], "rate", Neuron("lif"), Neuron("lif"),
      Learning(T=5, seed=1, update="sample", lr_weight_shift=4), [1, 2, 1, 4, 2], Schedule(3, 3, learned=1)),
+    ("sequence-lif-step", [9, 7, 4], "sequence", Neuron("lif", leak=0.75), Neuron("lif"),
+     Learning(T=6, seed=21, update="step", lr_weight_shift=4), [1, 1, 1, 1]),
+    ("sequence-li-batches", [8, 6, 3], "sequence", Neuron("lif", leak=0.875), Neuron("li", leak=0.5),
+     Learning(T=5, seed=22, update="sample"), [1, 2, 4]),
 ]
 
 
@@ -50,7 +54,8 @@ def case(name, sizes, encoding, hidden, readout, learning, batches, schedule=Non
     blob = to_blob(model)
     steps = []
     for b in batches:
-        shape = (b, T - 1, n) if encoding == "events" else (b, n)   # events: a recording shorter than T
+        recorded = encoding in ("events", "sequence")
+        shape = (b, T - 1, n) if recorded else (b, n)   # a recording shorter than T: the last step is silent
         hi = 2 if encoding == "events" else 256
         samples = rng.integers(0, hi, size=shape, dtype=np.uint8)
         labels = rng.integers(0, sizes[-1], size=b)

@@ -40,6 +40,9 @@ def check(model: Model) -> None:
         raise ModelError(f"SPIDE needs T a power of two >= 2 (rates are counts / T), got {lr.T}")
     if not is_power_of_two(lr.Tb):
         raise ModelError(f"SPIDE needs Tb a power of two (beta is a count / Tb), got {lr.Tb}")
+    if model.input.encoding == "sequence":
+        raise ModelError("SPIDE learns an equilibrium of constant inputs: a 'sequence' input changes its current "
+                         "every step and has none; use STOP (learning.rule 'stop') for sequences")
     if lr.Tb < MIN_TB:
         raise ModelError(f"Tb = {lr.Tb} backward steps are too few for the couples to fire: a gradient below "
                          f"1/(2 Tb) of the largest never fires and the estimate errs by about 2.6/Tb; "

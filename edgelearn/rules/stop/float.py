@@ -91,7 +91,7 @@ import numpy as np
 
 from ... import numerics as nx
 from ...contract import LEARN_LEAK, LEARN_THRESHOLD, TRAINABLE
-from ...encoders import CODES, as_rows, encode_step
+from ...encoders import CODES, DRAWING, as_rows, encode_step
 from ...errors import ModelError
 from ...model import Model
 from ...ops import LAYERS, NEURONS, Exactness
@@ -103,7 +103,6 @@ from .spec import THRESHOLD_FLOOR, check
 
 RCS_NORM_EPS = 1e-5     # added to squared norms in the cosine (the paper's constant)
 RCS_EPS = 1e-5          # added to the mean cosine before its reciprocal (the paper's)
-NO_DRAW_ENCODINGS = ("direct", "events")   # encoders that draw nothing from the input stream
 
 
 def cosine(r, q):
@@ -397,7 +396,7 @@ class FloatSTOP:
         B = len(samples)
         scores = np.zeros((B, self.W[-1].shape[0]))
         steps = np.full(B, T, dtype=np.int64)
-        chunk = B if self.model.input.encoding in NO_DRAW_ENCODINGS else 1
+        chunk = 1 if self.model.input.encoding in DRAWING else B     # a drawing encoder: in the device's order
         for lo in range(0, B, chunk):
             part = slice(lo, min(lo + chunk, B))
             sc, live = scores[part], np.ones(part.stop - part.start, dtype=bool)
