@@ -63,7 +63,7 @@ def run_edgelearn(name: str, ds: datasets.Dataset, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         directory = datasets.write_idx_dir(ds, Path(tmp) / name)
         argv = ["train", "--data", str(directory), "--epochs", str(args.epochs), "--hidden", str(args.hidden),
-                "--json"] + ([] if name == "mnist" and args.twin else ["--no-twin"])
+                "--json"] + (["--twin"] if name == "mnist" and args.twin else [])
         out = io.StringIO()
         start = time.perf_counter()
         with contextlib.redirect_stdout(out):

@@ -1,5 +1,7 @@
-"""A user's own data as numpy arrays (``datasets.load`` makes them a Dataset): an ``.npz`` file, or a directory of four ``.npy`` files,
-holding ``x_train``, ``y_train``, ``x_test``, ``y_test`` (docs/datasets.md).
+"""A user's own data as numpy arrays (``datasets.load`` makes them a Dataset): an ``.npz`` file
+or a directory of ``.npy`` files holding ``x_train``, ``y_train``, ``x_test``, ``y_test`` (or
+``x``, ``y`` alone: a quarter is then held out as the test split, stratified and seeded), or a
+CSV file of rows ``label, feature, feature, ...`` (docs/datasets.md).
 
 ``x`` is ``[n, features]`` (one static sample each, fed as a direct current or a rate code) or
 ``[n, steps, features]`` (a sequence, fed one row per time step: graded currents with the
@@ -17,6 +19,8 @@ import numpy as np
 from .errors import DatasetError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+ALIASES = {"x": "x_train", "y": "y_train"}     # a single split, before holding out its test quarter
+TEST_SHARE, SPLIT_SEED = 0.25, 0               # as the digits split (datasets.load_digits)
 
 
 def read_npz(path) -> tuple[str, dict]:
@@ -31,12 +35,8 @@ def read_npz(path) -> tuple[str, dict]:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DatasetError(f"{path}: a single .npy array, not an .npz archive of {', '.join(KEYS)}")
     with archive:
-        missing = [k for k in KEYS if k not in archive.files]
-        if missing:
-            raise DatasetError(f"{path}: missing array(s) {', '.join(missing)}; an .npz dataset holds "
-                               f"{', '.join(KEYS)} (it has: {', '.join(archive.files) or 'nothing'})")
-        arrays = {k: _read(archive, k, path) for k in KEYS}
-    return path.stem, checked(arrays, str(path))
+        arrays = {ALIASES.get(k, k): _read(archive, k, path) for k in archive.files if ALIASES.get(k, k) in KEYS}
+    return path.stem, checked(arrays, str(path), has=", ".join(archive.files) or "nothing")
 
 
 def read_npy_dir(path) -> tuple[str, dict]:
@@ -47,23 +47,70 @@ def read_npy_dir(path) -> tuple[str, dict]:
     for key in KEYS:
         file = directory / f"{key}.npy"
         if not file.is_file():
-            raise DatasetError(f"{directory}: missing {file.name}; a directory of arrays holds "
-                               f"{', '.join(k + '.npy' for k in KEYS)}")
+            continue
         try:
             arrays[key] = np.load(file, allow_pickle=False)
         except ValueError as err:       # object arrays (ragged sequences) need pickle
             raise DatasetError(f"{file}: {_ragged_or(err)}") from None
         except (OSError, EOFError) as err:
             raise DatasetError(f"{file}: not a readable .npy file ({err})") from None
-    return directory.resolve().name, checked(arrays, str(directory))
+    return directory.resolve().name, checked(arrays, str(directory),
+                                            has=", ".join(sorted(p.name for p in directory.glob("*.npy"))) or "no .npy")
+
+
+def read_csv(path) -> tuple[str, dict]:
+    """The name and checked arrays of a CSV file: one sample per row, its label first, then its
+    features (a first row that is not numbers is taken as a header); a quarter is held out."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{path}: cannot read it as text ({err})") from None
+    rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    if rows and not _numbers(rows[0]):
+        rows = rows[1:]                                   # a header
+    if not rows:
+        raise DatasetError(f"{path}: no data rows")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise DatasetError(f"{path}: rows have {sorted(widths)} columns; every row is label, features... of one width")
+    if widths.pop() < 2:
+        raise DatasetError(f"{path}: a row needs a label and at least one feature")
+    for n, row in enumerate(rows, start=1):
+        if not _numbers(row):
+            raise DatasetError(f"{path}: data row {n} has a value that is not a number: {','.join(row)[:60]!r}")
+    table = np.array([[float(v) for v in r] for r in rows])
+    labels = table[:, 0]
+    if np.any(labels != np.round(labels)):
+        raise DatasetError(f"{path}: the first column holds the labels, integers; found {labels[labels != np.round(labels)][0]:g}")
+    features = table[:, 1:]
+    whole = np.all(features == np.round(features)) and features.max() > 1.0
+    x = features.astype(np.int64) if whole else features       # 0..255 integers, else floats in [0, 1]
+    return path.stem, checked({"x_train": x, "y_train": labels.astype(np.int64)}, str(path), has="rows")
+
+
+def _numbers(row: list[str]) -> bool:
+    try:
+        [float(v) for v in row]
+    except ValueError:
+        return False
+    return True
 
 
 def has_arrays(directory: Path) -> bool:
-    return (directory / "x_train.npy").is_file()
+    return any((directory / f"{key}.npy").is_file() for key in ("x_train", "x"))
 
 
-def checked(arrays: dict, where: str) -> dict:
-    """The four arrays checked and converted as the module says, and ``n_classes``."""
+def checked(arrays: dict, where: str, has: str = "") -> dict:
+    """The four arrays checked and converted as the module says, and ``n_classes``; with
+    ``x_train``, ``y_train`` alone, a quarter of them becomes the test split."""
+    needed = ("x_train", "y_train") if "x_test" not in arrays and "y_test" not in arrays else KEYS
+    missing = [k for k in needed if k not in arrays]
+    if missing:
+        raise DatasetError(f"{where}: missing array(s) {', '.join(missing)}; a dataset of arrays holds "
+                           f"{', '.join(KEYS)}, or x and y alone (it has: {has})")
+    if needed != KEYS:
+        arrays = _split({**arrays, "x_train": _currents(arrays["x_train"], f"{where}: x")}, where)
     x_train, x_test = (_currents(arrays[k], f"{where}: {k}") for k in ("x_train", "x_test"))
     y_train, y_test = (_labels(arrays[k], f"{where}: {k}") for k in ("y_train", "y_test"))
     for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "test")):
@@ -79,6 +126,25 @@ def checked(arrays: dict, where: str) -> dict:
         raise DatasetError(f"{where}: test label {int(y_test.max())} is outside the training labels "
                            f"0..{n_classes - 1}")
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test, "n_classes": n_classes}
+
+
+def _split(arrays: dict, where: str) -> dict:
+    """x_train, y_train -> the four arrays, TEST_SHARE held out (stratified where every class
+    has two samples)."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = np.asarray(arrays["x_train"]), _labels(arrays["y_train"], f"{where}: y")
+    if len(x) != len(y):
+        raise DatasetError(f"{where}: x has {len(x)} samples but y {len(y)} labels")
+    if len(y) < 4:
+        raise DatasetError(f"{where}: {len(y)} samples are too few to hold out a test split")
+    counts = np.bincount(y)
+    classes = int(np.sum(counts > 0))
+    fits = counts[counts > 0].min() >= 2 and min(round(TEST_SHARE * len(y)), len(y) - round(TEST_SHARE * len(y))) >= classes
+    stratify = y if fits else None
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=TEST_SHARE, random_state=SPLIT_SEED,
+                                                        stratify=stratify)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
 def _read(archive, key: str, path: Path) -> np.ndarray:

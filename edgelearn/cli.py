@@ -12,7 +12,9 @@ from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from . import cutoff, datasets, profile
+from tqdm import tqdm
+
+from . import __version__, cutoff, datasets, profile
 from .cli_util import check_writable, emit, int_in
 from .adapt import fit_to_data
 from .contract import CUTOFF_MAX_PPM, CUTOFF_NEVER, MAX_LR_SHIFT
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every verb; ``.command_errors``: the exception types the installed
     commands declare (see add_installed_commands)."""
     p = argparse.ArgumentParser(prog="edgelearn", description="On-device learning for spiking neural networks.")
+    p.add_argument("--version", action="version", version=f"edgelearn {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a dataset and report test accuracy")
@@ -64,12 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "of MNIST-style IDX files or of those .npy arrays (docs/datasets.md)")
     t.add_argument("--model", help="model spec (.json) or trained blob (.elm); default: an MLP sized to the data")
     t.add_argument("--hidden", type=int_in(1, 65535), default=256, help="hidden neurons of the default MLP")
-    t.add_argument("--learner", choices=("stop", "readout", "spide"), default="stop",
+    t.add_argument("--learner", choices=("stop", "readout", "spide"),
                    help="stop: every layer; readout: the last layer only (the cheap baseline); spide: "
-                        "equilibrium rates and a spiking adjoint (docs/spide.md)")
+                        "equilibrium rates and a spiking adjoint (docs/spide.md) (default: --model's "
+                        "learning.rule, else stop)")
     t.add_argument("--executor", choices=tuple(EXECUTORS), default="fixed",
                    help=f"what runs the rule ({EXECUTOR_HELP})")
-    t.add_argument("--twin", action=argparse.BooleanOptionalAction, default=True,
+    t.add_argument("--twin", action=argparse.BooleanOptionalAction, default=False,
                    help="also train the twin from the same start (float beside fixed or c, fixed beside "
                         "float) and print it beside")
     t.add_argument("--epochs", type=int_in(1), default=15)
@@ -194,6 +198,9 @@ def main(argv=None) -> int:
     except TrainingDiverged as err:
         print(f"edgelearn: training diverged: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("edgelearn: interrupted", file=sys.stderr)
+        return 130
 
 
 def load_data(args) -> datasets.Dataset:
@@ -212,7 +219,7 @@ def model_for(args, data: datasets.Dataset) -> tuple:
                   "trained model again (edgelearn calibrate)", file=sys.stderr)
             model.cutoff = None
     else:
-        name = f"{Path(data.name).name}-{args.learner}"
+        name = f"{Path(data.name).name}-{args.learner or 'stop'}"
         sizes = [data.x_train.shape[-1], args.hidden, data.n_classes]
         seed = 1 if args.seed is None else args.seed
         if datasets.is_sequence(data):      # one row per step, graded currents, over the whole recording
@@ -221,7 +228,7 @@ def model_for(args, data: datasets.Dataset) -> tuple:
         else:
             model = (spide_mlp(name, sizes, seed=seed) if args.learner == "spide"
                      else init_model(mlp(name, sizes, learning=Learning(seed=seed))))
-    changes = {"rule": args.learner}
+    changes = {"rule": args.learner} if args.learner else {}
     if args.T is not None:
         changes["T"] = args.T
     if args.Tb is not None:
@@ -291,21 +298,24 @@ def cmd_train(args) -> int:
         warm_up(model, executor, data)
         net = make_learner(model.copy(), executor, **options)
         results[executor] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
-                                  progress=not args.json, label=executor)
+                                  progress=not args.json, label=executor, on_epoch=epoch_line(executor, args.json))
         if args.output and executor == runs[0]:      # written before the twin runs
             save_model(results[executor].best, args.output)
+        if results[executor].interrupted:
+            runs = list(results)
+            break
     primary = results[runs[0]]
     if args.plot:
         from .plots import accuracy_curves
         accuracy_curves({p: r.history for p, r in results.items()}, args.plot,
-                        title=f"{model.name}: {args.learner} on {data.name}")
+                        title=f"{model.name}: {model.learning.rule} on {data.name}")
     report = {
-        "model": model.name, "data": data.name, "learner": args.learner, "T": model.learning.T,
+        "model": model.name, "data": data.name, "learner": model.learning.rule, "T": model.learning.T,
         "train_samples": len(data.x_train), "validation_samples": 0 if data.x_val is None else len(data.x_val),
         "test_samples": len(data.x_test),
         "schedule": None if model.schedule is None else {"every": model.schedule.every, "steps": model.schedule.steps},
         "init": None if fit is None else fit_report(fit),
-        "final_test_accuracy": {p: r.history[-1].test_accuracy for p, r in results.items()},
+        "final_test_accuracy": {p: r.history[-1].test_accuracy for p, r in results.items() if r.history},
         "best_epoch": {p: r.best_epoch for p, r in results.items()},
         "seconds": {p: round(sum(e.seconds for e in r.history), 2) for p, r in results.items()},
         "warnings": {p: r.warnings for p, r in results.items()},
@@ -313,10 +323,27 @@ def cmd_train(args) -> int:
     }
     if args.output:
         report["output"] = {"path": args.output, "epoch": primary.best_epoch, "executor": runs[0]}
-    if any(r.history[-1].health for r in results.values()):
-        report["health"] = {p: r.history[-1].health for p, r in results.items()}
+    if any(r.history and r.history[-1].health for r in results.values()):
+        report["health"] = {p: r.history[-1].health for p, r in results.items() if r.history}
+    interrupted = [p for p, r in results.items() if r.interrupted]
+    if interrupted:
+        report["interrupted"] = {p: len(results[p].history) for p in interrupted}
     emit(json.dumps(report, indent=2) if args.json else training_table(report, runs))
-    return 0
+    return 130 if interrupted else 0
+
+
+def epoch_line(executor: str, as_json: bool):
+    """What ``train`` reports after each epoch: a line on stderr while training goes on (one
+    JSON object per line with --json, whose report comes on stdout at the end)."""
+    def show(e) -> None:
+        if as_json:
+            text = json.dumps({"executor": executor, **e.as_dict()})
+        else:
+            validation = "" if e.validation_accuracy is None else f"validation {e.validation_accuracy:.2%}, "
+            text = (f"{executor} epoch {e.epoch}: {validation}test {e.test_accuracy:.2%}, silent "
+                    f"{e.silent_fraction:.1%}, weight rate 2^-{e.lr_weight_shift}, {e.seconds:.1f} s")
+        tqdm.write(text, file=sys.stderr)
+    return show
 
 
 def validation_split(args, data: datasets.Dataset) -> datasets.Dataset:
@@ -353,7 +380,7 @@ def training_table(report: dict, runs: list[str]) -> str:
     cols = (["epoch"] + ([f"{p} valid" for p in runs] if validated else []) + [f"{p} test" for p in runs]
             + [f"{p} silent" for p in runs] + ["lr"] + [f"{p} s" for p in runs])
     rows = [cols]
-    for e in range(len(report["history"][runs[0]])):
+    for e in range(min(len(report["history"][p]) for p in runs)):
         h = {p: report["history"][p][e] for p in runs}
         rows.append([str(e + 1)] + ([f"{h[p]['validation_accuracy']:.2%}" for p in runs] if validated else [])
                     + [f"{h[p]['test_accuracy']:.2%}" for p in runs]
@@ -362,8 +389,12 @@ def training_table(report: dict, runs: list[str]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     lines = [head, ""] + ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.append("")
+    for p, epochs in report.get("interrupted", {}).items():
+        lines.append(f"interrupted (Ctrl-C): {p} completed {epochs} of its epochs")
     for p in runs:
         best = report["best_epoch"][p]
+        if not report["history"][p]:
+            continue
         lines.append(f"final test accuracy, {p}: {report['final_test_accuracy'][p]:.2%} "
                      f"({report['seconds'][p]:.1f} s)" + (f"; best on validation: epoch {best}, test "
                                                           f"{report['history'][p][best - 1]['test_accuracy']:.2%}"
@@ -661,8 +692,6 @@ def interchange_format(path: str, given: str | None) -> str:
 
 def test_accuracy(model, data: datasets.Dataset, executor: str, progress: bool) -> float:
     """evaluate() over the test split in chunks, with a progress bar."""
-    from tqdm import tqdm
-
     from .train import predictions
     net, right = make_learner(model.copy(), executor), 0
     for lo in tqdm(range(0, len(data.x_test), 500), desc=f"{executor} test", unit="x500", disable=not progress,

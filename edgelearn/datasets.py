@@ -164,9 +164,11 @@ def load(spec: str, data_root=None) -> Dataset:
         return load_idx_dir(path)
     if path.is_file() and path.suffix == ".npz":
         return from_arrays(*array_data.read_npz(path))
+    if path.is_file() and path.suffix == ".csv":
+        return from_arrays(*array_data.read_csv(path))
     if path.exists():
-        raise DatasetError(f"{spec} is a file but not an .npz; --data takes an .npz file of arrays, or a "
-                           "directory of MNIST-like IDX files or of .npy arrays")
+        raise DatasetError(f"{spec} is a file but neither .npz nor .csv; --data takes an .npz file of arrays, a "
+                           "CSV file, or a directory of MNIST-like IDX files or of .npy arrays")
     missing = ": no such file or directory" if "/" in spec or spec.startswith(".") else ""
     raise DatasetError(f"unknown dataset {spec!r}{missing}; expected one of {', '.join(NAMED_SOURCES)}, an .npz "
                        f"file, or a directory of MNIST-like IDX files or of .npy arrays")

@@ -51,8 +51,9 @@ class EpochResult:
 class Training:
     history: list[EpochResult]
     best: Model          # the learned model of the epoch best on validation (the last without a split)
-    best_epoch: int
+    best_epoch: int      # 0: interrupted in the first epoch (best is then what was learned so far)
     warnings: list[str]  # what the health checks said, in order
+    interrupted: bool = False    # stopped by Ctrl-C (KeyboardInterrupt); history holds the epochs completed
 
 
 def predict(scores: np.ndarray) -> np.ndarray:
@@ -94,29 +95,63 @@ def silence_diagnosis(model: Model, samples: np.ndarray) -> str:
 
 def train(net: Learner, data: Dataset, epochs: int, *, batch: int = 1, shuffle_seed: int = 0,
           progress: bool = True, label: str = "", position: int = 0,
-          warn: Callable[[str], None] | None = None) -> Training:
+          warn: Callable[[str], None] | None = None,
+          on_epoch: Callable[[EpochResult], None] | None = None) -> Training:
     """Train ``net`` in place for ``epochs``; the learning rates follow the model's schedule
     (docs/numerics.md §6c). With a validation split in ``data`` (``datasets.hold_out``), the
     best epoch on it is kept. A readout silent on more than SILENT_WARNING of the first
     PROBE_SAMPLES training samples is reported through ``warn`` (stderr by default) with its
-    likely cause. Raises TrainingDiverged when an epoch left every readout neuron silent, or
-    the readout predicts one class for every test sample."""
-    warn = warn or (lambda text: tqdm.write(f"warning: {text}", file=sys.stderr))
-    history, warnings = [], []
-    spiking_readout = NEURONS[net.model.readout.neuron.kind].spiking
-    has_validation = data.x_val is not None and len(data.x_val) > 0
-    rates = LearningRates(net.model)
-    best, best_epoch, best_accuracy = None, 0, -1.0
-    for epoch in range(epochs):
-        order = np.random.default_rng(shuffle_seed + epoch).permutation(len(data.x_train))
+    likely cause. ``on_epoch`` receives each epoch's result as it completes. Ctrl-C ends the
+    run early with what was completed (``interrupted``). Raises TrainingDiverged when an epoch
+    left every readout neuron silent, or the readout predicts one class for every test sample."""
+    run = _Run(net, data, epochs, batch, shuffle_seed, progress, label, position,
+               warn or (lambda text: tqdm.write(f"warning: {text}", file=sys.stderr)))
+    history, best, best_epoch, best_accuracy, interrupted = [], None, 0, -1.0, False
+    try:
+        for epoch in range(epochs):
+            result = run.epoch(epoch)
+            history.append(result)
+            if on_epoch is not None:
+                on_epoch(result)
+            if run.has_validation and result.validation_accuracy > best_accuracy:
+                best, best_epoch, best_accuracy = net.to_model(), epoch + 1, result.validation_accuracy
+    except KeyboardInterrupt:
+        interrupted = True
+    if best is None:            # no split (or no epoch completed): what was learned last
+        best, best_epoch = net.to_model(), len(history)
+    return Training(history, best, best_epoch, run.warnings, interrupted)
+
+
+@dataclass
+class _Run:
+    """One ``train`` call's settings and the state its epochs share."""
+    net: Learner
+    data: Dataset
+    epochs: int
+    batch: int
+    shuffle_seed: int
+    progress: bool
+    label: str
+    position: int
+    warn: Callable[[str], None]
+
+    def __post_init__(self):
+        self.warnings: list[str] = []
+        self.rates = LearningRates(self.net.model)       # to report the schedule's shift per epoch
+        self.spiking_readout = NEURONS[self.net.model.readout.neuron.kind].spiking
+        self.has_validation = self.data.x_val is not None and len(self.data.x_val) > 0
+
+    def epoch(self, epoch: int) -> EpochResult:
+        net, data, batch = self.net, self.data, self.batch
+        order = np.random.default_rng(self.shuffle_seed + epoch).permutation(len(data.x_train))
         # whole batches only (fixed point divides by B with a shift); the epoch's leftover
         # samples are reshuffled into the next one
         order = order[:len(order) - len(order) % batch] if len(order) >= batch else order
         start, correct, silent, seen = time.perf_counter(), 0, 0, 0
-        probe_at = min(PROBE_SAMPLES, len(order)) if epoch == 0 and spiking_readout else -1
-        bar = tqdm(range(0, len(order), batch), desc=f"{label} epoch {epoch + 1}/{epochs}".strip(),
-                   unit="batch" if batch > 1 else "sample", disable=not progress, leave=False,
-                   position=position)
+        probe_at = min(PROBE_SAMPLES, len(order)) if epoch == 0 and self.spiking_readout else -1
+        bar = tqdm(range(0, len(order), batch), desc=f"{self.label} epoch {epoch + 1}/{self.epochs}".strip(),
+                   unit="batch" if batch > 1 else "sample", disable=not self.progress, leave=False,
+                   position=self.position)
         for i in bar:
             idx = order[i:i + batch]
             scores = net.run(data.x_train[idx], data.y_train[idx], learn=True)
@@ -128,37 +163,36 @@ def train(net: Learner, data: Dataset, epochs: int, *, batch: int = 1, shuffle_s
                 if silent / seen > SILENT_WARNING:
                     text = (f"epoch 1: the readout stayed silent on {silent / seen:.0%} of the first {seen} "
                             "training samples. " + silence_diagnosis(net.to_model(), data.x_train[order[:32]]))
-                    warnings.append(text)
-                    warn(text)
-        rates.count(len(order))
-        validation = evaluate(net, data.x_val, data.y_val) if has_validation else None
+                    self.warnings.append(text)
+                    self.warn(text)
+        self.rates.count(len(order))
+        validation = evaluate(net, data.x_val, data.y_val) if self.has_validation else None
         test_scores = scores_of(net, data.x_test)
         guesses = predict(test_scores)
         result = EpochResult(epoch + 1, correct / len(order), validation, float(np.mean(guesses == data.y_test)),
-                             silent / len(order), int(rates.shifts()[0]), time.perf_counter() - start,
+                             silent / len(order), int(self.rates.shifts()[0]), time.perf_counter() - start,
                              net.health(reset=True))
-        history.append(result)
-        if spiking_readout and result.silent_fraction == 1.0:
+        self.check(result, test_scores, data.x_train[order[:32]])
+        return result
+
+    def check(self, result: EpochResult, test_scores: np.ndarray, samples: np.ndarray) -> None:
+        """Stop training that cannot recover, saying why (TrainingDiverged)."""
+        epoch, guesses = result.epoch, predict(test_scores)
+        if self.spiking_readout and result.silent_fraction == 1.0:
             raise TrainingDiverged(
-                f"epoch {epoch + 1}: every readout neuron stayed silent for every training sample, so the "
-                "surrogate gradient is zero and nothing learns. "
-                + silence_diagnosis(net.to_model(), data.x_train[order[:32]]))
+                f"epoch {epoch}: every readout neuron stayed silent for every training sample, so the "
+                "surrogate gradient is zero and nothing learns. " + silence_diagnosis(self.net.to_model(), samples))
         # one class for every test sample is a collapse once the test set is large
         # enough (5 samples per class) for that to be no accident of a tiny sample
-        classes = len(np.unique(data.y_test))
+        classes = len(np.unique(self.data.y_test))
         if classes > 1 and len(guesses) >= 5 * classes and np.all(guesses == guesses[0]):
-            if spiking_readout and not test_scores.any():
+            if self.spiking_readout and not test_scores.any():
                 raise TrainingDiverged(
-                    f"epoch {epoch + 1}: the readout was silent on every test sample (so every prediction is "
-                    "class 0, the lowest index). " + silence_diagnosis(net.to_model(), data.x_test[:32]))
+                    f"epoch {epoch}: the readout was silent on every test sample (so every prediction is "
+                    "class 0, the lowest index). " + silence_diagnosis(self.net.to_model(), self.data.x_test[:32]))
             raise TrainingDiverged(
-                f"epoch {epoch + 1}: every test sample was predicted as class {int(guesses[0])}: the readout "
+                f"epoch {epoch}: every test sample was predicted as class {int(guesses[0])}: the readout "
                 "collapsed onto one neuron. Use a smaller learning rate (a larger --lr-shift) or --init data.")
-        if has_validation and validation > best_accuracy:
-            best, best_epoch, best_accuracy = net.to_model(), epoch + 1, validation
-    if not has_validation:
-        best, best_epoch = net.to_model(), epochs
-    return Training(history, best, best_epoch, warnings)
 
 
 def warm_up(model: Model, executor: str, data: Dataset) -> float:

@@ -9,7 +9,7 @@ from edgelearn.cli import main
 
 @pytest.mark.slow
 def test_digits_fixed_stop_reaches_97_percent(capsys):
-    code = main(["train", "--data", "digits", "--learner", "stop", "--executor", "fixed", "--json"])
+    code = main(["train", "--data", "digits", "--learner", "stop", "--executor", "fixed", "--twin", "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["test_samples"] == 450

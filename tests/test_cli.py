@@ -57,14 +57,14 @@ def trained(tmp_path_factory):
     """One tiny training run with --json, -o and --plot, shared by the tests that read it."""
     d = tmp_path_factory.mktemp("trained")
     model, plot = d / "model.elm", d / "curves.png"
-    rc, out, err = run_cli([*TRAIN, "--json", "-o", str(model), "--plot", str(plot)])
+    rc, out, err = run_cli([*TRAIN, "--twin", "--json", "-o", str(model), "--plot", str(plot)])
     assert rc == 0, err
-    return {"report": json.loads(out), "model": model, "plot": plot, "dir": d}
+    return {"report": json.loads(out), "model": model, "plot": plot, "dir": d, "err": err}
 
 
 # -- train ----------------------------------------------------------------------------------------
 def test_train_table_has_fixed_and_float_columns(capsys):
-    rc, out, err = cli(capsys, *TRAIN)
+    rc, out, err = cli(capsys, *TRAIN, "--twin")
     assert rc == 0, err
     lines = out.splitlines()
     assert lines[0] == "digits-stop: stop on digits (180 train / 20 validation / 100 test, T=8)"
@@ -82,11 +82,26 @@ def test_train_table_has_fixed_and_float_columns(capsys):
     assert "Traceback" not in err
 
 
-def test_train_no_twin(capsys):
-    rc, out, err = cli(capsys, *TRAIN, "--no-twin")
+def test_the_twin_runs_on_request_only(capsys):
+    rc, out, err = cli(capsys, *TRAIN)
     assert rc == 0, err
     assert "fixed test" in out and "final test accuracy, fixed" in out
     assert "float" not in out
+    assert "fixed epoch 1: validation " in err          # a line per epoch while it trains
+
+
+def test_json_epoch_lines_come_on_stderr_while_training(trained):
+    lines = [json.loads(line) for line in trained["err"].splitlines() if line.startswith("{")]
+    assert [(e["executor"], e["epoch"]) for e in lines] == [(p, e + 1) for p in ("fixed", "float")
+                                                             for e in range(len(lines) // 2)]
+    assert lines[0]["test_accuracy"] == trained["report"]["history"]["fixed"][0]["test_accuracy"]
+
+
+def test_a_model_files_rule_is_kept_unless_learner_says_otherwise(tmp_path, capsys):
+    rc, out, err = cli(capsys, "train", "--data", "digits", "--model", "models/digits-spide.json", "--epochs", "1",
+                       "--limit-train", "100", "--limit-test", "50", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["learner"] == "spide"
 
 
 def test_train_json_has_both_executors(trained):

@@ -94,9 +94,34 @@ def test_an_npz_without_the_arrays_or_not_an_npz_names_the_problem(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(datasets.DatasetError, match="not a readable .npz"):
         datasets.load(str(tmp_path / "junk.npz"))
-    (tmp_path / "x.csv").write_text("1,2\n")
-    with pytest.raises(datasets.DatasetError, match="not an .npz"):
-        datasets.load(str(tmp_path / "x.csv"))
+    (tmp_path / "x.txt").write_text("1,2\n")
+    with pytest.raises(datasets.DatasetError, match="neither .npz nor .csv"):
+        datasets.load(str(tmp_path / "x.txt"))
+
+
+def test_x_and_y_alone_hold_out_a_stratified_quarter_as_the_test_split(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "one.npz", x=rng.random((80, 7)), y=np.arange(80) % 4)
+    ds = datasets.load(str(tmp_path / "one.npz"))
+    assert (len(ds.x_train), len(ds.x_test)) == (60, 20) and sorted(np.bincount(ds.y_test)) == [5, 5, 5, 5]
+    assert not datasets.is_sequence(ds)
+
+
+def test_a_csv_of_label_then_features_with_or_without_a_header(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = [f"{i % 3}," + ",".join(str(v) for v in rng.integers(0, 256, 6)) for i in range(40)]
+    (tmp_path / "data.csv").write_text("label,a,b,c,d,e,f\n" + "\n".join(rows) + "\n")
+    ds = datasets.load(str(tmp_path / "data.csv"))
+    assert ds.x_train.shape == (30, 6) and ds.n_classes == 3 and ds.x_train.dtype == np.uint8
+    (tmp_path / "ragged.csv").write_text("0,1,2\n1,2\n")
+    with pytest.raises(datasets.DatasetError, match=r"rows have \[2, 3\] columns"):
+        datasets.load(str(tmp_path / "ragged.csv"))
+    (tmp_path / "words.csv").write_text("0,1,2\n1,two,3\n")
+    with pytest.raises(datasets.DatasetError, match="data row 2 has a value that is not a number"):
+        datasets.load(str(tmp_path / "words.csv"))
+    (tmp_path / "big.csv").write_text("0,1,300\n1,2,3\n0,1,2\n1,2,3\n")
+    with pytest.raises(datasets.DatasetError, match="outside 0..255"):
+        datasets.load(str(tmp_path / "big.csv"))
 
 
 def test_sequential_mnist_is_a_row_per_step():

@@ -107,3 +107,28 @@ def test_cli_rejects_a_bad_validation_share(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--data", "digits", "--validation", "1.5"])
     assert "must be 0 (no split) or in (0, 1)" in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_training_with_what_was_learned_and_no_traceback(tmp_path):
+    """SIGINT to a running `edgelearn train`: exit 130, the epochs completed in the table, the
+    best model so far written with -o, no traceback; epoch lines came on stderr while it ran."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "partial.elm"
+    proc = subprocess.Popen([sys.executable, "-m", "edgelearn.cli", "train", "--data", "digits", "--epochs", "500",
+                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = ""
+    while "fixed epoch 2:" not in seen:
+        line = proc.stderr.readline()
+        assert line, f"training ended before its second epoch:\n{seen}"
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr + seen
+    assert "interrupted (Ctrl-C): fixed completed" in stdout and "wrote " in stdout
+    learned = load_model(out).schedule.learned            # the best of the completed epochs
+    assert learned >= 1212 and learned % 1212 == 0
