@@ -17,6 +17,8 @@ def test_the_documented_example_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_the_public_names_and_the_version():
+    import edgelearn.train                  # the module of the same name does not hide the function
+    assert callable(edgelearn.train) and edgelearn.train.__name__ == "train"
     assert edgelearn.__version__ != "unknown"
     for name in edgelearn.__all__:
         assert getattr(edgelearn, name) is not None

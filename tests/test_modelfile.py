@@ -57,7 +57,7 @@ def test_codes_are_pinned():
     from edgelearn.ops import LAYERS, NEURONS
     assert {name: kind.code for name, kind in LAYERS.items()} == {"dense": 0}
     assert {name: kind.code for name, kind in NEURONS.items()} == {"lif": 0, "if": 1, "li": 2}
-    assert modelblob.ENCODING_CODES == {"direct": 0, "rate": 1, "events": 2}
+    assert modelblob.ENCODING_CODES == {"direct": 0, "rate": 1, "events": 2, "sequence": 3}
     assert modelblob.RULE_CODES == {"stop": 0, "readout": 1, "none": 2, "spide": 3}
     assert modelblob.UPDATE_CODES == {"step": 0, "sample": 1}
     assert (modelblob.SECTION_MODEL, modelblob.SECTION_LAYER, modelblob.SECTION_WEIGHTS,

@@ -119,14 +119,19 @@ def test_ctrl_c_ends_training_with_what_was_learned_and_no_traceback(tmp_path):
     out = tmp_path / "partial.elm"
     proc = subprocess.Popen([sys.executable, "-m", "edgelearn.cli", "train", "--data", "digits", "--epochs", "500",
                              "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
     seen = ""
     while "fixed epoch 2:" not in seen:
         line = proc.stderr.readline()
         assert line, f"training ended before its second epoch:\n{seen}"
         seen += line
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)            # the fault handler prints where it hangs
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"no exit 300 s after SIGINT:\n{stderr[-4000:]}") from None
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr + seen
     assert "interrupted (Ctrl-C): fixed completed" in stdout and "wrote " in stdout
