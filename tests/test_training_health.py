@@ -119,7 +119,10 @@ def test_ctrl_c_ends_training_with_what_was_learned_and_no_traceback(tmp_path):
     out = tmp_path / "partial.elm"
     proc = subprocess.Popen([sys.executable, "-m", "edgelearn.cli", "train", "--data", "digits", "--epochs", "500",
                              "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
+                            # a run in the background inherits SIGINT ignored, and Python then never
+                            # turns it into KeyboardInterrupt: give the child the terminal's default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     while "fixed epoch 2:" not in seen:
         line = proc.stderr.readline()
