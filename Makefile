@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: demo tools test bench bench-mnist bench-mnist-spide bench-peers bench-device bench-executors bench-cutoff bench-recipe bench-nir setup clean
+.PHONY: demo tools test fuzz bench bench-mnist bench-mnist-spide bench-peers bench-device bench-executors bench-cutoff bench-recipe bench-nir bench-fleet bench-fpga setup fleet-setup clean
 
 # constraints.txt pins the exact versions (setup.cfg keeps ranges); editing it reinstalls.
 $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
@@ -16,10 +16,26 @@ $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# Flower (edgelearn[fleet], docs/fleet.md) needs protobuf < 7 and packaging < 26, below the pins of
+# constraints.txt, so it gets a venv of its own with its own pins; the fleet tests (in .venv) start
+# Flower's processes from .venv-fleet/bin. Editing constraints-fleet.txt reinstalls it.
+FLEET_VENV  := .venv-fleet
+FLEET_STAMP := $(FLEET_VENV)/.installed
+
+$(FLEET_STAMP): setup.cfg setup.py pyproject.toml constraints-fleet.txt
+	$(PYTHON) -m venv $(FLEET_VENV)
+	$(FLEET_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLEET_VENV)/bin/python -m pip install --quiet -c constraints-fleet.txt -e '.[fleet]'
+	touch $@
+
+fleet-setup: $(FLEET_STAMP)
+
 # The C toolchains and QEMU: host gcc (native builds), the Cortex-M and RISC-V cross
-# compilers, the emulated boards. Installed with apt when this user can (root or sudo).
-TOOL_PACKAGES := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm
-TOOL_COMMANDS := gcc arm-none-eabi-gcc riscv64-unknown-elf-gcc qemu-system-arm
+# compilers, the emulated boards; the FPGA tools (simulators, synthesis, place and route). Installed with apt when this user can (root or sudo).
+TOOL_PACKAGES := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm clang \
+                 iverilog verilator yosys nextpnr-ice40 fpga-icestorm
+TOOL_COMMANDS := gcc arm-none-eabi-gcc riscv64-unknown-elf-gcc qemu-system-arm clang \
+                 iverilog verilator yosys nextpnr-ice40 icepack
 
 tools:
 	@missing=0; for c in $(TOOL_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
@@ -36,10 +52,18 @@ tools:
 demo: $(STAMP) tools
 	$(PY) -m firmware_host.demo
 
-test: $(STAMP) tools
+test: $(STAMP) $(FLEET_STAMP) tools
 	$(PY) -m pytest
 
-bench: bench-mnist bench-mnist-spide bench-peers bench-device bench-executors bench-cutoff bench-recipe bench-nir
+# libFuzzer (clang, ASan + UBSan) on the blob loader, the link's frame codec and the whole firmware
+# behind an authenticated link, FUZZ_SECONDS each on the corpus of fuzz/corpus; prints the inputs
+# executed, fails on a finding (fuzz/run.py). .ci/run runs it after the tests.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP) tools
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+bench: bench-mnist bench-mnist-spide bench-peers bench-device bench-executors bench-cutoff bench-recipe bench-nir bench-fleet \
+       bench-fpga
 
 # MNIST 10k/10k, 784-256-10, fixed-point STOP beside its float twin (about 12 minutes).
 bench-mnist: $(STAMP)
@@ -100,5 +124,17 @@ $(PEERS_NIR): $(PEERS_STAMP)
 bench-nir: $(PEERS_NIR)
 	$(PEERS_VENV)/bin/python bench/nir_peers.py
 
+# Federated on-device learning on Flower (docs/fleet.md): 8 native boards on digits by class (20 rounds),
+# iid and shifted (10), 2 QEMU boards, a run with faults; every aggregate checked bit for bit against
+# the host's replay (about 28 minutes). Writes bench/results/fleet.{json,md,png}; FLEET_ARGS="--only NAME".
+bench-fleet: $(STAMP) $(FLEET_STAMP) tools
+	$(PY) bench/fleet.py $(FLEET_ARGS)
+
+# The FPGA core (docs/fpga.md): the digits model synthesised, placed and routed for the iCE40 UP5K
+# and synthesised for the ECP5-25F, cycles per training sample in verilator (bit-exact with the
+# reference), samples/s at Fmax. Writes bench/results/fpga.{json,md}.
+bench-fpga: $(STAMP) tools
+	$(PY) bench/fpga.py $(FPGA_ARGS)
+
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) $(OUT) build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) $(FLEET_VENV) $(OUT) build *.egg-info

@@ -15,7 +15,8 @@ setup(
     package_dir=DATA,
     package_data={
         "edgelearn._data.targets": ["README.md", "catalogue.json", "c/*.[ch]", "firmware/*.[ch]",
-                                    "boards/*/*.[ch]", "boards/*/*.ld.S"],
+                                    "boards/*/*.[ch]", "boards/*/*.ld.S", "hdl/*/*.v", "hdl/*/*.vh",
+                                    "hdl/boards/*/*.v", "hdl/boards/*/*.pcf"],
         "edgelearn._data.models": ["*.json"],
     },
 )

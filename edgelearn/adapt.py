@@ -28,7 +28,7 @@ from . import numerics as nx
 from .encoders import CODES, as_rows, encode_step
 from .errors import ModelError
 from .model import Learning, Model
-from .ops import NEURONS
+from .ops import LAYERS, NEURONS
 from .plan import runtime_of
 
 CURRENT_STD = 0.5             # in thresholds; what the MNIST default (gain 1.5 on pixels) gives layer 0
@@ -91,16 +91,19 @@ def fit_to_data(model: Model, samples: np.ndarray, *, learning_rate: bool = True
     scales, stds = {}, {}
     inputs = x
     for l, layer in enumerate(out.layers):
-        p = out.params[layer.name]
-        w = p.weight.astype(np.float64) / (1 << layer.weight_frac)
-        threshold = np.mean(p.threshold) / nx.ONE if NEURONS[layer.neuron.kind].spiking else 1.0
-        std = float(np.std(inputs @ w.T)) / threshold
-        scale = CURRENT_STD / std if std > 0 else 1.0       # a silent input below leaves the layer as it is
-        p.weight = nx.to_fixed(w * scale, layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX, np.int16)
-        scales[layer.name] = scale
-        stds[layer.name] = float(np.std(inputs @ (p.weight.astype(np.float64) / (1 << layer.weight_frac)).T)) / threshold
-        if l + 1 < len(out.layers):
-            inputs = spike_rows(out, samples)[l]
+        kind, g = LAYERS[layer.kind], out.geometry(layer)
+        if kind.has_neurons:                                # a pool has no weights to fit
+            p = out.params[layer.name]
+            w = p.weight.astype(np.float64) / (1 << layer.weight_frac)
+            threshold = np.mean(p.threshold) / nx.ONE if NEURONS[layer.neuron.kind].spiking else 1.0
+            std = float(np.std(kind.forward_float(w, inputs, g))) / threshold
+            scale = CURRENT_STD / std if std > 0 else 1.0   # a silent input below leaves the layer as it is
+            p.weight = nx.to_fixed(w * scale, layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX, np.int16)
+            scales[layer.name] = scale
+            fitted = p.weight.astype(np.float64) / (1 << layer.weight_frac)
+            stds[layer.name] = float(np.std(kind.forward_float(fitted, inputs, g))) / threshold
+        if l + 1 < len(out.layers):                         # what it outputs, in real units (an average's counts
+            inputs = spike_rows(out, samples)[l] / (1 << kind.out_frac(g))     # are in Q(log2 kh kw))
     rates = {layer.name: float(r.mean()) for layer, r in zip(out.layers, spike_rows(out, samples))}
     lr = model.learning
     if learning_rate:

@@ -30,7 +30,8 @@ from typing import Callable, Iterable
 
 from . import resources
 
-RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_blob.c", "el_stop.c", "el_spide.c")
+RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_conv2d.c", "el_pool.c", "el_scan2d.c", "el_blob.c",
+                   "el_stop.c", "el_spide.c")
 DEVICE_SOURCES = RUNTIME_SOURCES + ("el_static.c",)      # el_static.c: the device's static arena
 KEY_LENGTH = 16                                          # hex digits of the sha256 in a key
 

@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=cmd_info)
 
-    c = sub.add_parser("compile", help="config header, blob and the C runtime cross-compiled for a target")
+    c = sub.add_parser("compile", help="config header, blob and the C runtime cross-compiled for a target; for an "
+                                       "FPGA target the Verilog, synthesis, place and route and the bitstream")
     c.add_argument("model")
     c.add_argument("--target", required=True, help="a board of targets/catalogue.json")
     c.add_argument("-o", "--output", default="out/compile", help="directory for the generated files")
@@ -586,10 +587,10 @@ def cmd_info(args) -> int:
     for layer in model.layers:
         p = model.params[layer.name]
         layers.append({
-            "name": layer.name, "kind": layer.kind, "neuron": layer.neuron.kind,
+            "name": layer.name, "kind": layer.kind, "neuron": layer.neuron.kind if layer.neuron else "-",
             "inputs": [f"{e.source}" + (f"@-{e.delay}" if e.delay else "") for e in layer.inputs],
             "shape": list(layer.shape), "fan_in": model.fan_in(layer),
-            "weight_format": f"int16 Q{15 - layer.weight_frac}.{layer.weight_frac}",
+            "weight_format": f"int16 Q{15 - layer.weight_frac}.{layer.weight_frac}" if p.weight.size else "-",
             "parameters": model.n_parameters()[layer.name], "bytes": model.parameter_bytes()[layer.name],
             "leak": p.leak / (1 << 16),
         })
@@ -619,8 +620,38 @@ def cmd_info(args) -> int:
     return 0
 
 
+def fpga_report(model, target: str, output: str | None = None) -> tuple[str, bool, dict]:
+    """An FPGA target's plan, synthesis and place-and-route report (edgelearn.hdl.synth, cached):
+    its text, whether the model fits, the numbers; with ``output``, the design, its reports and
+    the bitstream go there. A model whose buffers do not fit is not synthesised."""
+    import shutil
+    from .hdl import synth
+    plan = synth.memory_plan(model, target)
+    numbers = {"target": target, "model": model.name, "placement": plan.placement, "blocks": plan.blocks,
+               "block_ram": plan.block_ram, "spram": plan.spram, "fits": plan.fits}
+    if not plan.fits:
+        return synth.format_report(model, plan, None), False, numbers
+    report, built = synth.synthesize(model, target)
+    if output:
+        Path(output).mkdir(parents=True, exist_ok=True)
+        for f in built.iterdir():
+            shutil.copyfile(f, Path(output) / f.name)
+    numbers.update(report, fits=synth.fits(report))
+    return synth.format_report(model, plan, report), numbers["fits"], numbers
+
+
 def cmd_compile(args) -> int:
     model = load_model(args.model)
+    if "fpga" in profile.target_info(args.target):
+        from .hdl import synth
+        plan = synth.memory_plan(model, args.target)
+        if not plan.fits:
+            raise ModelError(synth.not_fitting(model, plan))
+        text, fits, _ = fpga_report(model, args.target, args.output)
+        print(text)
+        print(f"{args.output}: el_model.v, memory images, RTL, the board top, flow.ys, reports"
+              + (", design.bin (icepack)" if (Path(args.output) / "design.bin").is_file() else ""))
+        return 0 if fits else 1
     build = profile.compile_for_target(model, args.target, args.output)
     print(f"{args.output}/model.elm, {args.output}/edgelearn_config.h "
           f"(arena {profile.arena_plan(model)['total']} bytes), objects for {args.target}:")
@@ -633,6 +664,10 @@ def cmd_profile(args) -> int:
     if args.plot:
         check_writable(args.plot, (".png",), "plot")
     model = load_model(args.model)
+    if "fpga" in profile.target_info(args.target) and args.learner == "stop" and not args.plot:
+        text, fits, numbers = fpga_report(model, args.target)
+        print(json.dumps(numbers, indent=2) if args.json else text)
+        return 0 if fits else 1
     report = profile.profile(model, args.target, args.learner, args.T or model.learning.T)
     if args.plot:
         profile.plot(report, args.plot)

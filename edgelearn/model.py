@@ -18,9 +18,13 @@ from .contract import (CUTOFF_MAX_PPM, CUTOFF_NEVER, ENCODINGS, INPUT, MAX_LAYER
                        MIN_SURROGATE_SHIFT, RESETS, RULES, UPDATE_MODES)
 from .errors import ModelError
 from .ops import LAYERS, NEURONS
+from .ops.layers.window import geometry as window_geometry
 
 __all__ = ["ENCODINGS", "INPUT", "MAX_LAYER_SIZE", "RESETS", "RULES", "UPDATE_MODES", "ModelError", "Edge", "Neuron",
-           "Layer", "InputSpec", "Learning", "Cutoff", "Schedule", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
+           "Layer", "Window", "InputSpec", "Learning", "Cutoff", "Schedule", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
+
+
+BINARY_ENCODINGS = ("rate", "events")     # the encoders that give 0/1 spikes (docs/numerics.md §4)
 
 
 @dataclass(frozen=True)
@@ -40,13 +44,23 @@ class Neuron:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A kernel window slid over a [channels, height, width] source: conv2d and the pools
+    (edgelearn/ops/layers/window.py). Pairs are (height, width)."""
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)    # zeros (silence) on each side
+
+
+@dataclass(frozen=True)
 class Layer:
     name: str
     kind: str                      # a registered layer kind (edgelearn.ops)
     inputs: tuple[Edge, ...]
-    shape: tuple[int, ...]         # output shape
-    neuron: Neuron
-    weight_frac: int = 12          # weights are int16 in Q(15-f).f
+    shape: tuple[int, ...]         # output shape ([channels, height, width] for a window kind)
+    neuron: Neuron | None = None   # the kind of its neurons; None for a kind without (pooling)
+    weight_frac: int = 12          # weights are int16 in Q(15-f).f (kinds with weights)
+    window: Window | None = None   # the kernel window of a window kind (conv2d, pooling)
 
     @property
     def size(self) -> int:
@@ -119,9 +133,9 @@ class Schedule:
 
 @dataclass
 class LayerParams:
-    weight: np.ndarray             # int16 [out, fan_in]
-    threshold: np.ndarray          # int32 [out], Q16
-    leak: int                      # Q16 in [0, ONE]
+    weight: np.ndarray             # int16 [rows, cols]: dense [out, fan_in], conv2d [out_c, in_c kh kw], pools [0, 0]
+    threshold: np.ndarray          # int32 [out], Q16 (none for a kind without neurons)
+    leak: int                      # Q16 in [0, ONE] (0 for a kind without neurons)
 
 
 @dataclass
@@ -140,6 +154,21 @@ class Model:
         out = {INPUT: self.input.size}
         out.update({layer.name: layer.size for layer in self.layers})
         return out
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Output shape of every node by name (the input's under ``INPUT``)."""
+        out = {INPUT: tuple(self.input.shape)}
+        out.update({layer.name: tuple(layer.shape) for layer in self.layers})
+        return out
+
+    def geometry(self, layer: Layer, shapes: dict | None = None):
+        """The window geometry of a window layer over its one source (ops/layers/window.py),
+        None for a kind without a window; a ModelError when the window does not fit."""
+        if not LAYERS[layer.kind].windowed:
+            return None
+        shapes = self.shapes() if shapes is None else shapes
+        out_c = layer.shape[0] if LAYERS[layer.kind].has_neurons else None
+        return window_geometry(f"layer {layer.name!r}", layer.window, shapes[layer.inputs[0].source], out_c)
 
     def fan_in(self, layer: Layer, sizes: dict[str, int] | None = None) -> int:
         """Total size of the layer's edge sources. Pass ``sizes()`` when asking for many
@@ -164,9 +193,9 @@ class Model:
     def validate(self) -> "Model":
         """Raise ModelError naming the first problem; return self when consistent."""
         self.validate_structure()
-        sizes = self.sizes()                # once: validate is linear in the number of layers
+        sizes, shapes = self.sizes(), self.shapes()     # once: validate is linear in the number of layers
         for layer in self.layers:
-            self._validate_params(layer, sizes)
+            self._validate_params(layer, sizes, shapes)
         return self
 
     def validate_structure(self) -> "Model":
@@ -184,6 +213,8 @@ class Model:
             _validate_schedule(self.schedule)
         seen = {INPUT}
         names = {layer.name for layer in self.layers}
+        binary = {INPUT: False}             # which nodes are layers with 0/1 spikes in ``spikes``
+        shapes = self.shapes()
         for i, layer in enumerate(self.layers):
             where = f"layer {i} ({layer.name!r})"
             if layer.name == INPUT:
@@ -191,11 +222,13 @@ class Model:
             if layer.name in seen:
                 raise ModelError(f"{where}: duplicate name")
             if layer.kind not in LAYERS:
-                raise ModelError(f"{where}: unknown layer kind {layer.kind!r} (known: {', '.join(LAYERS)})")
-            if layer.neuron.kind not in NEURONS:
+                raise ModelError(f"{where}: unknown layer kind {layer.kind!r} (known: {', '.join(LAYERS)}; "
+                                 "a dense layer reads any source flattened)")
+            neurons = LAYERS[layer.kind].has_neurons and layer.neuron is not None
+            if neurons and layer.neuron.kind not in NEURONS:
                 raise ModelError(f"{where}: unknown neuron kind {layer.neuron.kind!r} (known: {', '.join(NEURONS)})")
-            kind = NEURONS[layer.neuron.kind]
-            if kind.readout_only and i != len(self.layers) - 1:
+            kind = NEURONS[layer.neuron.kind] if neurons else None
+            if neurons and kind.readout_only and i != len(self.layers) - 1:
                 raise ModelError(f"{where}: a non-spiking {layer.neuron.kind!r} neuron can only be the readout (last) layer")
             if not layer.shape or any(d <= 0 for d in layer.shape):
                 raise ModelError(f"{where}: shape {layer.shape} must be positive")
@@ -215,6 +248,10 @@ class Model:
                     raise ModelError(f"{where}: input {e.source!r} does not exist")
                 if e.delay > 0 and e.source not in names:
                     raise ModelError(f"{where}: feedback source {e.source!r} is not a layer")
+            binary[layer.name] = self._validate_kind(where, layer, binary, shapes)
+            seen.add(layer.name)
+            if not neurons:
+                continue
             if layer.neuron.reset not in RESETS:
                 raise ModelError(f"{where}: unknown reset {layer.neuron.reset!r} (known: {', '.join(RESETS)})")
             if layer.neuron.reset == "modified" and not kind.spiking:
@@ -226,25 +263,58 @@ class Model:
                 raise ModelError(f"{where}: threshold must be > 0, got {layer.neuron.threshold}")
             if not 0.0 <= layer.neuron.leak <= 1.0:
                 raise ModelError(f"{where}: leak must be in [0, 1], got {layer.neuron.leak}")
-            seen.add(layer.name)
+        if not LAYERS[self.readout.kind].has_neurons:
+            raise ModelError(f"the readout (last layer, {self.readout.name!r}) is a {self.readout.kind!r} layer, which "
+                             "has no neurons to score with")
         if self.cutoff is not None and self.readout.size < 2:
             raise ModelError(f"cutoff: the readout has {self.readout.size} output; a cutoff compares the top two")
         return self
 
-    def _validate_params(self, layer: Layer, sizes: dict[str, int] | None = None) -> None:
+    def _validate_kind(self, where: str, layer: Layer, binary: dict[str, bool], shapes: dict) -> bool:
+        """A layer's kind against its neuron, window and source; whether it outputs 0/1 spikes."""
+        kind = LAYERS[layer.kind]
+        if kind.has_neurons and layer.neuron is None:
+            raise ModelError(f"{where}: a {layer.kind!r} layer needs a 'neuron'")
+        if not kind.has_neurons and layer.neuron is not None:
+            raise ModelError(f"{where}: a {layer.kind!r} layer has no neurons (it maps its input): remove its 'neuron'")
+        if kind.windowed != (layer.window is not None):
+            raise ModelError(f"{where}: a {layer.kind!r} layer " + ("needs a 'window' (kernel, stride, padding)"
+                                                                     if kind.windowed else "has no 'window'"))
+        if not kind.windowed:
+            return NEURONS.get(layer.neuron.kind) is not None and NEURONS[layer.neuron.kind].spiking
+        if len(layer.inputs) != 1 or layer.inputs[0].delay != 0 or layer.inputs[0].source not in binary:
+            raise ModelError(f"{where}: a {layer.kind!r} layer reads one source of this step (an earlier layer or "
+                             "the input)")
+        g = self.geometry(layer, shapes)
+        kind.check(where, binary[layer.inputs[0].source], g)
+        if tuple(layer.shape) != (g.out_c, g.out_h, g.out_w):
+            raise ModelError(f"{where}: shape {tuple(layer.shape)}; a {layer.window.kernel} window with stride "
+                             f"{layer.window.stride} and padding {layer.window.padding} over "
+                             f"{shapes[layer.inputs[0].source]} gives {(g.out_c, g.out_h, g.out_w)}")
+        if kind.has_neurons:
+            return NEURONS.get(layer.neuron.kind) is not None and NEURONS[layer.neuron.kind].spiking
+        return kind.out_frac(g) == 0
+
+    def _validate_params(self, layer: Layer, sizes: dict[str, int] | None = None, shapes: dict | None = None) -> None:
         p = self.params.get(layer.name)
         where = f"layer {layer.name!r}"
         if p is None:
             raise ModelError(f"{where}: no parameters")
-        expect = (layer.size, self.fan_in(layer, sizes))
+        kind = LAYERS[layer.kind]
+        expect = kind.weight_shape(layer.size, self.fan_in(layer, sizes), self.geometry(layer, shapes))
         if p.weight.shape != expect:
-            raise ModelError(f"{where}: weight shape {p.weight.shape} does not match "
-                             f"(outputs, fan-in) = {expect}")
+            raise ModelError(f"{where}: weight shape {p.weight.shape} does not match the {layer.kind} layer's "
+                             + ("(outputs, fan-in)" if layer.kind == "dense" else "(rows, columns)") + f" = {expect}")
         if p.weight.dtype != np.int16:
             raise ModelError(f"{where}: weights must be int16, got {p.weight.dtype}")
-        if p.threshold.shape != (layer.size,) or p.threshold.dtype != np.int32:
-            raise ModelError(f"{where}: thresholds must be int32 of shape ({layer.size},), "
+        neurons = layer.size if kind.has_neurons else 0
+        if p.threshold.shape != (neurons,) or p.threshold.dtype != np.int32:
+            raise ModelError(f"{where}: thresholds must be int32 of shape ({neurons},), "
                              f"got {p.threshold.dtype} {p.threshold.shape}")
+        if not kind.has_neurons:
+            if p.leak != 0:
+                raise ModelError(f"{where}: a {layer.kind!r} layer has no neurons: its leak must be 0, got {p.leak}")
+            return
         if NEURONS[layer.neuron.kind].spiking and np.any(p.threshold <= 0):
             raise ModelError(f"{where}: thresholds must be > 0")
         if not 0 <= p.leak <= nx.ONE:
@@ -255,7 +325,8 @@ class Model:
 
     # -- parameters ---------------------------------------------------------------
     def n_parameters(self) -> dict[str, int]:
-        return {layer.name: self.params[layer.name].weight.size + layer.size + 1 for layer in self.layers}
+        return {layer.name: self.params[layer.name].weight.size + self.params[layer.name].threshold.size
+                + LAYERS[layer.kind].has_neurons for layer in self.layers}
 
     def parameter_bytes(self) -> dict[str, int]:
         return {layer.name: self.params[layer.name].weight.nbytes + self.params[layer.name].threshold.nbytes + 4
@@ -327,11 +398,15 @@ def init_params(model: Model, weight_gain: float = 1.5) -> Model:
     its feedback weights down to a loop gain bound of 1/2)."""
     model.validate_structure()
     rng = np.random.default_rng(model.learning.seed)
-    params, sizes = {}, model.sizes()
+    params, sizes, shapes = {}, model.sizes(), model.shapes()
     for layer in model.layers:
-        fan_in = model.fan_in(layer, sizes)
-        bound = weight_gain * np.sqrt(3.0 / fan_in)
-        w = rng.uniform(-bound, bound, size=(layer.size, fan_in))
+        kind = LAYERS[layer.kind]
+        rows, cols = kind.weight_shape(layer.size, model.fan_in(layer, sizes), model.geometry(layer, shapes))
+        if not kind.has_neurons:                   # a fixed map: nothing to draw
+            params[layer.name] = LayerParams(np.zeros((0, 0), np.int16), np.zeros(0, np.int32), 0)
+            continue
+        bound = weight_gain * np.sqrt(3.0 / cols)  # cols: the inputs one neuron sums
+        w = rng.uniform(-bound, bound, size=(rows, cols))
         params[layer.name] = LayerParams(
             weight=nx.to_fixed(w, layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX, np.int16),
             threshold=nx.to_fixed(np.full(layer.size, layer.neuron.threshold), nx.STATE_FRAC),

@@ -18,12 +18,13 @@ from . import rules
 from .encoders import CODES
 from .ops import LAYERS, NEURONS
 from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Cutoff, Edge, InputSpec,
-                    Layer, LayerParams, Learning, Model, ModelError, Neuron, Schedule)
+                    Layer, LayerParams, Learning, Model, ModelError, Neuron, Schedule, Window)
+from .ops.layers.window import geometry as window_geometry
 
 BLOB_MAGIC = b"ELRN"
-BLOB_VERSION = 3                       # the newest this loader reads
-BLOB_VERSIONS = (1, 2, 3)              # 2 = 1 and a CUTOFF section, 3 = 2 and a SCHEDULE section; a
-                                       # writer uses the oldest that fits
+BLOB_VERSION = 4                       # the newest this loader reads
+BLOB_VERSIONS = (1, 2, 3, 4)           # 2 = 1 and a CUTOFF section, 3 = 2 and a SCHEDULE section, 4 = 3 and
+                                       # WINDOW sections (conv2d, pooling); a writer uses the oldest that fits
 
 # Blob codes are the index of each name in model.py's tuples, which therefore only grow at
 # the end: a code, once given to a C runtime, must keep its meaning.
@@ -33,13 +34,14 @@ UPDATE_CODES = {name: code for code, name in enumerate(UPDATE_MODES)}
 
 # Section types start at 1 so that zeroed (erased, never written) memory is never a valid table.
 (SECTION_MODEL, SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK, SECTION_CUTOFF,
- SECTION_SCHEDULE) = 1, 2, 3, 4, 5, 6, 7
+ SECTION_SCHEDULE, SECTION_WINDOW) = 1, 2, 3, 4, 5, 6, 7, 8
 SECTION_NAMES = {SECTION_MODEL: "MODEL", SECTION_LAYER: "LAYER", SECTION_WEIGHTS: "WEIGHTS",
                  SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK", SECTION_CUTOFF: "CUTOFF",
-                 SECTION_SCHEDULE: "SCHEDULE"}
-SECTION_SINCE = {SECTION_CUTOFF: 2, SECTION_SCHEDULE: 3}    # the format version that introduced a section type
+                 SECTION_SCHEDULE: "SCHEDULE", SECTION_WINDOW: "WINDOW"}
+SECTION_SINCE = {SECTION_CUTOFF: 2, SECTION_SCHEDULE: 3, SECTION_WINDOW: 4}   # the version that introduced a type
 MODEL_SECTIONS = (SECTION_CUTOFF, SECTION_SCHEDULE)          # optional, at most one each, index 0
 LAYER_SECTIONS = (SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK)
+WINDOW_SECTIONS = (SECTION_WINDOW,)                          # one per layer of a window kind, none for the others
 INPUT_SOURCE = 0xFFFF                  # edge source index that means the model input
 MAX_LAYERS = INPUT_SOURCE - 1          # layer_count's limit (docs/model-format.md, MODEL section)
 FLAG_LEARN_THRESHOLD, FLAG_LEARN_LEAK, FLAG_MODIFIED_RESET = 1, 2, 4
@@ -51,6 +53,7 @@ MODEL_FIXED = struct.Struct("<IHBBHBBBBBbIHH")    # see the MODEL table in docs/
 LAYER_FIXED = struct.Struct("<BBBBIIHBBHH")       # see the LAYER table in docs/model-format.md
 CUTOFF_FIXED = struct.Struct("<II")              # tolerance in ppm, reserved 0; then int64 margins[T]
 SCHEDULE_FIXED = struct.Struct("<IIII")          # every, steps, learned (the device updates it), reserved 0
+WINDOW_FIXED = struct.Struct("<HHHHHH")          # kernel h, w, stride h, w, padding h, w
 _EDGE = np.dtype([("source", "<u2"), ("delay", "<u2")])
 
 
@@ -64,6 +67,10 @@ def to_blob(model: Model) -> bytes:
     sections = [(SECTION_MODEL, 0, _model_section(model))]
     for i, layer in enumerate(model.layers):
         sections.append((SECTION_LAYER, i, _layer_section(model, layer, index, sizes)))
+    for i, layer in enumerate(model.layers):
+        if layer.window is not None:
+            w = layer.window
+            sections.append((SECTION_WINDOW, i, WINDOW_FIXED.pack(*w.kernel, *w.stride, *w.padding)))
     for i, layer in enumerate(model.layers):
         p = model.params[layer.name]
         sections += [(SECTION_WEIGHTS, i, p.weight.astype("<i2").tobytes()),
@@ -110,9 +117,11 @@ def _layer_section(model: Model, layer: Layer, index: dict[str, int], sizes: dic
     _check_fits(len(layer.shape), 0xFF, f"{where} rank")
     _check_fits(len(layer.inputs), 0xFFFF, f"{where} number of inputs")
     _check_fits(max(e.delay for e in layer.inputs), 0xFFFF, f"{where} edge delay")
-    flags = (FLAG_LEARN_THRESHOLD * layer.neuron.learn_threshold + FLAG_LEARN_LEAK * layer.neuron.learn_leak
-             + FLAG_MODIFIED_RESET * (layer.neuron.reset == "modified"))
-    fixed = LAYER_FIXED.pack(LAYERS[layer.kind].code, NEURONS[layer.neuron.kind].code, flags,
+    neuron, flags = layer.neuron, 0                          # a kind without neurons: code 0, no flags
+    if neuron is not None:
+        flags = (FLAG_LEARN_THRESHOLD * neuron.learn_threshold + FLAG_LEARN_LEAK * neuron.learn_leak
+                 + FLAG_MODIFIED_RESET * (neuron.reset == "modified"))
+    fixed = LAYER_FIXED.pack(LAYERS[layer.kind].code, NEURONS[neuron.kind].code if neuron else 0, flags,
                               layer.weight_frac, layer.size, model.fan_in(layer, sizes), len(layer.inputs),
                               len(layer.shape), 0, len(name), 0)
     edges = np.array([(index[e.source], e.delay) for e in layer.inputs], _EDGE)
@@ -165,7 +174,7 @@ def from_blob(data: bytes) -> Model:
     sections = _section_table(data, n_sections, table_offset, version)
     input_spec, learning, name, n_layers = _parse_model_section(_section(sections, SECTION_MODEL, 0))
     expected = ({(SECTION_MODEL, 0)} | {(kind, 0) for kind in MODEL_SECTIONS}
-                | {(kind, i) for kind in LAYER_SECTIONS for i in range(n_layers)})
+                | {(kind, i) for kind in LAYER_SECTIONS + WINDOW_SECTIONS for i in range(n_layers)})
     unexpected = sorted(sections.keys() - expected)
     if unexpected:
         kind, index = unexpected[0]
@@ -173,10 +182,13 @@ def from_blob(data: bytes) -> Model:
             raise ModelError(f"{SECTION_NAMES[kind]} section {index}: a model has at most one, index 0")
         raise ModelError(f"{SECTION_NAMES[kind]} section {index} does not belong to a model of {n_layers} layer(s)")
     records = [_parse_layer_section(_section(sections, SECTION_LAYER, i), i, n_layers) for i in range(n_layers)]
+    windows = [_parse_window_section(sections, record, i) for i, record in enumerate(records)]
     names = [r.name for r in records]
+    shapes = [input_spec.shape if r.edges.size == 0 or r.edges["source"][0] == INPUT_SOURCE
+              else records[r.edges["source"][0]].shape for r in records]      # a window layer's one source
     layers, params = [], {}
     for i, record in enumerate(records):
-        layer, layer_params = _build_layer(record, names, sections, i)
+        layer, layer_params = _build_layer(record, names, sections, i, windows[i], shapes[i])
         layers.append(layer)
         params[layer.name] = layer_params
     # By index, as the edges are stored (names are checked by validate, after this)
@@ -308,7 +320,7 @@ class _LayerRecord(NamedTuple):
     """A LAYER section, decoded; edges still hold source indices (a source may come later)."""
     name: str
     kind: str
-    neuron_kind: str
+    neuron_kind: str | None        # None: a kind without neurons
     flags: int
     weight_frac: int
     shape: tuple[int, ...]
@@ -338,10 +350,16 @@ def _parse_layer_section(buf: memoryview, i: int, n_layers: int) -> _LayerRecord
     if bad.size:
         raise ModelError(f"{what}: edge source index {bad[0]} is neither 0x{INPUT_SOURCE:04X} (input) "
                          f"nor a layer index below {n_layers}")
-    return _LayerRecord(_decode_name(buf[name_start:name_start + name_length], f"{what} name"),
-                        _decode(tuple(LAYERS), kind, f"{what} layer kind"),
-                        _decode(tuple(NEURONS), neuron_kind, f"{what} neuron kind"),
-                        flags, weight_frac, shape, fan_in, edges)
+    kind_name = _decode(tuple(LAYERS), kind, f"{what} layer kind")
+    if not LAYERS[kind_name].has_neurons:
+        if neuron_kind or flags:
+            raise ModelError(f"{what}: a {kind_name!r} layer has no neurons: its neuron code and flags must be 0, "
+                             f"got {neuron_kind} and 0x{flags:02x}")
+        neuron_name = None
+    else:
+        neuron_name = _decode(tuple(NEURONS), neuron_kind, f"{what} neuron kind")
+    return _LayerRecord(_decode_name(buf[name_start:name_start + name_length], f"{what} name"), kind_name,
+                        neuron_name, flags, weight_frac, shape, fan_in, edges)
 
 
 def _read_array(sections: dict, kind: int, i: int, dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -353,19 +371,38 @@ def _read_array(sections: dict, kind: int, i: int, dtype, shape: tuple[int, ...]
     return np.frombuffer(buf, np.dtype(dtype).newbyteorder("<")).reshape(shape).astype(dtype)
 
 
-def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int) -> tuple[Layer, LayerParams]:
+def _parse_window_section(sections: dict, record: _LayerRecord, i: int) -> Window | None:
+    """A window kind's WINDOW section (kernel, stride, padding), which no other kind has."""
+    if not LAYERS[record.kind].windowed:
+        if (SECTION_WINDOW, i) in sections:
+            raise ModelError(f"WINDOW section {i}: a {record.kind!r} layer has no window")
+        return None
+    buf = _section(sections, SECTION_WINDOW, i)
+    _check_size(buf, WINDOW_FIXED.size, f"WINDOW section {i}", "(kernel, stride, padding: u16 height, width each)")
+    kh, kw, sh, sw, ph, pw = WINDOW_FIXED.unpack_from(buf)
+    return Window((kh, kw), (sh, sw), (ph, pw))
+
+
+def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int, window: Window | None,
+                 source_shape: tuple[int, ...]) -> tuple[Layer, LayerParams]:
     out_size = math.prod(record.shape)
-    params = LayerParams(weight=_read_array(sections, SECTION_WEIGHTS, i, np.int16, (out_size, record.fan_in)),
-                         threshold=_read_array(sections, SECTION_THRESHOLD, i, np.int32, (out_size,)),
+    kind = LAYERS[record.kind]
+    where = f"LAYER section {i} ({record.name!r})"
+    if kind.windowed and len(record.edges) != 1:
+        raise ModelError(f"{where}: a {record.kind!r} layer reads exactly one source, it has {len(record.edges)}")
+    g = window_geometry(where, window, source_shape, record.shape[0] if kind.has_neurons else None) if window else None
+    neurons = out_size if kind.has_neurons else 0
+    params = LayerParams(weight=_read_array(sections, SECTION_WEIGHTS, i, np.int16,
+                                            kind.weight_shape(out_size, record.fan_in, g)),
+                         threshold=_read_array(sections, SECTION_THRESHOLD, i, np.int32, (neurons,)),
                          leak=int(_read_array(sections, SECTION_LEAK, i, np.int32, (1,))[0]))
     # The blob keeps only what the device runs; the Neuron's initial values are read back
     # from the parameters, which reproduces them exactly for a freshly initialised model.
-    neuron = Neuron(record.neuron_kind,
-                    threshold=float(nx.from_fixed(params.threshold[0], nx.STATE_FRAC)),
-                    leak=float(nx.from_fixed(params.leak, nx.STATE_FRAC)),
-                    learn_threshold=bool(record.flags & FLAG_LEARN_THRESHOLD),
-                    learn_leak=bool(record.flags & FLAG_LEARN_LEAK),
-                    reset="modified" if record.flags & FLAG_MODIFIED_RESET else "subtract")
+    neuron = None if record.neuron_kind is None else Neuron(
+        record.neuron_kind, threshold=float(nx.from_fixed(params.threshold[0], nx.STATE_FRAC)),
+        leak=float(nx.from_fixed(params.leak, nx.STATE_FRAC)), learn_threshold=bool(record.flags & FLAG_LEARN_THRESHOLD),
+        learn_leak=bool(record.flags & FLAG_LEARN_LEAK),
+        reset="modified" if record.flags & FLAG_MODIFIED_RESET else "subtract")
     inputs = tuple(Edge(INPUT if source == INPUT_SOURCE else names[source], int(delay))
                    for source, delay in record.edges.tolist())
-    return Layer(record.name, record.kind, inputs, record.shape, neuron, record.weight_frac), params
+    return Layer(record.name, record.kind, inputs, record.shape, neuron, record.weight_frac, window), params

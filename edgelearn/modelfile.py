@@ -14,19 +14,31 @@ import math
 from pathlib import Path
 
 from .contract import CUTOFF_NEVER
-from .model import Cutoff, Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron, Schedule
+from .model import Cutoff, Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron, Schedule, Window
 from .modelblob import BLOB_MAGIC, from_blob, to_blob
 from .rules import init_model
 
 SPEC_FORMAT = "edgelearn-model"
 SPEC_VERSIONS = {1: "the structure", 2: "version 1 and a calibrated cutoff",
-                 3: "version 2 and a learning-rate schedule"}
+                 3: "version 2 and a learning-rate schedule", 4: "version 3 and window layers (conv2d, pooling)"}
 SPEC_SINCE = {"cutoff": 2, "schedule": 3}      # the spec version that introduced a top-level key
+# What a spec may ask for: a few bytes of JSON must never make the loader allocate gigabytes or
+# run for minutes (docs/model-format.md, "What is refused"). The blob format's own fields bound
+# the rest (layer_count u16, name_length u16); thresholds must fit the Q16 membrane (int32).
+MAX_SPEC_BYTES = 16 << 20
+MAX_SPEC_LAYERS = 65534
+MAX_SPEC_INPUT = 1 << 24                       # input values
+MAX_SPEC_WEIGHTS = 1 << 24                     # weights of all layers together (32 MiB as int16)
+MAX_NAME_BYTES = 65535
+MAX_THRESHOLD = 32768.0                        # 2^31 / 2^16: the largest Q16 int32, exclusive
+LAYER_KEY_SINCE = {"window": 4}                # ... and a layer's key
 
 
 def spec_version(model: Model) -> int:
     """The oldest spec version that holds the model, so older readers keep reading the rest."""
-    return max([1] + [since for key, since in SPEC_SINCE.items() if getattr(model, key) is not None])
+    return max([1] + [since for key, since in SPEC_SINCE.items() if getattr(model, key) is not None]
+               + [since for key, since in LAYER_KEY_SINCE.items() for layer in model.layers
+                  if getattr(layer, key) is not None])
 
 
 # -- JSON spec ------------------------------------------------------------------------------
@@ -37,14 +49,7 @@ def spec_to_dict(model: Model) -> dict:
         "version": spec_version(model),
         "name": model.name,
         "input": {"shape": [int(d) for d in model.input.shape], "encoding": model.input.encoding},
-        "layers": [{
-            "name": layer.name,
-            "kind": layer.kind,
-            "inputs": [{"from": e.source, "delay": e.delay} for e in layer.inputs],
-            "shape": [int(d) for d in layer.shape],
-            "neuron": dataclasses.asdict(layer.neuron),
-            "weight_frac": layer.weight_frac,
-        } for layer in model.layers],
+        "layers": [_layer_to_dict(layer) for layer in model.layers],
         "learning": dataclasses.asdict(model.learning),
     }
     if model.cutoff is not None:
@@ -55,6 +60,17 @@ def spec_to_dict(model: Model) -> dict:
     return spec
 
 
+def _layer_to_dict(layer: Layer) -> dict:
+    out = {"name": layer.name, "kind": layer.kind, "inputs": [{"from": e.source, "delay": e.delay} for e in layer.inputs],
+           "shape": [int(d) for d in layer.shape]}
+    if layer.neuron is not None:                 # a kind without neurons (pooling) has none
+        out["neuron"] = dataclasses.asdict(layer.neuron)
+    out["weight_frac"] = layer.weight_frac
+    if layer.window is not None:
+        out["window"] = {key: [int(v) for v in pair] for key, pair in dataclasses.asdict(layer.window).items()}
+    return out
+
+
 def model_from_spec_dict(spec: dict) -> Model:
     """The model a spec describes, with seeded initial parameters, validated."""
     if not isinstance(spec, dict):
@@ -63,16 +79,46 @@ def model_from_spec_dict(spec: dict) -> Model:
         raise ModelError(f"not an edgelearn model spec: 'format' is {_show(spec.get('format'))}, "
                          f"expected {SPEC_FORMAT!r}")
     version = spec.get("version")
-    if isinstance(version, bool) or version not in SPEC_VERSIONS:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SPEC_VERSIONS:
         raise ModelError(f"unsupported spec version {_show(version)} (supported: "
                          + ", ".join(f"{v}: {what}" for v, what in SPEC_VERSIONS.items()) + ")")
     for key, since in SPEC_SINCE.items():
         if key in spec and version < since:
             raise ModelError(f"a {key!r} needs spec version {since}")
+    for i, layer in enumerate(spec.get("layers") if isinstance(spec.get("layers"), list) else []):
+        for key, since in LAYER_KEY_SINCE.items():
+            if isinstance(layer, dict) and key in layer and version < since:
+                raise ModelError(f"layers[{i}]: a {key!r} needs spec version {since}")
+    if isinstance(spec.get("layers"), list) and len(spec["layers"]) > MAX_SPEC_LAYERS:
+        raise ModelError(f"layers: {len(spec['layers'])} layers; a model has at most {MAX_SPEC_LAYERS}")
     fields = _fields(spec, "", _SPEC_FIELDS, required=("format", "version", "name", "input", "layers"))
     del fields["format"], fields["version"]
     model = Model(**fields)
+    _check_resources(model)
     return init_model(model)
+
+
+def _check_resources(model: Model) -> None:
+    """What the model asks for, bounded before any parameter is drawn (MAX_SPEC_*)."""
+    from .ops import LAYERS
+
+    model.validate_structure()
+    sizes, shapes = model.sizes(), model.shapes()
+    if sizes["input"] > MAX_SPEC_INPUT:
+        raise ModelError(f"input.shape: {sizes['input']} values; a spec may ask for at most {MAX_SPEC_INPUT}")
+    for where, name in [("name", model.name)] + [(f"layers[{i}].name", ly.name) for i, ly in enumerate(model.layers)]:
+        if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ModelError(f"{where}: a name of {len(name.encode('utf-8'))} bytes; names are at most {MAX_NAME_BYTES}")
+    total = 0
+    for i, layer in enumerate(model.layers):
+        rows, cols = LAYERS[layer.kind].weight_shape(layer.size, model.fan_in(layer, sizes), model.geometry(layer, shapes))
+        total += rows * cols
+        if total > MAX_SPEC_WEIGHTS:
+            raise ModelError(f"layers[{i}] ({layer.name!r}): {total} weights in the layers up to it; a spec may ask "
+                             f"for at most {MAX_SPEC_WEIGHTS} in all")
+        if layer.neuron is not None and not abs(layer.neuron.threshold) < MAX_THRESHOLD:
+            raise ModelError(f"layers[{i}].neuron.threshold: {layer.neuron.threshold} does not fit the Q16 "
+                             f"membrane format (thresholds are below {MAX_THRESHOLD:g})")
 
 
 def save_spec(model: Model, path) -> None:
@@ -101,12 +147,18 @@ def load_spec(path) -> Model:
 
 
 def _spec_from_bytes(data: bytes) -> Model:
+    if len(data) > MAX_SPEC_BYTES:
+        raise ModelError(f"a spec of {len(data)} bytes; specs are at most {MAX_SPEC_BYTES} bytes")
     try:
         spec = json.loads(data.decode("utf-8"), object_pairs_hook=_object_without_duplicates)
     except UnicodeDecodeError as e:
         raise ModelError(f"spec is not UTF-8 text: {e.reason} at byte {e.start}") from None
     except json.JSONDecodeError as e:
         raise ModelError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise ModelError("spec nested too deeply to read (a spec is a few levels deep)") from None
+    except ValueError as e:                    # an integer of more digits than Python converts
+        raise ModelError(f"invalid JSON: {e}") from None
     return model_from_spec_dict(spec)
 
 
@@ -195,9 +247,19 @@ def _read_edge(obj, where):
 _read_neuron = _object_of(Neuron, {"kind": _as_str, "threshold": _as_float, "leak": _as_float,
                                    "learn_threshold": _as_bool, "learn_leak": _as_bool, "reset": _as_str},
                           required=("kind",))
+def _as_pair(value, where):
+    pair = _as_shape(value, where)
+    if len(pair) != 2:
+        raise ModelError(f"{where}: expected [height, width], got {_show(value)}")
+    return pair
+
+
+_read_window = _object_of(Window, {"kernel": _as_pair, "stride": _as_pair, "padding": _as_pair},
+                          required=("kernel",))
 _read_layer = _object_of(Layer, {"name": _as_str, "kind": _as_str, "inputs": _list_of(_read_edge),
-                                 "shape": _as_shape, "neuron": _read_neuron, "weight_frac": _as_int},
-                         required=("name", "kind", "inputs", "shape", "neuron"))
+                                 "shape": _as_shape, "neuron": _read_neuron, "weight_frac": _as_int,
+                                 "window": _read_window},
+                         required=("name", "kind", "inputs", "shape"))
 _read_input = _object_of(InputSpec, {"shape": _as_shape, "encoding": _as_str}, required=("shape",))
 _read_learning = _object_of(Learning, {"rule": _as_str, "T": _as_int, "lr_weight_shift": _as_int,
                                        "lr_threshold_shift": _as_int, "lr_leak_shift": _as_int,

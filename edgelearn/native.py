@@ -39,7 +39,11 @@ SOURCE = """
 #include "edgelearn.h"
 #include "el_kernels.h"
 #include "el_kernels_spide.h"
+#include "el_conv2d.h"
+#include "el_pool.h"
+#include "el_scan2d.h"
 #include "el_neurons.h"
+#include "el_layers.h"
 #include "el_numerics.h"
 int64_t el_round_shift_export(int64_t x, int s) { return el_round_shift(x, s); }
 int64_t el_stochastic_shift_export(int64_t p, int s, uint32_t *state) { return el_stochastic_shift(p, s, state); }

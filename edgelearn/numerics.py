@@ -8,6 +8,8 @@ them one for one.
 import numpy as np
 from numba import njit
 
+from .contract import SUM_LIMIT
+
 # Q-formats (fractional bits). Membranes, thresholds, leaks, traces, errors and the
 # surrogate share one format so that no shift is needed when they meet.
 STATE_FRAC = 16
@@ -54,6 +56,15 @@ def sat32(x):
 @njit(cache=True)
 def sat16(x):
     return saturate(np.int64(x), INT16_MIN, INT16_MAX)
+
+
+_SUM_LIMIT = np.int64(SUM_LIMIT)
+
+
+@njit(cache=True)
+def sat_sum(acc, p):
+    """acc + p, saturated at +-SUM_LIMIT so that adding one more int64 product never overflows."""
+    return saturate(acc + p, -_SUM_LIMIT, _SUM_LIMIT)
 
 
 @njit(cache=True)

@@ -25,6 +25,7 @@ from . import contract as ct
 from .model import INPUT, Model
 from .numerics import STATE_FRAC
 from .ops import LAYERS, NEURONS
+from .ops.layers.window import Geometry
 from .rules import RULE_RUNTIME, RUNTIMES, SPECS  # noqa: F401  (RUNTIMES: their order is their C code)
 from .rules.spide.spec import HealthSlot
 
@@ -41,8 +42,8 @@ LAYER_FIELDS = (
     Field("weights_at", "uint32_t", "the weights: C, byte offset in the blob; Python, first element"),
     Field("thresholds_at", "uint32_t", "the thresholds: C, byte offset in the blob; Python, first element"),
     Field("leak_at", "uint32_t", "the leak: C, byte offset in the blob; Python, its index"),
-    Field("n_off", "uint32_t", "first neuron in the neuron buffers (membrane, spikes, ...)"),
-    Field("learn_off", "uint32_t", "first neuron in threshold_trace, leak_trace, error, threshold_grad"),
+    Field("n_off", "uint32_t", "first output in spikes (every layer's)"),
+    Field("learn_off", "uint32_t", "first neuron in threshold_trace, leak_trace, threshold_grad"),
     Field("in_off", "uint32_t", "first input in input_trace"),
     Field("w_off", "uint32_t", "first synapse in weight_grad"),
     Field("neuron", "uint8_t", "neuron kind code"),
@@ -52,8 +53,16 @@ LAYER_FIELDS = (
     Field("e_start", "uint32_t", "the layer's first edge in the edge table"),
     Field("e_count", "uint16_t", "its number of edges"),
     Field("vd", "int8_t", "SPIDE: log2 of V_d in real units"),
-    Field("reserved", "uint8_t", "zero"),
+    Field("kind", "uint8_t", "layer kind code"),
+    Field("w_rows", "uint32_t", "its weight matrix's rows (dense: n_out; conv2d: out_c; pools: 0)"),
+    Field("w_cols", "uint32_t", "and columns (dense: n_in; conv2d: in_c kh kw)"),
+    *(Field(name, "uint16_t", f"window: {name.replace('_', ' ')}") for name in Geometry._fields),
+    Field("out_frac", "uint8_t", "fractional bits of the values it writes into spikes (avgpool: log2 kh kw)"),
+    Field("state_off", "uint32_t", "first neuron in membrane, potential, current (the layers with neurons')"),
+    Field("error_off", "uint32_t", "first output in error (every trainable layer's, a pool's too)"),
+    Field("n_traces", "uint32_t", "its input traces from in_off (n_in; scan2d: n_in + n_out, its own spikes')"),
 )
+WINDOW_FIELDS = tuple(Field(name, "uint16_t", f"{name.replace('_', ' ')}") for name in Geometry._fields)
 EDGE_FIELDS = (
     Field("src", "int32_t", "source layer, -1 for the input"),
     Field("delay", "uint32_t", "0: this step's spikes; 1: the previous step's"),
@@ -76,16 +85,21 @@ def struct_size(fields) -> int:
 class Dims(NamedTuple):
     """The counts buffer sizes are made of (el_dims_t in C, filled by the loader)."""
     layers: int             # L
-    neurons: int            # N, every layer's
+    neurons: int            # N, every layer's outputs
+    state_neurons: int      # STOP: the neurons of the layers with neurons (a pool keeps no state)
     inputs: int
     classes: int            # the readout's neurons
-    max_fan_in: int         # the widest dense call (dense's scratch companion)
+    max_fan_in: int         # the widest layer input (widened to int32 in layer_input)
+    max_nonzero: int        # the longest index list of a layer kind's call (their scratch companions)
+    max_plane: int          # STOP: the largest output channel of a conv2d (its sums' scratch)
     width: int              # SPIDE: max(inputs, widest layer)
     edges: int              # SPIDE: every layer's edges
-    learn_neurons: int      # STOP: neurons of trainable layers
+    learn_neurons: int      # STOP: neurons of trainable layers with neurons
+    error_neurons: int      # STOP: outputs of trainable layers (a pool's error is passed on)
     learn_inputs: int       # STOP: fan-in of trainable layers
     max_hidden: int         # STOP: widest trainable layer below the readout (el_hidden_error's scratch)
-    input_sums: int         # STOP: layer 0's neurons when its input is direct (the same all sample), else 0
+    input_sums: int         # STOP: layer 0's neurons when its input is direct (the same all sample) and its
+                            # kind keeps the sums, else 0
     learning_layers: int    # STOP: L when any layer learns, else 0
     grad_synapses: int      # STOP: synapses of trainable layers when gradients are accumulated, else 0
     health_counters: int    # SPIDE: its health counters
@@ -105,21 +119,23 @@ def _both(count: str) -> dict:
 
 BUFFERS = (
     Buffer("layers", "el_layer_t", "layer table", _both("layers"), "the layer table"),
-    Buffer("membrane", "int32_t", "neuron state", _both("neurons"), "V, after reset"),
-    Buffer("potential", "int32_t", "neuron state", {"stop": "neurons"}, "U, before reset (the surrogate reads it)"),
-    Buffer("current", "int32_t", "neuron state", _both("neurons"), "this step's synaptic current"),
-    Buffer("spikes", "uint8_t", "neuron state", _both("neurons"), "this step's spikes"),
+    Buffer("membrane", "int32_t", "neuron state", {"stop": "state_neurons", "spide": "neurons"}, "V, after reset"),
+    Buffer("potential", "int32_t", "neuron state", {"stop": "state_neurons"}, "U, before reset (the surrogate reads it)"),
+    Buffer("current", "int32_t", "neuron state", {"stop": "state_neurons", "spide": "neurons"},
+           "this step's synaptic current"),
+    Buffer("spikes", "uint8_t", "neuron state", _both("neurons"), "this step's spikes (a pool's: its values)"),
     Buffer("layer_input", "int32_t", "I/O buffers", {"stop": "max_fan_in"},
            "the encoder's output for layer 0, the spikes below widened to int32 for the others"),
-    Buffer("nonzero_index", "int32_t", "I/O buffers", {"stop": "max_fan_in", "spide": "width"},
-           "el_dense_current's scratch"),
+    Buffer("nonzero_index", "int32_t", "I/O buffers", {"stop": "max_nonzero", "spide": "width"},
+           "the layer kinds' scratch: non-zero inputs, traces or error positions"),
+    Buffer("plane_sums", "int64_t", "I/O buffers", {"stop": "max_plane"}, "conv2d's scratch: one output channel's sums"),
     Buffer("scores", "int64_t", "I/O buffers", _both("classes"), "the readout's scores"),
     Buffer("input_sums", "int64_t", "neuron state", {"stop": "input_sums"},
            "STOP: layer 0's exact W x for a direct-coded sample (numerics.md §5b)"),
     Buffer("input_trace", "int32_t", "traces", {"stop": "learn_inputs"}, "STOP: presynaptic traces x^"),
     Buffer("threshold_trace", "int32_t", "traces", {"stop": "learn_neurons"}, "STOP: th~"),
     Buffer("leak_trace", "int32_t", "traces", {"stop": "learn_neurons"}, "STOP: a~"),
-    Buffer("error", "int32_t", "errors", {"stop": "learn_neurons", "spide": "classes"},
+    Buffer("error", "int32_t", "errors", {"stop": "error_neurons", "spide": "classes"},
            "STOP: spatial errors d; SPIDE: the readout's error e"),
     Buffer("error_backprop", "int64_t", "errors", {"stop": "max_hidden"}, "el_hidden_error's scratch"),
     Buffer("threshold_grad", "int64_t", "gradient accumulators", {"stop": "learn_neurons"}, "STOP: threshold sums"),
@@ -179,15 +195,17 @@ def runtime_of(model: Model) -> str:
 def layer_flags(model: Model) -> list[int]:
     """The runtime's flags per layer: a layer its rule trains (the spec's ``trainable``)
     learns its threshold when asked and spiking, its leak when asked and the leak is a
-    parameter of its kind."""
+    parameter of its kind. A layer without neurons (pooling) learns nothing; trainable, it
+    passes the errors of the layer above down to the one below."""
     flags = []
     for layer, learns in zip(model.layers, SPECS[model.learning.rule].trainable(model)):
-        kind = NEURONS[layer.neuron.kind]
         f = ct.TRAINABLE if learns else 0
-        if learns and layer.neuron.learn_threshold and kind.spiking:
-            f |= ct.LEARN_THRESHOLD
-        if learns and layer.neuron.learn_leak and not kind.leak_fixed_at_one:
-            f |= ct.LEARN_LEAK
+        if layer.neuron is not None:
+            kind = NEURONS[layer.neuron.kind]
+            if learns and layer.neuron.learn_threshold and kind.spiking:
+                f |= ct.LEARN_THRESHOLD
+            if learns and layer.neuron.learn_leak and not kind.leak_fixed_at_one:
+                f |= ct.LEARN_LEAK
         flags.append(f)
     return flags
 
@@ -197,41 +215,60 @@ def tables(model: Model, weight_grad: bool = False) -> tuple[np.ndarray, np.ndar
     them (el_blob.c): neurons in layer order, learning state compacted over the trainable
     layers, one edge per layer input."""
     layers, L = model.layers, len(model.layers)
-    sizes, index = model.sizes(), {layer.name: i for i, layer in enumerate(layers)}
+    sizes, shapes, index = model.sizes(), model.shapes(), {layer.name: i for i, layer in enumerate(layers)}
     n_off = np.cumsum([0] + [layer.size for layer in layers])
     flags = layer_flags(model)
     spide = runtime_of(model) == "spide"
     table = np.zeros((L, len(LAYER_FIELDS)), dtype=np.int64)
     edges = np.zeros((sum(len(layer.inputs) for layer in layers), len(EDGE_FIELDS)), dtype=np.int64)
-    w_at = learn_off = in_off = w_off = e_start = 0
-    max_fan_in = max_hidden = 0
+    w_at = th_at = learn_off = in_off = w_off = e_start = state_off = error_off = 0
+    max_fan_in = max_nonzero = max_plane = max_hidden = 0
     for l, layer in enumerate(layers):
+        kind = LAYERS[layer.kind]
         n_in, n_out = model.fan_in(layer, sizes), layer.size
-        reset_shift = 1 if layer.neuron.reset == "modified" else 0
+        g = model.geometry(layer, shapes)
+        rows, cols = kind.weight_shape(n_out, n_in, g)
+        reset_shift = 1 if layer.neuron is not None and layer.neuron.reset == "modified" else 0
         vd = 0
         if spide and l < L - 1:     # V_d = 2^vd: th = 2^k in Q16, vd = k - 16 + reset_shift
             vd = int(model.params[layer.name].threshold[0]).bit_length() - 1 - STATE_FRAC + reset_shift
         learns = bool(flags[l] & ct.TRAINABLE)
-        table[l] = (n_in, n_out, w_at, n_off[l], l, n_off[l], learn_off if learns else 0, in_off if learns else 0,
-                    w_off if learns else 0, NEURONS[layer.neuron.kind].code, layer.weight_frac, flags[l],
-                    reset_shift, e_start, len(layer.inputs), vd, 0)
+        n_traces = kind.traces(n_in, n_out) if kind.has_neurons else 0
+        row = dict(n_in=n_in, n_out=n_out, n_traces=n_traces, weights_at=w_at, thresholds_at=th_at, leak_at=l, n_off=n_off[l],
+                   state_off=state_off if kind.has_neurons else 0, error_off=error_off if learns else 0,
+                   learn_off=learn_off if learns and kind.has_neurons else 0,
+                   in_off=in_off if learns and kind.has_neurons else 0,
+                   w_off=w_off if learns else 0, neuron=NEURONS[layer.neuron.kind].code if kind.has_neurons else 0,
+                   weight_frac=layer.weight_frac, flags=flags[l], reset_shift=reset_shift, e_start=e_start,
+                   e_count=len(layer.inputs), vd=vd, kind=kind.code, w_rows=rows, w_cols=cols,
+                   out_frac=kind.out_frac(g), **(g._asdict() if g else {}))
+        table[l] = [row.get(f.name, 0) for f in LAYER_FIELDS]
         col = 0
         for e in layer.inputs:
             src = -1 if e.source == INPUT else index[e.source]
             edges[e_start] = (src, e.delay, col, sizes[e.source], 0 if src < 0 else n_off[src])
             col += sizes[e.source]
             e_start += 1
-        max_fan_in = max(max_fan_in, LAYERS[layer.kind].scratch(n_in, n_out)["nonzero_index"])
+        scratch = kind.scratch(n_in, g)
+        max_fan_in = max(max_fan_in, scratch["layer_input"])
+        max_nonzero, max_plane = max(max_nonzero, scratch["nonzero_index"]), max(max_plane, scratch["plane_sums"])
         if learns:
-            learn_off, in_off, w_off = learn_off + n_out, in_off + n_in, w_off + n_in * n_out
+            error_off, w_off = error_off + n_out, w_off + rows * cols
+            if kind.has_neurons:                            # a map of its input keeps no traces
+                learn_off, in_off = learn_off + n_out, in_off + n_traces
             if l < L - 1:
                 max_hidden = max(max_hidden, n_out)
-        w_at += n_in * n_out
+        state_off += n_out if kind.has_neurons else 0
+        w_at += rows * cols
+        th_at += n_out if kind.has_neurons else 0
     grad_kept = model.learning.update == "sample" or weight_grad
-    dims = Dims(layers=L, neurons=int(n_off[-1]), inputs=model.input.size, classes=layers[-1].size,
-                max_fan_in=max_fan_in, width=max(model.input.size, max(layer.size for layer in layers)),
+    dims = Dims(layers=L, neurons=int(n_off[-1]), state_neurons=state_off, inputs=model.input.size,
+                classes=layers[-1].size, error_neurons=error_off,
+                max_fan_in=max_fan_in, max_nonzero=max_nonzero, max_plane=max_plane,
+                width=max(model.input.size, max(layer.size for layer in layers)),
                 edges=len(edges), learn_neurons=learn_off, learn_inputs=in_off, max_hidden=max_hidden,
-                input_sums=layers[0].size if model.input.encoding == "direct" else 0,
+                input_sums=layers[0].size if model.input.encoding == "direct" and LAYERS[layers[0].kind].keeps_sums
+                else 0,
                 learning_layers=L if learn_off else 0, grad_synapses=w_off if grad_kept else 0,
                 health_counters=HEALTH_COUNTERS)
     return table, edges, dims

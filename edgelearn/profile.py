@@ -26,6 +26,7 @@ import json
 import re
 import shutil
 import subprocess
+import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,6 +52,10 @@ CALL_CHAINS = (
     ("el_run_sample", "forward_layer", "el_neuron_trace_step"),
     ("el_run_sample", "errors", "el_hidden_error"),
     ("el_run_sample", "updates", "el_update_weights"),
+    ("el_run_sample", "forward_layer", "el_layer_forward_conv2d", "el_conv2d_current", "el_conv2d_sums"),
+    ("el_run_sample", "errors", "el_layer_back_conv2d", "el_conv2d_back"),
+    ("el_run_sample", "errors", "el_layer_back_maxpool", "el_maxpool_back"),
+    ("el_run_sample", "updates", "el_layer_update_conv2d", "el_conv2d_update_weights", "add_tap_terms"),
     ("el_run_sample", "updates", "el_apply_threshold_grads"),
     ("el_apply_accumulated", "el_apply_weight_grads"),
     ("el_init_static", "el_init", "el_plan", "load", "check_layer_semantics", "source_size", "find_section"),
@@ -97,7 +102,7 @@ def runnable(model: Model, learner: str, T: int | None = None) -> Model:
 def blob_parts(model: Model) -> dict[str, int]:
     """The blob's bytes: parameters (learned in place) and structure."""
     weights = sum(model.params[layer.name].weight.nbytes for layer in model.layers)
-    thresholds = sum(4 * layer.size for layer in model.layers)
+    thresholds = sum(model.params[layer.name].threshold.nbytes for layer in model.layers)   # none for a pool
     leaks = 4 * len(model.layers)
     total = len(to_blob(model))
     return {"weights": weights, "thresholds and leaks": thresholds + leaks,
@@ -245,6 +250,9 @@ def format_table(p: dict) -> str:
     if not p["code_measured"]:
         lines.append("  (no C toolchain for this target: code, context and stack not measured)")
     lines.append(f"arena (what the C runtime reserves): {p['arena']:,} bytes")
+    used = [(name, n) for name, n in p["arena_buffers"].items() if n]
+    lines.append(textwrap.fill(", ".join(f"{name} {n:,}" for name, n in used), 100, initial_indent="  ",
+                               subsequent_indent="  "))
     verdict = "fits" if p["fits"] else "DOES NOT FIT"
     lines.append(f"{p['learner']}: {verdict}; BPTT: {'fits' if p['bptt_fits'] else 'does not fit'}")
     return "\n".join(lines)

@@ -4,7 +4,9 @@
 uses it, and so does ``start``. A started board is detached: it outlives the command that
 started it (``QemuLinkBoard(detach=True)``, ``NativeBoard(detach=True)``, which then ignores its
 stdin) and runs in its own process group, its output in ``boards/NAME.log`` beside the
-registry. Each is recorded as {name, kind, pid, url, started, log} in a JSON file,
+registry, its storage (emulated flash: its key and checkpoints) in ``boards/NAME.storage``, kept
+when it stops, so a board started again under the same name restores what it had learned; its
+key goes into the keystore (``firmware_host.keys``). Each is recorded as {name, kind, pid, url, started, log} in a JSON file,
 ``~/.cache/edgelearn/boards.json`` (or ``$EDGELEARN_BOARDS_FILE``). ``running()`` drops entries
 whose process is gone; ``stop`` kills the board's whole process group, so nothing is orphaned.
 
@@ -23,16 +25,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import keys
+from .home import registry_path
+
 KINDS = ("mps2-an386", "mps2-an500", "native")
 
 
 class RegistryError(RuntimeError):
     """An unknown or duplicate board name, or a board that would not start."""
-
-
-def registry_path() -> Path:
-    env = os.environ.get("EDGELEARN_BOARDS_FILE")
-    return Path(env) if env else Path.home() / ".cache" / "edgelearn" / "boards.json"
 
 
 @contextlib.contextmanager
@@ -99,17 +99,18 @@ def _log_dir() -> Path:
     return d
 
 
-def launch(kind: str = "mps2-an386", *, detach: bool = False, log=None):
+def launch(kind: str = "mps2-an386", *, detach: bool = False, log=None, storage=None):
     """A running board of ``kind``: QEMU serving the protocol firmware (``QemuLinkBoard``) or the
     native board (``NativeBoard``), both a ``launch.BoardProcess`` (``.url``, ``.port``, ``.pid``,
-    ``.log``, ``.stop()``, a context manager). Builds the firmware first when it is not cached."""
+    ``.log``, ``.storage``, ``.key``, ``.stop()``, a context manager). Builds the firmware first
+    when it is not cached. ``storage``: the board's storage file (None: a temporary one)."""
     if kind not in KINDS:
         raise RegistryError(f"unknown board kind {kind!r}; kinds: {', '.join(KINDS)}")
     if kind == "native":
         from .native_board import NativeBoard
-        return NativeBoard(detach=detach, log=log)
+        return NativeBoard(detach=detach, log=log, storage=storage)
     from .qemu import QemuLinkBoard
-    return QemuLinkBoard(board=kind, detach=detach, log=log)
+    return QemuLinkBoard(board=kind, detach=detach, log=log, storage=storage)
 
 
 def start(kind: str = "mps2-an386", name: str | None = None) -> dict:
@@ -126,10 +127,13 @@ def start(kind: str = "mps2-an386", name: str | None = None) -> dict:
         raise RegistryError(f"bad board name {name!r}: use letters, digits, '-', '_' or '.'")
     if name in current:
         raise RegistryError(f"a board named {name!r} is already running; stop it or choose another --name")
-    board = launch(kind, detach=True, log=_log_dir() / f"{name}.log")
+    board = launch(kind, detach=True, log=_log_dir() / f"{name}.log", storage=_log_dir() / f"{name}.storage")
     board.disown()                         # detached: this process will not wait for it
+    if board.key is not None:
+        keys.store(board.key)
     entry = {"name": name, "kind": kind, "pid": board.pid, "url": board.url,
-             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "log": str(board.log)}
+             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "log": str(board.log),
+             "storage": str(board.storage), "device_id": board.key.id_hex if board.key else ""}
     with _locked() as box:
         box[0] = [e for e in box[0] if e.get("name") != name] + [entry]
     return entry

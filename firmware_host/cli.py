@@ -3,10 +3,16 @@
     edgelearn board start [--kind mps2-an386|mps2-an500|native] [--name N]   prints the URL
     edgelearn board stop NAME | --all
     edgelearn board list
-    edgelearn push MODEL --port URL|NAME
-    edgelearn stream DATA --port URL|NAME --train|--infer [--cutoff [--plot PNG]] [--limit N] [--json]
+    edgelearn push MODEL --port URL|NAME [--model-version N] [--force]
+    edgelearn stream DATA --port URL|NAME --train|--infer [--cutoff [--plot PNG]] [--limit N] [--restart] [--json]
     edgelearn pull --port URL|NAME -o FILE.elm
     edgelearn stats --port URL|NAME [--json]
+    edgelearn keys new [-o FILE] | provision STORAGE [--key FILE] | list
+
+Every verb that talks to a board authenticates with the board's key (docs/security.md): the
+keystore's (``edgelearn board start`` and ``edgelearn keys new`` put keys there) or ``--key FILE``.
+``stream --train`` resumes: a stream is named by its data and options, and the board remembers
+(in its checkpoints) how far it learned one, so a killed and re-run stream learns every sample once.
 
 ``--port`` takes a pyserial URL (``socket://127.0.0.1:PORT``, ``/dev/ttyACM0``) or the name of
 a board started with ``edgelearn board start``.
@@ -20,14 +26,16 @@ firmware_host; without it installed, the core verbs work and these are absent.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import zlib
 from pathlib import Path
 
 from edgelearn.cli_util import check_writable, emit, int_in
 
-from . import boards
+from . import boards, keys
 from . import qemu as _qemu
+from . import storage as _storage
 from .board import Board, BoardError, LinkTimeout
 from .native_board import BoardStartError
 
@@ -37,7 +45,8 @@ class UsageError(RuntimeError):
     """Options that do not go together, or a board that cannot do what they ask."""
 
 
-ERRORS = (LinkTimeout, BoardError, boards.RegistryError, BoardStartError, _qemu.QemuError, UsageError)
+ERRORS = (LinkTimeout, BoardError, boards.RegistryError, BoardStartError, _qemu.QemuError, UsageError,
+          keys.KeyFileError)
 MODE_NAMES = {0: "infer", 1: "train", 2: "cutoff"}
 
 
@@ -76,10 +85,14 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
                        help="socket://127.0.0.1:PORT, /dev/tty..., or a name from 'edgelearn board list'")
         p.add_argument("--timeout", type=seconds, default=0.3, help="seconds before a request is retransmitted")
         p.add_argument("--retries", type=int_in(0, 1000), default=10, help="retransmissions before giving up")
+        p.add_argument("--key", metavar="FILE", help="the board's key file (default: the keystore's, by device id)")
 
     p = sub.add_parser("push", help="push a model (.json spec or .elm blob) to a board and commit it")
     p.add_argument("model")
     port_args(p)
+    p.add_argument("--model-version", type=int_in(1, 2**32 - 1), default=1, metavar="N",
+                   help="the model's version: the board refuses one not above its own (no rollback; default 1)")
+    p.add_argument("--force", action="store_true", help="commit even if the version does not rise (a rollback)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=cmd_push)
 
@@ -98,6 +111,8 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
                     help="--infer with the model's Top-K cutoff (docs/numerics.md §6b): a sample stops at its first "
                          "confident step; reports the steps used")
     st.add_argument("--plot", metavar="PNG", help="with --cutoff: a histogram of the steps used")
+    st.add_argument("--restart", action="store_true",
+                    help="--train from the first sample again, even where the board already learned this stream")
     st.add_argument("--json", action="store_true")
     st.set_defaults(run=cmd_stream)
 
@@ -110,6 +125,18 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
     port_args(sa)
     sa.add_argument("--json", action="store_true")
     sa.set_defaults(run=cmd_stats)
+
+    k = sub.add_parser("keys", help="device keys: make one, provision a board's storage with it, list the keystore")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kn = ksub.add_parser("new", help="a new key, kept in the keystore; prints its device id")
+    kn.add_argument("-o", "--output", metavar="FILE", help="also write the key file here")
+    kn.set_defaults(run=cmd_keys_new)
+    kp = ksub.add_parser("provision", help="write a key into a board's storage file (what a board reads at boot)")
+    kp.add_argument("storage", help="the storage file (made when missing)")
+    kp.add_argument("--key", metavar="FILE", help="the key file (default: a new key, kept in the keystore)")
+    kp.set_defaults(run=cmd_keys_provision)
+    kl = ksub.add_parser("list", help="the device ids of the keystore's keys (never the secrets)")
+    kl.set_defaults(run=cmd_keys_list)
     return ERRORS
 
 
@@ -149,7 +176,7 @@ def cmd_board_list(args) -> int:
 def connect(args) -> Board:
     """A Board on --port (a URL or a registry name) that has answered HELLO."""
     url = boards.resolve(args.port)
-    board = Board(url, timeout=args.timeout, retries=args.retries)
+    board = Board(url, timeout=args.timeout, retries=args.retries, key=keys.load(args.key) if args.key else None)
     try:
         board.ready = board.hello()
     except LinkTimeout:
@@ -192,12 +219,13 @@ def cmd_push(args) -> int:
         bar, update = progress_bar(len(blob), "B", f"push {name}", args.no_progress)
         t0 = time.monotonic()
         with bar:
-            b.push_model(blob, progress=update)
+            b.push_model(blob, progress=update, version=args.model_version, force=args.force)
         b.commit()
         ready = b.hello()
         seconds = time.monotonic() - t0
     emit(f"pushed {name} to {ready.name} at {b.url}: {len(blob)} bytes, crc32 {zlib.crc32(blob):08x}, "
-         f"committed and active ({seconds:.2f} s, {b.counters.retransmissions} retransmissions)")
+         f"model version {ready.model_version}, committed and active ({seconds:.2f} s, "
+         f"{b.counters.retransmissions} retransmissions)")
     return 0
 
 
@@ -258,6 +286,8 @@ def cmd_stream(args) -> int:
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     epochs = args.epochs if args.mode == "train" else 1
+    n = len(x)
+    total = n * epochs
     with connect(args) as b:
         if not b.ready.has_model:
             raise boards.RegistryError(
@@ -268,20 +298,26 @@ def cmd_stream(args) -> int:
             raise UsageError(f"the model on {b.ready.name} at {b.url} has no cutoff margins: calibrate it "
                              "(edgelearn calibrate MODEL --data D --tolerance E) and push it again")
         b.set_mode("cutoff" if args.cutoff else args.mode)
+        # learning resumes where the board is in this stream; inference runs every sample again
+        sid = stream_id(data.name, split, epochs, x, y) if args.mode == "train" else secrets.randbits(63) + 1
+        start = min(b.open_stream(sid, restart=args.restart), total)
         before = b.stats()
         t0 = time.monotonic()
         predicted, steps = [], []
-        for epoch in range(epochs):
+        for epoch in range(start // n if start < total else epochs, epochs):
+            first = start - epoch * n if epoch == start // n else 0
             desc = (f"{args.mode}{' with cutoff' if args.cutoff else ''} {data.name}"
                     + (f" epoch {epoch + 1}/{epochs}" if epochs > 1 else ""))
-            bar, update = progress_bar(len(x), "sample", desc, args.json)
+            bar, update = progress_bar(n - first, "sample", desc, args.json)
             with bar:
-                results = b.stream(x, y, progress=update)
+                results = b.stream(x[first:], y[first:], progress=update)
             predicted += [r.predicted if r is not None else -1 for r in results]
             steps += [r.steps if r is not None else -1 for r in results]
+        if args.mode == "train" and b.ready.durable:
+            b.checkpoint()                     # the stream's end is durable too
         seconds = time.monotonic() - t0
         after = b.stats()
-    labels = np.tile(np.asarray(y), epochs)
+    labels = np.tile(np.asarray(y), epochs)[start:]
     correct = int(np.sum(np.asarray(predicted) == labels))
     report = {"board": b.ready.name, "url": b.url, "data": data.name, "split": split, "mode": args.mode,
               "samples": len(predicted), "epochs": epochs, "correct": correct,
@@ -290,7 +326,7 @@ def cmd_stream(args) -> int:
               "device_correct": after.get("correct", 0) - before.get("correct", 0),
               "seconds": round(seconds, 3), "samples_per_s": round(len(predicted) / max(seconds, 1e-9), 1),
               "retransmissions": b.counters.retransmissions, "next_seq": after["next_seq"],
-              "cutoff": bool(args.cutoff)}
+              "resumed_at": start, "stream_samples": total, "cutoff": bool(args.cutoff)}
     if args.cutoff:
         report.update(steps_report(steps, b.ready.T))
         report["device_steps"] = after.get("steps", 0) - before.get("steps", 0)
@@ -306,7 +342,8 @@ def cmd_stream(args) -> int:
         text = (f"{report['samples']} {split} samples of {data.name} through {report['board']} at {b.url} "
                 f"({mode}, {seconds:.2f} s, {report['samples_per_s']:.0f} samples/s, "
                 f"{report['retransmissions']} retransmissions): {what} {report['accuracy']:.2%}"
-                + (f", {report['learned']} learned" if args.mode == "train" else ""))
+                + (f", {report['learned']} learned" if args.mode == "train" else "")
+                + (f" (resumed at sample {start} of {total}: the board had learned those)" if start else ""))
         if args.cutoff:
             text += (f"\nsteps used: mean {report['mean_steps']:.2f} of T = {report['T']} "
                      f"({report['steps_saved']:.1%} of the steps saved), {report['stopped_early']} of "
@@ -315,6 +352,19 @@ def cmd_stream(args) -> int:
                 text += f"\nhistogram of the steps -> {args.plot}"
         emit(text)
     return 0
+
+
+def stream_id(name: str, split: str, epochs: int, x, y) -> int:
+    """A stream's name: the hash of its samples, labels and passes (never 0), so the same command
+    names the same stream and a re-run resumes it."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256(f"{name}|{split}|{epochs}|{np.shape(x)}".encode())
+    h.update(np.ascontiguousarray(x, dtype=np.uint8).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return int.from_bytes(h.digest()[:8], "little") >> 1 or 1
 
 
 def cmd_pull(args) -> int:
@@ -337,11 +387,39 @@ def cmd_stats(args) -> int:
         stats = b.stats()
         ready = b.ready
     stats = {"board": ready.name, "url": b.url, "version": ready.version, "model_area": ready.model_bytes,
-             "arena": ready.arena_bytes, **stats, "active_crc": f"{stats['active_crc']:08x}",
+             "arena": ready.arena_bytes, "device": ready.device_id.hex(), "authenticated": ready.authenticated,
+             "boot": ready.boot, "model_version": ready.model_version, "checkpoint": ready.checkpoint_seq,
+             "restored_at_boot": ready.restored, **stats, "active_crc": f"{stats['active_crc']:08x}",
              "mode": MODE_NAMES.get(stats["mode"], stats["mode"])}
     if args.json:
         emit(json.dumps(stats, indent=2))
     else:
         width = max(map(len, stats))
         emit("\n".join(f"{k.ljust(width)}  {v}" for k, v in stats.items()))
+    return 0
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+def cmd_keys_new(args) -> int:
+    key = keys.Key.generate()
+    path = keys.store(key)
+    if args.output:
+        keys.save(key, args.output)
+    emit(f"device {key.id_hex}: key in {path}" + (f" and {args.output}" if args.output else ""))
+    return 0
+
+
+def cmd_keys_provision(args) -> int:
+    key = keys.load(args.key) if args.key else keys.Key.generate()
+    if not args.key:
+        keys.store(key)
+    path = _storage.write_key(args.storage, key, _qemu.PROTOCOL_MODEL_BYTES)
+    emit(f"provisioned {path} with the key of device {key.id_hex}: a board booted on it answers to that key only")
+    return 0
+
+
+def cmd_keys_list(args) -> int:
+    found = keys.stored()
+    emit("\n".join(f"{p.stem}  {p}" for p in found) if found else f"no keys in {keys.keystore()}")
     return 0

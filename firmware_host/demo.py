@@ -97,7 +97,8 @@ def run(kind: str, epochs: int, limit_train: int | None, limit_test: int | None,
         with Board(board.url, ser=port) as b:
             ready = b.hello()
             print(f"  firmware protocol v{ready.version} on {ready.name!r}: model area {ready.model_bytes} B, "
-                  f"arena {ready.arena_bytes} B, window {ready.window}", flush=True)
+                  f"arena {ready.arena_bytes} B, window {ready.window}; authenticated with the key of device "
+                  f"{ready.device_id.hex()}", flush=True)
             t_link = time.monotonic()
             pb, update = bar(len(blob), "B", "push")
             with pb:
@@ -140,6 +141,7 @@ def run(kind: str, epochs: int, limit_train: int | None, limit_test: int | None,
         "weights_bit_exact": pulled == reference,
         "predictions_equal": dev_train == host_train and dev_test == host_test,
         "device_learned": stats["learned"], "device_correct": stats["correct"],
+        "checkpoints": stats["checkpoints"],
         "retransmissions": counters.retransmissions, "bytes_sent": port.sent, "bytes_received": port.received,
         "link_seconds": link_seconds, "host_seconds": host_seconds, "total_seconds": time.monotonic() - t_start,
     }
@@ -156,6 +158,7 @@ def summary(r: dict) -> str:
         ("host reference accuracy", f"{r['host_accuracy']:.2%}"),
         ("weights bit-exact", "yes" if r["weights_bit_exact"] else "NO"),
         ("predictions equal", "yes" if r["predictions_equal"] else "NO"),
+        ("checkpoints written", f"{r['checkpoints']} (the board restores the newest at boot)"),
         ("link: retransmissions", str(r["retransmissions"])),
         ("link: bytes sent / received", f"{r['bytes_sent']} / {r['bytes_received']}"),
         ("link: seconds", f"{r['link_seconds']:.1f}"),

@@ -10,13 +10,14 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-VERSION = 2          # 2: the cutoff (SET_MODE 2, RESULT's steps, READY's T and model flags)
+VERSION = 3          # 3: authentication, checkpoints, streams (2: the cutoff)
 MAX_PAYLOAD = 1024
 HEADER = 4
 
 # message types (docs/protocol.md §3)
 HELLO, PUSH_BEGIN, PUSH_CHUNK, COMMIT = 0x01, 0x10, 0x11, 0x12
-SET_MODE, SAMPLE, STATS, SEQLOG, PULL, RESET, EXIT = 0x20, 0x21, 0x30, 0x31, 0x40, 0x50, 0x51
+SET_MODE, SAMPLE, STREAM, CONFIG, CHECKPOINT = 0x20, 0x21, 0x22, 0x23, 0x24
+STATS, SEQLOG, PULL, RESET, EXIT = 0x30, 0x31, 0x40, 0x50, 0x51
 READY, ACK, RESULT, STATS_R, SEQLOG_R, PULL_R, ERROR = 0x81, 0x82, 0xA1, 0xB0, 0xB1, 0xC0, 0xFF
 
 # error codes of an ERROR frame
@@ -24,9 +25,11 @@ ERRORS = {
     1: "BAD_CRC", 2: "BAD_FRAME", 3: "BAD_VERSION", 4: "BAD_TYPE", 5: "BAD_LENGTH", 6: "TOO_BIG",
     7: "NO_PUSH", 8: "PUSH_GAP", 9: "PUSH_INCOMPLETE", 10: "MODEL_CRC", 11: "MODEL_REFUSED",
     12: "ARENA_TOO_SMALL", 13: "NO_MODEL", 14: "SEQ_GAP", 15: "SEQ_STALE", 16: "RUN_FAILED",
-    17: "BAD_MODE", 18: "PULL_RANGE", 19: "NO_CUTOFF",
+    17: "BAD_MODE", 18: "PULL_RANGE", 19: "NO_CUTOFF", 20: "AUTH_REQUIRED", 21: "BAD_MAC", 22: "REPLAY",
+    23: "NO_KEY", 24: "ROLLBACK", 25: "STREAM_MISMATCH", 26: "NO_STORAGE",
 }
 CODES = {name: code for code, name in ERRORS.items()}
+AUTH_REFUSALS = ("AUTH_REQUIRED", "BAD_MAC", "REPLAY", "NO_KEY")   # never signed: refused before the MAC
 NO_TAG = 0xFFFF     # the tag of an ERROR answering a frame that could not be decoded
 
 

@@ -44,13 +44,15 @@ class BoardProcess:
     one in ``run_dir()``, removed on ``stop()``. ``stdin_pipe``: its stdin is a pipe that
     ``stop()`` closes first (the native board's life line: it exits at end of file).
     ``detach``: not stopped at exit or on leaving a ``with`` block. ``new_session``: a process
-    group of its own, killed as a whole (default: when detached)."""
+    group of its own, killed as a whole (default: when detached). ``on_stop``: called once the
+    process is gone (a launcher removes the temporary storage it made)."""
 
     def __init__(self, cmd, *, port_re: re.Pattern, what: str, error: type[Exception] = RuntimeError,
                  log: Path | str | None = None, log_prefix: str = "board-", stdout: bool = True,
                  stdin_pipe: bool = False, detach: bool = False, new_session: bool | None = None,
-                 env: dict | None = None, timeout: float = 10.0):
+                 env: dict | None = None, timeout: float = 10.0, on_stop=None):
         self.port_re, self.what, self.error, self.detach = port_re, what, error, detach
+        self._on_stop = on_stop
         self.new_session = detach if new_session is None else new_session
         self._owns_log = log is None
         if log is None:
@@ -144,6 +146,9 @@ class BoardProcess:
             self._output = self.output
         if self._owns_log:
             self._drop_log()
+        if self._on_stop is not None:
+            self._on_stop()
+            self._on_stop = None
         return self.proc.returncode
 
     def disown(self) -> None:

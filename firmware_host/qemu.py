@@ -33,6 +33,7 @@ from pathlib import Path
 
 from edgelearn import buildcache, resources
 
+from . import keys, storage as st
 from .launch import BoardProcess, run_dir  # noqa: F401  (run_dir: where QEMU's logs go)
 
 BOARD_DIR = resources.BOARDS_DIR / "mps2"
@@ -141,13 +142,18 @@ def firmware_size(elf: Path) -> dict:
 _PORT = re.compile(r"waiting for connection on: disconnected:tcp:[\d.]+:(\d+)")
 
 
-def qemu_command(elf, board: str, *, icount: int | None = None, preload=()) -> list[str]:
+def qemu_command(elf, board: str, *, icount: int | None = None, preload=(), storage=None) -> list[str]:
     """QEMU for one board: UART0 as a TCP server on a free port that waits for the host
-    (nothing sent before the host connects is lost), semihosting for the exit code."""
+    (nothing sent before the host connects is lost), semihosting for the exit code.
+    ``storage``: a file of QEMU_PSRAM_BYTES that backs the board's PSRAM (mapped shared: what the
+    guest writes there is in the file at once, and stays when QEMU is killed)."""
     cmd = [qemu_binary(), "-M", board, "-nographic", "-monitor", "none", "-nodefaults",
            "-semihosting-config", "enable=on,target=native",
            "-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on",
            "-kernel", str(elf)]
+    if storage is not None:
+        cmd += ["-object", f"memory-backend-file,id=storage,size={st.QEMU_PSRAM_BYTES},mem-path={storage},share=on",
+                "-machine", "memory-backend=storage"]
     if icount is not None:
         cmd += ["-icount", f"shift={icount}"]
     for path, addr in preload:
@@ -313,14 +319,22 @@ def ticks_to_instructions(ticks, shift: int = 7):
 
 # -- the link-protocol firmware (targets/firmware) on the emulated board ------------------------
 
-def protocol_firmware(board: str = "mps2-an386", *, model_bytes: int = 128 * 1024, arena_bytes: int = 64 * 1024,
-                      seqlog: int = 4096) -> Path:
-    """The firmware of docs/protocol.md for an emulated board: targets/firmware's main loop and
-    link protocol, the C runtime, and the mps2 board support behind board.h (UART0 with the RX
-    interrupt and WFI, semihosting exit). Same sizes as the native board by default."""
-    return build_firmware([FW_DIR / "main_loop.c", FW_DIR / "protocol.c"], board, runtime=True, name="protocol",
+PROTOCOL_MODEL_BYTES = 128 * 1024
+
+
+def protocol_firmware(board: str = "mps2-an386", *, model_bytes: int = PROTOCOL_MODEL_BYTES,
+                      arena_bytes: int = 64 * 1024, seqlog: int = 4096) -> Path:
+    """The firmware of docs/protocol.md for an emulated board: targets/firmware's main loop, link
+    protocol, authentication and checkpoints, the C runtime, and the mps2 board support behind
+    board.h (UART0 with the RX interrupt and WFI, semihosting exit, the storage at the start of
+    the PSRAM). Same sizes as the native board by default."""
+    from .native_board import FIRMWARE_SOURCES
+
+    return build_firmware([FW_DIR / n for n in FIRMWARE_SOURCES], board, runtime=True, name="protocol",
                           defines={"EL_FW_MODEL_BYTES": f"{model_bytes}u", "EDGELEARN_ARENA_BYTES": arena_bytes,
-                                   "EL_FW_SEQLOG": f"{seqlog}u", "EL_FW_BOARD_NAME": f'"{board}"'})
+                                   "EL_FW_SEQLOG": f"{seqlog}u", "EL_FW_BOARD_NAME": f'"{board}"',
+                                   "BOARD_STORAGE_ADDR": f"{JOB_ADDR[board]:#x}u",
+                                   "BOARD_STORAGE_BYTES": f"{st.storage_bytes(model_bytes)}u"})
 
 
 class QemuLinkBoard(BoardProcess):
@@ -335,17 +349,22 @@ class QemuLinkBoard(BoardProcess):
     (``edgelearn board start``); stop it with ``.stop()`` or by killing ``.pid``. Otherwise it is
     killed on ``stop()``, on leaving the ``with`` block, on exceptions and at interpreter exit.
     QEMU's stderr goes to ``.log`` (a file, so a detached QEMU never writes into a dead pipe):
-    the file given, else a temporary one that ``stop()`` removes."""
+    the file given, else a temporary one that ``stop()`` removes.
+    Its storage is the file that backs its PSRAM (``storage=PATH``, kept; else a temporary one,
+    removed on ``stop()``), provisioned like the native board's (``NativeBoard``): a killed QEMU
+    started again on the same file restores its checkpoint."""
 
     def __init__(self, board: str = "mps2-an386", detach: bool = False, *, elf=None, start_timeout: float = 30.0,
-                 log=None):
+                 log=None, storage=None, key: keys.Key | None | bool = None):
         board_memory(board)
         self.board = board
         self.elf = Path(elf) if elf is not None else protocol_firmware(board)
+        self.storage, self.key, cleanup = st.for_launcher(storage, f"qemu-{board}-", PROTOCOL_MODEL_BYTES, key, size=st.QEMU_PSRAM_BYTES)
+
         # QEMU blocks (wait=on) after printing the port, so the line always comes
-        super().__init__(qemu_command(self.elf, board), port_re=_PORT, what="QEMU", error=QemuError, stdout=False,
-                         new_session=True, detach=detach, log=log, log_prefix=f"qemu-{board}-",
-                         timeout=start_timeout)
+        super().__init__(qemu_command(self.elf, board, storage=self.storage), port_re=_PORT, what="QEMU",
+                         error=QemuError, stdout=False, new_session=True, detach=detach, log=log,
+                         log_prefix=f"qemu-{board}-", timeout=start_timeout, on_stop=cleanup)
 
     @property
     def stderr(self) -> str:

@@ -21,6 +21,7 @@ from edgelearn.model import (
     ModelError,
     Neuron,
     Schedule,
+    Window,
     init_params,
     mlp,
 )
@@ -193,8 +194,34 @@ def spide_schedule() -> Model:
     return model.validate()
 
 
+def stop_conv_maxpool() -> Model:
+    """conv2d (stride, padding) -> maxpool -> dense: WINDOW sections (format version 4), a pool
+    without neurons (empty WEIGHTS and THRESHOLD sections)."""
+    layers = (Layer("c", "conv2d", (Edge(INPUT),), (2, 3, 3), Neuron("lif", leak=0.75), window=Window((3, 3), (2, 2), (1, 1))),
+              Layer("p", "maxpool", (Edge("c"),), (2, 2, 2), window=Window((2, 2), (1, 1))),
+              Layer("o", "dense", (Edge("p"),), (3,), Neuron("lif")))
+    return init_params(Model("stop-conv-maxpool", InputSpec((1, 5, 5), "direct"), layers, Learning(T=4, seed=2)))
+
+
+def stop_avgpool_conv() -> Model:
+    """A rate-coded input -> conv2d 1x1 -> avgpool -> conv2d with an 'li' readout, rule readout."""
+    layers = (Layer("c0", "conv2d", (Edge(INPUT),), (2, 4, 4), Neuron("if"), window=Window((1, 1))),
+              Layer("p", "avgpool", (Edge("c0"),), (2, 2, 2), window=Window((2, 2), (2, 2))),
+              Layer("c", "conv2d", (Edge("p"),), (3, 1, 1), Neuron("li"), window=Window((2, 2))))
+    return init_params(Model("stop-avgpool-conv", InputSpec((2, 4, 4), "rate"), layers,
+                             Learning(rule="readout", T=3, seed=4)))
+
+
+def stop_scan() -> Model:
+    """The one-time-step layer: scan2d (a 3x1 column, a 1x3 row, its neighbours) -> an 'li' readout, T = 1."""
+    layers = (Layer("s", "scan2d", (Edge(INPUT),), (2, 3, 4), Neuron("lif"), window=Window((3, 3), padding=(1, 1))),
+              Layer("o", "dense", (Edge("s"),), (3,), Neuron("li")))
+    return init_params(Model("stop-scan", InputSpec((1, 3, 4), "direct"), layers, Learning(T=1, seed=6)))
+
+
 SMALL = {f.__name__: to_blob(f()) for f in (stop_lif, stop_if_li, stop_2d_if, spide_feedforward, spide_feedback,
-                                            stop_cutoff, stop_schedule, spide_schedule)}
+                                            stop_cutoff, stop_schedule, spide_schedule, stop_conv_maxpool,
+                                            stop_avgpool_conv, stop_scan)}
 ZOO = {path.stem: to_blob(load_model(path)) for path in sorted(resources.MODELS.glob("*.json"))}
 BLOBS = {**SMALL, **ZOO}
 

@@ -29,14 +29,26 @@ def complex_steps(net, x, W, th, a, detach_above: int):
     (the surrogate), the reset uses the real spike only (reset path detached), and the
     membranes of layers above ``detach_above`` lose their imaginary part between steps (the
     cross-layer temporal path that per-step spatial errors do not follow; len(W) keeps every
-    path)."""
-    V = [np.zeros(w.shape[0], dtype=complex) for w in W]
+    path). Each layer's current (or, for a pool, its output) is its kind's float function."""
+    V = [np.zeros(layer.size, dtype=complex) for layer in net.model.layers]
     for _ in range(net.model.learning.T):
         inp, step = x / 256.0, []
         for l in range(len(W)):
+            kind, g = net.layer_kinds[l], net.geometry[l]
+            if not net.has_neurons[l]:
+                inp = kind.forward_float(W[l], inp[None], g)[0]
+                step.append((inp, None))
+                continue
             if l > detach_above:
                 V[l] = V[l].real.astype(complex)
-            U = a[l] * V[l] + W[l] @ inp
+            if kind.scans:                    # it steps its neurons in its scan: the same spike, per neuron
+                spiking = ComplexSpikes(net, l)
+                out, state = kind.scan_float(W[l], inp[None], g, spiking, spiking.Params(th[l], a[l]),
+                                             spiking.State(V[l][None], V[l][None]))
+                inp, V[l] = out[0], state.membrane[0]
+                step.append((inp, V[l]))
+                continue
+            U = a[l] * V[l] + kind.forward_float(W[l], inp[None], g)[0]
             if net.spiking[l]:
                 fired = (U.real >= th[l].real).astype(float)
                 inp = fired + 1j * net.phi(U.real - th[l].real) * (U.imag - th[l].imag)
@@ -46,3 +58,26 @@ def complex_steps(net, x, W, th, a, detach_above: int):
                 V[l] = U
             step.append((inp, V[l]))
         yield step
+
+
+class ComplexSpikes:
+    """A neuron kind for a scanning layer's float step (scan2d) in complex arithmetic: the
+    complex-step spike of complex_steps, the reset with the real spike only."""
+    from typing import NamedTuple
+
+    class Params(NamedTuple):
+        threshold: object
+        leak: object
+
+    class State(NamedTuple):
+        membrane: object
+        potential: object
+
+    def __init__(self, net, l):
+        self.phi = net.phi
+
+    def step_float(self, current, state, params):
+        u = params.leak * state.membrane + current
+        fired = (u.real >= params.threshold.real).astype(float)
+        spikes = fired + 1j * self.phi(u.real - params.threshold.real) * (u.imag - params.threshold.imag)
+        return spikes, self.State(u - params.threshold * fired, u)

@@ -27,6 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 DTYPES = {t: np.dtype(t) for t in ("int8", "uint8", "int16", "int32", "int64", "uint32")}
+# A window layer's geometry (edgelearn/ops/layers/window.py): a list of its 12 fields in the cases,
+# an int64 row for Python, an el_window_t for C.
+WINDOW = "window"
+WINDOW_FIELDS = ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kernel_h", "kernel_w", "stride_h", "stride_w",
+                 "pad_h", "pad_w")
 DIRS = {"": "in", "!": "inout", ">": "out", "~": "scratch", "&": "state"}
 
 
@@ -39,7 +44,7 @@ class Arg:
 
     @property
     def ctype(self) -> str:
-        return f"{self.type}_t"
+        return "el_window_t" if self.type == WINDOW else f"{self.type}_t"
 
     def doc(self) -> dict:
         return {"name": self.name, "type": self.type, "shape": list(self.shape), "dir": self.dir}
@@ -85,7 +90,7 @@ def _parse(sig: str) -> tuple[Arg, ...]:
     out = []
     for tok in sig.split():
         m = _ARG.match(tok)
-        assert m and m.group(2) in DTYPES, tok
+        assert m and (m.group(2) in DTYPES or m.group(2) == WINDOW), tok
         out.append(Arg(m.group(1), m.group(2), tuple(m.group(3).split(",")) if m.group(3) else (),
                        DIRS[m.group(4)]))
     return tuple(out)
@@ -101,6 +106,12 @@ LIF = "edgelearn.ops.neurons.lif.step_fixed"
 STOP = "edgelearn.rules.stop.kernels."
 SPIDE = "edgelearn.rules.spide.kernels."
 SHARED = "edgelearn.rules.kernels."
+DENSE = "edgelearn.ops.layers.dense."
+CONV = "edgelearn.ops.layers.conv2d."
+POOL = "edgelearn.ops.layers.pool."
+W5C = "docs/numerics.md §5c"
+SCAN = "edgelearn.ops.layers.scan2d."
+W5D = "docs/numerics.md §5d"
 
 KERNELS: dict[str, Kernel] = {k.op: k for k in [
     # -- numeric primitives (docs/numerics.md §3): inline in el_numerics.h ------------------
@@ -113,7 +124,7 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
             "the host calls el_stochastic_shift_export"),
     _k("rng_next", "edgelearn.numerics.rng_next", "el_rng_next", "docs/numerics.md §3",
        "rng:uint32&", "rng", "rng", "uint32", note="the host calls el_rng_next_export"),
-    _k("sat_sum", SHARED + "sat_sum", "el_sat_sum", "docs/numerics.md §3",
+    _k("sat_sum", "edgelearn.numerics.sat_sum", "el_sat_sum", "docs/numerics.md §3",
        "acc:int64 p:int64", "acc p", "acc p", "int64",
        note="the host calls el_sat_sum_export"),
     # -- encoder (docs/numerics.md §4): direct/rate read row 0 of sample ------------------
@@ -165,12 +176,63 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
        "U:int32[n] label:int32 d:int32[n]>", "U label d", "U n label d"),
     _k("hidden_error", STOP + "hidden_error", "el_hidden_error", N,
        "W_up:int16[n_up,n] d_up:int32[n_up] U:int32[n] th:int32[n] w_frac:int32 k:int32 back:int64[n]~ d:int32[n]>",
-       "W_up d_up U th w_frac k back d", "W_up n_up d_up U th n w_frac k back d"),
+       "W_up d_up U th w_frac k back d", "W_up n_up d_up U th n w_frac k back d",
+       note="dense_back then surrogate_error in one call"),
+    # the errors of a layer's outputs carried onto its inputs, by the layer's kind (docs/numerics.md §5c)
+    _k("dense_back", DENSE + "dense_back", "el_dense_back", W5C,
+       "W_up:int16[n_up,n] d_up:int32[n_up] back:int64[n]>", "W_up d_up back", "W_up n_up d_up n back", "uint32",
+       note="returns how many d_up were non-zero"),
+    _k("surrogate_error", STOP + "surrogate_error", "el_surrogate_error", W5C,
+       "back:int64[n] active:uint32 U:int32[n] th:int32[n] frac:int32 k:int32 d:int32[n]>",
+       "back active U th frac k d", "back active U th n frac k d"),
+    _k("pass_error", STOP + "pass_error", "el_pass_error", W5C, "back:int64[n] active:uint32 frac:int32 d:int32[n]>",
+       "back active frac d", "back active n frac d", note="the error of a layer without neurons (a pool)"),
+    # -- conv2d and pooling (docs/numerics.md §5c): g is the window's 12 fields -------------------
+    _k("conv2d_sums", CONV + "conv2d_sums", "el_conv2d_sums", W5C,
+       "W:int16[out_c,taps] x:int32[n_in] g:window nonzero:int32[n_in] n:uint32 co:uint32 sums:int64[plane]>",
+       "W x g nonzero n co sums", "W x g nonzero n co sums",
+       note="nonzero lists x's non-zero indices (nonzero_index), n of them; sums: output channel co's plane"),
+    _k("conv2d_current", CONV + "conv2d_current", "el_conv2d_current", W5C,
+       "W:int16[out_c,taps] x:int32[n_in] x_frac:int32 w_frac:int32 g:window nonzero:int32[n_in]~ "
+       "plane:int64[n_out]~ cur:int32[n_out]>", "W x x_frac w_frac g nonzero plane cur",
+       "W x x_frac w_frac g nonzero plane cur"),
+    _k("conv2d_back", CONV + "conv2d_back", "el_conv2d_back", W5C,
+       "W:int16[out_c,taps] d:int32[n_out] g:window back:int64[n_in]>", "W d g back", "W d g back", "uint32",
+       note="returns how many d were non-zero"),
+    _k("conv2d_update_weights", CONV + "conv2d_update_weights", "el_conv2d_update_weights", W5C,
+       "W:int16[out_c,taps]! d:int32[n_out] x_tr:int32[n_in] g:window shift:int32 rng:uint32& acc:int64[taps]~",
+       "W d x_tr g shift rng acc", "W d x_tr g shift rng acc"),
+    _k("conv2d_weight_grads", CONV + "conv2d_weight_grads", "el_conv2d_weight_grads", W5C,
+       "gW:int64[out_c,taps]! d:int32[n_out] x_tr:int32[n_in] g:window", "gW d x_tr g", "gW d x_tr g"),
+    _k("avgpool_forward", POOL + "avgpool_forward", "el_avgpool_forward", W5C,
+       "s:uint8[n_in] g:window out:uint8[n_out]>", "s g out", "s g out"),
+    _k("maxpool_forward", POOL + "maxpool_forward", "el_maxpool_forward", W5C,
+       "s:uint8[n_in] g:window out:uint8[n_out]>", "s g out", "s g out"),
+    _k("avgpool_back", POOL + "avgpool_back", "el_avgpool_back", W5C,
+       "d:int32[n_out] g:window back:int64[n_in]>", "d g back", "d g back", "uint32"),
+    # -- scan2d, the one-time-step layer (docs/numerics.md §5d) ----------------------------------
+    _k("scan2d_step", SCAN + "scan2d_step", "el_scan2d_step", W5D,
+       "W:int16[C,cols] x:int32[n_in] x_frac:int32 w_frac:int32 g:window code:uint32 a:int64 th:int32[n] "
+       "reset_shift:int32 V:int32[n]! s:uint8[n]> U:int32[n]> cur:int32[n]>",
+       "W x x_frac w_frac g code a th reset_shift V s U cur", "W x x_frac w_frac g code a th reset_shift V s U cur",
+       note="code: the neuron kind (0 lif, 1 if); every spike read is one fired this step"),
+    _k("scan2d_spike_trace", SCAN + "scan2d_spike_trace", "el_scan2d_spike_trace", W5D,
+       "a:int64 s:uint8[n] r_tr:int32[n]!", "a s r_tr", "a s n r_tr"),
+    _k("scan2d_back", SCAN + "scan2d_back", "el_scan2d_back", W5D,
+       "W:int16[C,cols] d:int32[n_out] g:window back:int64[n_in]>", "W d g back", "W d g back", "uint32"),
+    _k("scan2d_update_weights", SCAN + "scan2d_update_weights", "el_scan2d_update_weights", W5D,
+       "W:int16[C,cols]! d:int32[n_out] x_tr:int32[n_tr] g:window shift:int32 rng:uint32& acc:int64[cols]~",
+       "W d x_tr g shift rng acc", "W d x_tr g shift rng acc",
+       note="x_tr: the fields' traces (n_in), then the neighbours' spike traces (n_out)"),
+    _k("scan2d_weight_grads", SCAN + "scan2d_weight_grads", "el_scan2d_weight_grads", W5D,
+       "gW:int64[C,cols]! d:int32[n_out] x_tr:int32[n_tr] g:window", "gW d x_tr g", "gW d x_tr g"),
+    _k("maxpool_back", POOL + "maxpool_back", "el_maxpool_back", W5C,
+       "d:int32[n_out] g:window s:uint8[n_in] back:int64[n_in]>", "d g s back", "d g s back", "uint32"),
     # -- learning ----------------------------------------------------------------------------
-    _k("update_weights", SHARED + "update_weights", "el_update_weights", N,
+    _k("update_weights", DENSE + "update_weights", "el_update_weights", N,
        "W:int16[n_out,n_in]! d:int32[n_out] x_tr:int32[n_in] shift:int32 rng:uint32& nonzero:int32[n_in]~",
        "W d x_tr shift rng nonzero", "W ld n_out n_in d x_tr shift rng nonzero"),
-    _k("accumulate_weight_grads", STOP + "accumulate_weight_grads", "el_accumulate_weight_grads", N,
+    _k("accumulate_weight_grads", DENSE + "accumulate_weight_grads", "el_accumulate_weight_grads", N,
        "gW:int64[n_out,n_in]! d:int32[n_out] x_tr:int32[n_in]", "gW d x_tr", "gW n_out n_in d x_tr"),
     _k("apply_weight_grads", STOP + "apply_weight_grads", "el_apply_weight_grads", N,
        "W:int16[n_out,n_in]! gW:int64[n_out,n_in]! shift:int32 rng:uint32&",
@@ -245,6 +307,9 @@ class Bound:
             v = inputs[a.name]
             if a.dir == "state":
                 self.values[a.name] = np.array([v], dtype=np.uint32)
+            elif a.type == WINDOW:
+                assert len(v) == len(WINDOW_FIELDS), (a.name, v)
+                self.values[a.name] = np.array(v, dtype=np.int64)
             elif a.shape:
                 arr = np.array(v, dtype=DTYPES[a.type])
                 assert arr.ndim == len(a.shape), (a.name, arr.shape)
@@ -285,7 +350,9 @@ class Bound:
         out = []
         for n in self.kernel.c_call:
             v = self.values.get(n)
-            if isinstance(v, np.ndarray):
+            if isinstance(v, np.ndarray) and self.kernel.arg(n).type == WINDOW:
+                out.append(ffi.new("el_window_t *", dict(zip(WINDOW_FIELDS, (int(f) for f in v)))))
+            elif isinstance(v, np.ndarray):
                 a = self.kernel.arg(n)
                 ptr = ffi.from_buffer(f"{a.ctype}[]", v)
                 out.append(ptr + self.block[n][0] if n in self.block else ptr)

@@ -10,6 +10,7 @@ from blob_bytes import (
     LEAK,
     MODEL,
     SCHEDULE,
+    WINDOW,
     THRESHOLD,
     WEIGHTS,
     entries,
@@ -137,6 +138,7 @@ RESEALED_EDITS = {
     "parameter": lambda draw, blob: edit_section(draw, blob, (WEIGHTS, THRESHOLD, LEAK)),
     "cutoff": lambda draw, blob: edit_section(draw, blob, (CUTOFF,)),
     "schedule": lambda draw, blob: edit_section(draw, blob, (SCHEDULE,)),
+    "window": lambda draw, blob: edit_section(draw, blob, (WINDOW,)),
     "header": edit_header,
 }
 
@@ -162,7 +164,7 @@ def mutants(draw, names: list[str]):
         return kind, f"{name}: bit {bit} flipped", resealed(bytes(blob)) if resealing else bytes(blob)
     if kind == "several fields":
         edits = draw(st.lists(st.sampled_from(["table", "swap", "overlap", "model or layer field", "parameter",
-                                               "schedule"]),
+                                               "schedule", "window"]),
                               min_size=2, max_size=4))
         what = "; ".join(RESEALED_EDITS[e](draw, blob) for e in edits)
     else:

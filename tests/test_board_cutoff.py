@@ -119,8 +119,8 @@ def test_the_emulated_cores_stop_where_the_host_executors_do(board, models, digi
         run_both_encodings(qb.url, models, digits)
 
 
-def sample_payload(seq: int, x, label: int = -1) -> bytes:
-    return struct.pack("<IhH", seq, label, 1) + np.asarray(x, dtype=np.uint8).tobytes()
+def sample_payload(stream_id: int, seq: int, x, label: int = -1) -> bytes:
+    return struct.pack("<QIhH", stream_id, seq, label, 1) + np.asarray(x, dtype=np.uint8).tobytes()
 
 
 def test_duplicates_return_the_steps_used_and_never_run_again(models, digits):
@@ -136,7 +136,7 @@ def test_duplicates_return_the_steps_used_and_never_run_again(models, digits):
         assert [r.steps for r in first] == want_steps.tolist() and all(r.cutoff for r in first)
         assert [r.predicted for r in first] == want_pred.tolist()
         for seq in (0, 13, 49, 30):             # retransmissions: re-acked from the ring
-            again = Result.of(b.call(fr.SAMPLE, sample_payload(seq, x[seq]), expect=fr.RESULT))
+            again = Result.of(b.call(fr.SAMPLE, sample_payload(b.hello().stream_id, seq, x[seq]), expect=fr.RESULT))
             assert again.duplicate and again.cutoff and not again.learned
             assert (again.seq, again.predicted, again.steps) == (seq, first[seq].predicted, first[seq].steps)
         assert b.stats()["duplicates"] == 4
@@ -226,13 +226,13 @@ def test_the_old_model_and_its_mode_stay_after_a_bad_push_and_a_commit_resets_th
 
 def test_another_protocol_version_is_named_not_misread():
     with NativeBoard() as nb, Board(nb.url) as b:
-        b.ser.write(fr.encode(fr.Frame(fr.HELLO, 9, version=1)))      # an old host's request
+        b.ser.write(fr.encode(fr.Frame(fr.HELLO, 9, version=2)))      # an old host's request
         got = b._recv(time.monotonic() + 2)
         code, req, value, detail = struct.unpack("<HBxIi", got.payload[:12])
-        assert (got.type, fr.ERRORS[code], value, detail) == (fr.ERROR, "BAD_VERSION", fr.VERSION, 1)
-        assert b.hello().version == fr.VERSION == 2
-    with NativeBoard(defines={"EL_LINK_VERSION": "1u"}) as old, Board(old.url) as b:  # a board of version 1
-        with pytest.raises(VersionMismatch, match="speaks link protocol version 1, this host version 2: flash"):
+        assert (got.type, fr.ERRORS[code], value, detail) == (fr.ERROR, "BAD_VERSION", fr.VERSION, 2)
+        assert b.hello().version == fr.VERSION == 3
+    with NativeBoard(defines={"EL_LINK_VERSION": "2u"}) as old, Board(old.url) as b:  # a board of version 2
+        with pytest.raises(VersionMismatch, match="speaks link protocol version 2, this host version 3: flash"):
             b.hello()
         with pytest.raises(VersionMismatch):
             b.stream(np.zeros((2, 64), dtype=np.uint8))

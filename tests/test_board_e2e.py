@@ -22,6 +22,7 @@ from edgelearn.rules.spide.fixed import FixedSPIDE
 from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.modelblob import from_blob, to_blob
 from edgelearn.modelfile import load_model
+from firmware_host import keys
 from firmware_host.board import Board
 from fault_proxy import FaultProxy
 from firmware_host.qemu import QemuLinkBoard, protocol_firmware
@@ -142,17 +143,17 @@ def test_no_orphan_on_exceptions_and_a_detached_board_outlives_its_launcher():
     script = textwrap.dedent("""
         from firmware_host.qemu import QemuLinkBoard
         qb = QemuLinkBoard(detach=True)
-        print(qb.pid, qb.url, qb.log, flush=True)
+        print(qb.pid, qb.url, qb.log, qb.storage, qb.key.text(), flush=True)
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    pid, url, log = out.stdout.split()
-    pid = int(pid)
+    pid, url, log, storage, *key = out.stdout.split()
+    pid, key = int(pid), keys.parse(" ".join(key))
     try:
         assert not _gone(pid)                  # the launcher is gone, the board is not
-        with Board(url, timeout=TIMEOUT) as b:
+        with Board(url, timeout=TIMEOUT, key=key) as b:
             assert b.hello().name == "mps2-an386"
-        with Board(url, timeout=TIMEOUT) as b:
+        with Board(url, timeout=TIMEOUT, key=key) as b:
             b.exit(3)                          # semihosting exit ends QEMU
         deadline = time.monotonic() + 10
         while not _gone(pid) and time.monotonic() < deadline:
@@ -162,3 +163,4 @@ def test_no_orphan_on_exceptions_and_a_detached_board_outlives_its_launcher():
         if not _gone(pid):
             os.killpg(pid, 9)
         Path(log).unlink(missing_ok=True)
+        Path(storage).unlink(missing_ok=True)

@@ -15,7 +15,8 @@ import edgelearn.cli as cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("edgelearn", "firmware_host")
-BOARD_VERBS = ("board", "push", "stream", "pull", "stats")
+BOARD_VERBS = ("board", "push", "stream", "pull", "stats", "keys")
+FLEET_VERBS = ("fleet",)            # firmware_host.fleet, its own entry point (docs/fleet.md)
 CORE_VERBS = ("train", "eval", "calibrate", "info", "compile", "profile", "import", "export")
 MODEL = str(ROOT / "models" / "digits-stop.json")
 
@@ -156,13 +157,14 @@ def test_help_lists_core_and_board_verbs():
                        timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     verbs = re.search(r"\{([a-z,]+)\}", r.stdout).group(1).split(",")
-    assert verbs == [*CORE_VERBS, *BOARD_VERBS]
+    assert verbs == [*CORE_VERBS, *BOARD_VERBS, *FLEET_VERBS]
     assert r.stderr == ""
 
 
 def test_board_errors_are_one_line(capsys):
     from firmware_host import cli as fcli
-    assert set(cli.build_parser().command_errors) == set(fcli.ERRORS)
+    from firmware_host.fleet import cli as fleet_cli
+    assert set(cli.build_parser().command_errors) == set(fcli.ERRORS) | set(fleet_cli.ERRORS)
 
 
 def fake_entry_points(*eps):

@@ -201,7 +201,9 @@ def test_stream_infer_with_the_cutoff_reports_the_steps(registry, capsys, tmp_pa
     code, out, _ = cli(capsys, "stats", "--port", "cut", "--json")
     assert json.loads(out)["mode"] == "cutoff"
 
-    code, out, err = cli(capsys, "push", MODEL, "--port", "cut")     # a model without margins
+    code, out, err = cli(capsys, "push", MODEL, "--port", "cut")     # the same version again: a rollback
+    assert code == 2 and "runs model version 1" in err and "--model-version" in err
+    code, out, err = cli(capsys, "push", MODEL, "--port", "cut", "--model-version", "2")   # a model without margins
     assert code == 0, err
     code, _, err = cli(capsys, "stream", "digits", "--port", "cut", "--infer", "--cutoff", "--limit", "5")
     assert code == 2 and "has no cutoff margins" in err and "edgelearn calibrate" in err

@@ -21,12 +21,14 @@ sys.path.insert(0, str(GOLDEN.parent))
 import make_kernel_golden
 
 FILES = sorted(GOLDEN.glob("*.json"))
-KERNEL_HEADERS = ("el_kernels.h", "el_kernels_spide.h")
+KERNEL_HEADERS = ("el_kernels.h", "el_kernels_spide.h", "el_conv2d.h", "el_pool.h", "el_scan2d.h")
 # Declared in those headers but not kernels of the contract: no golden file.
 NOT_KERNELS = {
     "el_zero": "the runtime's memory helper (clears bytes); no Python twin",
     "el_dense_current_buffer_size": "scratch size helper (Python: edgelearn.ops.layers.dense.scratch)",
-    "el_hidden_error_buffer_size": "scratch size helper",
+    "el_error_backprop_buffer_size": "scratch size helper",
+    "el_conv2d_nonzero_size": "scratch size helper (Python: edgelearn.ops.layers.conv2d.scratch)",
+    "el_conv2d_sums_size": "scratch size helper",
     "el_cutoff_margin": "reads a margin of the blob bytewise (Python reads the CUTOFF section with numpy)",
 }
 

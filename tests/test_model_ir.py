@@ -53,8 +53,9 @@ def test_no_layers():
 
 
 def test_unknown_layer_kind():
-    msg = structure_error(model_of(dense("h", ["input"], 5, kind="conv2d")))
-    assert "unknown layer kind 'conv2d'" in msg and "dense" in msg and "'h'" in msg
+    msg = structure_error(model_of(dense("h", ["input"], 5, kind="flatten")))
+    assert "unknown layer kind 'flatten'" in msg and "dense, conv2d" in msg and "'h'" in msg
+    assert "a dense layer reads any source flattened" in msg
 
 
 def test_unknown_neuron_kind():

@@ -55,13 +55,15 @@ def refused(data: bytes, *fragments: str) -> str:
 def test_codes_are_pinned():
     """These numbers are compiled into the C loader; they must never change meaning."""
     from edgelearn.ops import LAYERS, NEURONS
-    assert {name: kind.code for name, kind in LAYERS.items()} == {"dense": 0}
+    assert {name: kind.code for name, kind in LAYERS.items()} == {"dense": 0, "conv2d": 1, "avgpool": 2, "maxpool": 3,
+                                                                  "scan2d": 4}
     assert {name: kind.code for name, kind in NEURONS.items()} == {"lif": 0, "if": 1, "li": 2}
     assert modelblob.ENCODING_CODES == {"direct": 0, "rate": 1, "events": 2, "sequence": 3}
     assert modelblob.RULE_CODES == {"stop": 0, "readout": 1, "none": 2, "spide": 3}
     assert modelblob.UPDATE_CODES == {"step": 0, "sample": 1}
     assert (modelblob.SECTION_MODEL, modelblob.SECTION_LAYER, modelblob.SECTION_WEIGHTS,
-            modelblob.SECTION_THRESHOLD, modelblob.SECTION_LEAK) == (1, 2, 3, 4, 5)
+            modelblob.SECTION_THRESHOLD, modelblob.SECTION_LEAK, modelblob.SECTION_CUTOFF, modelblob.SECTION_SCHEDULE,
+            modelblob.SECTION_WINDOW) == (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 def test_blob_layout_matches_the_documented_offsets():
@@ -167,7 +169,7 @@ def test_wrong_magic():
 
 
 def test_wrong_version():
-    refused(poke(MLP_BLOB, 4, "<H", 4), "unsupported blob format version 4", "supports versions 1, 2, 3")
+    refused(poke(MLP_BLOB, 4, "<H", 5), "unsupported blob format version 5", "supports versions 1, 2, 3, 4")
     refused(poke(MLP_BLOB, 4, "<H", 0), "unsupported blob format version 0")
 
 
@@ -236,7 +238,7 @@ def test_bad_json_gives_line_and_column(tmp_path):
 
 def test_unknown_layer_kind(tmp_path):
     refused_spec(tmp_path, spec_text(lambda s: s["layers"][1].update(kind="conv3d")),
-                 "unknown layer kind 'conv3d' (known: dense)")
+                 "unknown layer kind 'conv3d' (known: dense, conv2d, avgpool, maxpool, scan2d")
 
 
 def test_unknown_key_is_named_with_its_place(tmp_path):
@@ -262,9 +264,9 @@ def test_wrong_types_name_the_field(tmp_path, place, edit, fragment):
     (lambda s: s["layers"][1].update(weight_frac=-1), "weight_frac -1 outside 0..15"),
     (lambda s: s["learning"].update(seed=-1), "seed must be a 32-bit unsigned integer"),
     (lambda s: s["layers"][1]["inputs"][0].update({"from": "fc9"}), "input 'fc9' does not exist"),
-    (lambda s: s["layers"][1].pop("neuron"), "layers[1]: missing required key 'neuron'"),
+    (lambda s: s["layers"][1].pop("neuron"), "layer 1 ('readout'): a 'dense' layer needs a 'neuron'"),
     (lambda s: s.update(format="onnx"), "not an edgelearn model spec: 'format' is \"onnx\""),
-    (lambda s: s.update(version=4), "unsupported spec version 4 (supported: 1: the structure, 2:"),
+    (lambda s: s.update(version=5), "unsupported spec version 5 (supported: 1: the structure, 2:"),
 ])
 def test_structural_errors_are_reported_before_initialising(tmp_path, edit, fragment):
     refused_spec(tmp_path, spec_text(edit), fragment)

@@ -114,7 +114,7 @@ def test_bad_frames_and_models_are_refused_and_the_old_model_stays(board, model)
         with pytest.raises(BoardError, match="BAD_TYPE"):
             b.call(0x77)
         # truncated push, then commit
-        b.call(fr.PUSH_BEGIN, struct.pack("<II", len(blob), zlib.crc32(blob)))
+        b.call(fr.PUSH_BEGIN, struct.pack("<IIIB", len(blob), zlib.crc32(blob), 2, 0))
         b.call(fr.PUSH_CHUNK, struct.pack("<I", 0) + blob[:500])
         with pytest.raises(BoardError, match="PUSH_GAP"):
             b.call(fr.PUSH_CHUNK, struct.pack("<I", 1000) + blob[1000:1500])
@@ -123,7 +123,7 @@ def test_bad_frames_and_models_are_refused_and_the_old_model_stays(board, model)
         # complete push whose bytes do not match the whole-model CRC
         bad = bytearray(blob)
         bad[-1] ^= 1
-        b.call(fr.PUSH_BEGIN, struct.pack("<II", len(bad), zlib.crc32(blob)))
+        b.call(fr.PUSH_BEGIN, struct.pack("<IIIB", len(bad), zlib.crc32(blob), 2, 0))
         b.call(fr.PUSH_CHUNK, struct.pack("<I", 0) + bytes(bad[:1000]))
         b.push_model(bytes(bad))               # a push of a model the loader refuses (its own CRC)
         with pytest.raises(BoardError, match="MODEL_REFUSED") as e:
@@ -156,8 +156,9 @@ def test_a_host_killed_mid_push_leaves_the_old_model_active(board, model, digits
     new = to_blob(other)
     script = textwrap.dedent(f"""
         import sys, time
+        from firmware_host import keys
         from firmware_host.board import Board
-        b = Board({board.url!r})
+        b = Board({board.url!r}, key=keys.parse({board.key.text()!r}))
         blob = bytes.fromhex({new.hex()!r})
         b.push_model(blob, chunk=200, progress=lambda o, n: (print(o, flush=True), time.sleep(0.02)))
         print("done", flush=True)

@@ -64,10 +64,12 @@ def test_known_cobs_vectors():
 
 def test_the_c_codec_answers_every_frame_size(native_board):
     """Frames of every length class (COBS blocks of 254 bytes, zeros at the ends) reach the
-    firmware intact: a PUSH_CHUNK without a PUSH_BEGIN is refused as NO_PUSH, never as a bad frame."""
+    firmware intact: a PUSH_CHUNK without a PUSH_BEGIN is refused as NO_PUSH, never as a bad frame
+    (its MAC trailer checks, so every byte arrived as sent)."""
     from firmware_host.board import Board, BoardError
+    from firmware_host.keys import TRAILER_BYTES
     with Board(native_board.url) as b:
-        for n in (0, 1, 253, 254, 255, 508, 509, 1000, fr.MAX_PAYLOAD - 4):
+        for n in (0, 1, 233, 234, 235, 488, 489, 1000 - TRAILER_BYTES, fr.MAX_PAYLOAD - 4 - TRAILER_BYTES):
             for fill in (b"\0", b"\x01"):
                 b.call(fr.RESET)
                 with pytest.raises(BoardError) as e:
@@ -89,6 +91,7 @@ def test_the_link_s_codes_are_the_firmware_s():
     import re
 
     from edgelearn.resources import FIRMWARE_DIR
+    from firmware_host import board
     from firmware_host.board import MODES, STAT_NAMES
 
     header = (FIRMWARE_DIR / "protocol.h").read_text()
@@ -96,6 +99,8 @@ def test_the_link_s_codes_are_the_firmware_s():
     assert messages and messages == {name: getattr(fr, name) for name in messages}
     assert set(messages) == {n for n in dir(fr) if n.isupper() and isinstance(getattr(fr, n), int)
                              and n not in ("VERSION", "MAX_PAYLOAD", "HEADER", "NO_TAG")}
+    assert int(re.search(r"#define EL_PUBLIC_COUNTERS (\d+)u", (FIRMWARE_DIR / "main_loop.c").read_text()).group(1)) \
+        == board.PUBLIC_STATS
     errors = {int(v): m for m, v in re.findall(r"EL_LINK_ERR_(\w+) = (\d+)", header)}
     assert errors == fr.ERRORS
     for name, value in (("VERSION", fr.VERSION), ("MAX_PAYLOAD", fr.MAX_PAYLOAD), ("HEADER", fr.HEADER)):
@@ -114,7 +119,11 @@ def test_the_caps_and_result_flags_are_the_firmware_s():
 
     main_loop = (FIRMWARE_DIR / "main_loop.c").read_text()
     caps = int(re.search(r"#define EL_FW_CAPS (0x[0-9A-Fa-f]+)u", main_loop).group(1), 16)
-    assert caps == board.CAP_STOP | board.CAP_SPIDE | board.CAP_SEQLOG | board.CAP_CUTOFF | board.CAP_SCHEDULE
+    assert caps == (board.CAP_STOP | board.CAP_SPIDE | board.CAP_SEQLOG | board.CAP_CUTOFF | board.CAP_SCHEDULE
+                    | board.CAP_AUTH | board.CAP_CHECKPOINT | board.CAP_STREAM)
+    ready_flags = {k: int(v) for k, v in re.findall(r"F_(\w+) = (\d+)u", main_loop)}
+    assert ready_flags == {"PROVISIONED": board.READY_PROVISIONED, "AUTHENTICATED": board.READY_AUTHENTICATED,
+                           "DURABLE": board.READY_DURABLE, "RESTORED": board.READY_RESTORED}
     flags = dict(re.findall(r"R_(\w+) = (\d+)u", main_loop))
     assert {k: int(v) for k, v in flags.items()} == {
         "LEARNED": board.RESULT_LEARNED, "DUPLICATE": board.RESULT_DUPLICATE, "CUTOFF": board.RESULT_CUTOFF}

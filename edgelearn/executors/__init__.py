@@ -4,6 +4,7 @@ declare how exact they are (Lava's process / process-model split).
     float   the float64 twin: the mathematics, not bit-exact (Exactness.MATH)
     fixed   the fixed-point reference in Python/numba: the numeric contract (BIT)
     c       the C runtime of targets/c built for this host: the device's code (BIT)
+    hdl     the FPGA core of targets/hdl generated for the model, in a simulator (BIT; SIMULATED)
 
 Boards (QEMU, native firmware, real hardware) are reached through firmware_host's link,
 which runs the same C runtime as ``c``. Every executor implements ``Learner``; tests are
@@ -17,13 +18,14 @@ import numpy as np
 
 from ..errors import ModelError
 from ..model import Model
-from ..ops import NEURONS, Exactness
+from ..ops import LAYERS, NEURONS, Exactness
 from ..plan import runtime_of
 from ..rules.spide.fixed import FixedSPIDE
 from ..rules.spide.float import FloatSPIDE
 from ..rules.stop.fixed import FixedSTOP
 from ..rules.stop.float import FloatSTOP
 from .c import NativeSPIDE, NativeSTOP
+from .hdl import HdlSTOP
 
 
 class Learner(Protocol):
@@ -50,6 +52,12 @@ EXECUTORS: dict[str, dict[str, type]] = {     # executor -> runtime -> class
     "c": {"stop": NativeSTOP, "spide": NativeSPIDE},
 }
 TWIN = {"fixed": "float", "float": "fixed", "c": "float"}     # what a run is checked against beside it
+# Executors that simulate hardware: bit-exact, but each first builds its model's RTL in a simulator
+# (verilator: tens of seconds a structure, cached) and then runs it cycle by cycle, so they stay out
+# of EXECUTORS, which the suite's parametrised tests and the train and eval verbs take one by one;
+# make_learner reaches them, and tests/test_hdl_*.py test them (docs/fpga.md). Their kinds are the
+# RTL's: the simulated executor refuses a layer whose kind it has no module for, naming it.
+SIMULATED: dict[str, dict[str, type]] = {"hdl": {"stop": HdlSTOP}}
 
 
 def exactness(executor: str) -> Exactness:
@@ -63,15 +71,19 @@ def bit_exact() -> tuple[str, ...]:
 def options(executor: str, runtime: str) -> tuple[str, ...]:
     """The keyword options an executor of a runtime takes: its class's keyword-only
     parameters (FloatSTOP's ``regulariser`` and ``late_fraction``, the cutoff's RCS term)."""
-    parameters = inspect.signature(EXECUTORS[executor][runtime]).parameters.values()
+    parameters = inspect.signature({**EXECUTORS, **SIMULATED}[executor][runtime]).parameters.values()
     return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
 def make_learner(model: Model, executor: str, **given) -> Learner:
     """The executor of the model's rule; refused when a layer's kind has no version for it,
     or when it does not take one of the ``given`` options (``options``)."""
-    if executor not in EXECUTORS:
-        raise ModelError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    known = {**EXECUTORS, **SIMULATED}
+    if executor not in known:
+        raise ModelError(f"unknown executor {executor!r} (known: {', '.join(known)})")
+    if runtime_of(model) not in known[executor]:
+        raise ModelError(f"the {executor!r} executor runs the {', '.join(known[executor])} runtime, not rule "
+                         f"{model.learning.rule!r}")
     takes = options(executor, runtime_of(model))
     for name in given:
         if name not in takes:
@@ -80,8 +92,9 @@ def make_learner(model: Model, executor: str, **given) -> Learner:
                              + ("; the cutoff's regulariser trains in the float twin of STOP (--executor float)"
                                 if name in options("float", "stop") else ""))
     for layer in model.layers:
-        kind = NEURONS.get(layer.neuron.kind)
-        if kind is not None and executor not in kind.exactness:
-            raise ModelError(f"layer {layer.name!r}: neuron kind {kind.name!r} has no {executor!r} executor "
-                             f"(it has: {', '.join(kind.exactness)})")
-    return EXECUTORS[executor][runtime_of(model)](model, **given)
+        kinds = [("layer", LAYERS.get(layer.kind))] + ([("neuron", NEURONS.get(layer.neuron.kind))] if layer.neuron else [])
+        for what, kind in kinds:
+            if kind is not None and executor in EXECUTORS and executor not in kind.exactness:
+                raise ModelError(f"layer {layer.name!r}: {what} kind {kind.name!r} has no {executor!r} executor "
+                                 f"(it has: {', '.join(kind.exactness)})")
+    return known[executor][runtime_of(model)](model, **given)

@@ -17,11 +17,14 @@ from ..errors import TrainingDiverged
 from ..model import Model
 from ..modelblob import from_blob, to_blob
 from ..native import NativeError, aligned_bytes, load_native
-from ..ops import Exactness
+from ..ops import LAYERS, Exactness
 from ..plan import BUFFER_DTYPES, BUFFER_NAMES
 from ..rules.spide import spec as spide_spec
 from ..rules.spide.fixed import read_health
 from ..rules.stop import spec as stop_spec
+
+
+LAYER_CODES = {kind.code: kind for kind in LAYERS.values()}
 
 
 class NativeSTOP:
@@ -77,11 +80,12 @@ class NativeSTOP:
 
     @property
     def weights(self) -> np.ndarray:
-        return np.concatenate(self._parameter("weights_at", np.int16, lambda ly: ly.n_in * ly.n_out))
+        return np.concatenate(self._parameter("weights_at", np.int16, lambda ly: ly.w_rows * ly.w_cols))
 
     @property
     def thresholds(self) -> np.ndarray:
-        return np.concatenate(self._parameter("thresholds_at", np.int32, lambda ly: ly.n_out))
+        return np.concatenate(self._parameter("thresholds_at", np.int32,
+                                              lambda ly: ly.n_out if LAYER_CODES[ly.kind].has_neurons else 0))
 
     @property
     def leaks(self) -> np.ndarray:

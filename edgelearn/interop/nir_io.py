@@ -1,11 +1,23 @@
 """edgelearn models to and from NIR, the Neuromorphic Intermediate Representation (``nir``).
 
-edgelearn -> NIR. Per layer: one ``Linear`` node per input edge (its columns of the weight
-matrix, dequantised: int16 / 2^weight_frac, exact in float64), feeding the layer's neuron node
-(named as the layer): ``LIF``, ``IF`` or ``LI`` (``I`` for an 'li' that does not leak). An edge
-with delay d >= 1 goes through a ``Delay`` node of d * dt. A multi-dimensional input is
-flattened by a ``Flatten`` node. NIR's neurons are continuous in time; edgelearn's step is the
-forward-Euler step of length dt (the convention of snnTorch's and Norse's NIR readers):
+edgelearn -> NIR. Per layer, by kind:
+
+- dense: one ``Linear`` node per input edge (its columns of the weight matrix, dequantised:
+  int16 / 2^weight_frac, exact in float64), feeding the layer's neuron node (named as the
+  layer): ``LIF``, ``IF`` or ``LI`` (``I`` for an 'li' that does not leak). An edge with delay
+  d >= 1 goes through a ``Delay`` node of d * dt. A source of more than one dimension (the
+  input, a conv2d, an avgpool) is read through a ``Flatten`` node: edgelearn's buffers are flat
+  in (C, H, W) order, which is what the Flatten gives;
+- conv2d: a ``Conv2d`` node (the kernels dequantised as a Linear's, OIHW [out_c, in_c, kh, kw],
+  the window's stride and zero padding, dilation 1, groups 1, a zero bias, input_shape (H, W))
+  feeding the layer's neuron node, whose parameters are shaped [C, H, W] as NIR's type check
+  wants (the Conv2d's output type);
+- avgpool: an ``AvgPool2d`` node named as the layer (no neuron node: a pool has no neurons);
+  its padding counts in the kh kw it divides by, as PyTorch's count_include_pad;
+- maxpool: refused. NIR 1.0 has no max-pooling node; edgelearn does not invent one.
+
+NIR's neurons are continuous in time; edgelearn's step is the forward-Euler step of length dt
+(the convention of snnTorch's and Norse's NIR readers):
 
     tau v' = (v_leak - v) + r I   ->   v[t+1] = (1 - dt/tau) v[t] + (r dt/tau) I[t]
 
@@ -16,10 +28,11 @@ the dt it was written with and a reader can be given another.
 What edgelearn keeps in metadata (a foreign tool may ignore it): on the graph, the model's spec
 without its layers as JSON (name, input encoding, learning fields: rule, T, learning-rate
 shifts, surrogate, update, seed, Tb; the cutoff; whatever else the spec holds) and the dt; on
-each neuron node the layer's neuron record (kind, initial threshold and leak, what it learns,
-its reset) and shape; on each Linear the weights' Q-format. The structure and the parameters
-are the graph's own nodes. Reading a file edgelearn wrote gives back the same model,
-parameters and spec.
+each neuron node the layer's kind, its neuron record (kind, initial threshold and leak, what it
+learns, its reset) and shape; on each Linear and Conv2d the weights' Q-format (and a Conv2d's
+window); on each AvgPool2d the layer's kind, window, shape and weight_frac. The structure and
+the parameters are the graph's own nodes. Reading a file edgelearn wrote gives back the same
+model, parameters and spec.
 
 What NIR cannot say, and a foreign reader therefore does not get (docs/interop.md):
 the reset by subtraction (NIR's LIF and IF reset *to* v_reset; edgelearn has no other reset, so
@@ -27,30 +40,33 @@ a foreign LIF is read as resetting by subtraction, as snnTorch's Leaky(reset_mec
 'subtract') does, and that is said); the spike at v == threshold (NIR fires above it, edgelearn
 at or above); the fixed-point formats (the weights are written as floats on the int16 grid);
 learning; the input encoding; SPIDE's modified reset. NIR -> edgelearn: a leak per layer (one
-tau for all neurons of a node), no bias (Affine's must be zero, v_leak too), no synaptic
-current filter (CubaLIF), no nested graphs, no convolution yet."""
+tau for all neurons of a node), no bias (Affine's and Conv2d's must be zero, v_leak too), no
+synaptic current filter (CubaLIF), no nested graphs; Conv2d with groups 1, dilation 1 and
+symmetric integer padding; AvgPool2d, and SumPool2d read as an avgpool whose kh kw (a power of
+two) is folded into the weights that read it (the sum is that many times the average)."""
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import numerics as nx
 from ..contract import INPUT
 from ..errors import ModelError
-from ..model import Layer, LayerParams, Model
-from ..modelfile import SPEC_FORMAT, model_from_spec_dict, spec_to_dict
+from ..model import Layer, LayerParams, Model, Window
+from ..modelfile import LAYER_KEY_SINCE, SPEC_FORMAT, model_from_spec_dict, spec_to_dict
 from ..ops import NEURONS
+from ..ops.layers.window import geometry as window_geometry
 from .fixed_point import quantise_weights, weight_frac_for
-from .onnx_graph import ConvNotSupported
 
 DEFAULT_DT = 1e-4                  # seconds per step: snnTorch's export_to_nir / import_from_nir
 FORMAT = "edgelearn-nir"
 VERSION = 1
-CONV_NODES = ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
+WRITTEN_KINDS = ("dense", "conv2d", "avgpool")     # the layer kinds NIR has nodes for
 
 
 @dataclass
@@ -70,36 +86,73 @@ def to_nir(model: Model, dt: float = DEFAULT_DT):
     for layer in model.layers:
         if "/" in layer.name:
             raise ModelError(f"layer {layer.name!r}: NIR node names are HDF5 group names and cannot hold '/'")
-    sizes = model.sizes()
+        if layer.kind == "maxpool":
+            raise ModelError(f"layer {layer.name!r} (maxpool): NIR 1.0 has no max-pooling node (its pools are "
+                             "SumPool2d and AvgPool2d), and edgelearn does not invent one that NIR readers would not "
+                             "know; use an 'avgpool' layer (a power-of-two window) to take this model to NIR")
+        if layer.kind not in WRITTEN_KINDS:
+            raise ModelError(f"layer {layer.name!r} ({layer.kind}): NIR has no node for a {layer.kind!r} layer; "
+                             f"edgelearn writes {', '.join(WRITTEN_KINDS)} layers to NIR")
+    sizes, shapes = model.sizes(), model.shapes()
     nodes = {INPUT: nir.Input(input_type=np.array(model.input.shape))}
-    edges, source_node = [], {INPUT: INPUT}
-    if len(model.input.shape) > 1:
-        nodes["input.flatten"] = nir.Flatten(input_type={"input": np.array(model.input.shape)}, start_dim=0,
-                                             end_dim=-1)
-        edges.append((INPUT, "input.flatten"))
-        source_node[INPUT] = "input.flatten"
+    edges = []
+    # the shape of each layer's NIR node: a dense layer's neurons are flat (a Linear gives [n])
+    node_shape = {INPUT: tuple(model.input.shape)}
+    node_shape.update({layer.name: tuple(layer.shape) if layer.kind != "dense" else (layer.size,)
+                       for layer in model.layers})
+    flat: dict[str, str] = {}
+
+    def add(name: str, node) -> str:
+        if name in nodes:
+            raise ModelError(f"NIR node {name!r} is needed twice: a layer's name clashes with a node edgelearn "
+                             "writes for another layer (rename the layer)")
+        nodes[name] = node
+        return name
+
+    def flattened(source: str) -> str:
+        """The node that gives ``source``'s output flat, as a Linear reads it."""
+        if source not in flat:
+            flat[source] = source
+            if len(node_shape[source]) > 1:
+                flat[source] = add(f"{source}.flatten", nir.Flatten(input_type={"input": np.array(node_shape[source])},
+                                                                    start_dim=0, end_dim=-1))
+                edges.append((source, flat[source]))
+        return flat[source]
+
     for layer in model.layers:
-        source_node[layer.name] = layer.name
-        nodes[layer.name] = _neuron_node(model, layer, dt)
+        if layer.kind == "avgpool":
+            add(layer.name, _pool_node(layer))
+        else:
+            add(layer.name, _neuron_node(model, layer, dt, node_shape[layer.name]))
     for layer in model.layers:
-        p, start = model.params[layer.name], 0
+        p = model.params[layer.name]
+        if layer.kind != "dense":
+            source = layer.inputs[0].source
+            if len(node_shape[source]) != 3:
+                raise ModelError(f"layer {layer.name!r} ({layer.kind}) reads {source!r}, a dense layer of shape "
+                                 f"{shapes[source]}: its NIR node is flat (a Linear gives [n]) and NIR 1.0 has no "
+                                 "reshape node to give it back its [C, H, W]")
+            if layer.kind == "avgpool":
+                edges.append((source, layer.name))
+                continue
+            name = add(f"{layer.name}.w", _conv_node(model, layer, shapes))
+            edges += [(source, name), (name, layer.name)]
+            continue
+        start = 0
         for e in layer.inputs:
             width = sizes[e.source]
             name = f"{layer.name}.w" if len(layer.inputs) == 1 else f"{layer.name}.w.{e.source}.{e.delay}"
-            nodes[name] = nir.Linear(weight=nx.from_fixed(p.weight[:, start:start + width], layer.weight_frac),
-                                     metadata={"edgelearn_weight_frac": layer.weight_frac,
-                                               "edgelearn_weight_format": f"int16 Q{15 - layer.weight_frac}."
-                                                                          f"{layer.weight_frac}"})
+            add(name, nir.Linear(weight=nx.from_fixed(p.weight[:, start:start + width], layer.weight_frac),
+                                 metadata=_weight_meta(layer)))
             start += width
-            src = source_node[e.source]
+            src = flattened(e.source)
             if e.delay:
-                nodes[f"{name}.delay"] = nir.Delay(delay=np.full(width, e.delay * dt),
-                                                   metadata={"edgelearn_steps": e.delay})
+                add(f"{name}.delay", nir.Delay(delay=np.full(width, e.delay * dt), metadata={"edgelearn_steps": e.delay}))
                 edges.append((src, f"{name}.delay"))
                 src = f"{name}.delay"
             edges += [(src, name), (name, layer.name)]
     output = "output" if "output" not in nodes else "output.readout"
-    nodes[output] = nir.Output(output_type=np.array([model.readout.size]))
+    add(output, nir.Output(output_type=np.array(node_shape[model.readout.name])))
     edges.append((model.readout.name, output))
     spec = spec_to_dict(model)       # the model's own fields; the layers are the graph's nodes
     del spec["layers"]
@@ -108,16 +161,54 @@ def to_nir(model: Model, dt: float = DEFAULT_DT):
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=True)
 
 
-def _neuron_node(model: Model, layer: Layer, dt: float):
+def _weight_meta(layer: Layer) -> dict:
+    return {"edgelearn_weight_frac": layer.weight_frac,
+            "edgelearn_weight_format": f"int16 Q{15 - layer.weight_frac}.{layer.weight_frac}"}
+
+
+def _window_json(window: Window) -> str:
+    return json.dumps({key: [int(v) for v in pair] for key, pair in dataclasses.asdict(window).items()})
+
+
+def _conv_node(model: Model, layer: Layer, shapes: dict):
     import nir
 
-    p, n = model.params[layer.name], layer.size
+    g = model.geometry(layer, shapes)
+    weight = nx.from_fixed(model.params[layer.name].weight, layer.weight_frac)
+    node = nir.Conv2d(input_shape=(g.in_h, g.in_w), weight=weight.reshape(g.out_c, g.in_c, g.kernel_h, g.kernel_w),
+                      stride=tuple(int(v) for v in layer.window.stride),
+                      padding=tuple(int(v) for v in layer.window.padding), dilation=(1, 1), groups=1,
+                      bias=np.zeros(g.out_c), metadata={**_weight_meta(layer), "edgelearn_window": _window_json(layer.window)})
+    inferred = tuple(int(d) for d in node.output_type["output"])
+    if inferred != tuple(layer.shape):
+        # nir 1.0.8 infers a Conv2d's output width with the kernel's height (weight.shape[2] for both)
+        raise ModelError(f"layer {layer.name!r} (conv2d): nir {nir.__version__} infers the output of its "
+                         f"{layer.window.kernel[0]}x{layer.window.kernel[1]} kernel as {inferred}, not "
+                         f"{tuple(layer.shape)} (its shape inference reads the kernel's height for its width too), so "
+                         "nir.read, and every reader built on it, would refuse the file; edgelearn writes square "
+                         "kernels (or kernels whose width gives the same output under that reading)")
+    return node
+
+
+def _pool_node(layer: Layer):
+    import nir
+
+    w = layer.window
+    return nir.AvgPool2d(kernel_size=np.array(w.kernel), stride=np.array(w.stride), padding=np.array(w.padding),
+                         metadata={"edgelearn_kind": layer.kind, "edgelearn_window": _window_json(w),
+                                   "edgelearn_shape": np.array(layer.shape), "edgelearn_weight_frac": layer.weight_frac})
+
+
+def _neuron_node(model: Model, layer: Layer, dt: float, shape: tuple[int, ...]):
+    import nir
+
+    p = model.params[layer.name]
     a = p.leak / nx.ONE
-    th = nx.from_fixed(p.threshold, nx.STATE_FRAC)
-    meta = {"edgelearn_neuron": json.dumps(dataclasses.asdict(layer.neuron)),
+    th = nx.from_fixed(p.threshold, nx.STATE_FRAC).reshape(shape)
+    meta = {"edgelearn_kind": layer.kind, "edgelearn_neuron": json.dumps(dataclasses.asdict(layer.neuron)),
             "edgelearn_shape": np.array(layer.shape), "edgelearn_state_format": "int32 Q16 (threshold, leak)"}
-    full = lambda v: np.full(n, float(v))
-    zeros = np.zeros(n)
+    full = lambda v: np.full(shape, float(v))
+    zeros = np.zeros(shape)
     kind = NEURONS[layer.neuron.kind]
     if kind.spiking and layer.neuron.kind in ("lif", "if"):
         if a == 1.0:
@@ -156,6 +247,15 @@ def read_nir(path, *, dt: float | None = None, T: int | None = None, name: str |
         raise type(e)(f"{path}: {e}") from None
 
 
+class _Synapse(NamedTuple):
+    key: str                 # the Linear / Affine / Conv2d node
+    source: str              # the layer (or INPUT) it reads
+    delay: int
+    weight: np.ndarray       # [rows, cols] (Linear, Affine) or OIHW (Conv2d)
+    window: Window | None    # a Conv2d's
+    meta: dict
+
+
 def from_nir(graph, *, dt: float | None = None, T: int | None = None, name: str = "nir-model") -> NirImport:
     """The edgelearn model of a NIRGraph: edgelearn's own metadata where present, else the NIR
     parameters read with the mapping of the module docstring (``notes`` say what was assumed)."""
@@ -170,16 +270,16 @@ def from_nir(graph, *, dt: float | None = None, T: int | None = None, name: str 
         raise ModelError(f"dt must be > 0, got {dt}")
     notes = [] if ours else [f"a foreign NIR graph, read with dt = {dt:g} s per step"]
     nodes = graph.nodes
+    neuron_types, pool_types = (nir.LIF, nir.IF, nir.LI, nir.I), (nir.AvgPool2d, nir.SumPool2d)
+    synapse_types = (nir.Linear, nir.Affine, nir.Conv2d)
     for key, node in nodes.items():
-        kind = type(node).__name__
-        if kind in CONV_NODES:
-            raise ConvNotSupported(f"node {key!r} ({kind}): not supported yet: convolution and pooling layers come "
-                                   "with edgelearn's conv layer kind (another issue); this version reads dense graphs")
-        if not isinstance(node, (nir.Input, nir.Output, nir.Flatten, nir.Linear, nir.Affine, nir.Delay,
-                                 nir.LIF, nir.IF, nir.LI, nir.I)):
-            nested = " (a nested graph: snnTorch writes its RLeaky / RSynaptic so)" if kind == "NIRGraph" else ""
-            raise ModelError(f"node {key!r}: unsupported NIR node {kind}{nested}; edgelearn reads Input, Output, "
-                             "Flatten, Linear, Affine, Delay, LIF, IF, LI and I")
+        if not isinstance(node, (nir.Input, nir.Output, nir.Flatten, nir.Delay) + synapse_types + neuron_types
+                          + pool_types):
+            kind = type(node).__name__
+            hint = {"NIRGraph": " (a nested graph: snnTorch writes its RLeaky / RSynaptic so)",
+                    "Conv1d": " (edgelearn's convolution is 2-D: conv2d)"}.get(kind, "")
+            raise ModelError(f"node {key!r}: unsupported NIR node {kind}{hint}; edgelearn reads Input, Output, "
+                             "Flatten, Linear, Affine, Conv2d, AvgPool2d, SumPool2d, Delay, LIF, IF, LI and I")
     preds: dict[str, list[str]] = {k: [] for k in nodes}
     for src, dst in graph.edges:
         preds[dst].append(src)
@@ -187,78 +287,170 @@ def from_nir(graph, *, dt: float | None = None, T: int | None = None, name: str 
     outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
         raise ModelError(f"the graph has {len(inputs)} Input and {len(outputs)} Output nodes; edgelearn reads one of each")
-    neurons = [k for k, n in nodes.items() if isinstance(n, (nir.LIF, nir.IF, nir.LI, nir.I))]
+    neurons = [k for k, n in nodes.items() if isinstance(n, neuron_types)]
+    pools = [k for k, n in nodes.items() if isinstance(n, pool_types)]
+    layer_keys = [k for k in nodes if k in neurons or k in pools]
     input_shape = tuple(int(d) for d in np.atleast_1d(nodes[inputs[0]].input_type["input"]))
 
-    def origin(key: str, delay: int = 0, via: str = "") -> tuple[str, int]:
-        """The layer (or the input) whose output reaches ``key``, and the steps it is delayed."""
+    def origin(key: str, delay: int = 0, via: str = "", flat: bool = False) -> tuple[str, int, bool]:
+        """The layer (or the input) whose output reaches ``key``, the steps it is delayed, and
+        whether it passed a Flatten."""
         node = nodes[key]
         if isinstance(node, nir.Input):
-            return INPUT, delay
-        if key in neurons:
-            return key, delay
+            return INPUT, delay, flat
+        if key in layer_keys:
+            return key, delay, flat
         if isinstance(node, (nir.Flatten, nir.Delay)) and len(preds[key]) == 1:
             if isinstance(node, nir.Flatten):
-                return origin(preds[key][0], delay, key)
+                return origin(preds[key][0], delay, key, True)
             steps = np.unique(np.round(np.asarray(node.delay, dtype=np.float64) / dt, 9))
             if len(steps) != 1 or steps[0] < 1 or steps[0] != np.round(steps[0]):
                 raise ModelError(f"Delay node {key!r}: delay {node.delay} s is not one whole number (>= 1) of steps "
                                  f"of dt = {dt:g} s")
-            return origin(preds[key][0], delay + int(steps[0]), key)
+            return origin(preds[key][0], delay + int(steps[0]), key, flat)
         raise ModelError(f"node {key!r} ({type(node).__name__}) feeds {via!r} with {len(preds[key])} inputs; a "
-                         "synapse reads one layer, the input, or a Delay or Flatten of one")
+                         "synapse or a pool reads one layer, the input, or a Delay or Flatten of one")
 
-    synapses: dict[str, list[tuple[str, int, np.ndarray, dict]]] = {k: [] for k in neurons}
+    def window_source(key: str, what: str) -> str:
+        """The one same-step [C, H, W] source of a Conv2d or a pool node."""
+        if len(preds[key]) != 1:
+            raise ModelError(f"{what} node {key!r} has {len(preds[key])} inputs; it reads one")
+        source, delay, flat = origin(preds[key][0], 0, key)
+        if delay or flat:
+            raise ModelError(f"{what} node {key!r} reads {source!r} through a " + ("Delay" if delay else "Flatten")
+                             + f"; edgelearn's {'conv2d' if what == 'Conv2d' else 'pool'} layer reads its source's "
+                             "[C, H, W] output of the same step")
+        return source
+
+    synapses: dict[str, list[_Synapse]] = {k: [] for k in neurons}
     for src, dst in graph.edges:
         if dst not in neurons:
             continue
         syn = nodes[src]
-        if not isinstance(syn, (nir.Linear, nir.Affine)):
+        if not isinstance(syn, synapse_types):
             raise ModelError(f"node {dst!r} receives {src!r} ({type(syn).__name__}) directly; edgelearn's layers "
-                             "take their inputs through Linear or Affine nodes")
+                             "take their inputs through Linear, Affine or Conv2d nodes")
         if isinstance(syn, nir.Affine) and np.any(np.asarray(syn.bias) != 0):
             raise ModelError(f"Affine node {src!r} has a non-zero bias (largest |b| = "
                              f"{np.max(np.abs(syn.bias)):.3g}); edgelearn's dense layers have no bias term")
+        if isinstance(syn, nir.Conv2d):
+            window, weight = _conv_window(src, syn)
+            synapses[dst].append(_Synapse(src, window_source(src, "Conv2d"), 0, weight, window, _plain(syn.metadata or {})))
+            continue
         if len(preds[src]) != 1:
             raise ModelError(f"node {src!r} has {len(preds[src])} inputs; a synapse node reads one")
-        source, delay = origin(preds[src][0], 0, src)
-        synapses[dst].append((source, delay, np.asarray(syn.weight, dtype=np.float64), _plain(syn.metadata or {})))
-    order = _layer_order(neurons, synapses, preds[outputs[0]])
-    sizes = {INPUT: int(np.prod(input_shape))}      # a layer's size: its synapses' rows
-    sizes.update({k: synapses[k][0][2].shape[0] for k in neurons if synapses[k] and synapses[k][0][2].ndim == 2})
-    layers, params = [], {}
-    names = {k: (k if k != INPUT else f"{k}_layer") for k in neurons}
+        source, delay, _ = origin(preds[src][0], 0, src)
+        synapses[dst].append(_Synapse(src, source, delay, np.asarray(syn.weight, dtype=np.float64), None,
+                                      _plain(syn.metadata or {})))
+    for key, syns in synapses.items():
+        convs = [s.key for s in syns if s.window is not None]
+        if convs and len(syns) > 1:
+            raise ModelError(f"node {key!r} receives {len(syns)} synapses, among them the Conv2d {convs[0]!r}; an "
+                             "edgelearn conv2d layer reads exactly one source through one Conv2d")
+    pool_source = {k: window_source(k, type(nodes[k]).__name__) for k in pools}
+    needs = {k: {s.source for s in synapses[k] if s.delay == 0 and s.source != INPUT} for k in neurons}
+    needs.update({k: {pool_source[k]} - {INPUT} for k in pools})
+    order = _layer_order(layer_keys, neurons, needs, preds[outputs[0]])
+    names = {k: (k if k != INPUT else f"{k}_layer") for k in layer_keys}
+
+    # shapes first, in order (a window layer's comes from its source's), so that feedback edges find theirs
+    shapes, windows, kinds = {INPUT: input_shape}, {}, {}
     for key in order:
         node, node_meta = nodes[key], _plain(nodes[key].metadata or {})
-        if key not in sizes:
-            raise ModelError(f"node {key!r} has no input synapse with 2-D weights")
-        n = sizes[key]
+        typ = type(node).__name__
+        if key in pools:
+            windows[key] = Window(*(_pair(key, typ, attr, getattr(node, attr))
+                                    for attr in ("kernel_size", "stride", "padding")))
+            g = window_geometry(f"{typ} node {key!r}", windows[key], shapes[pool_source[key]], None)
+            kinds[key] = "avgpool"
+        elif not synapses[key]:
+            raise ModelError(f"node {key!r} has no input synapse (a Linear, Affine or Conv2d node)")
+        elif synapses[key][0].window is not None:
+            s = synapses[key][0]
+            windows[key] = s.window
+            g = window_geometry(f"Conv2d node {s.key!r}", s.window, shapes[s.source], s.weight.shape[0])
+            if s.weight.shape[1] != g.in_c:
+                raise ModelError(f"wrong shapes: Conv2d node {s.key!r} has kernels for {s.weight.shape[1]} input "
+                                 f"channels; it reads {s.source!r} of shape {shapes[s.source]}")
+            declared = getattr(nodes[s.key], "input_shape", None)
+            declared = None if declared is None else tuple(int(d) for d in np.atleast_1d(declared))
+            if declared is not None and declared != (g.in_h, g.in_w):
+                raise ModelError(f"wrong shapes: Conv2d node {s.key!r} declares input_shape {declared}; it reads "
+                                 f"{s.source!r} of shape {shapes[s.source]}")
+            kinds[key] = "conv2d"
+        else:
+            W = synapses[key][0].weight
+            if W.ndim != 2:
+                raise ModelError(f"node {key!r} has no input synapse with 2-D weights")
+            shape = tuple(int(d) for d in node_meta.get("edgelearn_shape", (W.shape[0],)))
+            shapes[key] = shape if int(np.prod(shape)) == W.shape[0] else (W.shape[0],)
+            kinds[key] = "dense"
+        if kinds[key] != "dense":
+            shapes[key] = (g.out_c, g.out_h, g.out_w)
+        if node_meta.get("edgelearn_kind", kinds[key]) != kinds[key]:
+            raise ModelError(f"node {key!r}: its edgelearn metadata says a {node_meta['edgelearn_kind']!r} layer, its "
+                             f"NIR nodes make a {kinds[key]!r} one")
+    sums = {k: int(np.prod(windows[k].kernel)) for k in pools if isinstance(nodes[k], nir.SumPool2d)}
+    for k, taps in sums.items():
+        notes.append(f"{k} (SumPool2d): read as an avgpool, whose output is the window's mean; its {taps} taps are "
+                     "folded into the weights that read it (a sum is that many times the mean)")
+
+    layers, params = [], {}
+    for key in order:
+        node, node_meta = nodes[key], _plain(nodes[key].metadata or {})
+        lname, shape, n = names[key], shapes[key], int(np.prod(shapes[key]))
+        window = None if kinds[key] == "dense" else \
+            {"kernel": list(windows[key].kernel), "stride": list(windows[key].stride), "padding": list(windows[key].padding)}
+        if key in pools:
+            if "edgelearn_window" in node_meta and json.loads(node_meta["edgelearn_window"]) != window:
+                raise ModelError(f"{type(node).__name__} node {key!r}: its edgelearn metadata says the window "
+                                 f"{node_meta['edgelearn_window']}, the node {window}")
+            layers.append({"name": lname, "kind": "avgpool", "inputs": [{"from": names.get(pool_source[key], pool_source[key]),
+                                                                         "delay": 0}],
+                           "shape": list(shape), "weight_frac": int(node_meta.get("edgelearn_weight_frac", 12)),
+                           "window": window})
+            params[lname] = LayerParams(np.zeros((0, 0), np.int16), np.zeros(0, np.int32), 0)
+            continue
         neuron, leak, gain, threshold = _neuron(key, node, node_meta, n, dt, notes, ours)
-        shape = tuple(int(d) for d in node_meta.get("edgelearn_shape", (n,)))
-        if int(np.prod(shape)) != n:
-            shape = (n,)
         blocks, fracs, edges = [], set(), []
-        for source, delay, W, syn_meta in synapses[key]:
-            if W.ndim != 2 or W.shape != (n, sizes[source]):
-                raise ModelError(f"wrong shapes: the synapse from {source!r} into {key!r} has weights {W.shape}, "
-                                 f"expected ({n}, {sizes[source]})")
-            if (names.get(source, source), delay) in edges:
-                raise ModelError(f"node {key!r} reads {source!r} through two synapses with the same delay {delay}")
-            edges.append((names.get(source, source), delay))
-            blocks.append(W * gain[:, None])
-            if "edgelearn_weight_frac" in syn_meta:
-                fracs.add(int(syn_meta["edgelearn_weight_frac"]))
+        for s in synapses[key]:
+            scale = sums.get(s.source, 1)
+            if s.window is not None:
+                if "edgelearn_window" in s.meta and json.loads(s.meta["edgelearn_window"]) != window:
+                    raise ModelError(f"Conv2d node {s.key!r}: its edgelearn metadata says the window "
+                                     f"{s.meta['edgelearn_window']}, the node {window}")
+                out_c = s.weight.shape[0]
+                per_channel = gain.reshape(out_c, -1)
+                if not np.all(per_channel == per_channel[:, :1]):
+                    raise ModelError(f"node {key!r}: its neurons' input gains r dt / tau differ within a channel; a "
+                                     f"conv2d's kernel (from Conv2d {s.key!r}) is shared by every position")
+                blocks.append(s.weight.reshape(out_c, -1) * per_channel[:, :1] * scale)
+            else:
+                width = int(np.prod(shapes[s.source]))
+                if s.weight.ndim != 2 or s.weight.shape != (n, width):
+                    raise ModelError(f"wrong shapes: the synapse from {s.source!r} into {key!r} has weights "
+                                     f"{s.weight.shape}, expected ({n}, {width})")
+                blocks.append(s.weight * gain[:, None] * scale)
+            src = names.get(s.source, s.source)
+            if (src, s.delay) in edges:
+                raise ModelError(f"node {key!r} reads {s.source!r} through two synapses with the same delay {s.delay}")
+            edges.append((src, s.delay))
+            if "edgelearn_weight_frac" in s.meta:
+                fracs.add(int(s.meta["edgelearn_weight_frac"]))
         weight = np.concatenate(blocks, axis=1)
         frac = fracs.pop() if len(fracs) == 1 else weight_frac_for(weight, f"node {key!r}")
-        lname = names[key]
-        sizes[key] = n
-        layers.append({"name": lname, "kind": "dense", "inputs": [{"from": s, "delay": d} for s, d in edges],
-                       "shape": list(shape), "neuron": neuron, "weight_frac": frac})
+        layer = {"name": lname, "kind": kinds[key], "inputs": [{"from": s, "delay": d} for s, d in edges],
+                 "shape": list(shape), "neuron": neuron, "weight_frac": frac}
+        if window is not None:
+            layer["window"] = window
+        layers.append(layer)
         params[lname] = LayerParams(weight=quantise_weights(weight, frac), threshold=threshold, leak=leak)
     spec = json.loads(meta["edgelearn_spec"]) if ours and "edgelearn_spec" in meta else \
         {"format": SPEC_FORMAT, "version": 1, "name": name, "input": {"encoding": "direct"}}
     spec["input"]["shape"] = list(input_shape)
     spec["layers"] = layers
+    if any("window" in layer for layer in layers):
+        spec["version"] = max(spec["version"], LAYER_KEY_SINCE["window"])
     if T is not None and T != spec.get("learning", {}).get("T"):
         spec.setdefault("learning", {})["T"] = T
         if spec.pop("cutoff", None) is not None:
@@ -268,18 +460,57 @@ def from_nir(graph, *, dt: float | None = None, T: int | None = None, name: str 
     return NirImport(model.validate(), notes)
 
 
-def _layer_order(neurons: list[str], synapses: dict, readout_keys: list[str]) -> list[str]:
+def _conv_window(key: str, node) -> tuple[Window, np.ndarray]:
+    """The window and OIHW kernels of a Conv2d node, refused where a conv2d layer does not model it."""
+    weight = np.asarray(node.weight, dtype=np.float64)
+    if weight.ndim != 4:
+        raise ModelError(f"Conv2d node {key!r}: weights of shape {weight.shape}; a Conv2d's are (C_out, C_in, kH, kW)")
+    if int(np.asarray(node.groups)) != 1:
+        raise ModelError(f"Conv2d node {key!r}: groups = {int(np.asarray(node.groups))}; edgelearn's conv2d connects "
+                         "every input channel to every output channel (groups 1)")
+    if _pair(key, "Conv2d", "dilation", node.dilation) != (1, 1):
+        raise ModelError(f"Conv2d node {key!r}: dilation {np.asarray(node.dilation).tolist()}; edgelearn's conv2d "
+                         "reads adjacent taps (dilation 1)")
+    bias = np.asarray(node.bias, dtype=np.float64) if node.bias is not None else np.zeros(1)
+    if np.any(bias != 0):
+        raise ModelError(f"Conv2d node {key!r} has a non-zero bias (largest |b| = {np.max(np.abs(bias)):.3g}); "
+                         "edgelearn's conv2d layers have no bias term")
+    padding = node.padding.decode() if isinstance(node.padding, bytes) else node.padding
+    if isinstance(padding, np.ndarray) and padding.dtype.kind in "SUO":
+        padding = str(padding.astype(str))
+    if isinstance(padding, str):
+        if padding != "valid":
+            raise ModelError(f"Conv2d node {key!r}: padding {padding!r}; edgelearn's conv2d takes its zero padding as "
+                             "integers (height, width), the same on both sides ('valid' is read as 0)")
+        padding = 0
+    window = Window(tuple(int(d) for d in weight.shape[2:]), _pair(key, "Conv2d", "stride", node.stride),
+                    _pair(key, "Conv2d", "padding", padding))
+    return window, weight
+
+
+def _pair(key: str, typ: str, what: str, value) -> tuple[int, int]:
+    """A (height, width) pair of non-negative integers from one value or two."""
+    v = np.atleast_1d(np.asarray(value))
+    if v.dtype.kind not in "iuf" or v.ndim != 1 or v.size not in (1, 2) or np.any(v != np.round(v)) or np.any(v < 0):
+        more = " (a padding per side is not modelled: edgelearn pads both sides alike)" if what == "padding" and \
+            v.size == 4 else ""
+        raise ModelError(f"{typ} node {key!r}: {what} {np.asarray(value).tolist()!r} is not one or two (height, width) "
+                         f"non-negative integers{more}")
+    v = np.broadcast_to(v, (2,))
+    return int(v[0]), int(v[1])
+
+
+def _layer_order(layers: list[str], neurons: list[str], needs: dict[str, set], readout_keys: list[str]) -> list[str]:
     """The layers in an order where every same-step edge comes from an earlier layer, the
     node that feeds the Output last."""
     if len(readout_keys) != 1 or readout_keys[0] not in neurons:
         raise ModelError(f"the Output node is fed by {readout_keys}; it must be fed by one neuron node (the readout)")
     readout = readout_keys[0]
-    needs = {k: {s for s, d, *_ in synapses[k] if d == 0 and s != INPUT} for k in neurons}
     order, done = [], set()
-    while len(order) < len(neurons):
-        ready = [k for k in neurons if k not in done and needs[k] <= done and (k != readout or len(done) == len(neurons) - 1)]
+    while len(order) < len(layers):
+        ready = [k for k in layers if k not in done and needs[k] <= done and (k != readout or len(done) == len(layers) - 1)]
         if not ready:
-            stuck = [k for k in neurons if k not in done]
+            stuck = [k for k in layers if k not in done]
             raise ModelError(f"nodes {stuck} form a cycle without a Delay node (or feed on the readout in the same "
                              "step); edgelearn needs each recurrent edge's delay explicit: put a nir.Delay of one step "
                              "on it")

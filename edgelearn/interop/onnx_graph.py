@@ -1,11 +1,12 @@
-"""An ONNX file read as the chain of dense layers edgelearn can convert.
+"""An ONNX file read as the chain of layers edgelearn can convert.
 
 Accepted, along the one path from the graph's input to its output: Gemm, MatMul (+ Add of a
-constant), Relu, Flatten and Reshape to [batch, features], Identity and Dropout (identity at
-inference), and a final Softmax / LogSoftmax (which cannot change the predicted class).
-Weights must be initializers or Constant nodes; biases must be zero (edgelearn's dense layers
-have none). Convolution and pooling stop the reading with "not supported yet" (the conv layer
-kind is another issue); any other op is refused by name and node. Every refusal is a
+constant), Conv (2-D, one group, no dilation, symmetric padding), AveragePool (counting the
+padding) and MaxPool (2-D, no ceil mode), Relu, Flatten and Reshape to [batch, features],
+Identity and Dropout (identity at inference), and a final Softmax / LogSoftmax (which cannot
+change the predicted class). Weights must be initializers or Constant nodes; biases must be
+zero (edgelearn's layers have none). Any other op is refused by name and node, and so are the
+other convolution and pooling ops (ConvTranspose, global and Lp pooling). Every refusal is a
 ModelError whose message names the file, the node and what is wrong."""
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..ops.layers import conv2d, pool
+from ..ops.layers.window import Geometry, channel_windows, geometry
 
-CONV_OPS = ("Conv", "ConvTranspose", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool", "LpPool")
 PASS_THROUGH = ("Identity", "Dropout")
 FINAL_OPS = ("Softmax", "LogSoftmax")
-SUPPORTED = ("Gemm", "MatMul", "Add", "Relu", "Flatten", "Reshape") + PASS_THROUGH + FINAL_OPS + ("Constant",)
+WINDOW_OPS = ("Conv", "AveragePool", "MaxPool")
+SUPPORTED = ("Gemm", "MatMul", "Add", "Relu", "Flatten", "Reshape") + WINDOW_OPS + PASS_THROUGH + FINAL_OPS \
+    + ("Constant",)
 
 
 class ConvNotSupported(ModelError):
-    """A convolution or pooling node: edgelearn has no conv layer kind yet."""
+    """A convolution or pooling node edgelearn's layer kinds do not model (NIR's, for now)."""
 
 
 @dataclass
@@ -32,6 +36,33 @@ class DenseLayer:
     weight: np.ndarray        # float64 [out, in]: y = W x
     relu: bool = False
 
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return a @ self.weight.T
+
+
+@dataclass
+class ConvLayer:
+    node: str
+    weight: np.ndarray        # float64 [out_c, in_c, kh, kw] (OIHW)
+    geometry: Geometry
+    relu: bool = False
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return conv2d.current_float(self.weight.reshape(self.weight.shape[0], -1), a, self.geometry)
+
+
+@dataclass
+class PoolLayer:
+    node: str
+    kind: str                 # "avgpool" or "maxpool", edgelearn's layer kind
+    geometry: Geometry
+    relu: bool = True         # a pool passes its (non-negative) inputs on: it needs no Relu after it
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        if self.kind == "avgpool":
+            return pool.avgpool_float(None, a, self.geometry)
+        return channel_windows(a, self.geometry).max(axis=-1).reshape(a.shape[0], -1)
+
 
 @dataclass
 class OnnxNet:
@@ -39,20 +70,21 @@ class OnnxNet:
     input_name: str
     input_shape: tuple        # the graph input's dimensions, None where symbolic (the batch)
     input_type: int           # onnx.TensorProto element type of the input
-    layers: list[DenseLayer]
+    layers: list                # DenseLayer, ConvLayer, PoolLayer
     output_name: str
     final: list[str] = field(default_factory=list)     # trailing Softmax / LogSoftmax ops
+    sample_shape: tuple = ()    # one sample's input: (features,), or (C, H, W) read by a Conv or a pool
 
     @property
     def features(self) -> int:
-        return self.layers[0].weight.shape[1]
+        return int(np.prod(self.sample_shape))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """The graph's outputs in float64 for inputs x [B, features] (as the graph reads them)."""
         a = x
         for layer in self.layers:
-            a = a @ layer.weight.T
-            if layer.relu:
+            a = layer.forward(a)
+            if layer.relu and not isinstance(layer, PoolLayer):
                 a = np.maximum(a, 0.0)
         for op in self.final:
             a = a - a.max(axis=1, keepdims=True)
@@ -133,10 +165,11 @@ def _chain(graph) -> OnnxNet:
     constants = _constants(graph)
     input_name, input_shape, input_type = _graph_input(graph, constants)
     produced = {out for node in graph.node for out in node.output}
-    layers: list[DenseLayer] = []
+    layers: list = []
     final: list[str] = []
     current = input_name
     bias_open = False          # the last layer may still take an Add (its bias)
+    shape = tuple(input_shape[1:])          # one sample's tensor as the chain goes (None: symbolic)
 
     def constant(node, i: int, index: int, role: str) -> np.ndarray:
         name = node.input[i] if i < len(node.input) else ""
@@ -148,19 +181,58 @@ def _chain(graph) -> OnnxNet:
         raise ModelError(f"{describe(node, index)}: its {role} {name!r} is missing: no initializer, Constant node "
                          "or graph input has that name")
 
-    def add_layer(node, index: int, weight: np.ndarray) -> None:
+    def follows_relu(node, index: int) -> None:
         if layers and not layers[-1].relu:
             raise ModelError(f"{describe(node, index)}: follows {layers[-1].node} without a Relu between them; each "
                              "linear layer but the last must be followed by Relu (ReLU becomes the spiking neuron)")
+
+    def add_layer(node, index: int, weight: np.ndarray) -> None:
+        nonlocal shape
+        follows_relu(node, index)
         if weight.ndim != 2:
             raise ModelError(f"{describe(node, index)}: weights of shape {weight.shape}; a dense layer has 2-D weights")
-        fan_in = layers[-1].weight.shape[0] if layers else _features(input_shape)
+        fan_in = None if None in shape else int(np.prod(shape))
         if fan_in is not None and weight.shape[1] != fan_in:
             before = f"the layer before ({layers[-1].node}) gives {fan_in}" if layers \
                 else f"the input {input_name!r} [{', '.join('?' if d is None else str(d) for d in input_shape)}] " \
                      f"gives {fan_in} per sample"
             raise ModelError(f"wrong shapes: {describe(node, index)} takes {weight.shape[1]} inputs but {before}")
         layers.append(DenseLayer(describe(node, index), weight))
+        shape = (weight.shape[0],)
+
+    def window_of(node, index: int, attrs: dict, kernel) -> tuple:
+        """(kernel, stride, padding) of a 2-D window node; refuses what the layer kinds do not model."""
+        where = describe(node, index)
+        if len(shape) != 3 or None in shape:
+            raise ModelError(f"{where}: reads a tensor of shape {list(shape)}; a window layer reads [channels, "
+                             "height, width] of known sizes")
+        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise ModelError(f"{where}: auto_pad is not supported: give the pads")
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])) or attrs.get("ceil_mode", 0):
+            raise ModelError(f"{where}: dilations and ceil_mode are not supported")
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if len(kernel) != 2 or len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]:
+            raise ModelError(f"{where}: a 2-D window with the same padding on both sides of each axis, got kernel "
+                             f"{list(kernel)} and pads {pads}")
+        return tuple(int(k) for k in kernel), tuple(int(v) for v in attrs.get("strides", [1, 1])), \
+            (int(pads[0]), int(pads[1]))
+
+    def add_window(node, index: int, attrs: dict, kernel, weight=None) -> None:
+        nonlocal shape
+        from ..model import Window
+        k, st, pd = window_of(node, index, attrs, kernel)
+        out_c = None if weight is None else weight.shape[0]
+        if weight is not None and weight.shape[1] != shape[0]:
+            raise ModelError(f"wrong shapes: {describe(node, index)} takes {weight.shape[1]} channels but gets "
+                             f"{shape[0]}")
+        g = geometry(describe(node, index), Window(k, st, pd), shape, out_c)
+        if weight is None:
+            layers.append(PoolLayer(describe(node, index), "avgpool" if node.op_type == "AveragePool" else "maxpool",
+                                    g))
+        else:
+            follows_relu(node, index)
+            layers.append(ConvLayer(describe(node, index), weight, g))
+        shape = (g.out_c, g.out_h, g.out_w)
 
     for index, node in enumerate(graph.node):
         op = node.op_type
@@ -172,10 +244,6 @@ def _chain(graph) -> OnnxNet:
         if final:
             raise ModelError(f"{describe(node, index)}: follows the final {final[-1]}; {'/'.join(FINAL_OPS)} can only "
                              "end the graph")
-        if op in CONV_OPS:
-            raise ConvNotSupported(f"{describe(node, index)}: {op} is not supported yet: convolution and pooling "
-                                   "layers come with edgelearn's conv layer kind (another issue); this version imports "
-                                   "dense networks (Gemm / MatMul, Relu, Flatten)")
         if op not in SUPPORTED:
             raise ModelError(f"{describe(node, index)}: unsupported op {op!r} (edgelearn imports "
                              f"{', '.join(s for s in SUPPORTED if s != 'Constant')})")
@@ -200,41 +268,60 @@ def _chain(graph) -> OnnxNet:
                                  "(residual connections are not supported)")
             other = 1 if node.input[0] == current else 0
             _check_bias(node, index, constant(node, other, index, "bias"))
+        elif op == "Conv":
+            if attrs.get("group", 1) != 1:
+                raise ModelError(f"{describe(node, index)}: grouped convolution (group {attrs['group']}) is not "
+                                 "supported")
+            W = constant(node, 1, index, "weight input W")
+            if W.ndim != 4:
+                raise ModelError(f"{describe(node, index)}: weights of shape {W.shape}; a 2-D convolution has OIHW")
+            add_window(node, index, attrs, attrs.get("kernel_shape", W.shape[2:]), W)
+            if len(node.input) > 2 and node.input[2]:
+                _check_bias(node, index, constant(node, 2, index, "bias input B"))
+        elif op in ("AveragePool", "MaxPool"):
+            if len(node.output) > 1 and node.output[1]:
+                raise ModelError(f"{describe(node, index)}: the Indices output of a MaxPool is not supported")
+            if op == "AveragePool" and any(attrs.get("pads", [0])) and not attrs.get("count_include_pad", 0):
+                raise ModelError(f"{describe(node, index)}: an average over padding that does not count it "
+                                 "(count_include_pad 0); edgelearn's average counts the padding as zeros")
+            if not layers or not layers[-1].relu:
+                raise ModelError(f"{describe(node, index)}: a pool reads the spikes of a layer: it must follow a "
+                                 "Conv and its Relu")
+            add_window(node, index, attrs, attrs["kernel_shape"])
         elif op == "Relu":
             if not layers or layers[-1].relu:
-                raise ModelError(f"{describe(node, index)}: a Relu must follow a Gemm or MatMul")
+                raise ModelError(f"{describe(node, index)}: a Relu must follow a Gemm, MatMul or Conv")
             layers[-1].relu = True
             bias_open = False
         elif op == "Flatten":
-            if layers or attrs.get("axis", 1) != 1:
-                raise ModelError(f"{describe(node, index)}: only a Flatten of the input to [batch, features] "
-                                 "(axis 1) is supported")
+            if attrs.get("axis", 1) != 1 or None in shape:
+                raise ModelError(f"{describe(node, index)}: only a Flatten to [batch, features] (axis 1) of a tensor "
+                                 "of known sizes is supported")
+            shape = (int(np.prod(shape)),)
         elif op == "Reshape":
-            shape = constant(node, 1, index, "shape input").astype(np.int64).tolist()
-            flat = _features(input_shape) if not layers else layers[-1].weight.shape[0]
-            if len(shape) != 2 or shape[0] not in (-1, 0, 1) or shape[1] not in (-1, flat):
-                raise ModelError(f"{describe(node, index)}: reshape to {shape}; only a reshape to [batch, features] "
+            target = constant(node, 1, index, "shape input").astype(np.int64).tolist()
+            flat = None if None in shape else int(np.prod(shape))
+            if len(target) != 2 or target[0] not in (-1, 0, 1) or target[1] not in (-1, flat):
+                raise ModelError(f"{describe(node, index)}: reshape to {target}; only a reshape to [batch, features] "
                                  "is supported")
+            shape = (flat,)
         elif op in FINAL_OPS:
-            if not layers or layers[-1].relu or attrs.get("axis", -1) not in (-1, 1):
+            if not layers or layers[-1].relu or len(shape) != 1 or attrs.get("axis", -1) not in (-1, 1):
                 raise ModelError(f"{describe(node, index)}: a {op} is read only after the last linear layer, "
                                  "over its classes")
             final.append(op)
         current = node.output[0]
-    if not layers:
+    if not any(isinstance(layer, DenseLayer) for layer in layers):
         raise ModelError("the graph has no Gemm or MatMul layer")
+    if isinstance(layers[-1], PoolLayer):
+        raise ModelError(f"the graph ends with {layers[-1].node}; the readout is a Gemm, MatMul or Conv")
     outputs = [o.name for o in graph.output]
     if outputs != [current]:
         raise ModelError(f"the graph's outputs are {outputs} but the chain of layers ends at {current!r}")
-    return OnnxNet(input_name, input_shape, input_type, layers, current, final)
-
-
-def _features(shape: tuple) -> int | None:
-    """Features per sample: the product of the dimensions after the batch, when known."""
-    rest = shape[1:]
-    if not rest or any(d is None for d in rest):
-        return None
-    return int(np.prod(rest))
+    first = layers[0]
+    sample = (first.geometry.in_c, first.geometry.in_h, first.geometry.in_w) if not isinstance(first, DenseLayer) \
+        else (first.weight.shape[1],)
+    return OnnxNet(input_name, input_shape, input_type, layers, current, final, sample)
 
 
 def _check_bias(node, index: int, bias: np.ndarray) -> None:

@@ -3,7 +3,8 @@
 Rate-coded conversion (Rueckauer et al. 2017, "Conversion of continuous-valued deep networks
 to efficient event-driven networks for image classification", Front. Neurosci. 11:682):
 
-- each ReLU becomes an integrate-and-fire neuron ('if': no leak) with reset by subtraction,
+- each ReLU (after a Gemm, MatMul or Conv: dense and conv2d layers) becomes an
+  integrate-and-fire neuron ('if': no leak) with reset by subtraction,
   whose firing rate over T steps approximates its ReLU activation divided by the layer's
   scale: subtraction keeps the charge above threshold, so the rate error is at most 1/T;
 - data-based threshold balancing: lambda_l, the ``percentile``-th percentile of layer l's
@@ -11,6 +12,11 @@ to efficient event-driven networks for image classification", Front. Neurosci. 1
   robust normalisation, which ignores the rare outliers a maximum would follow), rescales
   the weights W_l <- W_l lambda_{l-1} / lambda_l so every threshold is 1 and almost no
   neuron is asked to fire faster than once a step;
+- an AveragePool becomes an avgpool of the spikes (the mean of rates is the rate-coded mean),
+  a MaxPool a maxpool, the OR of the window's spikes: an upper bound of the maximum of the
+  rates, close to it while few inputs of a window fire in the same step (the conversion's
+  known weak spot, Rueckauer et al. §2.3); a pool takes no threshold and passes the scale of
+  the layer below on;
 - the last layer becomes a non-spiking 'li' readout with leak 0, whose potential at each step
   is its current W_L s[t]: the summed score is W_L times the spike counts, the rate-coded
   version of the ANN's logits (its scale, lambda_L, makes the per-step outputs of order 1,
@@ -32,9 +38,9 @@ import numpy as np
 from .. import numerics as nx
 from ..contract import INPUT, MAX_LR_SHIFT
 from ..errors import ModelError
-from ..model import Edge, InputSpec, Layer, LayerParams, Learning, Model, Neuron
+from ..model import Edge, InputSpec, Layer, LayerParams, Learning, Model, Neuron, Window
 from .fixed_point import quantise_weights, weight_frac_for
-from .onnx_graph import OnnxNet, read_onnx
+from .onnx_graph import OnnxNet, PoolLayer, read_onnx
 
 DEFAULT_T = 32
 DEFAULT_CALIBRATION = 1000
@@ -102,7 +108,10 @@ def import_onnx(path, calibration: np.ndarray, *, T: int = DEFAULT_T, percentile
     check_reading(path, net, calibration, x, input_divisor)
     scales, acts = [], x
     for layer in net.layers:
-        acts = acts @ layer.weight.T
+        acts = layer.forward(acts)
+        if isinstance(layer, PoolLayer):           # no neurons: the scale below passes through
+            scales.append(scales[-1])
+            continue
         if layer.relu:
             acts = np.maximum(acts, 0.0)
         positive = acts[acts > 0]
@@ -120,7 +129,7 @@ def check_reading(path, net: OnnxNet, pixels: np.ndarray, x: np.ndarray, input_d
     sample = slice(0, min(len(x), 256))
     ours, theirs = net.forward(x[sample]), ann_scores(path, net, pixels[sample], input_divisor)
     if ours.shape != theirs.shape or not np.allclose(ours, theirs, rtol=1e-3, atol=1e-4 * max(1.0, np.abs(theirs).max())):
-        raise ModelError(f"{path}: the graph read as {len(net.layers)} dense layers does not compute onnxruntime's "
+        raise ModelError(f"{path}: the graph read as {len(net.layers)} layers does not compute onnxruntime's "
                          "outputs; it uses semantics this importer does not model")
 
 
@@ -129,20 +138,31 @@ def _spiking_model(net: OnnxNet, scales: list[float], input_scale: float, T: int
     previous, source = input_scale, INPUT
     extra = max(0, 2 * int(round(np.log2(T / BASE_T)))) + FINE_TUNE_SHIFTS
     last = len(net.layers) - 1
-    for l, (dense, scale) in enumerate(zip(net.layers, scales)):
+    for l, (layer, scale) in enumerate(zip(net.layers, scales)):
         readout = l == last
-        lname = "readout" if readout else f"fc{l + 1}"
-        weight = dense.weight * (previous / scale)
-        frac = weight_frac_for(weight, dense.node)
+        g = getattr(layer, "geometry", None)
+        window = None if g is None else Window((g.kernel_h, g.kernel_w), (g.stride_h, g.stride_w), (g.pad_h, g.pad_w))
+        shape = (g.out_c, g.out_h, g.out_w) if g else (layer.weight.shape[0],)
+        if isinstance(layer, PoolLayer):
+            lname = f"pool{l + 1}"
+            layers.append(Layer(lname, layer.kind, (Edge(source),), shape, None, window=window))
+            params[lname] = LayerParams(np.zeros((0, 0), np.int16), np.zeros(0, np.int32), 0)
+            source = lname
+            fracs.append(0)
+            continue
+        lname = "readout" if readout else f"{'conv' if g else 'fc'}{l + 1}"
+        weight = layer.weight.reshape(layer.weight.shape[0], -1) * (previous / scale)
+        frac = weight_frac_for(weight, layer.node)
         neuron = Neuron("li", leak=0.0, learn_leak=False) if readout else Neuron("if", threshold=1.0, leak=1.0)
-        layers.append(Layer(lname, "dense", (Edge(source),), (weight.shape[0],), neuron, frac))
+        layers.append(Layer(lname, "conv2d" if g else "dense", (Edge(source),), shape, neuron, frac, window))
+        size = int(np.prod(shape))
         params[lname] = LayerParams(weight=quantise_weights(weight, frac),
-                                    threshold=nx.to_fixed(np.full(weight.shape[0], 1.0), nx.STATE_FRAC),
+                                    threshold=nx.to_fixed(np.full(size, 1.0), nx.STATE_FRAC),
                                     leak=int(nx.to_fixed(neuron.leak, nx.STATE_FRAC)))
         fracs.append(frac)
         previous, source = scale, lname
     w, th, a = BASE_SHIFTS
     learning = Learning(rule="stop", T=T, lr_weight_shift=min(w + extra, MAX_LR_SHIFT),
                         lr_threshold_shift=min(th + extra, MAX_LR_SHIFT), lr_leak_shift=min(a + extra, MAX_LR_SHIFT))
-    model = Model(name, InputSpec((net.features,), "direct"), tuple(layers), learning, params)
+    model = Model(name, InputSpec(tuple(net.sample_shape), "direct"), tuple(layers), learning, params)
     return model.validate(), fracs

@@ -1,5 +1,5 @@
 """Operations by kind: one module per neuron or layer kind, one registry (docs/architecture.md)."""
-from . import layers, neurons  # noqa: F401  (registers the built-in kinds)
+from . import neurons, layers  # noqa: F401  (registers the built-in kinds; a layer kind may step neurons)
 from .registry import (LAYERS, NEURONS, Exactness, LayerKind, NeuronKind, extension_dispatch, neuron_dispatch,
                        register_layer,
                        register_neuron, registered_neuron, spiking_neurons)

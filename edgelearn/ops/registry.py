@@ -64,16 +64,74 @@ class NeuronKind:
                                                      "c": Exactness.BIT})
 
 
+# A layer kind's fixed-point operations, each with one signature for every kind (the drivers
+# call them by the layer's code through the generated edgelearn.ops.builtin_layers, and the C
+# runtime through el_layers.h): op -> (its arguments, what it does). ``g`` is the layer's window
+# row (ops/layers/window.py; ignored by dense), ``W`` its weight matrix [rows, cols].
+LAYER_OPS = {
+    "forward": ("W, x, s, x_frac, w_frac, g, nonzero, plane, cur, out",
+                "one step: the currents ``cur`` of its input x (kinds with neurons), or the output values ``out`` "
+                "of the spikes s of the layer below (pools)"),
+    "scan": ("W, x, x_frac, w_frac, g, neuron, leak, th, reset_shift, V, s, U, cur, rec_tr",
+             "one step that runs its neurons itself, as it scans them (scan2d): currents, the steps of the "
+             "neurons of kind ``neuron``, and, when learning (rec_tr not empty), its own spikes' traces"),
+    "sums": ("W, x, g, nonzero, n, sums",
+             "the exact sums W x over the n inputs listed in ``nonzero`` (an input the same all sample)"),
+    "refresh": ("W, x, g, d, nonzero, sums", "the sums of the units (rows, channels) with non-zero errors d"),
+    "back": ("W, d, g, s, back", "the errors d of its outputs carried onto its inputs (back, unsaturated "
+             "int64; s: its input spikes); returns how many d were non-zero"),
+    "update": ("W, d, x_tr, g, shift, rng, nonzero, plane", "W -= SR(gradient, shift) now (per-step updates)"),
+    "grads": ("gW, d, x_tr, g, nonzero", "gW += gradient, exact saturating sums (per-sample updates)"),
+}
+NEURON_OPS = ("forward", "back", "update", "grads")     # what a kind with neurons has
+MAP_OPS = ("forward", "back")                           # a fixed map of its input (pooling)
+SUMS_OPS = ("sums", "refresh")                          # a kind that keeps the sums of a direct input
+SCAN_OPS = ("scan", "back", "update", "grads")          # a kind that steps its own neurons as it scans them
+
+
+def input_traces(n_in: int, n_out: int) -> int:
+    """A layer's presynaptic traces: one per input."""
+    return n_in
+
+
 @dataclass(frozen=True)
 class LayerKind:
+    """How a layer turns its input into its neurons' currents (dense, conv2d), or, for a kind
+    without neurons, into its output values (the pools), in every executor."""
     name: str
     code: int                       # the blob's layer code
-    current_float: Callable         # (W, x) -> currents; float64
-    current_fixed: Callable         # njit: the bit-exact reference
-    c_symbol: str
-    scratch: Callable               # (n_in, n_out) -> {buffer: elements}: its ..._buffer_size companion
+    has_neurons: bool               # a population with weights, thresholds and a leak; else a fixed map
+    windowed: bool                  # a kernel window over a [C, H, W] source (ops/layers/window.py)
+    weight_shape: Callable          # (n_out, fan_in, geometry) -> (rows, cols) of its int16 weight matrix
+    check: Callable                 # (where, binary_source, geometry) -> None, or ModelError: its own rules
+    out_frac: Callable              # (geometry) -> fractional bits of the values it writes (0: spikes)
+    forward_float: Callable         # (W, x, geometry) -> currents or output values [B, n_out]; float64
+    back_float: Callable            # (W, d, geometry, x) -> the errors d of its outputs onto its inputs
+    grad_float: Callable            # (d, x_tr, geometry) -> (rows touched, their weight gradients)
+    fixed: dict                     # op (LAYER_OPS) -> its njit function: the bit-exact reference
+    c_ops: dict                     # op -> its C twin in targets/c, with the C dispatch's signature
+    scratch: Callable               # (n_in, geometry) -> {buffer: elements}: its ..._buffer_size companion
+    c_scratch: str                  # its C twin, the loader's: (ly, *nonzero, *plane) elements
+    keeps_sums: bool = False        # layer 0 keeps the exact W x of a direct input for the sample (§5b)
+    scan_float: Callable | None = None   # a kind that steps its own neurons in a scan (scan2d): the float step
+    traces: Callable = input_traces      # (n_in, n_out) -> its input traces (STOP's x^)
+    c_window_check: str | None = None   # a window kind's C loader check: weight_shape, check, out_frac in one
     exactness: dict = field(default_factory=lambda: {"float": Exactness.MATH, "fixed": Exactness.BIT,
                                                      "c": Exactness.BIT})
+
+    def __post_init__(self):
+        if self.windowed != (self.c_window_check is not None):
+            raise ValueError(f"layer kind {self.name!r}: a window kind (only) has a c_window_check")
+        ops = set(SCAN_OPS if self.scans else NEURON_OPS if self.has_neurons else MAP_OPS) \
+            | (set(SUMS_OPS) if self.keeps_sums else set())
+        for table in (self.fixed, self.c_ops):
+            if set(table) != ops:
+                raise ValueError(f"layer kind {self.name!r}: ops {tuple(table)}, expected {ops}")
+
+    @property
+    def scans(self) -> bool:
+        """It steps its own neurons, one by one in a scan order (the driver does not)."""
+        return self.scan_float is not None
 
 
 NEURONS: dict[str, NeuronKind] = {}

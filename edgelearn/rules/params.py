@@ -27,9 +27,9 @@ class Params(NamedTuple):
 
 @njit(cache=True)
 def layer_weights(table, weights, l):
-    """Layer l's weights, [n_out, n_in], a view of the weight array."""
-    n_in, n_out, at = table[l, F.n_in], table[l, F.n_out], table[l, F.weights_at]
-    return weights[at:at + n_out * n_in].reshape((n_out, n_in))
+    """Layer l's weight matrix, [w_rows, w_cols] (dense: [n_out, n_in]), a view of the weight array."""
+    rows, cols, at = table[l, F.w_rows], table[l, F.w_cols], table[l, F.weights_at]
+    return weights[at:at + rows * cols].reshape((rows, cols))
 
 
 @njit(cache=True)

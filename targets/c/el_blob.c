@@ -7,7 +7,9 @@
  * ("What a loader checks, in this order"), check by check, and tests/test_blob_agreement.py
  * holds it to the Python loader's verdict on every blob. */
 #include "edgelearn.h"
+#include "el_conv2d.h"
 #include "el_kernels.h"
+#include "el_layers.h"
 #include "el_neurons.h"
 #include "el_numerics.h"
 
@@ -140,9 +142,10 @@ static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
     for (k = 0; k < t->count; k++) {
         const uint8_t *e = blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
         uint32_t type = rd16(e), at = rd32(e + 4);
-        if (type < EL_SEC_MODEL || type > EL_SEC_SCHEDULE) return EL_ERR_SECTION_TYPE;
+        if (type < EL_SEC_MODEL || type > EL_SEC_WINDOW) return EL_ERR_SECTION_TYPE;
         if (type == EL_SEC_CUTOFF && version < EL_SEC_CUTOFF_SINCE) return EL_ERR_SECTION_TYPE;
         if (type == EL_SEC_SCHEDULE && version < EL_SEC_SCHEDULE_SINCE) return EL_ERR_SECTION_TYPE;
+        if (type == EL_SEC_WINDOW && version < EL_SEC_WINDOW_SINCE) return EL_ERR_SECTION_TYPE;
         if (at % 4 != 0 || at < table_end || (uint64_t)at + rd32(e + 8) > file_size)
             return EL_ERR_SECTION_BOUNDS;
         /* payloads in table order, none overlapping: learning in place writes only its own */
@@ -210,10 +213,11 @@ static el_status_t check_indices(const sections_t *t, uint32_t layer_count)
     return EL_OK;
 }
 
-/* One LAYER section and its parameter sections; fills `layer` (offsets into the blob). */
+/* One LAYER section and its parameter sections (their sizes, for a kind without a window; a window
+ * kind's wait for check_window); fills `layer` (offsets into the blob). */
 static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_t l, el_layer_t *layer)
 {
-    uint32_t bytes, at = find_section(t, EL_SEC_LAYER, l, &bytes), rank, edges, r, e, flags, wb, tb, lb;
+    uint32_t bytes, at = find_section(t, EL_SEC_LAYER, l, &bytes), rank, edges, r, e, flags, wb, tb, lb, gb;
     uint64_t product = 1;
     const uint8_t *p;
     if (at == 0) return EL_ERR_SECTION_MISSING;
@@ -224,8 +228,11 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
     if (bytes != pad4(EL_BLOB_LAYER_FIXED_BYTES + 4u * rank + 4u * edges + rd16(p + 16))) return EL_ERR_SECTION_SIZE;
     flags = p[2];
     if (p[15] != 0 || rd16(p + 18) != 0 || (flags & ~EL_BLOB_FLAGS_KNOWN) != 0) return EL_ERR_RESERVED_FIELD;
-    if (p[0] != EL_LAYER_DENSE || !el_neuron_known(p[1])) return EL_ERR_UNKNOWN_CODE;   /* el_neurons.h */
+    if (!el_layer_known(p[0])) return EL_ERR_UNKNOWN_CODE;                             /* el_layers.h */
+    if (el_layer_has_neurons(p[0]) ? !el_neuron_known(p[1]) : p[1] != 0) return EL_ERR_UNKNOWN_CODE;
+    if (!el_layer_has_neurons(p[0]) && flags != 0) return EL_ERR_VALUE;   /* a map of its input has no neurons */
     el_zero(layer, sizeof *layer);
+    layer->kind = p[0];
     layer->neuron = p[1];
     layer->weight_frac = p[3];
     layer->n_out = rd32(p + 4);
@@ -249,10 +256,117 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
     layer->leak_at = find_section(t, EL_SEC_LEAK, l, &lb);
     if (layer->weights_at == 0 || layer->thresholds_at == 0 || layer->leak_at == 0)
         return EL_ERR_SECTION_MISSING;
-    if ((uint64_t)wb != (uint64_t)layer->n_out * layer->n_in * 2u || (uint64_t)tb != (uint64_t)layer->n_out * 4u
-        || lb != 4u)
-        return EL_ERR_SECTION_SIZE;
+    if (lb != 4u) return EL_ERR_SECTION_SIZE;
+    if (el_layer_windowed(p[0])) {            /* a window kind has a WINDOW section; the others none */
+        if (find_section(t, EL_SEC_WINDOW, l, &gb) == 0) return EL_ERR_SECTION_MISSING;
+        if (gb != EL_BLOB_WINDOW_BYTES) return EL_ERR_SECTION_SIZE;
+    } else {
+        if (find_section(t, EL_SEC_WINDOW, l, &gb) != 0) return EL_ERR_VALUE;
+        layer->w_rows = layer->n_out;         /* dense: [n_out][n_in] */
+        layer->w_cols = layer->n_in;
+        if ((uint64_t)wb != (uint64_t)layer->n_out * layer->n_in * 2u || (uint64_t)tb != (uint64_t)layer->n_out * 4u)
+            return EL_ERR_SECTION_SIZE;
+    }
     layer->flags = (uint8_t)flags;      /* the blob's flags until el_plan turns them into EL_* */
+    return EL_OK;
+}
+
+/* The shape of node `source` (a layer, or the input): its rank, and its first three dimensions. */
+static uint32_t source_shape(const sections_t *t, uint32_t source, uint32_t dims[3])
+{
+    uint32_t bytes, rank, r;
+    const uint8_t *shape;
+    if (source == EL_BLOB_INPUT_SOURCE) {
+        const uint8_t *m = t->blob + find_section(t, EL_SEC_MODEL, 0, &bytes);
+        rank = m[7];
+        shape = m + EL_BLOB_MODEL_FIXED_BYTES;
+    } else {
+        const uint8_t *p = t->blob + find_section(t, EL_SEC_LAYER, source, &bytes);
+        rank = p[14];
+        shape = p + EL_BLOB_LAYER_FIXED_BYTES;
+    }
+    for (r = 0; r < rank && r < 3u; r++) dims[r] = rd32(shape + 4u * r);
+    return rank;
+}
+
+/* Layer l's window over its one source (edgelearn/ops/layers/window.py's geometry, and the shape
+ * Model._validate_kind expects) into *g; its LAYER and WINDOW sections were checked. */
+static el_status_t window_geometry(const sections_t *t, uint32_t l, el_window_t *g)
+{
+    uint32_t bytes, in[3], k;
+    const uint8_t *p = t->blob + find_section(t, EL_SEC_LAYER, l, &bytes);
+    const uint8_t *w = t->blob + find_section(t, EL_SEC_WINDOW, l, &bytes);
+    const uint8_t *shape = p + EL_BLOB_LAYER_FIXED_BYTES;
+    uint32_t kh = rd16(w), kw = rd16(w + 2), sh = rd16(w + 4), sw = rd16(w + 6), ph = rd16(w + 8), pw = rd16(w + 10);
+    if (rd16(p + 12) != 1) return EL_ERR_EDGE;             /* one source */
+    if (source_shape(t, rd16(shape + 4u * p[14]), in) != 3u || p[14] != 3u) return EL_ERR_SHAPE;
+    for (k = 0; k < 3; k++)
+        if (in[k] > 0xFFFFu) return EL_ERR_SHAPE;         /* the window's fields are u16 */
+    if (kh == 0 || kw == 0 || sh == 0 || sw == 0 || ph >= kh || pw >= kw) return EL_ERR_VALUE;
+    if (in[1] + 2u * ph < kh || in[2] + 2u * pw < kw) return EL_ERR_VALUE;
+    g->in_c = (uint16_t)in[0];
+    g->in_h = (uint16_t)in[1];
+    g->in_w = (uint16_t)in[2];
+    g->out_c = (uint16_t)(el_layer_has_neurons(p[0]) ? rd32(shape) : in[0]);   /* a pool keeps the channels */
+    g->out_h = (uint16_t)((in[1] + 2u * ph - kh) / sh + 1u);
+    g->out_w = (uint16_t)((in[2] + 2u * pw - kw) / sw + 1u);
+    g->kernel_h = (uint16_t)kh;
+    g->kernel_w = (uint16_t)kw;
+    g->stride_h = (uint16_t)sh;
+    g->stride_w = (uint16_t)sw;
+    g->pad_h = (uint16_t)ph;
+    g->pad_w = (uint16_t)pw;
+    if (rd32(shape) != g->out_c || rd32(shape + 4) != g->out_h || rd32(shape + 8) != g->out_w) return EL_ERR_SHAPE;
+    return EL_OK;
+}
+
+/* Whether node `source` is a layer of 0/1 spikes: a spiking layer, a pool whose values carry no
+ * fraction (a maximum); never the input. The C twin of Model._validate_kind's `binary`. */
+static int binary_node(const sections_t *t, const el_net_t *net, uint32_t source)
+{
+    uint32_t bytes;
+    const uint8_t *p;
+    el_window_t g;
+    el_layer_t probe;
+    (void)net;
+    if (source == EL_BLOB_INPUT_SOURCE) return 0;
+    p = t->blob + find_section(t, EL_SEC_LAYER, source, &bytes);
+    if (el_layer_has_neurons(p[0])) return p[1] != EL_NEURON_LI;
+    if (window_geometry(t, source, &g) != EL_OK || el_layer_window_check(p[0], &g, 1, &probe) != EL_OK) return 0;
+    return probe.out_frac == 0;
+}
+
+/* A window layer's geometry, its kind's rules and its parameter sections' sizes; fills `layer`'s
+ * window fields, w_rows, w_cols and out_frac. A kind without a window: nothing to check. */
+static el_status_t check_window(const sections_t *t, const el_net_t *net, uint32_t l, el_layer_t *layer)
+{
+    uint32_t bytes, wb, tb, source;
+    const uint8_t *p = t->blob + find_section(t, EL_SEC_LAYER, l, &bytes);
+    el_window_t g;
+    el_status_t st;
+    if (!el_layer_windowed(layer->kind)) return EL_OK;
+    if ((st = window_geometry(t, l, &g)) != EL_OK) return st;
+    source = rd16(p + EL_BLOB_LAYER_FIXED_BYTES + 4u * p[14]);
+    if (source != EL_BLOB_INPUT_SOURCE && (source >= l || rd16(p + EL_BLOB_LAYER_FIXED_BYTES + 4u * p[14] + 2) != 0))
+        return EL_ERR_EDGE;                   /* an earlier layer of this step */
+    if ((st = el_layer_window_check(layer->kind, &g, binary_node(t, net, source), layer)) != EL_OK) return st;
+    layer->in_c = g.in_c;
+    layer->in_h = g.in_h;
+    layer->in_w = g.in_w;
+    layer->out_c = g.out_c;
+    layer->out_h = g.out_h;
+    layer->out_w = g.out_w;
+    layer->kernel_h = g.kernel_h;
+    layer->kernel_w = g.kernel_w;
+    layer->stride_h = g.stride_h;
+    layer->stride_w = g.stride_w;
+    layer->pad_h = g.pad_h;
+    layer->pad_w = g.pad_w;
+    (void)find_section(t, EL_SEC_WEIGHTS, l, &wb);
+    (void)find_section(t, EL_SEC_THRESHOLD, l, &tb);
+    if ((uint64_t)wb != (uint64_t)layer->w_rows * layer->w_cols * 2u
+        || tb != (el_layer_has_neurons(layer->kind) ? layer->n_out * 4u : 0u))
+        return EL_ERR_SECTION_SIZE;
     return EL_OK;
 }
 
@@ -284,12 +398,18 @@ static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *ne
         if (source == EL_BLOB_INPUT_SOURCE ? delay != 0 : (delay == 0 && source >= l)) return EL_ERR_EDGE;
     }
     if (layer->weight_frac > 15) return EL_ERR_VALUE;
+    leak = (int32_t)rd32(t->blob + layer->leak_at);
+    if (!el_layer_has_neurons(layer->kind)) {  /* a map of its input: no thresholds, a leak of 0 */
+        if (leak != 0 || l == net->layer_count - 1) return EL_ERR_VALUE;   /* and never the readout */
+        if (net->rule == EL_RULE_SPIDE) return EL_OK;
+        return edges != 1 || rd16(edge) != (l == 0 ? EL_BLOB_INPUT_SOURCE : l - 1) || rd16(edge + 2) != 0
+               ? EL_ERR_UNSUPPORTED : EL_OK;
+    }
     if (layer->neuron == EL_NEURON_LI && l != net->layer_count - 1) return EL_ERR_VALUE;
     if (layer->neuron != EL_NEURON_LI) {
         for (j = 0; j < layer->n_out; j++)
             if ((int32_t)rd32(t->blob + layer->thresholds_at + 4u * j) <= 0) return EL_ERR_VALUE;
     }
-    leak = (int32_t)rd32(t->blob + layer->leak_at);
     if (leak < 0 || leak > EL_ONE) return EL_ERR_VALUE;
     if (layer->neuron == EL_NEURON_IF && leak != EL_ONE) return EL_ERR_VALUE;   /* an IF neuron does not leak */
     if ((layer->flags & EL_BLOB_MODIFIED_RESET)
@@ -324,10 +444,12 @@ static el_status_t check_spide(const sections_t *t, const el_net_t *net)
     if (!power_of_two(net->T) || net->T < 2u || !power_of_two(net->Tb) || net->Tb < EL_SPIDE_MIN_TB)
         return EL_ERR_VALUE;
     if (net->layer_count < 2) return EL_ERR_UNSUPPORTED;
+    if (net->encoding == EL_ENC_SEQUENCE) return EL_ERR_UNSUPPORTED;   /* no equilibrium of a changing input */
     for (l = 0; l <= R; l++) {
         const uint8_t *p = t->blob + find_section(t, EL_SEC_LAYER, l, &bytes);
         const uint8_t *edge = p + EL_BLOB_LAYER_FIXED_BYTES + 4u * p[14];
         uint32_t edges = rd16(p + 12), th_at = find_section(t, EL_SEC_THRESHOLD, l, &bytes);
+        if (p[0] != EL_LAYER_DENSE) return EL_ERR_UNSUPPORTED;     /* SPIDE runs dense layers */
         if ((l == R) != (p[1] == EL_NEURON_LI)) return EL_ERR_UNSUPPORTED;
         for (e = 0; e < edges; e++) {
             uint32_t source = rd16(edge + 4u * e), delay = rd16(edge + 4u * e + 2);
@@ -449,7 +571,9 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
     uint32_t l, e, bytes, R = net->layer_count - 1;
     int spide = net->rule == EL_RULE_SPIDE;
     uint64_t neurons = 0, edge_count = 0, learn_neurons = 0, learn_inputs = 0, learn_synapses = 0;
-    uint64_t max_fan_in = 0, max_hidden = 0, width = net->input_size, input_sums = 0;
+    uint64_t state_neurons = 0, error_neurons = 0;
+    uint64_t max_fan_in = 0, max_nonzero = 0, max_plane = 0, max_hidden = 0, width = net->input_size, input_sums = 0;
+    uint32_t nonzero, plane;
     net->feedback = 0;
     net->lowest = net->layer_count;
     for (l = 0; l <= R; l++) {
@@ -458,9 +582,14 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
         uint32_t count = rd16(p + 12), col = 0;
         uint8_t blob_flags;
         (void)check_layer(t, net, l, &layer);      /* checked before */
+        (void)check_window(t, net, l, &layer);
         blob_flags = layer.flags;
         layer.flags = runtime_flags(net, l, layer.neuron, blob_flags);
         layer.n_off = (uint32_t)neurons;
+        layer.state_off = el_layer_has_neurons(layer.kind) ? (uint32_t)state_neurons : 0u;
+        /* its input traces: one per input, and a scan's one per neuron too (its neighbours' spikes) */
+        layer.n_traces = !el_layer_has_neurons(layer.kind) ? 0u
+                         : layer.n_in + (el_layer_scans(layer.kind) ? layer.n_out : 0u);
         layer.e_start = (uint32_t)edge_count;
         layer.e_count = (uint16_t)count;
         layer.reset_shift = (blob_flags & EL_BLOB_MODIFIED_RESET) ? 1u : 0u;
@@ -482,19 +611,29 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
         }
         if (layer.flags & EL_TRAINABLE) {
             if (net->lowest == net->layer_count) net->lowest = l;
-            layer.learn_off = (uint32_t)learn_neurons;
-            layer.in_off = (uint32_t)learn_inputs;
+            layer.error_off = (uint32_t)error_neurons;
             layer.w_off = (uint32_t)learn_synapses;
-            learn_neurons += layer.n_out;
-            learn_inputs += layer.n_in;
-            learn_synapses += (uint64_t)layer.n_in * layer.n_out;
+            error_neurons += layer.n_out;
+            if (el_layer_has_neurons(layer.kind)) {   /* a map of its input keeps no traces */
+                layer.learn_off = (uint32_t)learn_neurons;
+                layer.in_off = (uint32_t)learn_inputs;
+                learn_neurons += layer.n_out;
+                learn_inputs += layer.n_traces;
+            }
+            learn_synapses += (uint64_t)layer.w_rows * layer.w_cols;
             if (l < R && layer.n_out > max_hidden) max_hidden = layer.n_out;
         }
-        if (layer.n_in > max_fan_in) max_fan_in = layer.n_in;   /* el_dense_current's scratch, in elements */
-        if (l == 0 && net->encoding == EL_ENC_DIRECT) input_sums = layer.n_out;   /* W x summed once a sample */
+        if (el_layer_has_neurons(layer.kind) && layer.n_in > max_fan_in)
+            max_fan_in = layer.n_in;              /* layer_input, in elements (a pool reads spikes in place) */
+        el_layer_scratch(layer.kind, &layer, &nonzero, &plane);  /* the kind's scratch companion */
+        if (nonzero > max_nonzero) max_nonzero = nonzero;
+        if (plane > max_plane) max_plane = plane;
+        if (l == 0 && net->encoding == EL_ENC_DIRECT && el_layer_keeps_sums(layer.kind))
+            input_sums = layer.n_out;             /* W x summed once a sample */
         if (layer.n_out > width) width = layer.n_out;
         edge_count += count;
         neurons += layer.n_out;
+        if (el_layer_has_neurons(layer.kind)) state_neurons += layer.n_out;
         if (layers != NULL) layers[l] = layer;
     }
     net->neurons = (uint32_t)neurons;
@@ -506,9 +645,13 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
     }
     d->layers = net->layer_count;
     d->neurons = neurons;
+    d->state_neurons = state_neurons;
+    d->error_neurons = error_neurons;
     d->inputs = net->input_size;
     d->classes = layer.n_out;                      /* the readout's */
     d->max_fan_in = max_fan_in;
+    d->max_nonzero = max_nonzero;
+    d->max_plane = max_plane;
     d->width = width;
     d->edges = edge_count;
     d->learn_neurons = learn_neurons;
@@ -536,6 +679,10 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
     if ((st = check_indices(&t, net->layer_count)) != EL_OK) return st;
     for (l = 0; l < net->layer_count; l++)
         if ((st = check_layer(&t, net, l, &layer)) != EL_OK) return st;
+    for (l = 0; l < net->layer_count; l++) {
+        (void)check_layer(&t, net, l, &layer);      /* checked above */
+        if ((st = check_window(&t, net, l, &layer)) != EL_OK) return st;
+    }
     if ((st = check_cutoff_layout(&t, net)) != EL_OK) return st;
     if ((st = check_schedule_layout(&t)) != EL_OK) return st;
     for (l = 0; l < net->layer_count; l++) {

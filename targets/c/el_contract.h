@@ -29,14 +29,14 @@
 enum { EL_ENC_DIRECT = 0, EL_ENC_RATE = 1, EL_ENC_EVENTS = 2, EL_ENC_SEQUENCE = 3, EL_ENC_COUNT = 4 };
 enum { EL_RULE_STOP = 0, EL_RULE_READOUT = 1, EL_RULE_NONE = 2, EL_RULE_SPIDE = 3, EL_RULE_COUNT = 4 };
 enum { EL_UPDATE_STEP = 0, EL_UPDATE_SAMPLE = 1, EL_UPDATE_COUNT = 2 };
-enum { EL_LAYER_DENSE = 0, EL_LAYER_COUNT = 1 };
+enum { EL_LAYER_DENSE = 0, EL_LAYER_CONV2D = 1, EL_LAYER_AVGPOOL = 2, EL_LAYER_MAXPOOL = 3, EL_LAYER_SCAN2D = 4, EL_LAYER_COUNT = 5 };
 enum { EL_NEURON_LIF = 0, EL_NEURON_IF = 1, EL_NEURON_LI = 2, EL_NEURON_COUNT = 3 };
 
 /* the runtime's layer flags (el_layer_t.flags) */
 enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4 };
 
 /* the blob's layout (edgelearn/modelblob.py) */
-#define EL_BLOB_VERSION 3u    /* the newest read; versions 1..this */
+#define EL_BLOB_VERSION 4u    /* the newest read; versions 1..this */
 #define EL_BLOB_HEADER_BYTES 32u
 #define EL_BLOB_CRC_AT 20u
 #define EL_BLOB_ENTRY_BYTES 12u
@@ -44,16 +44,21 @@ enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4 };
 #define EL_BLOB_LAYER_FIXED_BYTES 20u
 #define EL_BLOB_INPUT_SOURCE 0xFFFFu
 #define EL_BLOB_MAX_LAYERS 65534u
-enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD = 4, EL_SEC_LEAK = 5, EL_SEC_CUTOFF = 6, EL_SEC_SCHEDULE = 7 };
+enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD = 4, EL_SEC_LEAK = 5, EL_SEC_CUTOFF = 6, EL_SEC_SCHEDULE = 7, EL_SEC_WINDOW = 8 };
 #define EL_SEC_CUTOFF_SINCE 2u    /* the format version that added it */
 #define EL_SEC_SCHEDULE_SINCE 3u    /* the format version that added it */
+#define EL_SEC_WINDOW_SINCE 4u    /* the format version that added it */
 #define EL_BLOB_CUTOFF_FIXED_BYTES 8u    /* tolerance ppm, reserved; int64 margins */
 #define EL_CUTOFF_MAX_PPM 999999u
 #define EL_BLOB_SCHEDULE_BYTES 16u    /* every, steps, learned, reserved (u32 each) */
+#define EL_BLOB_WINDOW_BYTES 12u    /* kernel, stride, padding (u16 height, width each) */
 #define EL_BLOB_LEARN_THRESHOLD 1u    /* a LAYER section's flags */
 #define EL_BLOB_LEARN_LEAK 2u
 #define EL_BLOB_MODIFIED_RESET 4u
 #define EL_BLOB_FLAGS_KNOWN 7u
+
+/* the layer kinds (edgelearn/ops/layers) */
+#define EL_MAX_AVERAGE_WINDOW 128u    /* an average pool's window: a power of two up to this */
 
 /* STOP (edgelearn/rules/stop/spec.py) */
 #define EL_THRESHOLD_FLOOR ((int64_t)4096)    /* thresholds never fall below 1/16 */

@@ -2,6 +2,7 @@
  * the shared kernels (edgelearn/rules/stop/kernels.py, rules/kernels.py) and encoders.py. Skipping zero inputs, errors and gradient entries never changes
  * a result but decides which PRNG draws happen, so the skips are part of the contract. */
 #include "el_kernels.h"
+#include "el_layers.h"
 #include "el_numerics.h"
 #include "edgelearn.h"
 
@@ -134,8 +135,7 @@ void el_li_output_error(const int32_t *U, uint32_t n, int32_t label, int32_t *d)
     for (j = 0; j < n; j++) d[j] = el_sat32((int64_t)U[j] - ((int32_t)j == label ? EL_ONE : 0));
 }
 
-void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, const int32_t *U,
-                     const int32_t *th, uint32_t n, int w_frac_up, int k, int64_t *back, int32_t *d)
+uint32_t el_dense_back(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, uint32_t n, int64_t *back)
 {
     uint32_t m, j, active = 0;
     el_zero(back, (size_t)n * sizeof(int64_t));
@@ -146,14 +146,33 @@ void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, co
         active++;
         for (j = 0; j < n; j++) back[j] += (int64_t)row[j] * dm;   /* unsaturated: §8 */
     }
+    return active;
+}
+
+void el_surrogate_error(const int64_t *back, uint32_t active, const int32_t *U, const int32_t *th, uint32_t n,
+                        int frac, int k, int32_t *d)
+{
+    uint32_t j;
     if (active == 0) {                     /* no upper error: every d is round_shift(0) = 0 */
         for (j = 0; j < n; j++) d[j] = 0;
         return;
     }
     for (j = 0; j < n; j++) {
-        int64_t g = el_sat32(el_round_shift(back[j], w_frac_up));
+        int64_t g = el_sat32(el_round_shift(back[j], frac));
         d[j] = el_sat32(el_round_shift(g * el_surrogate((int64_t)U[j] - th[j], k), EL_STATE_FRAC));
     }
+}
+
+void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, const int32_t *U,
+                     const int32_t *th, uint32_t n, int w_frac_up, int k, int64_t *back, int32_t *d)
+{
+    el_surrogate_error(back, el_dense_back(W_up, n_up, d_up, n, back), U, th, n, w_frac_up, k, d);
+}
+
+void el_pass_error(const int64_t *back, uint32_t active, uint32_t n, int frac, int32_t *d)
+{
+    uint32_t j;
+    for (j = 0; j < n; j++) d[j] = active == 0 ? 0 : el_sat32(el_round_shift(back[j], frac));
 }
 
 void el_update_weights(int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *d,
@@ -238,4 +257,52 @@ int64_t el_top2_gap(const int64_t *scores, uint32_t n)
     for (j = 0; j < n; j++)
         if (j != best && scores[j] > scores[second]) second = j;
     return scores[best] - scores[second];
+}
+
+/* ---- the dense kind's layer ops (el_layers.h), as edgelearn/ops/layers/dense.py's -------- */
+
+void el_layer_forward_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac,
+                            int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out)
+{
+    (void)s, (void)plane, (void)out;
+    el_dense_current(W, ly->n_in, ly->n_out, ly->n_in, x, x_frac, ly->weight_frac, nonzero, cur);
+}
+
+void el_layer_sums_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *nonzero, uint32_t n,
+                         int64_t *sums)
+{
+    el_dense_sums(W, ly->n_in, ly->n_out, x, nonzero, n, sums);
+}
+
+void el_layer_refresh_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *d,
+                            int32_t *nonzero, int64_t *sums)
+{
+    uint32_t j, n = el_nonzero_index(x, ly->n_in, nonzero);
+    for (j = 0; j < ly->n_out; j++)          /* the rows that learned */
+        if (d[j] != 0) sums[j] = row_sum(W + (size_t)j * ly->n_in, x, nonzero, n);
+}
+
+uint32_t el_layer_back_dense(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back)
+{
+    (void)s;
+    return el_dense_back(W, ly->n_out, d, ly->n_in, back);
+}
+
+void el_layer_update_dense(const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift,
+                           uint32_t *rng, int32_t *nonzero, int64_t *plane)
+{
+    (void)plane;
+    el_update_weights(W, ly->n_in, ly->n_out, ly->n_in, d, x_tr, shift, rng, nonzero);
+}
+
+void el_layer_grads_dense(const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero)
+{
+    (void)nonzero;
+    el_accumulate_weight_grads(gW, ly->n_out, ly->n_in, d, x_tr);
+}
+
+void el_dense_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane)
+{
+    *nonzero = ly->n_in;                      /* the non-zero inputs (el_dense_current_buffer_size) */
+    *plane = 0;
 }

@@ -53,10 +53,20 @@ int64_t el_surrogate(int64_t x, int k);
 void el_spiking_output_error(const uint8_t *s, const int32_t *U, const int32_t *th, uint32_t n,
                              int32_t label, int k, int32_t *d);
 void el_li_output_error(const int32_t *U, uint32_t n, int32_t label, int32_t *d);
-/* Scratch of el_hidden_error: the unsaturated back-propagated sums. */
-static inline uint32_t el_hidden_error_buffer_size(uint32_t n) { return n * (uint32_t)sizeof(int64_t); }
+/* back = W_up^T d_up over the non-zero d_up, unsaturated (the dense kind's carrying of errors);
+ * returns how many were non-zero. Every kind's (el_layers.h) fills the same scratch: */
+static inline uint32_t el_error_backprop_buffer_size(uint32_t n) { return n * (uint32_t)sizeof(int64_t); }
+uint32_t el_dense_back(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, uint32_t n, int64_t *back);
+/* A hidden layer's error below a dense layer, d = (W_up^T d_up) * phi(U - th): el_dense_back then
+ * el_surrogate_error in one call (back: the scratch). */
 void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, const int32_t *U,
                      const int32_t *th, uint32_t n, int w_frac_up, int k, int64_t *back, int32_t *d);
+/* A hidden layer's error from the errors above carried onto it: d = back 2^-frac phi(U - th);
+ * all 0 when `active` (the non-zero errors above) is 0. */
+void el_surrogate_error(const int64_t *back, uint32_t active, const int32_t *U, const int32_t *th, uint32_t n,
+                        int frac, int k, int32_t *d);
+/* A layer without neurons (a pool): d = back 2^-frac, dE/d(its output). */
+void el_pass_error(const int64_t *back, uint32_t active, uint32_t n, int frac, int32_t *d);
 
 /* ---- learning --------------------------------------------------------------------- */
 /* nonzero: scratch of n_in indices (el_dense_current_buffer_size): the non-zero traces. */

@@ -15,8 +15,8 @@ typedef struct {
     uint32_t weights_at;     /* the weights: C, byte offset in the blob; Python, first element */
     uint32_t thresholds_at;  /* the thresholds: C, byte offset in the blob; Python, first element */
     uint32_t leak_at;        /* the leak: C, byte offset in the blob; Python, its index */
-    uint32_t n_off;          /* first neuron in the neuron buffers (membrane, spikes, ...) */
-    uint32_t learn_off;      /* first neuron in threshold_trace, leak_trace, error, threshold_grad */
+    uint32_t n_off;          /* first output in spikes (every layer's) */
+    uint32_t learn_off;      /* first neuron in threshold_trace, leak_trace, threshold_grad */
     uint32_t in_off;         /* first input in input_trace */
     uint32_t w_off;          /* first synapse in weight_grad */
     uint8_t neuron;          /* neuron kind code */
@@ -26,7 +26,25 @@ typedef struct {
     uint32_t e_start;        /* the layer's first edge in the edge table */
     uint16_t e_count;        /* its number of edges */
     int8_t vd;               /* SPIDE: log2 of V_d in real units */
-    uint8_t reserved;        /* zero */
+    uint8_t kind;            /* layer kind code */
+    uint32_t w_rows;         /* its weight matrix's rows (dense: n_out; conv2d: out_c; pools: 0) */
+    uint32_t w_cols;         /* and columns (dense: n_in; conv2d: in_c kh kw) */
+    uint16_t in_c;           /* window: in c */
+    uint16_t in_h;           /* window: in h */
+    uint16_t in_w;           /* window: in w */
+    uint16_t out_c;          /* window: out c */
+    uint16_t out_h;          /* window: out h */
+    uint16_t out_w;          /* window: out w */
+    uint16_t kernel_h;       /* window: kernel h */
+    uint16_t kernel_w;       /* window: kernel w */
+    uint16_t stride_h;       /* window: stride h */
+    uint16_t stride_w;       /* window: stride w */
+    uint16_t pad_h;          /* window: pad h */
+    uint16_t pad_w;          /* window: pad w */
+    uint8_t out_frac;        /* fractional bits of the values it writes into spikes (avgpool: log2 kh kw) */
+    uint32_t state_off;      /* first neuron in membrane, potential, current (the layers with neurons') */
+    uint32_t error_off;      /* first output in error (every trainable layer's, a pool's too) */
+    uint32_t n_traces;       /* its input traces from in_off (n_in; scan2d: n_in + n_out, its own spikes') */
 } el_layer_t;
 
 /* One input of a layer (the SPIDE runtime's edge table). */
@@ -38,6 +56,42 @@ typedef struct {
     uint32_t src_off;  /* the source's first neuron */
 } el_edge_t;
 
+/* A window layer's geometry (edgelearn/ops/layers/window.py): what the conv2d
+ * and pooling kernels read; the layer table holds the same fields. */
+typedef struct {
+    uint16_t in_c;      /* in c */
+    uint16_t in_h;      /* in h */
+    uint16_t in_w;      /* in w */
+    uint16_t out_c;     /* out c */
+    uint16_t out_h;     /* out h */
+    uint16_t out_w;     /* out w */
+    uint16_t kernel_h;  /* kernel h */
+    uint16_t kernel_w;  /* kernel w */
+    uint16_t stride_h;  /* stride h */
+    uint16_t stride_w;  /* stride w */
+    uint16_t pad_h;     /* pad h */
+    uint16_t pad_w;     /* pad w */
+} el_window_t;
+
+/* The window of a layer, from its table row. */
+static inline el_window_t el_window_of(const el_layer_t *ly)
+{
+    el_window_t g;
+    g.in_c = ly->in_c;
+    g.in_h = ly->in_h;
+    g.in_w = ly->in_w;
+    g.out_c = ly->out_c;
+    g.out_h = ly->out_h;
+    g.out_w = ly->out_w;
+    g.kernel_h = ly->kernel_h;
+    g.kernel_w = ly->kernel_w;
+    g.stride_h = ly->stride_h;
+    g.stride_w = ly->stride_w;
+    g.pad_h = ly->pad_h;
+    g.pad_w = ly->pad_w;
+    return g;
+}
+
 typedef struct { uint32_t offset, bytes; } el_span_t;
 
 /* Where each buffer lies in the arena: byte offset and size; the buffers in this order,
@@ -47,9 +101,10 @@ typedef struct {
     el_span_t membrane;          /* int32_t: V, after reset */
     el_span_t potential;         /* int32_t: U, before reset (the surrogate reads it) */
     el_span_t current;           /* int32_t: this step's synaptic current */
-    el_span_t spikes;            /* uint8_t: this step's spikes */
+    el_span_t spikes;            /* uint8_t: this step's spikes (a pool's: its values) */
     el_span_t layer_input;       /* int32_t: the encoder's output for layer 0, the spikes below widened to int32 for the others */
-    el_span_t nonzero_index;     /* int32_t: el_dense_current's scratch */
+    el_span_t nonzero_index;     /* int32_t: the layer kinds' scratch: non-zero inputs, traces or error positions */
+    el_span_t plane_sums;        /* int64_t: conv2d's scratch: one output channel's sums */
     el_span_t scores;            /* int64_t: the readout's scores */
     el_span_t input_sums;        /* int64_t: STOP: layer 0's exact W x for a direct-coded sample (numerics.md §5b) */
     el_span_t input_trace;       /* int32_t: STOP: presynaptic traces x^ */
@@ -88,12 +143,16 @@ typedef struct {
 typedef struct {
     uint64_t layers;
     uint64_t neurons;
+    uint64_t state_neurons;
     uint64_t inputs;
     uint64_t classes;
     uint64_t max_fan_in;
+    uint64_t max_nonzero;
+    uint64_t max_plane;
     uint64_t width;
     uint64_t edges;
     uint64_t learn_neurons;
+    uint64_t error_neurons;
     uint64_t learn_inputs;
     uint64_t max_hidden;
     uint64_t input_sums;
@@ -113,6 +172,7 @@ enum { EL_RUNTIME_STOP = 0, EL_RUNTIME_SPIDE = 1, EL_RUNTIME_COUNT = 2 };
     uint8_t *spikes; \
     int32_t *layer_input; \
     int32_t *nonzero_index; \
+    int64_t *plane_sums; \
     int64_t *scores; \
     int64_t *input_sums; \
     int32_t *input_trace; \
@@ -160,18 +220,19 @@ static inline int el_layout(uint32_t runtime, const el_dims_t *d, el_plan_t *p)
     int spide = runtime == EL_RUNTIME_SPIDE;
     uint64_t end = 0;
     end = el_take(end, &p->layers, (stop ? d->layers : spide ? d->layers : 0) * sizeof(el_layer_t));
-    end = el_take(end, &p->membrane, (stop ? d->neurons : spide ? d->neurons : 0) * sizeof(int32_t));
-    end = el_take(end, &p->potential, (stop ? d->neurons : 0) * sizeof(int32_t));
-    end = el_take(end, &p->current, (stop ? d->neurons : spide ? d->neurons : 0) * sizeof(int32_t));
+    end = el_take(end, &p->membrane, (stop ? d->state_neurons : spide ? d->neurons : 0) * sizeof(int32_t));
+    end = el_take(end, &p->potential, (stop ? d->state_neurons : 0) * sizeof(int32_t));
+    end = el_take(end, &p->current, (stop ? d->state_neurons : spide ? d->neurons : 0) * sizeof(int32_t));
     end = el_take(end, &p->spikes, (stop ? d->neurons : spide ? d->neurons : 0) * sizeof(uint8_t));
     end = el_take(end, &p->layer_input, (stop ? d->max_fan_in : 0) * sizeof(int32_t));
-    end = el_take(end, &p->nonzero_index, (stop ? d->max_fan_in : spide ? d->width : 0) * sizeof(int32_t));
+    end = el_take(end, &p->nonzero_index, (stop ? d->max_nonzero : spide ? d->width : 0) * sizeof(int32_t));
+    end = el_take(end, &p->plane_sums, (stop ? d->max_plane : 0) * sizeof(int64_t));
     end = el_take(end, &p->scores, (stop ? d->classes : spide ? d->classes : 0) * sizeof(int64_t));
     end = el_take(end, &p->input_sums, (stop ? d->input_sums : 0) * sizeof(int64_t));
     end = el_take(end, &p->input_trace, (stop ? d->learn_inputs : 0) * sizeof(int32_t));
     end = el_take(end, &p->threshold_trace, (stop ? d->learn_neurons : 0) * sizeof(int32_t));
     end = el_take(end, &p->leak_trace, (stop ? d->learn_neurons : 0) * sizeof(int32_t));
-    end = el_take(end, &p->error, (stop ? d->learn_neurons : spide ? d->classes : 0) * sizeof(int32_t));
+    end = el_take(end, &p->error, (stop ? d->error_neurons : spide ? d->classes : 0) * sizeof(int32_t));
     end = el_take(end, &p->error_backprop, (stop ? d->max_hidden : 0) * sizeof(int64_t));
     end = el_take(end, &p->threshold_grad, (stop ? d->learn_neurons : 0) * sizeof(int64_t));
     end = el_take(end, &p->leak_grad, (stop ? d->learning_layers : 0) * sizeof(int64_t));
@@ -222,6 +283,7 @@ static inline uint32_t el_runtime_of(uint32_t rule)
     (net)->spikes = (net)->plan.spikes.bytes ? (uint8_t *)(void *)((base) + (net)->plan.spikes.offset) : NULL; \
     (net)->layer_input = (net)->plan.layer_input.bytes ? (int32_t *)(void *)((base) + (net)->plan.layer_input.offset) : NULL; \
     (net)->nonzero_index = (net)->plan.nonzero_index.bytes ? (int32_t *)(void *)((base) + (net)->plan.nonzero_index.offset) : NULL; \
+    (net)->plane_sums = (net)->plan.plane_sums.bytes ? (int64_t *)(void *)((base) + (net)->plan.plane_sums.offset) : NULL; \
     (net)->scores = (net)->plan.scores.bytes ? (int64_t *)(void *)((base) + (net)->plan.scores.offset) : NULL; \
     (net)->input_sums = (net)->plan.input_sums.bytes ? (int64_t *)(void *)((base) + (net)->plan.input_sums.offset) : NULL; \
     (net)->input_trace = (net)->plan.input_trace.bytes ? (int32_t *)(void *)((base) + (net)->plan.input_trace.offset) : NULL; \

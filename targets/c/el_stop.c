@@ -4,6 +4,7 @@
  * the learning-rate schedule (§6c), which sets the effective shifts of every update. */
 #include "edgelearn.h"
 #include "el_kernels.h"
+#include "el_layers.h"
 #include "el_neurons.h"
 #include "el_numerics.h"
 
@@ -20,44 +21,71 @@ static int32_t *layer_leak(const el_net_t *net, const el_layer_t *ly)
     return (int32_t *)(void *)(net->blob + ly->leak_at);
 }
 
-/* One layer's step: traces (trainable layers, when learning), current, neuron. With `sums`
- * (the exact W x of an input that stays the same all sample) the current is rounded from
- * them instead of summed again. */
+/* One layer's step: traces (trainable layers, when learning), current, neuron; or, for a kind
+ * without neurons, its output values. With `sums` (the exact W x of an input that stays the
+ * same all sample) the current is rounded from them instead of summed again. */
 static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x, int x_frac, int learn,
                           const int64_t *sums)
 {
     int64_t a = *layer_leak(net, ly);
-    uint32_t n = ly->n_out, o = ly->n_off;
-    if (learn && (ly->flags & EL_TRAINABLE)) {   /* traces first: they read V[t-1], s[t-1] */
+    uint32_t n = ly->n_out, o = ly->n_off, so = ly->state_off;
+    if (!el_layer_has_neurons(ly->kind)) {       /* the spikes below into its values; it keeps no state */
+        el_layer_forward(ly->kind, ly, layer_weights(net, ly), x, net->spikes + (ly - 1)->n_off, x_frac,
+                         net->nonzero_index, net->plane_sums, NULL, net->spikes + o);
+        return;
+    }
+    learn = learn && (ly->flags & EL_TRAINABLE);
+    if (learn) {                                 /* traces first: they read V[t-1], s[t-1] */
         el_input_trace_step(a, x, ly->n_in, x_frac, net->input_trace + ly->in_off);
-        el_neuron_trace_step(a, net->membrane + o, net->spikes + o, n, net->threshold_trace + ly->learn_off,
+        el_neuron_trace_step(a, net->membrane + so, net->spikes + o, n, net->threshold_trace + ly->learn_off,
                              net->leak_trace + ly->learn_off);
     }
+    if (el_layer_scans(ly->kind)) {              /* it steps its neurons as it scans them (scan2d) */
+        el_layer_scan(ly->kind, ly, layer_weights(net, ly), x, x_frac, a, layer_thresholds(net, ly),
+                      net->membrane + so, net->spikes + o, net->potential + so, net->current + so,
+                      learn ? net->input_trace + ly->in_off + ly->n_in : NULL);
+        return;
+    }
     if (sums != NULL)
-        el_current_from_sums(sums, n, x_frac, ly->weight_frac, net->current + o);
+        el_current_from_sums(sums, n, x_frac, ly->weight_frac, net->current + so);
     else
-        el_dense_current(layer_weights(net, ly), ly->n_in, n, ly->n_in, x, x_frac, ly->weight_frac,
-                         net->nonzero_index, net->current + o);
-    el_neuron_step(ly->neuron, net->current + o, a, layer_thresholds(net, ly), ly->reset_shift, n,
-                   net->membrane + o, net->spikes + o, net->potential + o);
+        el_layer_forward(ly->kind, ly, layer_weights(net, ly), x, NULL, x_frac, net->nonzero_index, net->plane_sums,
+                         net->current + so, net->spikes + o);
+    el_neuron_step(ly->neuron, net->current + so, a, layer_thresholds(net, ly), ly->reset_shift, n,
+                   net->membrane + so, net->spikes + o, net->potential + so);
 }
 
-/* Spatial errors of one step, top-down from the readout to the lowest trainable layer. */
+/* Spatial errors of one step, top-down from the readout to the lowest trainable layer: each
+ * layer's from the errors of the one above, carried back by that layer's kind. */
 static void errors(el_net_t *net, int32_t label)
 {
     const el_layer_t *top = &net->layers[net->layer_count - 1];
     uint32_t l;
     if (top->neuron == EL_NEURON_LI)
-        el_li_output_error(net->potential + top->n_off, top->n_out, label, net->error + top->learn_off);
+        el_li_output_error(net->potential + top->state_off, top->n_out, label, net->error + top->error_off);
     else
-        el_spiking_output_error(net->spikes + top->n_off, net->potential + top->n_off,
+        el_spiking_output_error(net->spikes + top->n_off, net->potential + top->state_off,
                                 layer_thresholds(net, top), top->n_out, label, net->surrogate_shift,
-                                net->error + top->learn_off);
+                                net->error + top->error_off);
     for (l = net->layer_count - 1; l-- > net->lowest;) {
         const el_layer_t *ly = &net->layers[l], *up = &net->layers[l + 1];
-        el_hidden_error(layer_weights(net, up), up->n_out, net->error + up->learn_off, net->potential + ly->n_off,
-                        layer_thresholds(net, ly), ly->n_out, up->weight_frac, net->surrogate_shift,
-                        net->error_backprop, net->error + ly->learn_off);
+        const int32_t *d_up = net->error + up->error_off;
+        int32_t *d = net->error + ly->error_off;
+        int neurons = el_layer_has_neurons(ly->kind), frac;
+        uint32_t active;
+        if (neurons && up->kind == EL_LAYER_DENSE) {   /* the dense kind's own kernel: W^T d and the surrogate */
+            el_hidden_error(layer_weights(net, up), up->n_out, d_up, net->potential + ly->state_off, layer_thresholds(net, ly),
+                            ly->n_out, up->weight_frac, net->surrogate_shift, net->error_backprop, d);
+            continue;
+        }
+        active = el_layer_back(up->kind, up, layer_weights(net, up), d_up, net->spikes + ly->n_off, net->error_backprop);
+        /* the shift back to Q16: the weights' fraction, or an average pool's log2 kh kw */
+        frac = el_layer_has_neurons(up->kind) ? up->weight_frac : up->out_frac;
+        if (neurons)
+            el_surrogate_error(net->error_backprop, active, net->potential + ly->state_off, layer_thresholds(net, ly),
+                               ly->n_out, frac, net->surrogate_shift, d);
+        else
+            el_pass_error(net->error_backprop, active, ly->n_out, frac, d);
     }
 }
 
@@ -88,24 +116,24 @@ static int any_nonzero(const int32_t *v, uint32_t n)
     return 0;
 }
 
-/* Updates of one step, bottom-up: weights, threshold, leak per trainable layer. A layer
- * without errors this step is skipped: every update of it would be a no-op without a draw
- * (per step its threshold and leak sums are already zero; per sample they gain nothing). */
+/* Updates of one step, bottom-up: weights, threshold, leak per trainable layer with neurons.
+ * A layer without errors this step is skipped: every update of it would be a no-op without a
+ * draw (per step its threshold and leak sums are already zero; per sample they gain nothing). */
 static void updates(el_net_t *net, int per_step)
 {
     const shifts_t s = shifts_now(net, 0);   /* the count before this sample */
     uint32_t l;
     for (l = net->lowest; l < net->layer_count; l++) {
         const el_layer_t *ly = &net->layers[l];
-        const int32_t *d = net->error + ly->learn_off;
+        const int32_t *d = net->error + ly->error_off;
         const int32_t *xt = net->input_trace + ly->in_off;
-        if (!(ly->flags & EL_TRAINABLE)) continue;
+        if (!(ly->flags & EL_TRAINABLE) || !el_layer_has_neurons(ly->kind)) continue;
         if (!any_nonzero(d, ly->n_out)) continue;
         if (per_step)
-            el_update_weights(layer_weights(net, ly), ly->n_in, ly->n_out, ly->n_in, d, xt, weight_shift(ly, &s),
-                              &net->rng_learn, net->nonzero_index);
+            el_layer_update(ly->kind, ly, layer_weights(net, ly), d, xt, weight_shift(ly, &s), &net->rng_learn,
+                            net->nonzero_index, net->plane_sums);
         else
-            el_accumulate_weight_grads(net->weight_grad + ly->w_off, ly->n_out, ly->n_in, d, xt);
+            el_layer_grads(ly->kind, ly, net->weight_grad + ly->w_off, d, xt, net->nonzero_index);
         if (ly->flags & EL_LEARN_THRESHOLD) {
             int64_t *g = net->threshold_grad + ly->learn_off;
             el_threshold_grads(d, net->threshold_trace + ly->learn_off, ly->n_out, g);
@@ -125,18 +153,14 @@ static void updates(el_net_t *net, int per_step)
     }
 }
 
-/* After layer 0's per-step update: the sums of the rows that learned (d != 0), from the
- * sample's unchanged input x (cost: learning rows times non-zero inputs, as the update's). */
+/* After layer 0's per-step update: the sums of the units that learned (d != 0: rows of a dense
+ * layer, channels of a convolution), from the sample's unchanged input x (cost: about the update's). */
 static void refresh_sums(el_net_t *net, const int32_t *x)
 {
     const el_layer_t *ly = &net->layers[0];
-    const int16_t *W = layer_weights(net, ly);
-    const int32_t *d = net->error + ly->learn_off;
-    uint32_t j, n;
+    const int32_t *d = net->error + ly->error_off;
     if (!any_nonzero(d, ly->n_out)) return;   /* no row learned */
-    n = el_nonzero_index(x, ly->n_in, net->nonzero_index);
-    for (j = 0; j < ly->n_out; j++)
-        if (d[j] != 0) el_dense_sums(W + (size_t)j * ly->n_in, ly->n_in, 1, x, net->nonzero_index, n, net->input_sums + j);
+    el_layer_refresh(ly->kind, ly, layer_weights(net, ly), x, d, net->nonzero_index, net->input_sums);
 }
 
 el_status_t el_set_cutoff(el_net_t *net, int on)
@@ -172,18 +196,19 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
         int x_frac = el_encode_step(net->encoding, sample, rows, net->input_size, t, &net->rng_input,
                                     net->layer_input);
         if (sums != NULL && t == 0)              /* direct input: W x is summed once a sample (§5b) */
-            el_dense_sums(layer_weights(net, &net->layers[0]), net->input_size, net->layers[0].n_out, net->layer_input,
+            el_layer_sums(net->layers[0].kind, &net->layers[0], layer_weights(net, &net->layers[0]), net->layer_input,
                           net->nonzero_index, el_nonzero_index(net->layer_input, net->input_size, net->nonzero_index),
                           sums);
         forward_layer(net, &net->layers[0], net->layer_input, x_frac, learn, sums);  /* layer 0 reads the encoder */
-        for (l = 1; l < net->layer_count; l++) {          /* the others read the spikes below */
-            const el_layer_t *ly = &net->layers[l];
+        for (l = 1; l < net->layer_count; l++) {          /* the others read the layer below: */
+            const el_layer_t *ly = &net->layers[l];       /* spikes, or an average's counts */
             const uint8_t *below = net->spikes + net->layers[l - 1].n_off;
-            for (j = 0; j < ly->n_in; j++) net->layer_input[j] = below[j];
-            forward_layer(net, ly, net->layer_input, 0, learn, NULL);
+            if (el_layer_has_neurons(ly->kind))          /* a pool reads them in place */
+                for (j = 0; j < ly->n_in; j++) net->layer_input[j] = below[j];
+            forward_layer(net, ly, net->layer_input, net->layers[l - 1].out_frac, learn, NULL);
         }
         for (j = 0; j < top->n_out; j++)
-            net->scores[j] += top->neuron == EL_NEURON_LI ? net->potential[top->n_off + j] : net->spikes[top->n_off + j];
+            net->scores[j] += top->neuron == EL_NEURON_LI ? net->potential[top->state_off + j] : net->spikes[top->n_off + j];
         if (!learn) {
             if (cut && t + 1 < net->T
                 && el_top2_gap(net->scores, top->n_out) > el_cutoff_margin(net->blob + net->cutoff_at, t)) {
@@ -210,7 +235,7 @@ void el_apply_accumulated(el_net_t *net, uint32_t extra_shift)
     for (l = 0; l < net->layer_count; l++) {   /* the order of the per-step updates */
         const el_layer_t *ly = &net->layers[l];
         if (!(ly->flags & EL_TRAINABLE)) continue;
-        el_apply_weight_grads(layer_weights(net, ly), net->weight_grad + ly->w_off, ly->n_out, ly->n_in,
+        el_apply_weight_grads(layer_weights(net, ly), net->weight_grad + ly->w_off, ly->w_rows, ly->w_cols,
                               weight_shift(ly, &s), &net->rng_learn);
         if (ly->flags & EL_LEARN_THRESHOLD)
             el_apply_threshold_grads(layer_thresholds(net, ly), net->threshold_grad + ly->learn_off, ly->n_out,

@@ -1,6 +1,7 @@
-/* edgelearn firmware: the board interface. The main loop (main_loop.c) and the link
- * protocol (protocol.c) use nothing of a board but these four functions; a board port
- * (targets/boards/<board>/, or board_native.c for the host) implements them and nothing else.
+/* edgelearn firmware: the board interface. The main loop (main_loop.c), the link protocol
+ * (protocol.c) and the durable records (checkpoint.c) use nothing of a board but these
+ * functions; a board port (targets/boards/<board>/, or board_native.c for the host)
+ * implements them and nothing else.
  *
  * Only <stdint.h> and <stddef.h>; no libc, no malloc, no float.
  */
@@ -31,6 +32,22 @@ void board_write(const uint8_t *p, size_t n);
 /* Leave the firmware with an exit code (semihosting SYS_EXIT_EXTENDED on QEMU, exit() on
  * the native board). Never returns. */
 void board_exit(int code);
+
+/* The board's persistent storage (emulated flash: a file mapped into the native board, a
+ * file-backed PSRAM region on QEMU, docs/protocol.md §7): board_storage_size() bytes readable in
+ * place at board_storage() (0 bytes: the board has none). Erasing sets bytes to 0xFF, programming
+ * writes bytes, in increasing address order; a power loss may cut either after any byte, and the
+ * bytes written until then stay (checkpoint.c is written for exactly that). */
+uint32_t board_storage_size(void);
+const uint8_t *board_storage(void);
+void board_storage_erase(uint32_t offset, uint32_t n);
+void board_storage_program(uint32_t offset, const uint8_t *p, uint32_t n);
+
+/* Called after every request that passed authentication (docs/security.md): a board whose link
+ * another client can wait for (the native board's socket) keeps the connection while these
+ * come, and hands the link to a waiting client once they stop for its grace period, so an
+ * idle or unauthenticated connection cannot hold the board. A UART has nothing to do here. */
+void board_link_trusted(void);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #ifndef EL_LINK_VERSION                      /* -D only to stand in for another version (tests) */
-#define EL_LINK_VERSION 2u                    /* 2: SET_MODE 2 (cutoff), RESULT's steps, READY's T */
+#define EL_LINK_VERSION 3u                    /* 3: authentication, checkpoints, streams (2: the cutoff) */
 #endif
 #ifndef EL_LINK_MAX_PAYLOAD
 #define EL_LINK_MAX_PAYLOAD 1024u            /* bytes of payload in one frame */
@@ -24,7 +24,8 @@
 /* message types: requests (host -> device) and responses (device -> host, 0x80 | ...) */
 enum {
     EL_MSG_HELLO = 0x01, EL_MSG_PUSH_BEGIN = 0x10, EL_MSG_PUSH_CHUNK = 0x11, EL_MSG_COMMIT = 0x12,
-    EL_MSG_SET_MODE = 0x20, EL_MSG_SAMPLE = 0x21, EL_MSG_STATS = 0x30, EL_MSG_SEQLOG = 0x31,
+    EL_MSG_SET_MODE = 0x20, EL_MSG_SAMPLE = 0x21, EL_MSG_STREAM = 0x22, EL_MSG_CONFIG = 0x23,
+    EL_MSG_CHECKPOINT = 0x24, EL_MSG_STATS = 0x30, EL_MSG_SEQLOG = 0x31,
     EL_MSG_PULL = 0x40, EL_MSG_RESET = 0x50, EL_MSG_EXIT = 0x51,
     EL_MSG_READY = 0x81, EL_MSG_ACK = 0x82, EL_MSG_RESULT = 0xA1, EL_MSG_STATS_R = 0xB0,
     EL_MSG_SEQLOG_R = 0xB1, EL_MSG_PULL_R = 0xC0, EL_MSG_ERROR = 0xFF
@@ -38,7 +39,9 @@ enum {
     EL_LINK_ERR_MODEL_CRC = 10, EL_LINK_ERR_MODEL_REFUSED = 11, EL_LINK_ERR_ARENA_TOO_SMALL = 12,
     EL_LINK_ERR_NO_MODEL = 13, EL_LINK_ERR_SEQ_GAP = 14, EL_LINK_ERR_SEQ_STALE = 15,
     EL_LINK_ERR_RUN_FAILED = 16, EL_LINK_ERR_BAD_MODE = 17, EL_LINK_ERR_PULL_RANGE = 18,
-    EL_LINK_ERR_NO_CUTOFF = 19
+    EL_LINK_ERR_NO_CUTOFF = 19, EL_LINK_ERR_AUTH_REQUIRED = 20, EL_LINK_ERR_BAD_MAC = 21,
+    EL_LINK_ERR_REPLAY = 22, EL_LINK_ERR_NO_KEY = 23, EL_LINK_ERR_ROLLBACK = 24,
+    EL_LINK_ERR_STREAM_MISMATCH = 25, EL_LINK_ERR_NO_STORAGE = 26
 };
 
 /* A streaming COBS decoder: feed bytes one by one. */

@@ -3,7 +3,7 @@
     .venv/bin/python tests/golden/make_golden.py
 
 Writes tests/golden/stop.json: for a few tiny models (one per encoding, neuron mix and
-update mode), the model blob, the samples and labels presented, and what the reference
+update mode, and chains of conv2d and pooling layers), the model blob, the samples and labels presented, and what the reference
 (FixedSTOP) produced: the scores of every presentation, then the final weights,
 thresholds, leaks and both PRNG states. Also tests/golden/spide.json: tiny SPIDE models
 (feed-forward and feedback, IF/LIF, both resets, every encoding) through FixedSPIDE, one
@@ -48,8 +48,49 @@ def case(name, sizes, encoding, hidden, readout, learning, batches, schedule=Non
     model = init_params(mlp(name, sizes, encoding=encoding, hidden=hidden, readout=readout, learning=learning),
                         weight_gain=2.5)
     model.schedule = schedule
+    return replay_case(name, model, batches)
+
+
+# Window layers (docs/numerics.md §5c): conv2d, avgpool and maxpool chains, every encoding a pool
+# can read, both update modes; name, input [C, H, W], encoding, layers, learning, batches
+CONV_CASES = [
+    ("direct-conv-maxpool-dense-step", (1, 6, 6), "direct",
+     [("conv2d", 3, (3, 3), (1, 1), (1, 1)), ("maxpool", None, (2, 2), (2, 2), (0, 0)), ("dense", 4)],
+     Learning(T=5, seed=31, update="step", lr_weight_shift=5), [1, 1, 1, 1]),
+    ("rate-conv-avgpool-conv-li-sample", (2, 5, 5), "rate",
+     [("conv2d", 2, (2, 2), (1, 1), (0, 0)), ("avgpool", None, (2, 2), (1, 1), (0, 0)),
+      ("conv2d", 3, (2, 2), (2, 2), (1, 1)), ("dense", 3, "li")],
+     Learning(T=4, seed=32, update="sample"), [1, 2, 1]),
+    ("events-conv-stride-avgpool-conv-dense-step", (1, 7, 7), "events",
+     [("conv2d", 2, (3, 3), (2, 2), (1, 1)), ("avgpool", None, (2, 2), (2, 2), (0, 0)),
+      ("conv2d", 3, (2, 2), (1, 1), (0, 0)), ("dense", 3)],
+     Learning(T=5, seed=33, update="step", lr_weight_shift=4), [1, 1, 1]),
+]
+
+
+def conv_case(name, shape, encoding, layers, learning, batches):
+    from edgelearn.model import INPUT, Edge, InputSpec, Layer, Model, Window
+    from edgelearn.ops.layers.window import output_size
+    built, source, (c, h, w) = [], INPUT, shape
+    for i, (kind, channels, *rest) in enumerate(layers):
+        lname = f"l{i}"
+        if kind == "dense":
+            neuron = Neuron(rest[0] if rest else "lif", leak=0.8)
+            built.append(Layer(lname, "dense", (Edge(source),), (channels,), neuron))
+        else:
+            kernel, stride, pad = rest
+            c = channels or c
+            h, w = output_size(h, kernel[0], stride[0], pad[0]), output_size(w, kernel[1], stride[1], pad[1])
+            built.append(Layer(lname, kind, (Edge(source),), (c, h, w),
+                               Neuron("lif", leak=0.75) if kind == "conv2d" else None, window=Window(kernel, stride, pad)))
+        source = lname
+    model = init_params(Model(name, InputSpec(shape, encoding), tuple(built), learning), weight_gain=2.5)
+    return replay_case(name, model, batches)
+
+
+def replay_case(name, model, batches):
     rng = np.random.default_rng(sum(map(ord, name)))
-    n, T = sizes[0], learning.T
+    encoding, n, T = model.input.encoding, model.input.size, model.learning.T
     net = FixedSTOP(model)
     blob = to_blob(model)
     steps = []
@@ -58,7 +99,7 @@ def case(name, sizes, encoding, hidden, readout, learning, batches, schedule=Non
         shape = (b, T - 1, n) if recorded else (b, n)   # a recording shorter than T: the last step is silent
         hi = 2 if encoding == "events" else 256
         samples = rng.integers(0, hi, size=shape, dtype=np.uint8)
-        labels = rng.integers(0, sizes[-1], size=b)
+        labels = rng.integers(0, model.readout.size, size=b)
         scores = net.run(samples, labels, True)
         steps.append({"samples": samples.tolist(), "labels": labels.tolist(), "scores": scores.tolist()})
     return {"name": name, "blob": blob.hex(), "batches": steps,
@@ -140,7 +181,8 @@ def spide_case(name, n_in, hidden, classes, options, count):
 
 
 if __name__ == "__main__":
-    OUT.write_text(json.dumps([case(*c) for c in CASES], separators=(",", ":")) + "\n")
+    OUT.write_text(json.dumps([case(*c) for c in CASES] + [conv_case(*c) for c in CONV_CASES],
+                              separators=(",", ":")) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
     SPIDE_OUT.write_text(json.dumps([spide_case(*c) for c in SPIDE_CASES], separators=(",", ":")) + "\n")
     print(f"wrote {SPIDE_OUT} ({SPIDE_OUT.stat().st_size} bytes)")

@@ -334,6 +334,265 @@ def _(g):
     ]
 
 
+@builder("dense_back")
+def _(g):
+    return [
+        c("numerics.md §5: back = W_up^T d_up", W_up=[[4096, -2048, 0], [1024, 4096, 8192]], d_up=[32768, -65536]),
+        c("every upper error zero: back 0, active 0", W_up=g.i(I16_MIN, I16_MAX, (3, 4)), d_up=[0, 0, 0]),
+        c("unsaturated beyond int32 (full-range weights and errors)", W_up=[[I16_MAX, I16_MIN], [I16_MAX, I16_MIN]],
+          d_up=[I32_MAX, I32_MAX]),
+        c("random, zero errors skipped", W_up=g.i(I16_MIN, I16_MAX, (6, 9)), d_up=g.sparse(-2 * ONE, 2 * ONE, 6)),
+    ]
+
+
+@builder("surrogate_error")
+def _(g):
+    back = [67108864, -335544320, -536870912]
+    return [
+        c("numerics.md §5: the hidden error's second half (frac 12, k = 1)", back=back, active=2,
+          U=[ONE, ONE + 34464, 0], th=[ONE] * 3, frac=12, k=1),
+        c("active 0: every d is 0, whatever back holds", back=g.i(-(1 << 40), 1 << 40, 4), active=0, U=[ONE] * 4,
+          th=[ONE] * 4, frac=12, k=1),
+        c("frac 2 (above an average pool of 4): ties of both round_shifts", back=[2, -2, 6, -6, 1, -1], active=1,
+          U=[ONE, ONE, ONE + 1, ONE + 1, ONE, ONE], th=[ONE] * 6, frac=2, k=0),
+        c("g = sat32(back >> frac) at both bounds (frac 0)", back=[1 << 40, -(1 << 40), I32_MAX, I32_MIN], active=2,
+          U=[ONE] * 4, th=[ONE] * 4, frac=0, k=1),
+        c("random, frac 12, k = -2", back=g.i(-(1 << 36), 1 << 36, 10), active=3, U=g.i(ONE - 4096, ONE + 4096, 10),
+          th=g.i(FLOOR, 2 * ONE, 10), frac=12, k=-2),
+    ]
+
+
+@builder("pass_error")
+def _(g):
+    return [
+        c("frac 12 (a pool below a dense layer): ties both signs", back=[2048, -2048, 6144, -6144, 1, 0], active=1,
+          frac=12),
+        c("active 0: zeros", back=[5, -5, 1 << 40], active=0, frac=0),
+        c("int32 saturation at both bounds", back=[1 << 50, -(1 << 50), I32_MAX, I32_MIN], active=4, frac=0),
+        c("random, frac 2", back=g.i(-(1 << 34), 1 << 34, 8), active=2, frac=2),
+    ]
+
+
+# -- conv2d and pooling (docs/numerics.md §5c) ----------------------------------------------------
+
+def window(in_c, in_h, in_w, kernel, stride=(1, 1), pad=(0, 0), out_c=None):
+    """A window row (ops/layers/window.py's Geometry order)."""
+    out_h = (in_h + 2 * pad[0] - kernel[0]) // stride[0] + 1
+    out_w = (in_w + 2 * pad[1] - kernel[1]) // stride[1] + 1
+    return [in_c, in_h, in_w, in_c if out_c is None else out_c, out_h, out_w, *kernel, *stride, *pad]
+
+
+def sizes(w):
+    """(n_in, n_out, plane, taps) of a window row."""
+    return w[0] * w[1] * w[2], w[3] * w[4] * w[5], w[4] * w[5], w[0] * w[6] * w[7]
+
+
+def listed(x):
+    """nonzero_index's list of x (its non-zero indices, then don't-care entries) and its count."""
+    x = np.asarray(x).ravel()
+    nz = np.flatnonzero(x)
+    return np.concatenate([nz, np.full(len(x) - len(nz), 7)]).astype(np.int64), len(nz)
+
+
+@builder("conv2d_sums")
+def _(g):
+    cases = []
+    for name, w, W, x, co in [
+        ("one input: a 3x3 kernel of channel 1 scattered where its window reaches (pad 1)",
+         window(1, 5, 5, (3, 3), pad=(1, 1), out_c=2), g.i(-4096, 4096, (2, 9)), [0] * 12 + [200] + [0] * 12, 1),
+        ("stride 2, pad 1: taps off the stride are skipped", window(2, 6, 6, (3, 3), (2, 2), (1, 1), out_c=3),
+         g.i(I16_MIN, I16_MAX, (3, 18)), g.sparse(0, 255, 72, 0.6), 2),
+        ("no non-zero input: every sum 0", window(1, 4, 4, (2, 2), out_c=1), g.i(I16_MIN, I16_MAX, (1, 4)), [0] * 16, 0),
+        ("full-range weights and inputs: exact int64 sums", window(3, 3, 3, (3, 3), out_c=1),
+         [[I16_MIN] * 13 + [I16_MAX] * 14], [255] * 27, 0),
+        ("random, 2x3 kernel, stride (1, 2)", window(2, 5, 7, (2, 3), (1, 2), out_c=2), g.i(I16_MIN, I16_MAX, (2, 12)),
+         g.spikes(70), 1)]:
+        nonzero, n = listed(x)
+        cases.append(c(name, W=W, x=x, g=w, nonzero=nonzero, n=n, co=co, sums=[0] * sizes(w)[2]))
+    return cases
+
+
+@builder("conv2d_current")
+def _(g):
+    rows = [
+        ("numerics.md §5c: a 2x2 kernel over a 3x3 direct input, wf 12", [[4096, -2048, 1024, 0]],
+         [128, 0, 255, 64, 32, 0, 0, 255, 1], 8, 12, window(1, 3, 3, (2, 2), out_c=1)),
+        ("spikes (x_frac 0), 2 channels in, 3 out, pad 1", g.i(-8192, 8192, (3, 18)), g.spikes(32), 0, 12,
+         window(2, 4, 4, (3, 3), pad=(1, 1), out_c=3)),
+        ("an average pool's counts (x_frac 2)", g.i(-8192, 8192, (2, 8)), g.i(0, 4, 18), 2, 12,
+         window(2, 3, 3, (2, 2), (1, 1), out_c=2)),
+        ("int32 saturation at both bounds (wf 0, spikes)", [[I16_MAX] * 4, [I16_MIN] * 4], [1] * 4, 0, 0,
+         window(1, 2, 2, (2, 2), out_c=2)),
+        ("round_shift ties both signs (wf 15, Q8: shift 7)", [[64], [-64], [192], [-192]], [1, 2, 3], 8, 15,
+         window(1, 1, 3, (1, 1), out_c=4)),
+        ("random, stride 2", g.i(I16_MIN, I16_MAX, (4, 8)), g.sparse(0, 255, 98), 8, 14,
+         window(2, 7, 7, (2, 2), (2, 2), out_c=4))]
+    return [c(name, W=W, x=x, x_frac=x_frac, w_frac=w_frac, g=w, cur=[0] * sizes(w)[1])
+            for name, W, x, x_frac, w_frac, w in rows]
+
+
+@builder("conv2d_back")
+def _(g):
+    cases = []
+    for name, w, W, d in [
+        ("one error: the kernel spread back over its window (pad 1)", window(1, 3, 3, (3, 3), pad=(1, 1), out_c=1),
+         [[1, 2, 3, 4, 5, 6, 7, 8, 9]], [0, 0, 0, 0, 65536, 0, 0, 0, 0]),
+        ("every error zero: back 0, active 0", window(2, 4, 4, (3, 3), out_c=2), g.i(I16_MIN, I16_MAX, (2, 18)), [0] * 8),
+        ("stride 2, pad 1, 2 channels in: overlapping windows add", window(2, 5, 5, (3, 3), (2, 2), (1, 1), out_c=3),
+         g.i(I16_MIN, I16_MAX, (3, 18)), g.sparse(-2 * ONE, 2 * ONE, 27, 0.5)),
+        ("unsaturated beyond int32", window(1, 2, 2, (2, 2), (1, 1), (1, 1), out_c=2), [[I16_MAX] * 4, [I16_MIN] * 4],
+         [I32_MAX] * 9 + [I32_MIN] * 9),
+        ("random, 3x2 kernel", window(3, 6, 5, (3, 2), out_c=2), g.i(I16_MIN, I16_MAX, (2, 18)),
+         g.sparse(-ONE, ONE, 32, 0.7))]:
+        cases.append(c(name, W=W, d=d, g=w, back=[0] * sizes(w)[0]))
+    return cases
+
+
+@builder("conv2d_update_weights")
+def _(g):
+    return [
+        c("numerics.md §5c: one error, the seed-1 learning stream: one draw per non-zero tap sum",
+          W=[[100, -100, 50, 0]], d=[32768, 0, 0, 0], x_tr=[65536, 0, 131072, 65536, 0, 0, 0, 0, 0],
+          g=window(1, 3, 3, (2, 2), out_c=1), shift=26, rng=SEED1_LEARN),
+        c("no error in a channel: no draw for it", W=g.i(-4096, 4096, (2, 4)), d=[0] * 4 + [ONE, 0, 0, -ONE],
+          x_tr=g.i(0, 2 * ONE, 9), g=window(1, 3, 3, (2, 2), out_c=2), shift=26, rng=g.state()),
+        c("tap sums that cancel to 0 draw nothing", W=[[10, 20]], d=[ONE, ONE], x_tr=[ONE, 0, ONE],
+          g=window(1, 1, 3, (1, 2), out_c=1), shift=20, rng=SEED1_LEARN),
+        c("sat16 at both bounds (shift 16)", W=[[I16_MAX, I16_MIN]], d=[-I32_MAX], x_tr=[I32_MAX, 1],
+          g=window(1, 1, 2, (1, 2), out_c=1), shift=16, rng=SEED0),
+        c("shift <= 0: an exact left shift, no draw", W=[[5, -5]], d=[1], x_tr=[1, 2],
+          g=window(1, 1, 2, (1, 2), out_c=1), shift=-2, rng=SEED1_LEARN),
+        c("random, stride 2, pad 1", W=g.i(-8192, 8192, (3, 18)), d=g.sparse(-ONE, ONE, 27, 0.7),
+          x_tr=g.i(0, 4 * ONE, 50), g=window(2, 5, 5, (3, 3), (2, 2), (1, 1), out_c=3), shift=27, rng=g.state()),
+    ]
+
+
+@builder("conv2d_weight_grads")
+def _(g):
+    return [
+        c("gW += the tap sums, term by term", gW=[[0, 5, -5, 0]], d=[ONE, 0, -ONE, 0],
+          x_tr=g.i(0, 2 * ONE, 9), g=window(1, 3, 3, (2, 2), out_c=1)),
+        c("sat_sum at +-2^61, in ascending position order", gW=[[LIMIT - 5, -LIMIT + 5]], d=[I32_MIN, I32_MAX],
+          x_tr=[I32_MAX, I32_MAX, I32_MAX], g=window(1, 1, 3, (1, 2), out_c=1)),
+        c("random, 2 channels, pad 1", gW=g.i(-(1 << 40), 1 << 40, (2, 18)), d=g.sparse(-ONE, ONE, 32, 0.6),
+          x_tr=g.i(0, 4 * ONE, 32), g=window(2, 4, 4, (3, 3), pad=(1, 1), out_c=2)),
+    ]
+
+
+def pool_cases(g, forward: bool):
+    rows = [("2x2, stride 2", window(2, 4, 4, (2, 2), (2, 2)), g.spikes(32, 0.5)),
+            ("3x3, stride 1, pad 1: padding is silence", window(1, 4, 4, (3, 3), (1, 1), (1, 1)), g.spikes(16, 0.3)),
+            ("no spikes", window(1, 4, 4, (2, 2), (2, 2)), [0] * 16),
+            ("every spike", window(1, 4, 4, (2, 2), (2, 2)), [1] * 16),
+            ("random, 2x4 window, stride (2, 4)", window(3, 6, 8, (2, 4), (2, 4)), g.spikes(144, 0.2))]
+    out = []
+    for name, w, x in rows:
+        n_in, n_out, _, _ = sizes(w)
+        if forward:
+            out.append(c(name, s=x, g=w, out=[0] * n_out))
+        else:
+            out.append((name, w, x, n_in, n_out))
+    return out
+
+
+@builder("avgpool_forward")
+def _(g):
+    return pool_cases(g, True)
+
+
+@builder("maxpool_forward")
+def _(g):
+    return pool_cases(g, True)
+
+
+@builder("avgpool_back")
+def _(g):
+    cases = [c(name, d=g.sparse(-2 * ONE, 2 * ONE, n_out, 0.4), g=w, back=[0] * n_in)
+             for name, w, x, n_in, n_out in pool_cases(g, False)]
+    return cases + [c("every error zero: active 0", d=[0] * 4, g=window(1, 4, 4, (2, 2), (2, 2)), back=[0] * 16)]
+
+
+@builder("maxpool_back")
+def _(g):
+    one_each = [1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]     # windows with 1, 2 and 0 spikes
+    cases = [c("windows with 1 spike (to it), 2 (nowhere), none (to all)", d=[ONE, -ONE, 3000, 5],
+               g=window(1, 4, 4, (2, 2), (2, 2)), s=one_each, back=[0] * 16)]
+    return cases + [c(name, d=g.sparse(-2 * ONE, 2 * ONE, n_out, 0.4), g=w, s=x, back=[0] * n_in)
+                    for name, w, x, n_in, n_out in pool_cases(g, False)]
+
+
+# -- scan2d (docs/numerics.md §5d) --------------------------------------------------------------
+
+def scan_window(in_c, h, w, kernel, channels):
+    return window(in_c, h, w, kernel, (1, 1), (kernel[0] // 2, kernel[1] // 2), out_c=channels)
+
+
+def scan_cols(w):
+    return w[0] * (w[6] + w[7]) + 2 * w[3]
+
+
+@builder("scan2d_step")
+def _(g):
+    cases = []
+    recurrent = window(1, 2, 3, (1, 1), out_c=1)
+    for name, w, W, x, x_frac, wf, code, a, th in [
+        ("recurrence alone: the first position's input fires the scan along the row and down (lif)", recurrent,
+         [[8192, 0, 8192, 8192]], [255, 0, 0, 0, 0, 0], 8, 12, 0, 57344, [ONE] * 6),
+        ("a 3x5 cross of fields, 2 channels in, 3 out, direct input (if)", scan_window(2, 4, 5, (3, 5), 3),
+         g.i(-6000, 9000, (3, 22)), g.sparse(0, 255, 40), 8, 12, 1, ONE, [ONE] * 60),
+        ("spikes in (x_frac 0): the recurrent sum meets the fields' unlifted", scan_window(1, 3, 4, (3, 3), 2),
+         g.i(-12000, 12000, (2, 10)), g.spikes(12, 0.5), 0, 12, 0, g.i(0, ONE), g.i(FLOOR, 2 * ONE, 24)),
+        ("int32 saturation of the current (wf 0)", recurrent, [[I16_MAX, 0, I16_MAX, I16_MAX]], [255] * 6, 0, 0, 0,
+         ONE, [I32_MAX] * 6)]:
+        n = sizes(w)[1]
+        cases.append(c(name, W=W, x=x, x_frac=x_frac, w_frac=wf, g=w, code=code, a=a, th=th, reset_shift=0,
+                       V=g.i(-(1 << 16), 1 << 16, n), s=[0] * n, U=[0] * n, cur=[0] * n))
+    return cases
+
+
+@builder("scan2d_spike_trace")
+def _(g):
+    return [c("a = 0.875 on spikes: r^ = a r^ + s", a=57344, s=[1, 0, 1, 0], r_tr=[0, 65536, 65536, 7]),
+            c("int32 saturation (a = ONE)", a=ONE, s=[1, 1, 0], r_tr=[I32_MAX, I32_MAX - ONE + 1, I32_MAX]),
+            c("random", a=g.i(0, ONE), s=g.spikes(10), r_tr=g.i(0, 1 << 22, 10))]
+
+
+@builder("scan2d_back")
+def _(g):
+    cases = []
+    for name, w, d in [("one error: the cross of both fields", scan_window(1, 3, 3, (3, 3), 1), [0, 0, 0, 0, ONE, 0, 0, 0, 0]),
+                       ("every error zero: active 0", scan_window(2, 3, 4, (3, 3), 2), [0] * 24),
+                       ("random, a 5x3 cross, 2 channels in", scan_window(2, 4, 5, (5, 3), 3),
+                        g.sparse(-ONE, ONE, 60, 0.7))]:
+        cases.append(c(name, W=g.i(I16_MIN, I16_MAX, (w[3], scan_cols(w))), d=d, g=w, back=[0] * sizes(w)[0]))
+    return cases
+
+
+@builder("scan2d_update_weights")
+def _(g):
+    out = []
+    for name, w, d, shift, rng in [
+        ("one error, the seed-1 learning stream: one draw per non-zero sum", scan_window(1, 2, 3, (1, 3), 1),
+         [0, 0, 0, 0, 32768, 0], 26, SEED1_LEARN),
+        ("errors in one channel of two: no draw for the other", scan_window(1, 3, 3, (3, 3), 2),
+         [0] * 9 + [ONE, 0, 0, 0, -ONE, 0, 0, 0, 5], 26, g.state()),
+        ("random, shift 28", scan_window(2, 3, 4, (3, 3), 2), g.sparse(-ONE, ONE, 24, 0.6), 28, g.state())]:
+        n_in, n_out, _, _ = sizes(w)
+        out.append(c(name, W=g.i(-8192, 8192, (w[3], scan_cols(w))), d=d, x_tr=g.i(0, 2 * ONE, n_in + n_out), g=w,
+                     shift=shift, rng=rng))
+    return out
+
+
+@builder("scan2d_weight_grads")
+def _(g):
+    w = scan_window(1, 3, 3, (3, 3), 2)
+    n_in, n_out, _, _ = sizes(w)
+    return [c("gW += the sums, term by term", gW=g.i(-(1 << 40), 1 << 40, (2, scan_cols(w))),
+              d=g.sparse(-ONE, ONE, n_out, 0.5), x_tr=g.i(0, 2 * ONE, n_in + n_out), g=w),
+            c("sat_sum at +-2^61", gW=[[LIMIT - 1] * 2 + [-LIMIT + 1] * 2], d=[I32_MAX, 0, I32_MIN], x_tr=[I32_MAX] * 6,
+              g=scan_window(1, 1, 3, (1, 1), 1))]
+
+
 # -- learning -----------------------------------------------------------------------------
 
 @builder("nonzero_index")

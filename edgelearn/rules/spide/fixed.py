@@ -24,9 +24,10 @@ from ...model import Model
 from ...ops import Exactness, extension_dispatch
 from ...ops.builtin_steps import CODES as BUILTIN, builtin_step
 from ...ops.layers.dense import current_fixed as dense_current
+from ...ops.layers.dense import update_weights
 from ...plan import EdgeField as E
 from ...plan import LayerField as F
-from ..kernels import li_output_error, update_weights
+from ..kernels import li_output_error
 from ..params import Params, layer_thresholds, layer_weights
 from ..schedule import LearningRates
 from . import kernels as ks

@@ -78,7 +78,7 @@ class FloatSPIDE:
         self.Vd = [th * reset_divisor(l.neuron) for th, l in zip(self.th, spiking)]
         self.a = [model.params[l.name].leak / nx.ONE for l in spiking]
         self.kinds = [NEURONS[l.neuron.kind] for l in spiking]
-        self.currents = [LAYERS[l.kind].current_float for l in spiking]
+        self.currents = [LAYERS[l.kind].forward_float for l in spiking]
         self.params = [kind.Params(th, a, 1 if l.neuron.reset == "modified" else 0)
                        for kind, th, a, l in zip(self.kinds, self.th, self.a, spiking)]
         self.learning_rates = LearningRates(model)      # the model's schedule (docs/numerics.md §6c)

@@ -1,8 +1,9 @@
 """SPIDE's fixed-point kernels: one small function per operation, mirrored one for one by
 targets/c/el_kernels_spide.c. docs/spide.md fixes every formula and the order in which
 ``rules/spide/fixed.py`` calls them; the neurons are the op registry's (LIF/IF with
-``reset_shift``), the currents dense's, and ``li_output_error`` and ``update_weights``
-are shared with STOP (``edgelearn.rules.kernels``).
+``reset_shift``), the currents and the weight update (``update_weights``) dense's
+(``edgelearn.ops.layers.dense``), and ``li_output_error`` is shared with STOP
+(``edgelearn.rules.kernels``).
 
 Formats as in STOP: weights int16 Q(15-wf).wf; membranes, currents, errors and drives Q16
 in int32; spike counts are plain integers (Q0) in int32; sums in int64.

@@ -47,6 +47,10 @@ def check(model: Model) -> None:
         raise ModelError(f"Tb = {lr.Tb} backward steps are too few for the couples to fire: a gradient below "
                          f"1/(2 Tb) of the largest never fires and the estimate errs by about 2.6/Tb; "
                          f"use Tb >= {MIN_TB} (64 or more for a few percent)")
+    for layer in model.layers:
+        if layer.kind != "dense":
+            raise ModelError(f"layer {layer.name!r}: SPIDE runs dense layers; a {layer.kind!r} layer runs on STOP "
+                             "(learning.rule 'stop')")
     *spiking, readout = model.layers
     if len(model.layers) < 2 or NEURONS[readout.neuron.kind].spiking:
         raise ModelError("SPIDE needs spiking layers read by a linear classifier: the last layer must be an "

@@ -19,9 +19,14 @@ from ... import plan
 from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, TRAINABLE
 from ...encoders import CODES, as_rows, encode_step
 from ...model import Model
-from ...ops import NEURONS, Exactness, extension_dispatch
+from ...errors import ModelError
+from ...ops import LAYERS, NEURONS, Exactness, extension_dispatch
+from ...ops.builtin_layers import CODES as BUILTIN_LAYERS
+from ...ops.builtin_layers import (layer_back, layer_forward, layer_grads, layer_has_neurons, layer_refresh,
+                                   layer_scan, layer_scans, layer_sums, layer_update)
 from ...ops.builtin_steps import CODES as BUILTIN, builtin_step
-from ...ops.layers.dense import current_fixed, current_from_sums, dense_sums, nonzero_index
+from ...ops.layers.dense import current_from_sums, nonzero_index
+from ...plan import WINDOW_FIELDS
 from ...plan import LayerField as F
 from .. import kernels as shared
 from ..params import Params, layer_thresholds, layer_weights
@@ -38,48 +43,81 @@ class Config(NamedTuple):
     readout_li: bool
 
 
+DENSE_CODE = LAYERS["dense"].code
+WINDOW_AT = int(F.in_c)                      # the layer table's window columns, in Geometry order
+WINDOW_END = WINDOW_AT + len(WINDOW_FIELDS)
+
+
+@njit(cache=True)
+def window_of(table, l):
+    """Layer l's window row (edgelearn/ops/layers/window.py; zeros for a dense layer)."""
+    return table[l, WINDOW_AT:WINDOW_END]
+
+
 @njit(cache=True)
 def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn, sums):
-    """One layer's step: traces (trainable layers, when learning), current, neuron. With
-    ``sums`` (the exact W x of an input that stays the same all sample) the current is
-    rounded from them instead of summed again."""
+    """One layer's step: traces (trainable layers, when learning), current, neuron; or, for a
+    kind without neurons, its output values. With ``sums`` (the exact W x of an input that
+    stays the same all sample) the current is rounded from them instead of summed again."""
     n_in, n_out, o, lo = table[l, F.n_in], table[l, F.n_out], table[l, F.n_off], table[l, F.learn_off]
+    kind, wf, W = table[l, F.kind], table[l, F.weight_frac], layer_weights(table, params.weights, l)
+    if not layer_has_neurons(kind):    # the spikes below into its values, in spikes; it keeps no state
+        below = table[l - 1, F.n_off]
+        layer_forward(kind, W, x, a.spikes[below:below + n_in], x_frac, wf, window_of(table, l), a.nonzero_index,
+                      a.plane_sums, a.current[:0], a.spikes[o:o + n_out])
+        return
+    so = table[l, F.state_off]
+    V, U, cur, s = a.membrane[so:so + n_out], a.potential[so:so + n_out], a.current[so:so + n_out], a.spikes[o:o + n_out]
     leak = params.leaks[table[l, F.leak_at]]
-    if learn and table[l, F.flags] & TRAINABLE:     # traces first: they read V[t-1], s[t-1]
-        io = table[l, F.in_off]
+    traces = learn and table[l, F.flags] & TRAINABLE
+    io, it = table[l, F.in_off], table[l, F.n_traces]
+    if traces:                                      # traces first: they read V[t-1], s[t-1]
         k.input_trace_step(leak, x, x_frac, a.input_trace[io:io + n_in])
-        k.neuron_trace_step(leak, a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.threshold_trace[lo:lo + n_out],
-                            a.leak_trace[lo:lo + n_out])
+        k.neuron_trace_step(leak, V, s, a.threshold_trace[lo:lo + n_out], a.leak_trace[lo:lo + n_out])
+    th = layer_thresholds(table, params.thresholds, l)
+    if layer_scans(kind):                           # it steps its neurons as it scans them (scan2d)
+        layer_scan(kind, W, x, x_frac, wf, window_of(table, l), table[l, F.neuron], leak, th, table[l, F.reset_shift],
+                   V, s, U, cur, a.input_trace[io + n_in:io + it] if traces else a.input_trace[:0])
+        return
     if sums.shape[0]:
-        current_from_sums(sums, x_frac, table[l, F.weight_frac], a.current[o:o + n_out])
+        current_from_sums(sums, x_frac, wf, cur)
     else:
-        current_fixed(layer_weights(table, params.weights, l), x, x_frac, table[l, F.weight_frac], a.nonzero_index,
-                      a.current[o:o + n_out])
-    if not builtin_step(table[l, F.neuron], a.current[o:o + n_out], leak, layer_thresholds(table, params.thresholds, l),
-                        table[l, F.reset_shift], a.membrane[o:o + n_out], a.spikes[o:o + n_out],
-                        a.potential[o:o + n_out]):
+        layer_forward(kind, W, x, s[:0], x_frac, wf, window_of(table, l), a.nonzero_index, a.plane_sums, cur, s)
+    th = layer_thresholds(table, params.thresholds, l)
+    if not builtin_step(table[l, F.neuron], cur, leak, th, table[l, F.reset_shift], V, s, U):
         if neuron_step is not None:            # a kind registered after the package was generated
-            neuron_step(table[l, F.neuron], a.current[o:o + n_out], leak,
-                        layer_thresholds(table, params.thresholds, l), table[l, F.reset_shift],
-                        a.membrane[o:o + n_out], a.spikes[o:o + n_out], a.potential[o:o + n_out])
+            neuron_step(table[l, F.neuron], cur, leak, th, table[l, F.reset_shift], V, s, U)
 
 
 @njit(cache=True)
 def errors(table, params, a, cfg, lowest, label):
-    """This step's spatial errors, top-down from the readout to the lowest trainable layer."""
+    """This step's spatial errors, top-down from the readout to the lowest trainable layer:
+    each layer's from the errors of the one above, carried back by that layer's kind."""
     R = table.shape[0] - 1
-    o, lo, n = table[R, F.n_off], table[R, F.learn_off], table[R, F.n_out]
+    o, so, eo, n = table[R, F.n_off], table[R, F.state_off], table[R, F.error_off], table[R, F.n_out]
     if cfg.readout_li:
-        shared.li_output_error(a.potential[o:o + n], label, a.error[lo:lo + n])
+        shared.li_output_error(a.potential[so:so + n], label, a.error[eo:eo + n])
     else:
-        k.spiking_output_error(a.spikes[o:o + n], a.potential[o:o + n], layer_thresholds(table, params.thresholds, R),
-                               label, cfg.surrogate_k, a.error[lo:lo + n])
+        k.spiking_output_error(a.spikes[o:o + n], a.potential[so:so + n], layer_thresholds(table, params.thresholds, R),
+                               label, cfg.surrogate_k, a.error[eo:eo + n])
     for l in range(R - 1, lowest - 1, -1):
-        up, o, lo, n = l + 1, table[l, F.n_off], table[l, F.learn_off], table[l, F.n_out]
-        ulo = table[up, F.learn_off]
-        k.hidden_error(layer_weights(table, params.weights, up), a.error[ulo:ulo + table[up, F.n_out]],
-                       a.potential[o:o + n], layer_thresholds(table, params.thresholds, l), table[up, F.weight_frac],
-                       cfg.surrogate_k, a.error_backprop[:n], a.error[lo:lo + n])
+        up, o, so, eo, n = l + 1, table[l, F.n_off], table[l, F.state_off], table[l, F.error_off], table[l, F.n_out]
+        ueo, up_kind = table[up, F.error_off], table[up, F.kind]
+        W_up, d_up, back = layer_weights(table, params.weights, up), a.error[ueo:ueo + table[up, F.n_out]], \
+            a.error_backprop[:n]
+        neurons = layer_has_neurons(table[l, F.kind])
+        if neurons and up_kind == DENSE_CODE:      # the dense kind's own kernel: W^T d and the surrogate at once
+            k.hidden_error(W_up, d_up, a.potential[so:so + n], layer_thresholds(table, params.thresholds, l),
+                           table[up, F.weight_frac], cfg.surrogate_k, back, a.error[eo:eo + n])
+            continue
+        active = layer_back(up_kind, W_up, d_up, window_of(table, up), a.spikes[o:o + n], back)
+        # the shift back to Q16: the weights' fraction, or an average pool's log2 kh kw
+        frac = table[up, F.weight_frac] if layer_has_neurons(up_kind) else table[up, F.out_frac]
+        if neurons:
+            k.surrogate_error(back, active, a.potential[so:so + n], layer_thresholds(table, params.thresholds, l), frac,
+                              cfg.surrogate_k, a.error[eo:eo + n])
+        else:
+            k.pass_error(back, active, frac, a.error[eo:eo + n])
 
 
 @njit(cache=True)
@@ -97,36 +135,37 @@ def any_nonzero(v):
 
 @njit(cache=True)
 def refresh_sums(table, params, a, x, d):
-    """After layer 0's per-step update: the sums of the rows that learned (d != 0), from the
-    sample's unchanged input x (cost: learning rows times non-zero inputs, as the update's)."""
+    """After layer 0's per-step update: the sums of the units that learned (d != 0: rows of a
+    dense layer, channels of a convolution), from the sample's unchanged input x (cost: about
+    the update's)."""
     if not any_nonzero(d):
         return                                          # no row learned
-    W = layer_weights(table, params.weights, 0)
-    n = nonzero_index(x, a.nonzero_index)
-    for j in range(d.shape[0]):
-        if d[j] != 0:
-            dense_sums(W[j:j + 1], x, a.nonzero_index, n, a.input_sums[j:j + 1])
+    layer_refresh(table[0, F.kind], layer_weights(table, params.weights, 0), x, window_of(table, 0), d,
+                  a.nonzero_index, a.input_sums)
 
 
 @njit(cache=True)
 def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
-    """This step's updates, bottom-up: weights, threshold, leak per trainable layer. A layer
-    without errors this step is skipped: every update of it would be a no-op without a draw
-    (per step its threshold and leak sums are already zero; per sample they gain nothing)."""
+    """This step's updates, bottom-up: weights, threshold, leak per trainable layer with
+    neurons. A layer without errors this step is skipped: every update of it would be a no-op
+    without a draw (per step its threshold and leak sums are already zero; per sample they
+    gain nothing)."""
     for l in range(lowest, table.shape[0]):
-        flags = table[l, F.flags]
-        if not flags & TRAINABLE:
+        flags, kind = table[l, F.flags], table[l, F.kind]
+        if not flags & TRAINABLE or not layer_has_neurons(kind):
             continue
         n_in, n_out, lo, io = table[l, F.n_in], table[l, F.n_out], table[l, F.learn_off], table[l, F.in_off]
-        d, xt = a.error[lo:lo + n_out], a.input_trace[io:io + n_in]
+        d, xt = a.error[table[l, F.error_off]:table[l, F.error_off] + n_out], a.input_trace[io:io + table[l, F.n_traces]]
         if not any_nonzero(d):
             continue
+        W = layer_weights(table, params.weights, l)
         if per_step:
-            shared.update_weights(layer_weights(table, params.weights, l), d, xt, weight_shift(table, l, lr_shifts, 0),
-                                  rng_learn, a.nonzero_index)
+            layer_update(kind, W, d, xt, window_of(table, l), weight_shift(table, l, lr_shifts, 0), rng_learn,
+                         a.nonzero_index, a.plane_sums)
         else:
             wo = table[l, F.w_off]
-            k.accumulate_weight_grads(a.weight_grad[wo:wo + n_out * n_in].reshape((n_out, n_in)), d, xt)
+            layer_grads(kind, a.weight_grad[wo:wo + W.size].reshape(W.shape), d, xt, window_of(table, l),
+                        a.nonzero_index)
         if flags & LEARN_THRESHOLD:
             g = a.threshold_grad[lo:lo + n_out]
             k.threshold_grads(d, a.threshold_trace[lo:lo + n_out], g)
@@ -134,7 +173,7 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
                 k.apply_threshold_grads(layer_thresholds(table, params.thresholds, l), g, nx.STATE_FRAC + lr_shifts[1],
                                         THRESHOLD_FLOOR_Q16, rng_learn)
         if flags & LEARN_LEAK:
-            a.leak_grad[l] = shared.sat_sum(a.leak_grad[l], k.leak_grad(d, a.leak_trace[lo:lo + n_out]))
+            a.leak_grad[l] = nx.sat_sum(a.leak_grad[l], k.leak_grad(d, a.leak_trace[lo:lo + n_out]))
             if per_step:
                 at = table[l, F.leak_at]
                 params.leaks[at] = k.apply_leak_grad(params.leaks[at], a.leak_grad[l], nx.STATE_FRAC + lr_shifts[2],
@@ -166,25 +205,25 @@ def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_ste
             lowest = l
     learn = learn and lowest < L
     R = L - 1
-    ro, rn = table[R, F.n_off], table[R, F.n_out]
+    ro, rso, rn = table[R, F.n_off], table[R, F.state_off], table[R, F.n_out]
     sums, none = a.input_sums, a.input_sums[:0]      # direct input: W x is summed once (§5b)
     for t in range(cfg.T):
         x = a.layer_input[:table[0, F.n_in]]
         x_frac = encode_step(cfg.code, sample, t, rng_in, x)
         if sums.shape[0] and t == 0:
-            dense_sums(layer_weights(table, params.weights, 0), x, a.nonzero_index, nonzero_index(x, a.nonzero_index),
-                       sums)
+            layer_sums(table[0, F.kind], layer_weights(table, params.weights, 0), x, window_of(table, 0),
+                       a.nonzero_index, nonzero_index(x, a.nonzero_index), sums)
         forward_layer(table, params, a, neuron_step, 0, x, x_frac, learn, sums)   # layer 0 reads the encoder
-        for l in range(1, L):                                           # the others the spikes below
-            below, n_in = table[l - 1, F.n_off], table[l, F.n_in]
-            x = a.layer_input[:n_in]
-            for i in range(n_in):
+        for l in range(1, L):                                           # the others the layer below:
+            below, n_in = table[l - 1, F.n_off], table[l, F.n_in]      # spikes, or an average's counts
+            x = a.layer_input[:n_in if layer_has_neurons(table[l, F.kind]) else 0]   # (a pool reads them in place)
+            for i in range(x.shape[0]):
                 x[i] = a.spikes[below + i]
-            forward_layer(table, params, a, neuron_step, l, x, 0, learn, none)
+            forward_layer(table, params, a, neuron_step, l, x, table[l - 1, F.out_frac], learn, none)
         if t < raster.shape[0]:
             raster[t, :] = a.spikes
         for j in range(rn):
-            a.scores[j] += a.potential[ro + j] if cfg.readout_li else a.spikes[ro + j]
+            a.scores[j] += a.potential[rso + j] if cfg.readout_li else a.spikes[ro + j]
         if t < score_trace.shape[0]:
             score_trace[t, :] = a.scores
         if learn:
@@ -193,7 +232,7 @@ def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_ste
             if sums.shape[0] and per_step and lowest == 0:
                 x = a.layer_input[:table[0, F.n_in]]
                 encode_step(cfg.code, sample, t, rng_in, x)                 # direct: a copy, no draw
-                refresh_sums(table, params, a, x, a.error[:table[0, F.n_out]])
+                refresh_sums(table, params, a, x, a.error[:table[0, F.n_out]])     # layer 0: error_off 0
         elif margins.shape[0] and t + 1 < cfg.T and k.top2_gap(a.scores) > margins[t]:
             return t + 1                                                # a clear leader (§6b)
     return cfg.T
@@ -207,9 +246,9 @@ def apply_accumulated(table, params, a, lr_shifts, extra_shift, rng_learn):
         flags = table[l, F.flags]
         if not flags & TRAINABLE:
             continue
-        n_in, n_out, lo, wo = table[l, F.n_in], table[l, F.n_out], table[l, F.learn_off], table[l, F.w_off]
-        k.apply_weight_grads(layer_weights(table, params.weights, l),
-                             a.weight_grad[wo:wo + n_out * n_in].reshape((n_out, n_in)),
+        n_out, lo, wo = table[l, F.n_out], table[l, F.learn_off], table[l, F.w_off]
+        W = layer_weights(table, params.weights, l)          # a pool's is empty: nothing to apply
+        k.apply_weight_grads(W, a.weight_grad[wo:wo + W.size].reshape(W.shape),
                              weight_shift(table, l, lr_shifts, extra_shift), rng_learn)
         if flags & LEARN_THRESHOLD:
             k.apply_threshold_grads(layer_thresholds(table, params.thresholds, l), a.threshold_grad[lo:lo + n_out],
@@ -228,6 +267,10 @@ class FixedSTOP:
 
     def __init__(self, model: Model):
         check(model)
+        for layer in model.layers:
+            if LAYERS[layer.kind].code not in BUILTIN_LAYERS:
+                raise ModelError(f"layer {layer.name!r}: layer kind {layer.kind!r} was registered after "
+                                 "edgelearn.ops.builtin_layers was generated: run python -m edgelearn.cgen")
         self.model = model
         cfg = model.learning
         self.table, edges, self.dims = plan.tables(model)
@@ -322,10 +365,10 @@ class FixedSTOP:
     def to_model(self) -> Model:
         out = self.model.copy()
         for l, layer in enumerate(out.layers):
-            n_in, n_out, w_at, th_at, leak_at = self.table[l, :F.leak_at + 1]
+            rows, cols, w_at, th_at = self.table[l, [F.w_rows, F.w_cols, F.weights_at, F.thresholds_at]]
             p = out.params[layer.name]
-            p.weight = self.weights[w_at:w_at + n_in * n_out].reshape(n_out, n_in).copy()
-            p.threshold = self.thresholds[th_at:th_at + n_out].copy()
-            p.leak = int(self.leaks[leak_at])
+            p.weight = self.weights[w_at:w_at + rows * cols].reshape(rows, cols).copy()
+            p.threshold = self.thresholds[th_at:th_at + p.threshold.size].copy()
+            p.leak = int(self.leaks[self.table[l, F.leak_at]])
         out.schedule = self.learning_rates.state()
         return out.validate()

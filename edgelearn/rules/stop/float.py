@@ -159,12 +159,17 @@ class FloatSTOP:
         self.regulariser = float(regulariser)
         self.late_fraction = float(late_fraction)
         self.model = model
-        self.kinds = [NEURONS[l.neuron.kind] for l in model.layers]
-        self.currents = [LAYERS[l.kind].current_float for l in model.layers]
+        self.layer_kinds = [LAYERS[l.kind] for l in model.layers]
+        self.has_neurons = [kind.has_neurons for kind in self.layer_kinds]
+        self.kinds = [NEURONS[l.neuron.kind] if l.neuron is not None else None for l in model.layers]
+        shapes = model.shapes()
+        self.geometry = [model.geometry(l, shapes) for l in model.layers]
         self.W = [nx.from_fixed(model.params[l.name].weight, l.weight_frac) for l in model.layers]
         self.th = [nx.from_fixed(model.params[l.name].threshold, nx.STATE_FRAC) for l in model.layers]
         self.a = [model.params[l.name].leak / nx.ONE for l in model.layers]
-        self.spiking = [kind.spiking for kind in self.kinds]
+        self.spiking = [kind is not None and kind.spiking for kind in self.kinds]
+        # what a layer without neurons writes, in the fixed point's integers (an average's counts)
+        self.out_scale = [2.0 ** k.out_frac(g) for k, g in zip(self.layer_kinds, self.geometry)]
         flags = layer_flags(model)                    # which layers learn what: as the device decides
         self.trainable = [l for l, f in enumerate(flags) if f & TRAINABLE]
         self.learn_th = [bool(f & LEARN_THRESHOLD) for f in flags]
@@ -184,8 +189,10 @@ class FloatSTOP:
     # -- state ----------------------------------------------------------------------
     def init_state(self, batch: int) -> dict:
         z = lambda n: [np.zeros((batch, n)) for n in n]
-        outs = [w.shape[0] for w in self.W]
-        ins = [w.shape[1] for w in self.W]
+        sizes = self.model.sizes()
+        outs = [layer.size for layer in self.model.layers]
+        ins = [kind.traces(self.model.fan_in(layer, sizes), layer.size)          # the input traces' count
+               for kind, layer in zip(self.layer_kinds, self.model.layers)]
         return {"V": z(outs), "s": z(outs), "U": z(outs), "th_tr": z(outs), "a_tr": z(outs),
                 "x_tr": z(ins), "d": z(outs)}
 
@@ -202,16 +209,27 @@ class FloatSTOP:
     def forward_step(self, st: dict, x: np.ndarray, traces: bool) -> np.ndarray:
         inp = x
         for l, W in enumerate(self.W):
+            if not self.has_neurons[l]:       # a fixed map of its input (pooling): its values pass on
+                inp = st["s"][l] = self.layer_kinds[l].forward_float(W, inp, self.geometry[l])
+                continue
             a = self.a[l]
+            n_in = inp.shape[1]
             if traces:      # traces read V[t-1], s[t-1]: update them before the neuron
                 st["th_tr"][l] = a * (st["th_tr"][l] - st["s"][l])
                 st["a_tr"][l] = a * st["a_tr"][l] + st["V"][l]
-                st["x_tr"][l] = a * st["x_tr"][l] + inp
+                st["x_tr"][l][:, :n_in] = a * st["x_tr"][l][:, :n_in] + inp
             kind = self.kinds[l]
             values = {"threshold": self.th[l], "leak": a, "reset_shift": 0}
             params = kind.Params(**{name: values[name] for name in kind.Params._fields})
-            out, (st["V"][l], st["U"][l]) = kind.step_float(self.currents[l](W, inp), kind.State(st["V"][l], st["U"][l]),
-                                                            params)
+            state = kind.State(st["V"][l], st["U"][l])
+            if self.layer_kinds[l].scans:            # it steps its neurons in its scan (scan2d)
+                out, (st["V"][l], st["U"][l]) = self.layer_kinds[l].scan_float(W, inp, self.geometry[l], kind, params,
+                                                                               state)
+                if traces:                           # and its own spikes' traces, of this step
+                    st["x_tr"][l][:, n_in:] = a * st["x_tr"][l][:, n_in:] + out
+            else:
+                current = self.layer_kinds[l].forward_float(W, inp, self.geometry[l])
+                out, (st["V"][l], st["U"][l]) = kind.step_float(current, state, params)
             if self.spiking[l]:
                 st["s"][l] = out
             inp = out
@@ -228,8 +246,13 @@ class FloatSTOP:
         else:
             st["d"][L] = st["U"][L] - y
         for l in range(L - 1, lowest - 1, -1):
+            up = l + 1                        # the errors above, carried back by that layer's kind
+            back = self.layer_kinds[up].back_float(self.W[up], st["d"][up], self.geometry[up], st["s"][l])
+            if not self.has_neurons[l]:       # a pool passes dE/d(its output) on, no surrogate
+                st["d"][l] = back
+                continue
             phi = self.phi(st["U"][l] - self.th[l])
-            st["d"][l] = (st["d"][l + 1] @ self.W[l + 1]) * phi
+            st["d"][l] = back * phi
             if targets is not None and l in targets["coef"]:
                 self.add_rcs_error(st, l, phi, targets)
 
@@ -246,8 +269,8 @@ class FloatSTOP:
         T, B = len(inputs), len(labels)
         n_late = late_steps(T, self.late_fraction)
         st = self.init_state(B)
-        r = {l: np.empty((T, B, self.W[l].shape[0])) for l in self.regularised}
-        late = np.zeros((B, self.W[-1].shape[0]))
+        r = {l: np.empty((T, B, self.model.layers[l].size)) for l in self.regularised}
+        late = np.zeros((B, self.model.readout.size))
         for t, x in enumerate(inputs):
             out = self.forward_step(st, x, traces=False)
             for l in r:
@@ -281,7 +304,7 @@ class FloatSTOP:
         n_late = late_steps(T, self.late_fraction)
         st = self.init_state(len(samples))
         layers = [l for l in range(len(self.W)) if self.spiking[l]]
-        r = {l: np.empty((T, len(samples), self.W[l].shape[0])) for l in layers}
+        r = {l: np.empty((T, len(samples), self.model.layers[l].size)) for l in layers}
         for t, x in enumerate(inputs):
             self.forward_step(st, x, traces=False)
             for l in layers:
@@ -292,9 +315,11 @@ class FloatSTOP:
     def accumulate(self, st: dict, g: dict) -> None:
         fix = st.get("th_fix", {})        # the regulariser's threshold correction, if on
         for l in self.trainable:
+            if not self.has_neurons[l]:
+                continue
             d = st["d"][l]
-            rows = np.flatnonzero(np.any(d != 0, axis=0))
-            g["W"][l][rows] += d[:, rows].T @ st["x_tr"][l]
+            rows, grad = self.layer_kinds[l].grad_float(d, st["x_tr"][l], self.geometry[l])
+            g["W"][l][rows] += grad
             g["rows"][l][rows] = True
             if self.learn_th[l]:
                 g["th"][l] += np.sum(d * (st["th_tr"][l] - 1.0), axis=0)
@@ -326,7 +351,7 @@ class FloatSTOP:
         rows = []
         for x in self.batch_inputs(sample[None]):
             self.forward_step(st, x, traces=False)
-            rows.append(np.concatenate([s[0] for s in st["s"]]))
+            rows.append(np.concatenate([s[0] * scale for s, scale in zip(st["s"], self.out_scale)]))
         return np.array(rows, dtype=np.uint8)
 
     def encode(self, sample: np.ndarray, t: int) -> np.ndarray:
@@ -351,7 +376,7 @@ class FloatSTOP:
         update = self.model.learning.update
         learn = learn and bool(self.trainable)
         st = self.init_state(len(samples))
-        scores = np.zeros((len(samples), self.W[-1].shape[0]))
+        scores = np.zeros((len(samples), self.model.readout.size))
         y = targets = None
         inputs = self.batch_inputs(samples)
         if learn:
@@ -394,7 +419,7 @@ class FloatSTOP:
                 raise ModelError(f"cutoff: {margins.size} margins for T = {T} steps; recalibrate for this T")
         scale = self.score_scale()
         B = len(samples)
-        scores = np.zeros((B, self.W[-1].shape[0]))
+        scores = np.zeros((B, self.model.readout.size))
         steps = np.full(B, T, dtype=np.int64)
         chunk = 1 if self.model.input.encoding in DRAWING else B     # a drawing encoder: in the device's order
         for lo in range(0, B, chunk):
@@ -416,9 +441,9 @@ class FloatSTOP:
         """Full-T inference recording the cumulative scores after every step, in the
         contract's units: float [B, T, classes] (the last row is ``run``'s scores, scaled)."""
         T = self.model.learning.T
-        out = np.zeros((len(samples), T, self.W[-1].shape[0]))
+        out = np.zeros((len(samples), T, self.model.readout.size))
         st = self.init_state(len(samples))
-        acc = np.zeros((len(samples), self.W[-1].shape[0]))
+        acc = np.zeros((len(samples), self.model.readout.size))
         for t, x in enumerate(self.batch_inputs(samples)):
             acc += self.forward_step(st, x, traces=False)
             out[:, t] = acc

@@ -5,8 +5,8 @@ errors, the surrogate); products and sums in int64."""
 import numpy as np
 from numba import njit
 
-from ...numerics import ONE, STATE_FRAC, mul_state, round_shift, sat16, sat32, saturate, stochastic_shift
-from ..kernels import sat_sum
+from ...numerics import ONE, STATE_FRAC, mul_state, round_shift, sat16, sat32, sat_sum, saturate, stochastic_shift
+from ...ops.layers.dense import dense_back
 
 @njit(cache=True)
 def input_trace_step(a, x, x_frac, x_tr):
@@ -42,34 +42,35 @@ def spiking_output_error(s, U, th, label, k, d):
 
 @njit(cache=True)
 def hidden_error(W_up, d_up, U, th, w_frac, k, back, d):
-    """d = (W_up^T d_up) * phi(U - th). Event-driven over non-zero upper errors;
-    ``back`` is an int64 scratch of len(d)."""
-    back[:] = 0
-    active = 0
-    for m in range(d_up.shape[0]):
-        if d_up[m] != 0:
-            active += 1
-            dm = np.int64(d_up[m])
-            for j in range(d.shape[0]):
-                back[j] += np.int64(W_up[m, j]) * dm
-    if active == 0:                  # no upper error: every d is round_shift(0) = 0
+    """d = (W_up^T d_up) * phi(U - th): a hidden layer's error below a dense layer. Event-driven
+    over non-zero upper errors; ``back`` is an int64 scratch of len(d). The dense kind's
+    ``dense_back`` followed by ``surrogate_error``, in one call (the HDL's datapath replays it)."""
+    surrogate_error(back, dense_back(W_up, d_up, back), U, th, w_frac, k, d)
+
+
+@njit(cache=True)
+def surrogate_error(back, active, U, th, frac, k, d):
+    """d = back 2^-frac * phi(U - th): a hidden layer's error from the errors of the layer
+    above carried onto its outputs (``back``, by that layer's kind: W^T d for dense; frac its
+    weight_frac, or log2 kh kw above an average pool). ``active``: how many errors above were
+    non-zero; with none, every d is round_shift(0) = 0 and no surrogate is computed."""
+    if active == 0:
         d[:] = 0
         return
     for j in range(d.shape[0]):
-        g = sat32(round_shift(back[j], w_frac))
+        g = sat32(round_shift(back[j], frac))
         d[j] = sat32(round_shift(g * surrogate(np.int64(U[j]) - th[j], k), STATE_FRAC))
 
 
 @njit(cache=True)
-def accumulate_weight_grads(gW, d, x_tr):
-    """gW += d x^T (exact, saturating sums): for updates once per sample or batch."""
-    for j in range(gW.shape[0]):
-        if d[j] == 0:
-            continue
-        dj = np.int64(d[j])
-        for i in range(gW.shape[1]):
-            if x_tr[i] != 0:
-                gW[j, i] = sat_sum(gW[j, i], dj * x_tr[i])
+def pass_error(back, active, frac, d):
+    """d = back 2^-frac: the error of a layer without neurons (a pool), dE/d(its output), which
+    the layer below it carries on; no surrogate."""
+    if active == 0:
+        d[:] = 0
+        return
+    for j in range(d.shape[0]):
+        d[j] = sat32(round_shift(back[j], frac))
 
 
 @njit(cache=True)

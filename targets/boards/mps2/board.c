@@ -132,6 +132,35 @@ void board_exit(int code)
         __asm__ volatile("wfi");
 }
 
+/* Storage (board.h): BOARD_STORAGE_BYTES at BOARD_STORAGE_ADDR in the PSRAM, which the launcher
+ * backs with a file (QEMU -machine memory-backend=, firmware_host/qemu.py), so what the firmware
+ * writes there is in that file at once and survives QEMU being killed. A build without the
+ * defines (the echo and runtime firmware) has no storage. */
+#ifdef BOARD_STORAGE_BYTES
+uint32_t board_storage_size(void) { return BOARD_STORAGE_BYTES; }
+const uint8_t *board_storage(void) { return (const uint8_t *)BOARD_STORAGE_ADDR; }
+#else
+uint32_t board_storage_size(void) { return 0; }
+const uint8_t *board_storage(void) { return (const uint8_t *)0; }
+#endif
+
+void board_storage_erase(uint32_t offset, uint32_t n)
+{
+    volatile uint8_t *d = (volatile uint8_t *)board_storage() + offset;
+    if (offset > board_storage_size() || n > board_storage_size() - offset) return;
+    while (n--) *d++ = 0xFF;
+}
+
+void board_storage_program(uint32_t offset, const uint8_t *p, uint32_t n)
+{
+    volatile uint8_t *d = (volatile uint8_t *)board_storage() + offset;
+    if (offset > board_storage_size() || n > board_storage_size() - offset) return;
+    while (n--) *d++ = *p++;
+}
+
+/* One wire, no one else can wait for it: nothing to hand over. */
+void board_link_trusted(void) {}
+
 /* Any fault or unexpected interrupt: say so and exit with 127. */
 void board_fault(void)
 {

@@ -7,7 +7,9 @@
  *                    interrupt fills the ring (never busy-polls);
  *   board_write      sends bytes (TX polls the CMSDK "TX full" bit per byte);
  *   board_exit       ends the program: semihosting SYS_EXIT_EXTENDED, so QEMU's exit
- *                    status is `code` (QEMU runs with -semihosting-config enable=on).
+ *                    status is `code` (QEMU runs with -semihosting-config enable=on);
+ *   board_storage... the persistent storage in the file-backed PSRAM (board.c);
+ *   board_link_trusted  nothing to do on a UART.
  * The extras below are for measurements (bench/device_cost.py) and are optional.
  */
 #ifndef EDGELEARN_BOARD_H
@@ -20,6 +22,11 @@ void board_init(void);
 int board_read_byte(void);
 void board_write(const uint8_t *p, size_t n);
 void board_exit(int code) __attribute__((noreturn));
+uint32_t board_storage_size(void);
+const uint8_t *board_storage(void);
+void board_storage_erase(uint32_t offset, uint32_t n);
+void board_storage_program(uint32_t offset, const uint8_t *p, uint32_t n);
+void board_link_trusted(void);
 
 /* SysTick on the 25 MHz core clock, extended to 64 bits by its wrap interrupt. Under
  * QEMU -icount shift=7 an instruction takes 128 ns of virtual time, 3.2 ticks. */
