@@ -52,8 +52,10 @@ tools:
 demo: $(STAMP) tools
 	$(PY) -m firmware_host.demo
 
+# pytest-xdist: one worker per core (much of the suite waits on boards, simulators and Flower);
+# --dist loadgroup keeps an xdist_group (the Flower deployments) in one worker.
 test: $(STAMP) $(FLEET_STAMP) tools
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadgroup
 
 # libFuzzer (clang, ASan + UBSan) on the blob loader, the link's frame codec and the whole firmware
 # behind an authenticated link, FUZZ_SECONDS each on the corpus of fuzz/corpus; prints the inputs

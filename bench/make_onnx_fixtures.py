@@ -6,7 +6,7 @@ exported with torch.onnx.export (run in the peers' environment, which has torch)
 - mlp-mnist.onnx: Flatten, Linear 784-128, ReLU, Linear 128-10 (what `edgelearn import`
   converts to a spiking 784-128-10 network);
 - cnn-mnist.onnx: Conv 1->8 (5x5), ReLU, AveragePool 2, Flatten, Linear 1152-10 (for the
-  conv issue; today its import stops at the Conv node with "not supported yet").
+  conv layers: it imports as conv2d (IF), avgpool and an 'li' readout).
 
 The layers have no bias: edgelearn's dense layers have none (docs/interop.md), and
 conversion work has trained bias-free networks since Diehl et al. 2015. The input is what

@@ -152,7 +152,7 @@ class Board:
         sock = getattr(self.ser, "_socket", None)      # socket://: each request is one small write,
         if sock is not None:                           # so Nagle would hold it for the board's ACK
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.ser.write(b"\0")          # ends whatever partial frame the board may hold
+        self._write(b"\0")            # ends whatever partial frame the board may hold
 
     # -- plumbing --------------------------------------------------------------------
     def close(self) -> None:
@@ -177,7 +177,14 @@ class Board:
         return self._tag
 
     def _send(self, frame: Frame) -> None:
-        self.ser.write(fr.encode(frame))
+        self._write(fr.encode(frame))
+
+    def _write(self, data: bytes) -> None:
+        """A write that fails (the board closed the link, a cable pulled) says so as a read does."""
+        try:
+            self.ser.write(data)
+        except (serial.SerialException, OSError) as e:
+            raise LinkTimeout(f"{self.url}: link lost: {e}") from e
 
     def _recv(self, deadline: float) -> Frame | None:
         while not self.pending:

@@ -1,7 +1,8 @@
 """Starting a board process and reading the TCP port it announces: the one launcher behind
 the native board (``native_board.NativeBoard``: "PORT n" on stdout), QEMU serving the link
-(``qemu.QemuLinkBoard``) and QEMU running a firmware (``qemu.QemuBoard``), the latter two from
-"waiting for connection on: disconnected:tcp:127.0.0.1:n" on stderr.
+(``qemu.QemuLinkBoard``: the same line from its link broker, ``link_broker.py``) and QEMU running
+a firmware (``qemu.QemuBoard``: "waiting for connection on: disconnected:tcp:127.0.0.1:n" on
+stderr).
 
 The process's output goes to a log file, never a pipe (nobody has to drain it, and a detached
 board never writes into a dead one); the port is read from there. A board that is not
@@ -45,12 +46,13 @@ class BoardProcess:
     ``stop()`` closes first (the native board's life line: it exits at end of file).
     ``detach``: not stopped at exit or on leaving a ``with`` block. ``new_session``: a process
     group of its own, killed as a whole (default: when detached). ``on_stop``: called once the
-    process is gone (a launcher removes the temporary storage it made)."""
+    process is gone (a launcher removes the temporary storage it made). ``pass_fds``: file
+    descriptors the process inherits (QEMU's UART sockets, to the link broker)."""
 
     def __init__(self, cmd, *, port_re: re.Pattern, what: str, error: type[Exception] = RuntimeError,
                  log: Path | str | None = None, log_prefix: str = "board-", stdout: bool = True,
                  stdin_pipe: bool = False, detach: bool = False, new_session: bool | None = None,
-                 env: dict | None = None, timeout: float = 10.0, on_stop=None):
+                 env: dict | None = None, timeout: float = 10.0, on_stop=None, pass_fds=()):
         self.port_re, self.what, self.error, self.detach = port_re, what, error, detach
         self._on_stop = on_stop
         self.new_session = detach if new_session is None else new_session
@@ -67,7 +69,7 @@ class BoardProcess:
             self.proc = subprocess.Popen(
                 [str(c) for c in cmd], stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
                 stdout=fd if stdout else subprocess.DEVNULL, stderr=fd, env=env,
-                start_new_session=self.new_session, close_fds=True)
+                start_new_session=self.new_session, close_fds=True, pass_fds=tuple(pass_fds))
         except BaseException:
             self._drop_log()
             raise

@@ -18,7 +18,10 @@ killed on exit from the ``with`` block, on exceptions and at interpreter exit: n
 ``protocol_firmware`` builds the link-protocol firmware (targets/firmware: main loop, protocol,
 the C runtime, this board support behind board.h) and ``QemuLinkBoard`` serves it on a TCP port
 for ``firmware_host.board.Board`` (``.url``); it never connects itself, accepts one client after
-another with the firmware's state intact, and with ``detach=True`` outlives its launcher.
+another with the firmware's state intact, and with ``detach=True`` outlives its launcher. Its
+port is the link broker's (``firmware_host/link_broker.py``), which owns QEMU's UART0 and applies
+the native board's rule: a waiting client gets the link once the current one has gone the grace
+period without an authenticated request (the firmware reports each on UART1).
 """
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +40,7 @@ from edgelearn import buildcache, resources
 
 from . import keys, storage as st
 from .launch import BoardProcess, run_dir  # noqa: F401  (run_dir: where QEMU's logs go)
+from .native_board import PORT_LINE
 
 BOARD_DIR = resources.BOARDS_DIR / "mps2"
 C_DIR = resources.C_DIR
@@ -142,15 +148,21 @@ def firmware_size(elf: Path) -> dict:
 _PORT = re.compile(r"waiting for connection on: disconnected:tcp:[\d.]+:(\d+)")
 
 
-def qemu_command(elf, board: str, *, icount: int | None = None, preload=(), storage=None) -> list[str]:
+def qemu_command(elf, board: str, *, icount: int | None = None, preload=(), storage=None,
+                 uart_fds=None) -> list[str]:
     """QEMU for one board: UART0 as a TCP server on a free port that waits for the host
     (nothing sent before the host connects is lost), semihosting for the exit code.
     ``storage``: a file of QEMU_PSRAM_BYTES that backs the board's PSRAM (mapped shared: what the
-    guest writes there is in the file at once, and stays when QEMU is killed)."""
+    guest writes there is in the file at once, and stays when QEMU is killed).
+    ``uart_fds``: instead, UART0, UART1, ... are these connected sockets (file descriptors QEMU
+    inherits: the link broker's, ``QemuLinkBoard``)."""
+    if uart_fds is None:
+        serial = ["-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on"]
+    else:
+        serial = [a for i, fd in enumerate(uart_fds)
+                  for a in ("-chardev", f"socket,id=uart{i},fd={fd}", "-serial", f"chardev:uart{i}")]
     cmd = [qemu_binary(), "-M", board, "-nographic", "-monitor", "none", "-nodefaults",
-           "-semihosting-config", "enable=on,target=native",
-           "-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on",
-           "-kernel", str(elf)]
+           "-semihosting-config", "enable=on,target=native", *serial, "-kernel", str(elf)]
     if storage is not None:
         cmd += ["-object", f"memory-backend-file,id=storage,size={st.QEMU_PSRAM_BYTES},mem-path={storage},share=on",
                 "-machine", "memory-backend=storage"]
@@ -343,28 +355,46 @@ class QemuLinkBoard(BoardProcess):
         with QemuLinkBoard() as qb:             # builds (cached), starts QEMU, parses the port
             with Board(qb.url) as b: ...        # firmware_host.board.Board; connect as often as you like
 
-    It does not connect itself. QEMU's server socket accepts a new client after the previous
-    one disconnected, and the firmware (its model, what it learned) runs on in between.
+    It does not connect itself. The port is the link broker's (``firmware_host/link_broker.py``,
+    the process ``.pid``, QEMU its child in the same process group): it owns QEMU's UART0 (a
+    socket pair, never a port of its own) and serves one client at a time, the next one after
+    the previous disconnected, while the firmware (its model, what it learned) runs on in
+    between; with the native board's rule for holding the link: while a client waits, the
+    current one keeps it only as long as authenticated requests come (the firmware reports each
+    on UART1), at most the grace period apart (``$EDGELEARN_BOARD_GRACE_MS``, default 2000 ms;
+    ``env=`` as for ``NativeBoard``). ``.wait()`` is QEMU's exit status (the firmware's exit code).
     ``detach=True``: QEMU runs in a session of its own and outlives this Python process
-    (``edgelearn board start``); stop it with ``.stop()`` or by killing ``.pid``. Otherwise it is
-    killed on ``stop()``, on leaving the ``with`` block, on exceptions and at interpreter exit.
-    QEMU's stderr goes to ``.log`` (a file, so a detached QEMU never writes into a dead pipe):
-    the file given, else a temporary one that ``stop()`` removes.
+    (``edgelearn board start``); stop it with ``.stop()`` or by killing ``.pid``'s process group.
+    Otherwise it is killed on ``stop()``, on leaving the ``with`` block, on exceptions and at
+    interpreter exit. QEMU's stderr and the broker's output go to ``.log`` (a file, so a detached
+    QEMU never writes into a dead pipe): the file given, else a temporary one that ``stop()`` removes.
     Its storage is the file that backs its PSRAM (``storage=PATH``, kept; else a temporary one,
     removed on ``stop()``), provisioned like the native board's (``NativeBoard``): a killed QEMU
     started again on the same file restores its checkpoint."""
 
     def __init__(self, board: str = "mps2-an386", detach: bool = False, *, elf=None, start_timeout: float = 30.0,
-                 log=None, storage=None, key: keys.Key | None | bool = None):
+                 log=None, storage=None, key: keys.Key | None | bool = None, env: dict | None = None):
         board_memory(board)
         self.board = board
         self.elf = Path(elf) if elf is not None else protocol_firmware(board)
         self.storage, self.key, cleanup = st.for_launcher(storage, f"qemu-{board}-", PROTOCOL_MODEL_BYTES, key, size=st.QEMU_PSRAM_BYTES)
 
-        # QEMU blocks (wait=on) after printing the port, so the line always comes
-        super().__init__(qemu_command(self.elf, board, storage=self.storage), port_re=_PORT, what="QEMU",
-                         error=QemuError, stdout=False, new_session=True, detach=detach, log=log,
-                         log_prefix=f"qemu-{board}-", timeout=start_timeout, on_stop=cleanup)
+        # UART0 (the link) and UART1 (the trust signal): QEMU holds one end of each, the broker the other
+        pairs = [socket.socketpair() for _ in range(2)]
+        (uart, uart_q), (trust, trust_q) = pairs
+        qemu = qemu_command(self.elf, board, storage=self.storage, uart_fds=(uart_q.fileno(), trust_q.fileno()))
+        broker = [sys.executable, "-I", Path(__file__).with_name("link_broker.py"), "--uart", uart.fileno(),
+                  "--trust", trust.fileno(), "--pass-fds", f"{uart_q.fileno()},{trust_q.fileno()}", "--", *qemu]
+        try:
+            # the broker announces its port once the firmware has booted (its first byte on UART1)
+            super().__init__(broker, port_re=PORT_LINE, what="QEMU", error=QemuError, stdout=True,
+                             new_session=True, detach=detach, log=log, log_prefix=f"qemu-{board}-",
+                             env={**os.environ, **(env or {})}, timeout=start_timeout, on_stop=cleanup,
+                             pass_fds=[s.fileno() for pair in pairs for s in pair])
+        finally:
+            for pair in pairs:
+                for s in pair:
+                    s.close()
 
     @property
     def stderr(self) -> str:

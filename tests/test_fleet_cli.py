@@ -9,6 +9,10 @@ import pytest
 
 from edgelearn.datasets import Dataset, write_idx_dir
 
+# a Flower deployment is a dozen processes polling on timers: one at a time, in one worker of
+# pytest -n, so two never share the two cores and stretch each other's rounds past their timeouts
+pytestmark = pytest.mark.xdist_group("flower")
+
 ROOT = Path(__file__).resolve().parent.parent
 FLEET_BIN = ROOT / ".venv-fleet" / "bin"
 

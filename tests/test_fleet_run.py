@@ -24,6 +24,10 @@ from firmware_host import boards
 from firmware_host.fleet import report as fleet_report
 from firmware_host.fleet.runner import FleetConfig, run_fleet
 
+# a Flower deployment is a dozen processes polling on timers: one at a time, in one worker of
+# pytest -n, so two never share the two cores and stretch each other's rounds past their timeouts
+pytestmark = pytest.mark.xdist_group("flower")
+
 ROOT = Path(__file__).resolve().parent.parent
 FLEET_BIN = ROOT / ".venv-fleet" / "bin"
 MODEL = ROOT / "models" / "digits-stop.json"

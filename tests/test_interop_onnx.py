@@ -18,6 +18,8 @@ from edgelearn.errors import ModelError
 from edgelearn.executors import make_learner
 from edgelearn.interop import (ann_accuracy, export_onnx, import_onnx, onnx_scores, read_onnx,
                                to_onnx)
+from edgelearn.interop.onnx_export import exact_planes
+from edgelearn.model import Edge, InputSpec, Layer, Learning, Model, Neuron, Window, init_params
 from edgelearn.modelfile import from_blob, load_model, to_blob
 from edgelearn.train import evaluate, predictions
 
@@ -113,11 +115,11 @@ def test_a_gemm_network_reads_as_onnxruntime_computes_it(tmp_path):
     assert ann >= 0.8
 
 
-# -- bad files -----------------------------------------------------------------------------------
 @needs_mnist
-def test_the_cnn_fixture_imports_with_the_snn_within_a_point_of_the_ann(mnist):
+def test_the_cnn_fixture_imports_with_the_snn_within_a_point_of_the_ann(mnist, tmp_path):
     """Conv, Relu, AveragePool, Flatten, MatMul -> conv2d (IF), avgpool, an 'li' readout; on 1,000
-    test samples (the whole split: ANN 96.47% in torch, measured SNN within 0.1 point)."""
+    test samples (the whole split: ANN 96.47% in torch, measured SNN within 0.1 point); exported
+    back, onnxruntime gives the float twin's scores."""
     made = import_onnx(CNN, mnist.x_train[:1000], T=32)
     assert [(l.kind, l.shape) for l in made.model.layers] == [("conv2d", (8, 24, 24)), ("avgpool", (8, 12, 12)),
                                                                 ("dense", (10,))]
@@ -125,7 +127,10 @@ def test_the_cnn_fixture_imports_with_the_snn_within_a_point_of_the_ann(mnist):
     x, y = mnist.x_test[:1000], mnist.y_test[:1000]
     ann = ann_accuracy(CNN, made.net, x, y)
     snn = evaluate(make_learner(made.model, "fixed"), x, y)
-    assert ann > 0.9 and abs(ann - snn) <= 0.01, (ann, snn)
+    assert ann > 0.9 and abs(ann - snn) <= 0.01, (ann, snn)    # measured: ANN 96.1%, SNN 95.9%
+    export_onnx(made.model, tmp_path / "cnn-snn.onnx")          # and out again: Conv, AveragePool, MatMul
+    np.testing.assert_allclose(onnx_scores(tmp_path / "cnn-snn.onnx", x[:100]), twin_scores(made.model, x[:100]),
+                               rtol=1e-12, atol=1e-9)
 
 
 def test_a_maxpool_and_strided_padded_conv_read_as_onnxruntime_computes_them(tmp_path):
@@ -149,6 +154,7 @@ def test_a_maxpool_and_strided_padded_conv_read_as_onnxruntime_computes_them(tmp
     assert made.model.layers[0].window.stride == (2, 2) and made.model.layers[0].window.padding == (1, 1)
 
 
+# -- bad files -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("attrs, message", [
     (dict(kernel_shape=[3, 3], group=2), "grouped convolution"),
     (dict(kernel_shape=[3, 3], dilations=[2, 2]), "dilations and ceil_mode are not supported"),
@@ -250,6 +256,99 @@ def test_what_the_export_cannot_state_is_refused(change, message):
         to_onnx(model)
 
 
+def conv_models():
+    """Window layers in every arrangement the export states: conv2d with stride and padding (heights
+    and widths differ), an avgpool and a maxpool with padding, a conv reading an avgpool, an 'li'
+    readout; and a dense layer read by a conv (a Reshape) with a conv2d 'li' readout (scores flattened)."""
+    conv_avg = (Layer("conv1", "conv2d", (Edge("input"),), (4, 5, 8), Neuron("lif"), 11,
+                      Window((3, 3), (2, 1), (1, 1))),
+                Layer("pool1", "avgpool", (Edge("conv1"),), (4, 6, 5), None, 12, Window((2, 2), (1, 2), (1, 1))),
+                Layer("conv2", "conv2d", (Edge("pool1"),), (3, 6, 3), Neuron("if"), 12,
+                      Window((3, 3), (1, 1), (1, 0))),
+                Layer("pool2", "maxpool", (Edge("conv2"),), (3, 4, 2), None, 12, Window((2, 2), (2, 2), (1, 1))),
+                Layer("readout", "dense", (Edge("pool2"),), (5,), Neuron("li", leak=0.5, learn_leak=False), 12))
+    dense_conv = (Layer("fc0", "dense", (Edge("input"),), (2, 5, 4), Neuron("lif", threshold=0.75), 12),
+                  Layer("readout", "conv2d", (Edge("fc0"),), (3, 5, 4), Neuron("li", leak=0.25), 12,
+                        Window((3, 3), (1, 1), (1, 1))))
+    made = []
+    for name, layers in (("conv-avg", conv_avg), ("dense-conv", dense_conv)):
+        model = init_params(Model(name, InputSpec((2, 9, 8)), layers, Learning(T=4, seed=5)), weight_gain=2.5)
+        first = model.params[layers[0].name]
+        first.threshold[::7] += 7777                     # learned-looking: per-neuron thresholds, a leak
+        first.leak = 60000
+        made.append(model.validate())
+    return made
+
+
+def sparse_pixels(n: int, shape, seed: int = 0) -> np.ndarray:
+    """n flat uint8 samples, 60% of the pixels dark."""
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(shape))
+    return (rng.integers(0, 256, (n, size)) * (rng.random((n, size)) < 0.4)).astype(np.uint8)
+
+
+def ops(path) -> set[str]:
+    return {n.op_type for n in onnx.load(path).graph.node}
+
+
+def test_lenet5_exports_as_conv_and_maxpool_nodes_with_the_twins_scores(tmp_path):
+    model = load_model(MODELS / "lenet5-mnist-stop.json")
+    model = init_params(replace(model, learning=replace(model.learning, T=3), params={}), weight_gain=2.5)
+    x = sparse_pixels(40, (1, 28, 28))
+    path = tmp_path / "lenet5.onnx"
+    export_onnx(model, path)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    assert {"Conv", "MaxPool", "Flatten", "MatMul"} <= ops(path)
+    twin = twin_scores(model, x)
+    assert twin.sum() > 100 and len({tuple(row) for row in twin}) > 10       # spikes reach the readout
+    np.testing.assert_allclose(onnx_scores(path, x), twin, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["conv-avgpool-maxpool", "dense-into-conv"])
+def test_a_strided_padded_conv_model_exports_with_the_twins_scores(tmp_path, index):
+    model = conv_models()[index]
+    x = sparse_pixels(60, (2, 9, 8), seed=index)
+    path = tmp_path / "conv.onnx"
+    export_onnx(model, path)
+    graph = onnx.load(path).graph
+    conv1 = next(n for n in graph.node if n.op_type == "Conv")
+    attrs = {a.name: list(helper.get_attribute_value(a)) for a in conv1.attribute}
+    if index == 0:
+        assert attrs == {"kernel_shape": [3, 3], "strides": [2, 1], "pads": [1, 1, 1, 1]}
+        assert {"AveragePool", "MaxPool", "Flatten"} <= ops(path)
+    else:
+        assert {"Reshape", "Flatten"} <= ops(path)
+    twin = twin_scores(model, x)
+    assert twin.shape == (60, model.readout.size) and np.abs(twin).sum() > 0
+    np.testing.assert_allclose(onnx_scores(path, x), twin, rtol=1e-12, atol=1e-9)
+    export_onnx(model, tmp_path / "conv32.onnx", dtype="float32")       # a membrane on its threshold may flip
+    assert np.mean(np.isclose(onnx_scores(tmp_path / "conv32.onnx", x), twin, rtol=1e-4, atol=1e-3)) >= 0.98
+
+
+def test_a_conv_whose_sums_float32_cannot_hold_runs_as_exact_bit_planes(tmp_path):
+    """onnxruntime has no float64 Conv: a float64 graph convolves in float32, exact below 2^24."""
+    model = conv_models()[0]
+    weight = model.params["conv1"].weight
+    weight[:] = np.random.default_rng(1).integers(-32768, 32768, weight.shape)      # full-range int16 kernels
+    planes = exact_planes(weight, 255)
+    assert len(planes) > 1 and all(np.abs(d).sum(axis=1).max() * 255 < 2 ** 24 for d, _ in planes)
+    np.testing.assert_array_equal(sum(d << s for d, s in planes), weight)
+    path = tmp_path / "big.onnx"
+    export_onnx(model, path)
+    convs = [n for n in onnx.load(path).graph.node if n.op_type == "Conv"]
+    assert len(convs) == len(planes) + model.learning.T      # conv1's planes once (its input is constant), conv2's
+    x = sparse_pixels(60, (2, 9, 8), seed=3)
+    np.testing.assert_allclose(onnx_scores(path, x), twin_scores(model, x), rtol=1e-12, atol=1e-9)
+
+
+def test_a_scan2d_layer_is_refused_naming_it():
+    layers = (Layer("sc", "scan2d", (Edge("input"),), (3, 5, 6), Neuron("lif"), window=Window((3, 5), padding=(1, 2))),
+              Layer("out", "dense", (Edge("sc"),), (3,), Neuron("lif")))
+    model = init_params(Model("scan", InputSpec((2, 5, 6)), layers, Learning(T=1)))
+    with pytest.raises(ModelError, match="layer 'sc' is a scan2d layer, which is not exported"):
+        to_onnx(model)
+
+
 # -- the command line ----------------------------------------------------------------------------
 @needs_mnist
 def test_cli_import_reports_both_accuracies_and_writes_a_blob(tmp_path, capsys):
@@ -260,6 +359,12 @@ def test_cli_import_reports_both_accuracies_and_writes_a_blob(tmp_path, capsys):
     assert report["test_samples"] == 500 and abs(report["ann_test_accuracy"] - report["snn_test_accuracy"]) <= 0.02
     rc = main(["export", str(out), "-o", str(tmp_path / "mlp-snn.onnx")])
     assert rc == 0 and "32 steps unrolled" in capsys.readouterr().out
+
+
+def test_cli_exports_lenet5(tmp_path, capsys):
+    out = tmp_path / "lenet5.onnx"
+    assert main(["export", str(MODELS / "lenet5-mnist-stop.json"), "-o", str(out), "--T", "2"]) == 0
+    assert "2 steps unrolled" in capsys.readouterr().out and "Conv" in ops(out)
 
 
 @pytest.mark.parametrize("argv, message", [

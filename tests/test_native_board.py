@@ -202,6 +202,21 @@ def test_a_silent_port_raises_a_clear_error():
         Board("socket://127.0.0.1:1", timeout=0.05)
 
 
+def test_a_link_closed_under_a_write_is_a_link_error_not_a_serial_traceback():
+    import socket
+    srv = socket.create_server(("127.0.0.1", 0))
+    try:
+        with Board(f"socket://127.0.0.1:{srv.getsockname()[1]}", timeout=0.05, retries=3) as b:
+            conn, _ = srv.accept()
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()                           # a reset: the next writes fail
+            with pytest.raises(LinkTimeout, match="link lost"):
+                for _ in range(20):
+                    b.hello()
+    finally:
+        srv.close()
+
+
 def test_loop_url_works_with_the_codec():
     with Board("loop://", timeout=0.05, retries=0) as b:
         with pytest.raises(LinkTimeout):       # loop:// echoes our own request, which is no answer

@@ -123,3 +123,18 @@ def test_profile_and_compile_refuse_bad_input(capsys, tmp_path, argv, needle):
              "mem.txt": str(tmp_path / "mem.txt")}
     rc, out, err = run_cli(capsys, *[subst.get(a, a) for a in argv])
     assert rc == 2 and needle in err and "Traceback" not in err
+
+
+def test_lenet_on_the_f746_lists_its_conv_buffers_flat_in_T(capsys):
+    """The conv issue's check: LeNet-5's STOP buffers on the STM32F746 (the input trace per input
+    position and channel, the errors a conv layer passes down) do not grow with T; it fits."""
+    lenet = load_model(ROOT / "models" / "lenet5-mnist-stop.json")
+    runs = {T: pf.profile(lenet, "stm32f746", "stop", T, measure_code=False) for T in (8, 256)}
+    assert runs[8]["arena_buffers"] == runs[256]["arena_buffers"] and runs[8]["total_ram"] == runs[256]["total_ram"]
+    buffers = runs[8]["arena_buffers"]
+    fan_in = 1 * 28 * 28 + 6 * 12 * 12 + 16 * 4 * 4 + 120 + 84            # the input positions of every layer
+    assert buffers["input_trace"] == 4 * fan_in and buffers["error_backprop"] > 0
+    assert runs[8]["arena"] == native.arena_required(to_blob(pf.with_learner(lenet, "stop", 8)))
+    assert runs[8]["fits"] and runs[256]["total_ram_bptt"] > runs[8]["total_ram_bptt"]
+    assert run_cli(capsys, "profile", str(ROOT / "models" / "lenet5-mnist-stop.json"), "--target", "stm32f746",
+                   "--T", "256")[0] == 0

@@ -2,7 +2,8 @@
 socket: every state-changing or data-revealing request without a valid MAC is refused and changes
 nothing; replays and reordered requests are refused; a rollback is refused unless forced, also
 after a restart; unauthenticated HELLO and STATS reveal no weights; another session takes over,
-and an idle or unauthenticated connection cannot hold the board."""
+and an idle or unauthenticated connection cannot hold the board, native or emulated (QEMU behind
+the launcher's link broker)."""
 import secrets
 import socket
 import struct
@@ -271,10 +272,26 @@ def test_challenges_never_repeat_across_boots(tmp_path):
     assert len(seen) == 9
 
 
+def grace_board(kind: str, grace_ms: int):
+    """A board whose link is held by the rule of docs/security.md with this grace period: the
+    native board's own socket, or QEMU behind the launcher's link broker (the firmware reports
+    each authenticated request on UART1, firmware_host/link_broker.py)."""
+    env = {"EDGELEARN_BOARD_GRACE_MS": str(grace_ms)}
+    if kind == "native":
+        return NativeBoard(env=env)
+    from firmware_host.qemu import QemuLinkBoard
+    return QemuLinkBoard(kind, env=env)
+
+
+HOLDERS = ["native", "mps2-an500"]
+TIMEOUT = {"native": 0.3, "mps2-an500": 1.0}            # Board's default; the emulated boards' tests'
+
+
+@pytest.mark.parametrize("kind", HOLDERS)
 @pytest.mark.parametrize("holder", ["idle", "unauthenticated"])
-def test_an_idle_or_unauthenticated_connection_cannot_hold_the_board(holder):
+def test_an_idle_or_unauthenticated_connection_cannot_hold_the_board(holder, kind):
     grace = 0.4
-    with NativeBoard(env={"EDGELEARN_BOARD_GRACE_MS": str(int(grace * 1000))}) as nb:
+    with grace_board(kind, int(grace * 1000)) as nb:
         squatter = socket.create_connection(("127.0.0.1", nb.port))
         t0 = time.monotonic()                              # the grace runs from here
         stop = t0 + 30
@@ -296,9 +313,10 @@ def test_an_idle_or_unauthenticated_connection_cannot_hold_the_board(holder):
             squatter.close()
 
 
-def test_an_active_owner_keeps_the_board_while_others_wait(blob, digits):
+@pytest.mark.parametrize("kind", HOLDERS)
+def test_an_active_owner_keeps_the_board_while_others_wait(blob, digits, kind):
     x, y = digits
-    with NativeBoard(env={"EDGELEARN_BOARD_GRACE_MS": "300"}) as nb, Board(nb.url) as owner:
+    with grace_board(kind, 300) as nb, Board(nb.url, timeout=TIMEOUT[kind]) as owner:
         owner.push_model(blob)
         owner.commit()
         owner.set_mode("train")
@@ -308,8 +326,92 @@ def test_an_active_owner_keeps_the_board_while_others_wait(blob, digits):
                 owner.stream(x[:10], y[:10])
                 time.sleep(0.1)
             assert owner.stats()["learned"] == 60
+            waiting.settimeout(0.0)
+            with pytest.raises(BlockingIOError):           # never served: not even a byte for it
+                waiting.recv(1)
         finally:
             waiting.close()
+
+
+def test_the_link_broker_keeps_the_native_boards_rule():
+    """One rule: the broker's variable and default are the native board's (board_native.c)."""
+    from firmware_host import link_broker
+    src = (ROOT / "targets" / "firmware" / "board_native.c").read_text()
+    assert f'getenv("{link_broker.GRACE_ENV}")' in src
+    assert f"grace_ms = {link_broker.GRACE_MS}," in src
+    assert link_broker.grace_ms({}) == 2000 and link_broker.grace_ms({"EDGELEARN_BOARD_GRACE_MS": "250"}) == 250
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "2.5"])
+def test_a_grace_period_that_is_no_whole_number_is_refused_by_both(value):
+    from firmware_host import link_broker
+    with pytest.raises(ValueError, match="whole number of milliseconds"):
+        link_broker.grace_ms({"EDGELEARN_BOARD_GRACE_MS": value})
+    with pytest.raises(RuntimeError, match=rf"EDGELEARN_BOARD_GRACE_MS={value}: not a whole number"):
+        NativeBoard(env={"EDGELEARN_BOARD_GRACE_MS": value})
+
+
+def test_the_link_broker_hands_over_and_no_client_stalls_it():
+    """The broker alone, in front of a stand-in board that echoes what it reads and reports a
+    trusted request for every b"T" in it: the owner keeps the link while it sends them, then the
+    waiting client gets it; a client that floods and never reads stalls neither board nor rule."""
+    import threading
+    from firmware_host.link_broker import Broker
+
+    uart, uart_b = socket.socketpair()
+    trust, trust_b = socket.socketpair()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def stand_in():
+        while data := uart_b.recv(65536):
+            if b"T" in data:
+                trust_b.sendall(b"T")
+            uart_b.sendall(data * 16)                   # more output than asked for
+    board = threading.Thread(target=stand_in, daemon=True)
+    grace = 0.5
+    broker = threading.Thread(target=Broker(listener, uart, trust, grace=int(grace * 1000)).run, daemon=True)
+    board.start()
+    broker.start()
+    try:
+        owner = socket.create_connection(("127.0.0.1", port))
+        owner.settimeout(2)
+        owner.sendall(b"hello")
+        assert owner.recv(5) == b"hello"
+        waiting = socket.create_connection(("127.0.0.1", port))
+        waiting.settimeout(0.05)
+        for _ in range(10):                             # 1.5 s of trusted requests, 0.15 s apart
+            owner.sendall(b"T")
+            last = time.monotonic()
+            time.sleep(0.1)
+            with pytest.raises(TimeoutError):
+                waiting.recv(1)                         # not served
+        waiting.sendall(b"x" * 100000)                  # floods, and will not read what comes back
+        owner.settimeout(3)
+        while owner.recv(65536):                        # the owner went idle: its link is handed over
+            pass
+        assert grace * 0.8 <= time.monotonic() - last < grace + 2.0
+        third = socket.create_connection(("127.0.0.1", port))
+        time.sleep(0.5)                                 # the flooder never sends a "T"
+        third.settimeout(3)
+        third.sendall(b"ok")
+        got = b""
+        while not got.endswith(b"ok"):
+            got += third.recv(65536)                    # served: the flooder did not stall the broker
+        waiting.settimeout(3)
+        try:                                            # and the flooder's connection was closed
+            while waiting.recv(65536):
+                pass
+        except ConnectionResetError:                    # (what it sent unread: a reset)
+            pass
+        third.close()
+    finally:
+        uart_b.shutdown(socket.SHUT_RDWR)               # the board is gone: the broker returns
+        broker.join(5)
+        board.join(5)
+        for s in (uart, uart_b, trust, trust_b, listener):
+            s.close()
+    assert not broker.is_alive()
 
 
 def test_the_emulated_board_refuses_forgeries_too(blob, digits):

@@ -26,10 +26,6 @@ SUPPORTED = ("Gemm", "MatMul", "Add", "Relu", "Flatten", "Reshape") + WINDOW_OPS
     + ("Constant",)
 
 
-class ConvNotSupported(ModelError):
-    """A convolution or pooling node edgelearn's layer kinds do not model (NIR's, for now)."""
-
-
 @dataclass
 class DenseLayer:
     node: str                 # the node that holds the weights, as messages name it

@@ -95,7 +95,15 @@ void board_init(void)
     if (bind(listener, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind");
     if (listen(listener, 1) < 0) die("listen");
     if (getsockname(listener, (struct sockaddr *)&addr, &alen) < 0) die("getsockname");
-    if (getenv("EDGELEARN_BOARD_GRACE_MS")) grace_ms = atoll(getenv("EDGELEARN_BOARD_GRACE_MS"));
+    if (getenv("EDGELEARN_BOARD_GRACE_MS")) {        /* refused, not read as 0, as the QEMU boards' broker does */
+        char *end;
+        grace_ms = strtoll(getenv("EDGELEARN_BOARD_GRACE_MS"), &end, 10);
+        if (*end || end == getenv("EDGELEARN_BOARD_GRACE_MS") || grace_ms < 0) {
+            fprintf(stderr, "EDGELEARN_BOARD_GRACE_MS=%s: not a whole number of milliseconds\n",
+                    getenv("EDGELEARN_BOARD_GRACE_MS"));
+            exit(2);
+        }
+    }
     if (getenv("EDGELEARN_BOARD_POWER_CUT")) power_cut = atoll(getenv("EDGELEARN_BOARD_POWER_CUT"));
     map_storage(getenv("EDGELEARN_BOARD_STORAGE"));
     printf("PORT %u\n", (unsigned)ntohs(addr.sin_port));

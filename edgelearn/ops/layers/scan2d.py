@@ -32,7 +32,7 @@ from ...errors import ModelError
 from ...numerics import STATE_FRAC, mul_state, round_shift, sat16, sat32, sat_sum, shift_with_draw, xorshift32
 from ..builtin_steps import builtin_step
 from ..registry import LayerKind, register_layer
-from .conv2d import back_float, current_float, im2col
+from .conv2d import back_float as conv_back_float, current_float as conv_current_float, im2col
 from .window import G, Geometry
 
 
@@ -56,7 +56,7 @@ def feed_forward_float(W: np.ndarray, x: np.ndarray, g: Geometry) -> np.ndarray:
     """The two fields' currents [B, C H W] (complex-step ready)."""
     column, row = fields(g)
     cs, rs, _, _ = columns(g)
-    return current_float(W[:, cs], x, column) + current_float(W[:, rs], x, row)
+    return conv_current_float(W[:, cs], x, column) + conv_current_float(W[:, rs], x, row)
 
 
 def scan_float(W: np.ndarray, x: np.ndarray, g: Geometry, kind, params, state):
@@ -64,7 +64,7 @@ def scan_float(W: np.ndarray, x: np.ndarray, g: Geometry, kind, params, state):
     step_float gives them. The neighbours' spikes enter with their real part only: the
     recurrence carries no derivative (STOP's detachment; the complex-step tests rely on it)."""
     _, _, ls, us = columns(g)
-    C, H, Wd, P = g.out_c, g.out_h, g.out_w, g.plane
+    C, Wd, P = g.out_c, g.out_w, g.plane
     ff = feed_forward_float(W, x, g).reshape(x.shape[0], C, P)
     th = np.broadcast_to(params.threshold, (C * P,)).reshape(C, P)
     V, U = state.membrane.reshape(-1, C, P).copy(), state.potential.reshape(-1, C, P).copy()
@@ -87,7 +87,7 @@ def back_float(W: np.ndarray, d: np.ndarray, g: Geometry, x=None) -> np.ndarray:
     """dE/dx through the two fields (the recurrence is detached)."""
     column, row = fields(g)
     cs, rs, _, _ = columns(g)
-    return back_float(W[:, cs], d, column) + back_float(W[:, rs], d, row)
+    return conv_back_float(W[:, cs], d, column) + conv_back_float(W[:, rs], d, row)
 
 
 def grad_float(d: np.ndarray, x_tr: np.ndarray, g: Geometry):

@@ -154,7 +154,7 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
         flags, kind = table[l, F.flags], table[l, F.kind]
         if not flags & TRAINABLE or not layer_has_neurons(kind):
             continue
-        n_in, n_out, lo, io = table[l, F.n_in], table[l, F.n_out], table[l, F.learn_off], table[l, F.in_off]
+        n_out, lo, io = table[l, F.n_out], table[l, F.learn_off], table[l, F.in_off]
         d, xt = a.error[table[l, F.error_off]:table[l, F.error_off] + n_out], a.input_trace[io:io + table[l, F.n_traces]]
         if not any_nonzero(d):
             continue

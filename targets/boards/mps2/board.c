@@ -1,7 +1,8 @@
 /* Board support for QEMU mps2-an386 (Cortex-M4F) and mps2-an500 (Cortex-M7): the CMSDK
- * APB UART0 (TX polled, RX by IRQ 0 into a ring buffer, WFI while it is empty), SysTick
- * as a 64-bit tick counter, semihosting exit, and the few libc symbols gcc may call
- * (memset, memcpy, memmove) since firmware links with -nostdlib. */
+ * APB UART0 (TX polled, RX by IRQ 0 into a ring buffer, WFI while it is empty), UART1 (TX
+ * only: one byte per authenticated request, board_link_trusted), SysTick as a 64-bit tick
+ * counter, semihosting exit, and the few libc symbols gcc may call (memset, memcpy, memmove)
+ * since firmware links with -nostdlib. */
 #include "board.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
@@ -19,6 +20,15 @@
 #define CTRL_RX_EN 2u
 #define CTRL_RX_IRQ 8u
 #define INT_RX 2u
+
+/* CMSDK APB UART1: the link's trust signal (board_link_trusted), TX only */
+#define UART1 0x40005000u
+#define UART1_DATA REG(UART1 + 0x00)
+#define UART1_STATE REG(UART1 + 0x04)
+#define UART1_CTRL REG(UART1 + 0x08)
+#define UART1_BAUDDIV REG(UART1 + 0x10)
+#define BOOTED_BYTE 0x42u              /* 'B', once, from board_init */
+#define TRUSTED_BYTE 0x54u             /* 'T', per authenticated request */
 
 /* System control space */
 #define NVIC_ISER0 REG(0xE000E100u)
@@ -40,6 +50,9 @@ void board_init(void)
     UART_INTCLEAR = 0xF;
     UART_CTRL = CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_IRQ;
     NVIC_ISER0 = 1u << 0;              /* IRQ 0: UART0 RX */
+    UART1_BAUDDIV = 16;
+    UART1_CTRL = CTRL_TX_EN;           /* no interrupts: nothing is read from UART1 */
+    UART1_DATA = BOOTED_BYTE;          /* up: the broker announces the board's port */
 
     systick_wraps = 0;
     SYST_RVR = 0x00FFFFFFu;
@@ -158,8 +171,17 @@ void board_storage_program(uint32_t offset, const uint8_t *p, uint32_t n)
     while (n--) *d++ = *p++;
 }
 
-/* One wire, no one else can wait for it: nothing to hand over. */
-void board_link_trusted(void) {}
+/* UART0 is QEMU's chardev, which cannot hand itself to another client; the launcher's link
+ * broker (firmware_host/link_broker.py) owns it and serves the port clients connect to, with the
+ * native board's policy: a waiting client gets the link once the current one has gone the grace
+ * period without an authenticated request. This byte on UART1 tells the broker of each one. On a
+ * real board (one wire, nobody else can wait for it) or with nothing behind UART1 it is lost,
+ * harmlessly. Never waits: when UART1 is full the signal is dropped, the next request sends one. */
+void board_link_trusted(void)
+{
+    if (!(UART1_STATE & STATE_TX_FULL))
+        UART1_DATA = TRUSTED_BYTE;
+}
 
 /* Any fault or unexpected interrupt: say so and exit with 127. */
 void board_fault(void)

@@ -9,7 +9,8 @@
  *   board_exit       ends the program: semihosting SYS_EXIT_EXTENDED, so QEMU's exit
  *                    status is `code` (QEMU runs with -semihosting-config enable=on);
  *   board_storage... the persistent storage in the file-backed PSRAM (board.c);
- *   board_link_trusted  nothing to do on a UART.
+ *   board_link_trusted  one byte on UART1 per authenticated request, for the launcher's
+ *                    link broker (firmware_host/link_broker.py) in front of UART0.
  * The extras below are for measurements (bench/device_cost.py) and are optional.
  */
 #ifndef EDGELEARN_BOARD_H
