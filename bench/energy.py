@@ -21,7 +21,7 @@ about it)", ISSCC 2014 (Fig. 1.1.9): 32-bit integer add 0.1 pJ, multiply 3.1 pJ;
 add 0.9 pJ, multiply 3.7 pJ (the AC 0.9 pJ / MAC 4.6 pJ convention of the SNN literature). The
 device's arithmetic is integer (int16 weights, int32/int64 sums), so the integer column is the
 one that applies to it; the float one makes the figures comparable with published SNN tables.
-Writes bench/results/energy.{json,md}."""
+Writes bench/results/energy.{json,md}: the totals per model, then the same per layer."""
 import argparse
 import json
 from pathlib import Path
@@ -69,19 +69,21 @@ def fan_out(model, layer, g) -> np.ndarray:
 
 
 def count(model, samples) -> dict:
-    """Mean operations per inference: {"mac", "ac", "neuron_mac"} over the samples."""
+    """Mean operations per inference: {"mac", "ac", "neuron_mac", "layers"} over the samples, "layers"
+    the same three per layer (a scan2d's recurrence is its own ACs)."""
     net = FixedSTOP(model.copy())
     shapes = model.shapes()
     offsets = np.cumsum([0] + [layer.size for layer in model.layers])
     index = {layer.name: i for i, layer in enumerate(model.layers)}
     T = model.learning.T
     fans = [fan_out(model, layer, model.geometry(layer, shapes)) for layer in model.layers]
-    totals = {"mac": 0.0, "ac": 0.0, "neuron_mac": 0.0}
+    per_layer = {layer.name: {"mac": 0.0, "ac": 0.0, "neuron_mac": 0.0} for layer in model.layers}
     binary_input = model.input.encoding in ("rate", "events")
     for sample in samples:
         raster = net.spike_raster(sample).astype(np.int64)      # [T, outputs of every layer]
         encoded = encoded_inputs(model, sample[None])            # [T, inputs] (rate: a stream of its own)
         for l, layer in enumerate(model.layers):
+            totals = per_layer[layer.name]
             source = layer.inputs[0].source
             if source == "input":
                 values, binary = encoded, binary_input
@@ -99,7 +101,7 @@ def count(model, samples) -> dict:
                 totals["ac"] += float(s3[:, :, :, :-1].sum() + s3[:, :, :-1, :].sum()) * g.out_c / len(samples)
             if LAYERS[layer.kind].has_neurons:
                 totals["neuron_mac"] += T * layer.size / len(samples)
-    return totals
+    return {**{k: sum(t[k] for t in per_layer.values()) for k in ("mac", "ac", "neuron_mac")}, "layers": per_layer}
 
 
 def energy(ops: dict, kind: str) -> float:
@@ -123,19 +125,24 @@ def main() -> None:
         accuracy = float(np.mean(np.argmax(net.run(x, None, False), axis=1) == y))
         ops = count(model, x)
         rows.append({"model": model.name, "file": str(path), "T": model.learning.T, "accuracy": accuracy,
-                     **{k: round(v) for k, v in ops.items()},
-                     "energy_nJ": {k: round(energy(ops, k) / 1000, 2) for k in PJ}})
+                     **{k: round(ops[k]) for k in ("mac", "ac", "neuron_mac")},
+                     "energy_nJ": {k: round(energy(ops, k) / 1000, 2) for k in PJ},
+                     "layers": {name: {k: round(v) for k, v in t.items()} for name, t in ops["layers"].items()}})
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {"samples": len(x), "data": args.data, "pJ_per_op": PJ,
               "source": "M. Horowitz, Computing's energy problem (and what we can do about it), ISSCC 2014, 45 nm",
               "models": rows}
     (RESULTS / "energy.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"Operations and energy per inference, mean over {len(x)} {args.data} test samples "
-             "(bench/energy.py; the fixed-point reference's own spikes)", "",
+    lines = [(f"Operations and energy per inference, mean over {len(x)} {args.data} test samples "
+              "(bench/energy.py; the fixed-point reference's own spikes)"), "",
              "| model | T | accuracy | synaptic MACs | synaptic ACs | neuron MACs | energy, int32 | energy, float32 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['T']} | {r['accuracy']:.2%} | {r['mac']:,} | {r['ac']:,} | {r['neuron_mac']:,} | "
               f"{r['energy_nJ']['int32']} nJ | {r['energy_nJ']['float32']} nJ |" for r in rows]
+    for r in rows:
+        lines += ["", f"{r['model']}, per layer:", "", "| layer | synaptic MACs | synaptic ACs | neuron MACs |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {t['mac']:,} | {t['ac']:,} | {t['neuron_mac']:,} |" for name, t in r["layers"].items()]
     (RESULTS / "energy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -195,7 +195,14 @@ class QemuBoard:
         return qemu_command(self.elf, self.board, icount=self.icount, preload=self.preload)
 
     def __enter__(self) -> "QemuBoard":
-        import serial
+        from serial.urlhandler.protocol_socket import Serial as SocketSerial
+
+        class KeepEarlyBytes(SocketSerial):
+            """pyserial's socket:// port without the input flush its open() ends with: QEMU runs the
+            guest once the host connects (wait=on), and what the firmware sends first (a banner)
+            may arrive before open() returns; flushed, the host would read the middle of it."""
+            def reset_input_buffer(self) -> None:
+                pass
 
         self._deadline = time.monotonic() + self.timeout
         # QEMU blocks (wait=on) after printing the port, so the line always comes
@@ -203,7 +210,7 @@ class QemuBoard:
                                      new_session=True, log_prefix=f"qemu-{self.board}-", timeout=self.timeout)
         self.proc, self.port = self._process.proc, self._process.port
         try:
-            self.serial = serial.serial_for_url(f"socket://127.0.0.1:{self.port}", timeout=self.serial_timeout)
+            self.serial = KeepEarlyBytes(f"socket://127.0.0.1:{self.port}", timeout=self.serial_timeout)
         except BaseException:
             self.close()
             raise
@@ -305,8 +312,9 @@ def run_runtime(blob: bytes, samples, labels, learn, *, cutoff=False, board: str
             def u32() -> int:
                 return int.from_bytes(b.read_exactly(4), "little")
 
-            if b.read_exactly(4) != b"ELRS":
-                raise QemuError("no banner from the runtime firmware")
+            banner = b.read_exactly(4)
+            if banner != b"ELRS":
+                raise QemuError(f"no banner from the runtime firmware (read {banner!r})")
             out = {"init_status": u32()}
             if out["init_status"] == 0xFFFFFFFF:
                 raise QemuError(f"the runtime firmware found no job at {JOB_ADDR[board]:#x}")

@@ -47,6 +47,33 @@ def test_float_stop_through_the_scan_equals_complex_step_gradient():
     assert np.linalg.norm(g["W"][0][:, -6:]) > 1e-3
 
 
+def test_errors_pass_down_through_the_scan_to_a_learning_layer_below():
+    """A scan2d above a conv2d: the conv's STOP updates (errors through the scan's two fields)
+    equal complex-step derivatives too."""
+    layers = (Layer("cv", "conv2d", (Edge("input"),), (2, 5, 6), Neuron("lif", leak=0.8),
+                    window=Window((3, 3), padding=(1, 1))),
+              Layer("sc", "scan2d", (Edge("cv"),), (3, 5, 6), Neuron("lif", leak=0.75),
+                    window=Window((3, 5), padding=(1, 2))),
+              Layer("out", "dense", (Edge("sc"),), (3,), Neuron("lif", leak=0.8)))
+    model = init_params(Model("below", InputSpec((2, 5, 6), "direct"), layers,
+                              Learning(T=3, seed=4, surrogate_shift=1)), weight_gain=2.5)
+    net = FloatSTOP(model)
+    x = np.random.default_rng(6).integers(0, 256, 60).astype(np.uint8)
+    st, g = net.init_state(1), net.zero_grads()
+    y = np.zeros((1, 3))
+    y[0, 2] = 1.0
+    for _ in range(model.learning.T):
+        net.forward_step(st, x[None] / 256.0, traces=True)
+        net.error_step(st, y)
+        net.accumulate(st, g)
+
+    def loss(W, th, a):
+        return sum(0.5 * np.sum((step[-1][0] - y[0]) ** 2) for step in complex_steps(net, x, W, th, a, 0))
+    ref = layer_grads(net, 0, loss)
+    assert np.linalg.norm(ref["W"]) > 1e-3, "no error reached the conv below the scan"
+    assert np.linalg.norm(g["W"][0] - ref["W"]) < 1e-6 * np.linalg.norm(ref["W"])
+
+
 def test_the_scan_reads_only_neighbours_already_scanned():
     """A neuron's current counts the left and upper neighbours' spikes of this step, and the
     scan is row by row: with only the recurrent weights, a spike at the first position makes

@@ -1,0 +1,366 @@
+"""Networks of multiplication-free channel-wise parallel spiking neurons (edgelearn/ops/layers/psn.py;
+docs/psn.md): a stack of PSN layers, each a dense synapse matrix then per channel a dilated filter of
+power-of-two taps and a threshold, and a non-spiking readout (the last layer: its filtered current U
+is the output, scores are sum_t U, E[t] = 1/2 |U[t] - y|^2).
+
+Three executors of the same network:
+
+- ``FloatPSN``: the float64 twin; online per-step learning of W (and, on the host, of the latent
+  taps through the power-of-two projection with a straight-through estimate);
+- ``FixedPSN``: the bit-exact reference (numba), online per-step learning of W, taps frozen;
+- ``NativePSN``: the C runtime (targets/c/el_psn.c through cffi), bit for bit equal to FixedPSN.
+
+The online rule (docs/psn.md §3): per step, errors top-down with the layers above detached in time
+(only their lag-0 tap carries an error down, as STOP detaches the temporal paths above a learning
+layer), d_L = U_L - y, d_l = (W_{l+1}^T (c_{l+1,0} d_{l+1})) phi(U_l - th_l); then
+W_l -= lr d_l e_l^T with the eligibility e_l[j, i] = sum_k c_l[j, k] x_l,i[t - k D_l] (a ring of
+the layer's recent inputs; taps: dc_l[j, k] = d_l,j I_l,j[t - k D_l], the ring of its currents)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numba import njit
+
+from .encoders import CODES, as_rows, encode_step
+from .numerics import INT32_MAX, ONE, new_rng, to_fixed
+from .ops.layers import psn
+from .ops.layers.dense import current_fixed, dense_back
+from .rules.kernels import li_output_error
+from .rules.stop.kernels import surrogate_error
+
+LEARN_STREAM = 0xA5A5A5A5      # the learning stream's seed offset (docs/numerics.md §7)
+# the layer table (int64 [layers, FIELDS]); el_psn.h's el_psn_layer_t has the same fields
+FIELDS = ("n_in", "n_out", "taps", "dilation", "w_frac", "w_off", "tap_off", "n_off", "ring_off", "xr_off",
+          "ring_len")
+F = {name: i for i, name in enumerate(FIELDS)}
+
+
+@dataclass
+class Layer:
+    n_in: int
+    n_out: int
+    taps: np.ndarray            # int8 [n_out, K]: tap codes (psn.tap_values)
+    dilation: int
+    weights: np.ndarray         # int16 [n_out, n_in], Q w_frac
+    thresholds: np.ndarray      # int32 [n_out], Q16 (the readout's: never read)
+    w_frac: int = 12
+
+    @property
+    def K(self) -> int:
+        return int(self.taps.shape[1])
+
+    @property
+    def ring(self) -> int:
+        return psn.ring_length(self.K, self.dilation)
+
+
+@dataclass
+class PSNNet:
+    """A PSN network: hidden PSN layers, then the readout layer (non-spiking)."""
+    layers: list[Layer]
+    encoding: str = "sequence"
+    T: int = 32
+    lr_weight_shift: int = 6
+    surrogate_shift: int = 1
+    seed: int = 1
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+    def copy(self) -> PSNNet:
+        return replace(self, layers=[replace(l, taps=l.taps.copy(), weights=l.weights.copy(),
+                                             thresholds=l.thresholds.copy()) for l in self.layers])
+
+    def check(self) -> None:
+        if self.encoding not in CODES:
+            raise ValueError(f"encoding {self.encoding!r}: one of {tuple(CODES)}")
+        for l, ly in enumerate(self.layers):
+            if not 1 <= ly.K <= psn.MAX_TAPS or not 1 <= ly.dilation <= psn.MAX_DILATION:
+                raise ValueError(f"layer {l}: 1..{psn.MAX_TAPS} taps and dilation 1..{psn.MAX_DILATION}")
+            if np.abs(ly.taps.astype(int)).max(initial=0) > psn.MAX_TAP_SHIFT + 1:
+                raise ValueError(f"layer {l}: tap codes within +-{psn.MAX_TAP_SHIFT + 1}")
+            if l and ly.n_in != self.layers[l - 1].n_out:
+                raise ValueError(f"layer {l}: {ly.n_in} inputs, the layer below has {self.layers[l - 1].n_out}")
+            if ly.weights.shape != (ly.n_out, ly.n_in) or ly.thresholds.shape != (ly.n_out,):
+                raise ValueError(f"layer {l}: weights {ly.weights.shape}, thresholds {ly.thresholds.shape}")
+
+    def memory(self, learning: bool = True) -> dict:
+        """Bytes per buffer of the device (psn.buffers per layer, plus the network's scratch):
+        independent of T."""
+        rows = {}
+        for l, ly in enumerate(self.layers):
+            for name, (n, t) in psn.buffers(ly.n_in, ly.n_out, ly.K, ly.dilation, learning).items():
+                rows[name] = rows.get(name, 0) + n * np.dtype(t).itemsize
+        wide = max(max(ly.n_in, ly.n_out) for ly in self.layers)
+        rows["layer_input"] = 4 * wide
+        rows["nonzero_index"] = 4 * wide
+        if learning:
+            rows["error_backprop"] = 8 * wide
+            rows["error_lag0"] = 4 * wide
+        rows["scores"] = 8 * self.n_out
+        return rows
+
+
+def make_net(sizes: list[int], taps: int = 4, dilations: list[int] | None = None, seed: int = 0,
+             encoding: str = "sequence", T: int = 32, w_frac: int = 12, threshold: float = 1.0,
+             weight_scale: float = 1.0, tap_code: int | None = None, **kw) -> PSNNet:
+    """A network of the given sizes (inputs, hidden..., outputs), random weights, every hidden
+    tap 2^-1 (or ``tap_code``), the readout one tap of 1 (an instantaneous readout)."""
+    rng = np.random.default_rng(seed)
+    hidden = len(sizes) - 2
+    dilations = psn.sawtooth(hidden, taps) if dilations is None else dilations
+    layers = []
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = l == len(sizes) - 2
+        K = 1 if last else taps
+        q = np.full((n_out, K), 1 if last else (2 if tap_code is None else tap_code), dtype=np.int8)
+        w = rng.normal(0, weight_scale / np.sqrt(n_in), (n_out, n_in))
+        th = np.full(n_out, INT32_MAX if last else to_fixed(threshold, 16), dtype=np.int32)
+        layers.append(Layer(n_in, n_out, q, 1 if last else dilations[l],
+                            to_fixed(w, w_frac, -32768, 32767, np.int16), th, w_frac))
+    net = PSNNet(layers, encoding=encoding, T=T, seed=seed, **kw)
+    net.check()
+    return net
+
+
+def table(net: PSNNet) -> np.ndarray:
+    """The layer table and the arena's sizes: (table, weights, taps, neurons, ring, input ring)."""
+    rows, w, q, n, r, xr = [], 0, 0, 0, 0, 0
+    for ly in net.layers:
+        rows.append((ly.n_in, ly.n_out, ly.K, ly.dilation, ly.w_frac, w, q, n, r, xr, ly.ring))
+        w += ly.n_out * ly.n_in
+        q += ly.n_out * ly.K
+        n += ly.n_out
+        r += ly.n_out * ly.ring
+        xr += ly.n_in * ly.ring
+    return np.array(rows, dtype=np.int64), (w, q, n, r, xr)
+
+
+# -- the fixed-point driver (docs/psn.md §4; C twin el_psn_run_sample) -------------------------------
+
+@njit(cache=True)
+def run_sample(tab, W, taps, th, ring, xr, cur, U, s, d, x0, inp, nonzero, back, lag0, scores,
+               sample, code, T, label, learn, lr_shift, k, rng_in, rng_learn):
+    """One sample: T steps from the zero state (rings, scores); per step the forward pass bottom-up,
+    the readout's U added to the scores and, when learning, the errors top-down and the weight
+    updates bottom-up (the learning stream: layers ascending, then psn_update_weights' order)."""
+    nl = tab.shape[0]
+    ring[:] = 0
+    xr[:] = 0
+    scores[:] = 0
+    for t in range(T):
+        x_frac = encode_step(code, sample, t, rng_in, x0)
+        for l in range(nl):
+            n_in, n_out, K, D, wf = tab[l, 0], tab[l, 1], tab[l, 2], tab[l, 3], tab[l, 4]
+            wo, qo, no, ro, xo = tab[l, 5], tab[l, 6], tab[l, 7], tab[l, 8], tab[l, 9]
+            L = tab[l, 10]
+            pos = t % L
+            if l == 0:
+                frac = x_frac
+                for i in range(n_in):
+                    inp[i] = x0[i]
+            else:
+                frac = 0
+                po = tab[l - 1, 7]
+                for i in range(n_in):
+                    inp[i] = s[po + i]
+            x = inp[:n_in]
+            if learn:
+                psn.psn_input_ring(x, frac, pos, xr[xo:xo + n_in * L].reshape(n_in, L))
+            Wl = W[wo:wo + n_out * n_in].reshape(n_out, n_in)
+            current_fixed(Wl, x, frac, wf, nonzero[:n_in], cur[no:no + n_out])
+            psn.psn_step(cur[no:no + n_out], taps[qo:qo + n_out * K].reshape(n_out, K), D, pos,
+                         ring[ro:ro + n_out * L].reshape(n_out, L), th[no:no + n_out], U[no:no + n_out],
+                         s[no:no + n_out])
+        lo, nlast = tab[nl - 1, 7], tab[nl - 1, 1]
+        for j in range(nlast):
+            scores[j] += U[lo + j]
+        if not learn:
+            continue
+        li_output_error(U[lo:lo + nlast], label, d[lo:lo + nlast])
+        for l in range(nl - 2, -1, -1):
+            n_out, no = tab[l, 1], tab[l, 7]
+            up_out, up_K, up_wf, up_w, up_q, up_n = tab[l + 1, 1], tab[l + 1, 2], tab[l + 1, 4], tab[l + 1, 5], \
+                tab[l + 1, 6], tab[l + 1, 7]
+            psn.psn_lag0_error(taps[up_q:up_q + up_out * up_K].reshape(up_out, up_K), d[up_n:up_n + up_out],
+                               lag0[:up_out])
+            active = dense_back(W[up_w:up_w + up_out * n_out].reshape(up_out, n_out), lag0[:up_out],
+                                back[:n_out])
+            surrogate_error(back[:n_out], active, U[no:no + n_out], th[no:no + n_out], up_wf, k,
+                            d[no:no + n_out])
+        for l in range(nl):
+            n_in, n_out, K, D, wf = tab[l, 0], tab[l, 1], tab[l, 2], tab[l, 3], tab[l, 4]
+            wo, qo, no, xo = tab[l, 5], tab[l, 6], tab[l, 7], tab[l, 9]
+            L = tab[l, 10]
+            psn.psn_update_weights(W[wo:wo + n_out * n_in].reshape(n_out, n_in), d[no:no + n_out],
+                                   taps[qo:qo + n_out * K].reshape(n_out, K), D, t % L,
+                                   xr[xo:xo + n_in * L].reshape(n_in, L), 32 - wf + lr_shift, rng_learn)
+
+
+class FixedPSN:
+    """The bit-exact reference: the network's parameters in flat arrays, its arena allocated once
+    (no buffer depends on T), both PRNG streams kept across samples."""
+
+    exactness = "bit"
+
+    def __init__(self, net: PSNNet):
+        net.check()
+        self.net = net.copy()
+        self.tab, (_, _, nn, nr, nxr) = table(self.net)
+        self.W = np.concatenate([ly.weights.ravel() for ly in self.net.layers]).astype(np.int16)
+        self.taps = np.concatenate([ly.taps.ravel() for ly in self.net.layers]).astype(np.int8)
+        self.th = np.concatenate([ly.thresholds for ly in self.net.layers]).astype(np.int32)
+        wide = max(max(ly.n_in, ly.n_out) for ly in self.net.layers)
+        self.arena = dict(ring=np.zeros(nr, np.int32), xr=np.zeros(nxr, np.int32), cur=np.zeros(nn, np.int32),
+                          U=np.zeros(nn, np.int32), s=np.zeros(nn, np.uint8), d=np.zeros(nn, np.int32),
+                          x0=np.zeros(self.net.n_in, np.int32), inp=np.zeros(wide, np.int32),
+                          nonzero=np.zeros(wide, np.int32), back=np.zeros(wide, np.int64),
+                          lag0=np.zeros(wide, np.int32), scores=np.zeros(self.net.n_out, np.int64))
+        self.rng_in = new_rng(self.net.seed)
+        self.rng_learn = new_rng(self.net.seed ^ LEARN_STREAM)
+
+    def run(self, samples: np.ndarray, labels, learn: bool) -> np.ndarray:
+        """Scores [n, classes] (sum_t U, Q16) of each sample in turn, learning per step if asked."""
+        out = np.zeros((len(samples), self.net.n_out), dtype=np.int64)
+        a, n = self.arena, self.net
+        for b, sample in enumerate(samples):
+            label = -1 if labels is None else int(labels[b])
+            run_sample(self.tab, self.W, self.taps, self.th, a["ring"], a["xr"], a["cur"], a["U"], a["s"], a["d"],
+                       a["x0"], a["inp"], a["nonzero"], a["back"], a["lag0"], a["scores"],
+                       np.ascontiguousarray(as_rows(sample), dtype=np.uint8), CODES[n.encoding], n.T, label,
+                       bool(learn) and labels is not None, n.lr_weight_shift, n.surrogate_shift, self.rng_in,
+                       self.rng_learn)
+            out[b] = a["scores"]
+        return out
+
+    def buffers(self) -> dict:
+        return {"weights": self.W, "taps": self.taps, "thresholds": self.th, **self.arena,
+                "rng_input": self.rng_in, "rng_learn": self.rng_learn}
+
+    def to_net(self) -> PSNNet:
+        net = self.net.copy()
+        for ly, (n_in, n_out, K, D, wf, wo, qo, no, ro, xo, _) in zip(net.layers, self.tab):
+            ly.weights = self.W[wo:wo + n_out * n_in].reshape(n_out, n_in).copy()
+        return net
+
+
+# -- the float64 twin ---------------------------------------------------------------------------------
+
+def phi(x: np.ndarray, k: int) -> np.ndarray:
+    """The triangle surrogate of half-width 2^k (numerics.md §5), in real units."""
+    return np.maximum(0.0, 1.0 - np.abs(x) / 2.0 ** k)
+
+
+@dataclass
+class FloatPSN:
+    """The float64 twin: W in real units, latent taps c (learned through P(c) when ``learn_taps``),
+    thresholds in real units. ``project_taps``: the forward reads P(c), the device's taps."""
+    W: list
+    c: list
+    dilation: list
+    th: list
+    encoding: str = "sequence"
+    T: int = 32
+    lr: float = 2.0 ** -6
+    lr_taps: float = 2.0 ** -8
+    k: int = 1
+    learn_taps: bool = True
+    project_taps: bool = True
+    seed: int = 1
+    _rng: np.random.Generator = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, net: PSNNet, **kw) -> FloatPSN:
+        """The twin of a network (its learning rate 2^-lr_weight_shift unless ``lr`` is given)."""
+        kw = {"lr": 2.0 ** -net.lr_weight_shift, **kw}
+        return cls(W=[ly.weights / 2.0 ** ly.w_frac for ly in net.layers],
+                   c=[psn.tap_values(ly.taps) for ly in net.layers], dilation=[ly.dilation for ly in net.layers],
+                   th=[ly.thresholds / ONE for ly in net.layers], encoding=net.encoding, T=net.T,
+                   k=net.surrogate_shift, seed=net.seed, **kw)
+
+    def taps(self) -> list:
+        return [psn.project(c) if self.project_taps else c for c in self.c]
+
+    def inputs(self, sample: np.ndarray) -> np.ndarray:
+        """The encoder's input [T, n] in real units (direct, sequence: byte / 256; events: 0/1;
+        rate: Bernoulli from the twin's own generator)."""
+        rows = as_rows(np.asarray(sample))
+        T, n = self.T, rows.shape[1]
+        if self.encoding == "direct":
+            return np.repeat(rows[:1] / 256.0, T, axis=0)
+        if self.encoding == "rate":
+            self._rng = self._rng or np.random.default_rng(self.seed)
+            return (self._rng.integers(0, 256, (T, n)) < rows[:1]).astype(float)
+        out = np.zeros((T, n))
+        m = min(T, rows.shape[0])
+        out[:m] = rows[:m] / 256.0 if self.encoding == "sequence" else (rows[:m] != 0)
+        return out
+
+    def run_sample(self, sample, label, learn: bool, apply: bool = True):
+        """One sample, online: per step the forward, the errors, and (``apply``) the updates
+        W -= lr d e^T, c -= lr_taps d I_lag; returns (scores, loss, summed W grads, summed tap grads)."""
+        X = self.inputs(sample)
+        nl, T = len(self.W), self.T
+        c = self.taps()
+        rings = [np.zeros((T, w.shape[0])) for w in self.W]   # I history (the last (K-1) D + 1 are read)
+        xhist = [np.zeros((T, w.shape[1])) for w in self.W]
+        gW = [np.zeros_like(w) for w in self.W]
+        gc = [np.zeros_like(cl) for cl in self.c]
+        scores = np.zeros(self.W[-1].shape[0])
+        loss = 0.0
+        for t in range(T):
+            H, s, inp = [], [], X[t]
+            for l in range(nl):
+                xhist[l][t] = inp
+                rings[l][t] = self.W[l] @ inp
+                h = sum(c[l][:, kk] * rings[l][t - kk * self.dilation[l]]
+                        for kk in range(c[l].shape[1]) if t - kk * self.dilation[l] >= 0)
+                H.append(h)
+                s.append((h >= self.th[l]).astype(float))
+                inp = s[-1]
+            U = H[-1]
+            scores += U
+            y = np.zeros_like(U)
+            if label is not None and label >= 0:
+                y[label] = 1.0
+            loss += 0.5 * np.sum((U - y) ** 2)
+            if not learn:
+                continue
+            d = [None] * nl
+            d[-1] = U - y
+            for l in range(nl - 2, -1, -1):
+                d[l] = (self.W[l + 1].T @ (c[l + 1][:, 0] * d[l + 1])) * phi(H[l] - self.th[l], self.k)
+            for l in range(nl):
+                lags = [t - kk * self.dilation[l] for kk in range(c[l].shape[1])]
+                e = sum(c[l][:, kk:kk + 1] * xhist[l][tt][None, :] for kk, tt in enumerate(lags) if tt >= 0)
+                gw = np.outer(d[l], np.ones(self.W[l].shape[1])) * e
+                g_c = np.stack([d[l] * (rings[l][tt] if tt >= 0 else 0.0) for tt in lags], axis=1)
+                gW[l] += gw
+                gc[l] += g_c
+                if apply:
+                    self.W[l] = self.W[l] - self.lr * gw
+                    if self.learn_taps and l < nl - 1:
+                        # straight through P, clipped to P's range [-1, 1] (the largest tap is 2^0)
+                        self.c[l] = np.clip(self.c[l] - self.lr_taps * g_c, -1.0, 1.0)
+        return scores, loss, gW, gc
+
+    def run(self, samples, labels, learn: bool) -> np.ndarray:
+        out = np.zeros((len(samples), self.W[-1].shape[0]))
+        for b, x in enumerate(samples):
+            out[b] = self.run_sample(x, None if labels is None else int(labels[b]), learn and labels is not None)[0]
+        return out
+
+    def to_net(self, like: PSNNet) -> PSNNet:
+        """The device's network: taps projected onto powers of two (codes), weights to Q w_frac."""
+        net = like.copy()
+        for l, ly in enumerate(net.layers):
+            if l < len(net.layers) - 1:
+                ly.taps = psn.tap_codes(self.c[l])
+            ly.weights = to_fixed(self.W[l], ly.w_frac, -32768, 32767, np.int16)
+        return net
