@@ -370,3 +370,9 @@ def test_snntorch_and_edgelearn_give_the_same_spikes_both_ways(tmp_path):
     # where a membrane stays above threshold after its reset, snnTorch's reset_delay=False differs
     assert digits_stop["float_twin_events"]["membrane_above_threshold_after_reset"] > 0
     assert digits_stop["reset_by_subtraction"]["agreement"] > 0.99
+    # the small conv net (Conv2d -> Leaky -> AvgPool2d -> Flatten -> Linear -> Leaky) both ways
+    c, d = result["snntorch_to_edgelearn_conv"], result["edgelearn_to_snntorch_conv"]
+    assert c["float_twin"]["spikes_equal"] and c["float_twin"]["spike_events"] > 0
+    assert {"Conv2d", "AvgPool2d", "Flatten"} <= set(c["graph_nodes"].values())
+    assert d["reset_by_subtraction"]["spikes_equal"] and d["reset_by_subtraction"]["spike_events"] > 0
+    assert d["snntorch_reset_as_imported"] == ["zero"] and not d["as_imported"]["spikes_equal"]
