@@ -767,7 +767,9 @@ def cmd_import(args) -> int:
                       snn_test_accuracy=test_accuracy(model, data, "fixed", progress))
     save_model(model, args.output)
     report.update(model=model.name, T=model.learning.T, rule=model.learning.rule, notes=notes,
-                  layers=[f"{l.name}: {l.neuron.kind} {l.size}, int16 Q{15 - l.weight_frac}.{l.weight_frac}"
+                  layers=[f"{l.name}: {l.kind} {'x'.join(map(str, l.shape))}, "
+                          + (f"{l.neuron.kind}, int16 Q{15 - l.weight_frac}.{l.weight_frac}" if l.neuron
+                             else "no neurons")        # a pool maps its input
                           for l in model.layers])
     if args.json:
         emit(json.dumps(report, indent=2))

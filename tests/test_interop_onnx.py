@@ -361,6 +361,15 @@ def test_cli_import_reports_both_accuracies_and_writes_a_blob(tmp_path, capsys):
     assert rc == 0 and "32 steps unrolled" in capsys.readouterr().out
 
 
+@needs_mnist
+def test_cli_imports_the_cnn_with_its_pool_described(tmp_path, capsys):
+    out = tmp_path / "cnn.elm"
+    rc = main(["import", str(CNN), "-o", str(out), "--data", "mnist", "--limit-test", "300"])
+    text = capsys.readouterr().out
+    assert rc == 0 and [l.kind for l in load_model(out).layers] == ["conv2d", "avgpool", "dense"]
+    assert "avgpool 8x12x12, no neurons" in text and "conv2d 8x24x24, if, int16" in text
+
+
 def test_cli_exports_lenet5(tmp_path, capsys):
     out = tmp_path / "lenet5.onnx"
     assert main(["export", str(MODELS / "lenet5-mnist-stop.json"), "-o", str(out), "--T", "2"]) == 0
