@@ -32,9 +32,9 @@ fleet-setup: $(FLEET_STAMP)
 
 # The C toolchains and QEMU: host gcc (native builds), the Cortex-M and RISC-V cross
 # compilers, the emulated boards; the FPGA tools (simulators, synthesis, place and route). Installed with apt when this user can (root or sudo).
-TOOL_PACKAGES := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm clang \
+TOOL_PACKAGES := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf qemu-system-arm qemu-system-misc clang \
                  iverilog verilator yosys nextpnr-ice40 fpga-icestorm
-TOOL_COMMANDS := gcc arm-none-eabi-gcc riscv64-unknown-elf-gcc qemu-system-arm clang \
+TOOL_COMMANDS := gcc arm-none-eabi-gcc riscv64-unknown-elf-gcc qemu-system-arm qemu-system-riscv32 clang \
                  iverilog verilator yosys nextpnr-ice40 icepack
 
 tools:

@@ -49,8 +49,12 @@ def stream_command(url: str, key_file: Path) -> list[str]:
 
 
 def start_stream(url: str, key_file: Path) -> subprocess.Popen:
+    """The command with a progress line per sample (tqdm's TQDM_* overrides): on a fast machine an
+    epoch takes less than tqdm's default refresh interval, and the bar would skip it. Since stderr is
+    a pipe this test reads, the command also cannot run ahead of it by more than the pipe's buffer."""
+    env = dict(os.environ, TQDM_MININTERVAL="0", TQDM_MINITERS="1")
     return subprocess.Popen(stream_command(url, key_file), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env=env)
 
 
 def wait_for_progress(proc: subprocess.Popen, samples: int, timeout: float = 60) -> None:
@@ -59,11 +63,11 @@ def wait_for_progress(proc: subprocess.Popen, samples: int, timeout: float = 60)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if select.select([proc.stderr], [], [], 0.05)[0]:
-            chunk = os.read(proc.stderr.fileno(), 65536)
+            chunk = os.read(proc.stderr.fileno(), 4096)
             if not chunk:
                 break
-            seen += chunk
-            counts = re.findall(rb"epoch 2/3: *\d+%\|[^|]*\| *(\d+)/1347", seen[-400:])
+            seen = seen[-200:] + chunk                    # a line split across two reads still matches
+            counts = re.findall(rb"epoch 2/3: *\d+%\|[^|]*\| *(\d+)/1347", seen)
             if counts and int(counts[-1]) >= samples:
                 return
     raise AssertionError(f"the stream made no progress: {seen[-500:]!r}")
