@@ -40,15 +40,41 @@ static inline int64_t row_sum(const int16_t *row, const int32_t *x, const int32_
 {
     uint32_t k;
     int64_t acc = 0;
-    for (k = 0; k < n; k++) acc += (int64_t)row[nonzero[k]] * x[nonzero[k]];
+    for (k = 0; k + 1u < n; k += 2u) {    /* two a turn: the loop's own cost halves */
+        int32_t i0 = nonzero[k], i1 = nonzero[k + 1u];
+        acc += (int64_t)row[i0] * x[i0];
+        acc += (int64_t)row[i1] * x[i1];
+    }
+    if (k < n) acc += (int64_t)row[nonzero[k]] * x[nonzero[k]];
+    return acc;
+}
+
+/* The same sum when every listed input is 1 (spikes): no products, and below 2^16 terms of
+ * at most 2^15 it fits int32. */
+static inline int32_t row_sum_of_spikes(const int16_t *row, const int32_t *nonzero, uint32_t n)
+{
+    uint32_t k;
+    int32_t acc = 0;
+    for (k = 0; k + 1u < n; k += 2u) acc += row[nonzero[k]] + row[nonzero[k + 1u]];
+    if (k < n) acc += row[nonzero[k]];
     return acc;
 }
 
 void el_dense_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *x,
                       int x_frac, int w_frac, int32_t *nonzero, int32_t *cur)
 {
-    uint32_t j, n = el_nonzero_index(x, n_in, nonzero);   /* event-driven: only the non-zero inputs */
+    uint32_t i, j, n = 0;
+    int32_t spikes = 1;
     int shift = w_frac + x_frac - EL_STATE_FRAC;
+    for (i = 0; i < n_in; i++) {           /* event-driven: only the non-zero inputs */
+        if (x[i] == 0) continue;
+        nonzero[n++] = (int32_t)i;
+        spikes &= x[i] == 1;
+    }
+    if (spikes && n < 65536u) {
+        for (j = 0; j < n_out; j++) cur[j] = el_sat32(el_round_shift(row_sum_of_spikes(W + (size_t)j * ld, nonzero, n), shift));
+        return;
+    }
     for (j = 0; j < n_out; j++) cur[j] = el_sat32(el_round_shift(row_sum(W + (size_t)j * ld, x, nonzero, n), shift));
 }
 
@@ -63,6 +89,10 @@ void el_current_from_sums(const int64_t *sums, uint32_t n, int x_frac, int w_fra
 {
     uint32_t j;
     int shift = w_frac + x_frac - EL_STATE_FRAC;
+    if (shift > 0 && shift < 32) {         /* the usual case (e.g. Q3.12 weights, Q0.8 input: 4) */
+        for (j = 0; j < n; j++) cur[j] = el_round_shift_sat32(sums[j], shift);
+        return;
+    }
     for (j = 0; j < n; j++) cur[j] = el_sat32(el_round_shift(sums[j], shift));
 }
 
@@ -70,7 +100,8 @@ void el_input_trace_step(int64_t a, const int32_t *x, uint32_t n, int x_frac, in
 {
     uint32_t i;
     int lift = EL_STATE_FRAC - x_frac;     /* inputs enter the trace in Q16 */
-    for (i = 0; i < n; i++) x_tr[i] = el_sat32(el_mul_state(a, x_tr[i]) + el_shl(x[i], lift));
+    /* x in [0, 255] and lift in [0, 16]: x 2^lift < 2^24 is an int32 (§8a) */
+    for (i = 0; i < n; i++) x_tr[i] = el_add_sat32(el_mul_leak((int32_t)a, x_tr[i]), (int32_t)el_shl(x[i], lift));
 }
 
 void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_t n, int32_t *th_tr,
@@ -78,8 +109,9 @@ void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_
 {
     uint32_t j;
     for (j = 0; j < n; j++) {              /* reads V[t-1], s[t-1]: before the neuron step */
-        th_tr[j] = el_sat32(el_mul_state(a, (int64_t)th_tr[j] - EL_ONE * s[j]));
-        a_tr[j] = el_sat32(el_mul_state(a, a_tr[j]) + V[j]);
+        /* after a spike th~ - ONE may leave int32: the 64-bit primitive there */
+        th_tr[j] = s[j] ? el_sat32(el_mul_state(a, (int64_t)th_tr[j] - EL_ONE)) : el_mul_leak((int32_t)a, th_tr[j]);
+        a_tr[j] = el_add_sat32(el_mul_leak((int32_t)a, a_tr[j]), V[j]);
     }
 }
 
@@ -88,7 +120,7 @@ void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shi
 {
     uint32_t j;
     for (j = 0; j < n; j++) {              /* reset by subtraction, leak after reset */
-        int32_t u = el_sat32(el_mul_state(a, V[j]) + cur[j]);
+        int32_t u = el_add_sat32(el_mul_leak((int32_t)a, V[j]), cur[j]);
         U[j] = u;
         if (u >= th[j]) {
             s[j] = 1;
@@ -108,7 +140,7 @@ void el_li_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shif
     (void)reset_shift;
     (void)s;
     for (j = 0; j < n; j++) {
-        V[j] = el_sat32(el_mul_state(a, V[j]) + cur[j]);
+        V[j] = el_add_sat32(el_mul_leak((int32_t)a, V[j]), cur[j]);
         U[j] = V[j];
     }
 }
@@ -158,8 +190,15 @@ void el_surrogate_error(const int64_t *back, uint32_t active, const int32_t *U, 
         return;
     }
     for (j = 0; j < n; j++) {
-        int64_t g = el_sat32(el_round_shift(back[j], frac));
-        d[j] = el_sat32(el_round_shift(g * el_surrogate((int64_t)U[j] - th[j], k), EL_STATE_FRAC));
+        /* phi in [0, ONE]: phi g / 2^16 rounds inside int32, as a leak's product (§8a) */
+        int32_t phi = (int32_t)el_surrogate((int64_t)U[j] - th[j], k);
+        int32_t g;
+        if (phi == 0) {                    /* away from the threshold: round_shift(0) */
+            d[j] = 0;
+            continue;
+        }
+        g = frac > 0 && frac < 32 ? el_round_shift_sat32(back[j], frac) : el_sat32(el_round_shift(back[j], frac));
+        d[j] = el_mul_leak(phi, g);
     }
 }
 
@@ -179,15 +218,25 @@ void el_update_weights(int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, c
                        const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero)
 {
     uint32_t j, k, n = el_nonzero_index(x_tr, n_in, nonzero);   /* the non-zero traces, once */
+    uint32_t state = *rng;                 /* in a register: the draws in the same order */
     for (j = 0; j < n_out; j++) {
         int16_t *row = W + (size_t)j * ld;
         int64_t dj = d[j];
         if (dj == 0) continue;
+        if (shift > 0 && shift < 32) {     /* the usual case: 32 - wf + lr_weight_shift */
+            for (k = 0; k < n; k++) {
+                uint32_t i = (uint32_t)nonzero[k];
+                state = el_xorshift32(state);
+                row[i] = el_sub_sat16(row[i], el_sr_shift_sat32(dj * x_tr[i], shift, state));
+            }
+            continue;
+        }
         for (k = 0; k < n; k++) {
             uint32_t i = (uint32_t)nonzero[k];
-            row[i] = el_sat16(row[i] - el_stochastic_shift(dj * x_tr[i], shift, rng));
+            row[i] = el_sat16(row[i] - el_stochastic_shift(dj * x_tr[i], shift, &state));
         }
     }
+    *rng = state;
 }
 
 void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, const int32_t *d,
@@ -206,12 +255,18 @@ void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, cons
 void el_apply_weight_grads(int16_t *W, int64_t *gW, uint32_t n_out, uint32_t n_in, int shift, uint32_t *rng)
 {
     size_t i, n = (size_t)n_out * n_in;
+    uint32_t state = *rng;
     for (i = 0; i < n; i++) {              /* row-major, non-zero entries only */
-        if (gW[i] != 0) {
-            W[i] = el_sat16(W[i] - el_stochastic_shift(gW[i], shift, rng));
-            gW[i] = 0;
+        if (gW[i] == 0) continue;
+        if (shift > 0 && shift < 32) {
+            state = el_xorshift32(state);
+            W[i] = el_sub_sat16(W[i], el_sr_shift_sat32(gW[i], shift, state));
+        } else {
+            W[i] = el_sat16(W[i] - el_stochastic_shift(gW[i], shift, &state));
         }
+        gW[i] = 0;
     }
+    *rng = state;
 }
 
 void el_threshold_grads(const int32_t *d, const int32_t *th_tr, uint32_t n, int64_t *g)

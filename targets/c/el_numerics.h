@@ -33,15 +33,14 @@ static inline int64_t el_mul_state(int64_t a, int64_t b) { return el_round_shift
 static inline uint32_t el_seed_state(uint32_t seed) { return seed ? seed : EL_XORSHIFT_DEFAULT_SEED; }
 
 /* xorshift32 (13, 17, 5); the draw IS the new state. */
-static inline uint32_t el_rng_next(uint32_t *state)
+static inline uint32_t el_xorshift32(uint32_t x)
 {
-    uint32_t x = *state;
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
-    *state = x;
     return x;
 }
+static inline uint32_t el_rng_next(uint32_t *state) { return *state = el_xorshift32(*state); }
 
 /* floor((p + r) / 2^s), r uniform on [0, 2^s): exactly one draw when s > 0. Shifts above
  * 62 first floor-drop the excess so that p + r stays inside int64. */
@@ -59,6 +58,62 @@ static inline int64_t el_stochastic_shift(int64_t p, int s, uint32_t *state)
     r = (s <= 32) ? (int64_t)(u >> (32 - s)) : (int64_t)(u << (s - 32));
     return (p + r) >> s;
 }
+
+/* ---- 32-bit forms of the primitives where the contract's bounds allow (docs/numerics.md §8a).
+ * Each returns exactly what the 64-bit primitive it names returns; the kernels use them in
+ * their inner loops, where a general 64-bit shift costs a dozen instructions on a 32-bit core. */
+#if defined(__ARM_FEATURE_SAT) || defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>             /* __ssat, __qadd (ACLE; gcc and clang ship it, freestanding too) */
+#endif
+
+/* el_sat32(t >> s) (arithmetic) for 0 < s < 32, from t's two 32-bit halves: the high word of
+ * the result is hi >> s; it fits int32 iff that is the sign extension of the low word. */
+static inline int32_t el_shift_sat32(uint64_t t, int s)
+{
+    uint32_t lo = (uint32_t)t;
+    int32_t hi = (int32_t)(t >> 32);
+    int32_t q = (int32_t)((lo >> s) | ((uint32_t)hi << (32 - s)));
+    return (hi >> s) == (q >> 31) ? q : hi < 0 ? INT32_MIN : INT32_MAX;
+}
+
+/* el_sat32(el_round_shift(x, s)) for 0 < s < 32. */
+static inline int32_t el_round_shift_sat32(int64_t x, int s)
+{
+    return el_shift_sat32((uint64_t)x + ((uint64_t)1 << (s - 1)), s);
+}
+
+/* el_stochastic_shift(p, s) saturated to int32 for 0 < s < 32, given its one draw u (the
+ * new PRNG state): floor((p + (u >> (32 - s))) / 2^s). */
+static inline int32_t el_sr_shift_sat32(int64_t p, int s, uint32_t u)
+{
+    return el_shift_sat32((uint64_t)p + (u >> (32 - s)), s);
+}
+
+/* el_sat16(w - q) for an int16 w and any int32 q: a |q| beyond 2^17 saturates alike, so q
+ * is clamped first and the difference stays inside int32 (SSAT where the core has it). */
+#if defined(__ARM_FEATURE_SAT)
+static inline int16_t el_sub_sat16(int32_t w, int32_t q) { return (int16_t)__ssat(w - __ssat(q, 18), 16); }
+#else
+static inline int16_t el_sub_sat16(int32_t w, int32_t q)
+{
+    int32_t v = w - (q > 131071 ? 131071 : q < -131072 ? -131072 : q);
+    return (int16_t)(v > INT16_MAX ? INT16_MAX : v < INT16_MIN ? INT16_MIN : v);
+}
+#endif
+
+/* el_mul_state(a, v) for a leak a in [0, ONE] (the loader and apply_leak_grad keep it there):
+ * |round(a v / 2^16)| <= |v|, so the value is an int32 and only the product is 64-bit. */
+static inline int32_t el_mul_leak(int32_t a, int32_t v)
+{
+    return (int32_t)(((int64_t)a * v + ((int64_t)1 << (EL_STATE_FRAC - 1))) >> EL_STATE_FRAC);
+}
+
+/* el_sat32((int64_t)x + y): QADD where the core has the DSP extension (Cortex-M4/M7). */
+#if defined(__ARM_FEATURE_DSP)
+static inline int32_t el_add_sat32(int32_t x, int32_t y) { return __qadd(x, y); }
+#else
+static inline int32_t el_add_sat32(int32_t x, int32_t y) { return el_sat32((int64_t)x + y); }
+#endif
 
 /* Saturating gradient sum: one more product can never overflow int64. */
 static inline int64_t el_sat_sum(int64_t acc, int64_t p)

@@ -49,7 +49,7 @@ void el_scan2d_step(const int16_t *W, const int32_t *x, int x_frac, int w_frac, 
 void el_scan2d_spike_trace(int64_t a, const uint8_t *s, uint32_t n, int32_t *r_tr)
 {
     uint32_t j;
-    for (j = 0; j < n; j++) r_tr[j] = el_sat32(el_mul_state(a, r_tr[j]) + el_shl(s[j], EL_STATE_FRAC));
+    for (j = 0; j < n; j++) r_tr[j] = el_add_sat32(el_mul_leak((int32_t)a, r_tr[j]), (int32_t)s[j] << EL_STATE_FRAC);
 }
 
 uint32_t el_scan2d_back(const int16_t *W, const int32_t *d, const el_window_t *g, int64_t *back)
