@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__, cutoff, datasets, profile
+from . import __version__, cutoff, datasets, deploy, profile
 from .cli_util import check_writable, emit, int_in
 from .adapt import fit_to_data
 from .contract import CUTOFF_MAX_PPM, CUTOFF_NEVER, MAX_LR_SHIFT
@@ -51,6 +51,22 @@ def add_installed_commands(sub) -> tuple[type[BaseException], ...]:
             continue
         errors += [e for e in declared if isinstance(e, type) and issubclass(e, BaseException)]
     return tuple(errors)
+
+
+def memory_size(text: str) -> int:
+    """An argparse type: a memory size (edgelearn.profile.parse_bytes: 128K, 1M, bytes)."""
+    try:
+        return profile.parse_bytes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def firmware_size_args(p) -> None:
+    p.add_argument("--model-area", type=memory_size, metavar="BYTES",
+                   help="the link-protocol firmware's model areas (two of them), e.g. 512K "
+                        "(default: the firmware's own; profile prints it)")
+    p.add_argument("--arena", type=memory_size, metavar="BYTES",
+                   help="the link-protocol firmware's arena (default: the firmware's own; profile prints it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,20 +175,31 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=cmd_info)
 
-    c = sub.add_parser("compile", help="config header, blob and the C runtime cross-compiled for a target; for an "
-                                       "FPGA target the Verilog, synthesis, place and route and the bitstream")
+    c = sub.add_parser("compile", help="config header, blob, the C runtime cross-compiled for a target and a library "
+                                       "bundle; --firmware: a flashable image; for an FPGA target the Verilog, "
+                                       "synthesis, place and route and the bitstream")
     c.add_argument("model")
     c.add_argument("--target", required=True, help="a board of targets/catalogue.json")
-    c.add_argument("-o", "--output", default="out/compile", help="directory for the generated files")
+    c.add_argument("-o", "--output", default="out/compile", help="directory for the generated files (default "
+                                                                  "out/compile)")
+    c.add_argument("--firmware", action="store_true",
+                   help="also firmware.elf, .bin and .hex: the link-protocol firmware for the board, booting with "
+                        "the model (boards that run it: a firmware package's, e.g. mps2-an386)")
+    firmware_size_args(c)
     c.set_defaults(run=cmd_compile)
 
-    f = sub.add_parser("profile", help="memory per buffer against a target's budget, BPTT beside it")
+    f = sub.add_parser("profile", help="memory per buffer against a target's budget: inference, the learner and "
+                                       "BPTT, and what training adds")
     f.add_argument("model")
-    f.add_argument("--target", required=True, help="a board of targets/catalogue.json")
-    f.add_argument("--learner", choices=profile.LEARNERS, default="stop")
+    f.add_argument("--target", help="a board of targets/catalogue.json (or give --ram and --flash)")
+    f.add_argument("--ram", type=memory_size, help="the board's SRAM, e.g. 128K (over the target's; "
+                                                   "without --target: a custom board)")
+    f.add_argument("--flash", type=memory_size, help="the board's flash, e.g. 1M (as --ram)")
+    f.add_argument("--learner", choices=profile.LEARNERS, default="stop", help="the rule to train with (default stop)")
     f.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
     f.add_argument("--plot", help="write a stacked-bar PNG")
     f.add_argument("--json", action="store_true")
+    firmware_size_args(f)
     f.set_defaults(run=cmd_profile)
     add_interchange_commands(sub)
     p.command_errors = add_installed_commands(sub)
@@ -640,9 +667,32 @@ def fpga_report(model, target: str, output: str | None = None) -> tuple[str, boo
     return synth.format_report(model, plan, report), numbers["fits"], numbers
 
 
+def firmware_layout(args, target: str | None, need: bool = False) -> dict | None:
+    """The link-protocol firmware's layout on ``target`` (its two model areas and its arena, with
+    --model-area and --arena), from the installed firmware package; None when the target does
+    not run it. ``need``: refuse that (--firmware)."""
+    fw = deploy.firmware()
+    layout = fw.layout(target) if fw is not None and target is not None else None
+    sized = args.model_area is not None or args.arena is not None
+    if layout is None and (need or sized):
+        flags = "--firmware" if need else "--model-area and --arena"
+        if fw is None:
+            raise ModelError(f"{flags}: no firmware package is installed (firmware_host, the edgelearn.firmware "
+                             "entry point)")
+        raise ModelError(f"{flags}: the link-protocol firmware runs on {', '.join(fw.boards)}, not on "
+                         f"{target or 'a custom board'}")
+    if layout is None:
+        return None
+    return {**layout, "model_area": layout["model_area"] if args.model_area is None else args.model_area,
+            "arena": layout["arena"] if args.arena is None else args.arena}
+
+
 def cmd_compile(args) -> int:
     model = load_model(args.model)
     if "fpga" in profile.target_info(args.target):
+        if args.firmware or args.model_area or args.arena:
+            raise ModelError(f"{args.target} is an FPGA: --firmware, --model-area and --arena are for a "
+                             "microcontroller")
         from .hdl import synth
         plan = synth.memory_plan(model, args.target)
         if not plan.fits:
@@ -652,11 +702,28 @@ def cmd_compile(args) -> int:
         print(f"{args.output}: el_model.v, memory images, RTL, the board top, flow.ys, reports"
               + (", design.bin (icepack)" if (Path(args.output) / "design.bin").is_file() else ""))
         return 0 if fits else 1
+    layout = firmware_layout(args, args.target, need=args.firmware)
+    fit = profile.profile(model, args.target, model.learning.rule, model.learning.T, firmware=layout)
+    if not fit["fits"]:
+        hint = "; --model-area and --arena build the firmware with other sizes" if layout is not None else ""
+        raise ModelError(f"{model.name!r} does not fit {args.target}: {'; '.join(fit['refusals'])}{hint} "
+                         f"(edgelearn profile {args.model} --target {args.target}: every buffer)")
     build = profile.compile_for_target(model, args.target, args.output)
-    print(f"{args.output}/model.elm, {args.output}/edgelearn_config.h "
+    out = Path(args.output)
+    print(f"{out}/model.elm, {out}/edgelearn_config.h "
           f"(arena {profile.arena_plan(model)['total']} bytes), objects for {args.target}:")
     print(build.size_output, end="")
     print(f"stack (estimate, -fstack-usage): {build.stack} bytes")
+    print(f"{out}/bundle: the runtime's sources, model_blob.c/.h, main.c, Makefile, CMakeLists.txt "
+          f"(cp -r {out}/bundle DIR && make -C DIR)")
+    if layout is not None:
+        print(f"RAM with the link-protocol firmware's model areas and arena: {fit['total_ram']:,} of {fit['sram']:,} bytes")
+    if args.firmware:
+        image = deploy.firmware().write_firmware(args.target, out / "bundle" / "model_blob.c", out,
+                                                 model_area=layout["model_area"], arena=layout["arena"])
+        print(f"{image['elf']}, {image['bin']} ({image['bin'].stat().st_size:,} bytes), {image['hex']}: the "
+              f"link-protocol firmware for {args.target} booting with {model.name!r} "
+              f"(text {image['text']:,}, data {image['data']:,}, bss {image['bss']:,})")
     return 0
 
 
@@ -664,11 +731,15 @@ def cmd_profile(args) -> int:
     if args.plot:
         check_writable(args.plot, (".png",), "plot")
     model = load_model(args.model)
-    if "fpga" in profile.target_info(args.target) and args.learner == "stop" and not args.plot:
+    sized = args.ram is not None or args.flash is not None
+    if args.target is not None and "fpga" in profile.target_info(args.target) and args.learner == "stop" \
+            and not args.plot and not sized:
         text, fits, numbers = fpga_report(model, args.target)
         print(json.dumps(numbers, indent=2) if args.json else text)
         return 0 if fits else 1
-    report = profile.profile(model, args.target, args.learner, args.T or model.learning.T)
+    layout = firmware_layout(args, args.target)
+    report = profile.profile(model, args.target, args.learner, args.T or model.learning.T, sram=args.ram,
+                             flash=args.flash, firmware=layout)
     if args.plot:
         profile.plot(report, args.plot)
     print(json.dumps(report, indent=2) if args.json else profile.format_table(report))

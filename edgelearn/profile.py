@@ -19,6 +19,15 @@ with the same model trained by BPTT at the same T beside it.
   current step, carries one int32 error and one int32 membrane error per neuron back
   through time, and needs a weight-gradient sum for every trainable synapse (int64, as
   STOP's per-sample mode): the gradient only exists after the last step. It needs no traces.
+- Inference beside them: the same model under rule ``none`` (no traces, errors or gradients), so
+  one run answers how much training adds (bytes and percent).
+- A board that runs the link-protocol firmware (targets/firmware: its layout comes from the
+  installed firmware package, edgelearn.deploy) holds two model areas of a fixed size, the
+  active one and the one a push fills, and an arena of a fixed size: the profile counts both
+  areas and the arena's unused part, and refuses a blob larger than an area or a plan larger
+  than the arena, as the board would (TOO_BIG, ARENA_TOO_SMALL).
+- A custom board: ``sram``/``flash`` instead of (or over) a catalogue target's; without a
+  target it has no toolchain, so code, context and stack are not measured.
 """
 from __future__ import annotations
 
@@ -30,7 +39,7 @@ import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import buildcache, resources, rules
+from . import buildcache, deploy, resources, rules
 from .errors import ModelError
 from .model import Model
 from .modelblob import to_blob
@@ -70,6 +79,7 @@ CALL_CHAINS = (
 )
 
 GROUPS = {b.name: b.group for b in BUFFERS}    # arena buffer -> row of the table
+FIRMWARE_OWN = "the firmware's own (link, log, stack, context)"
 
 
 def catalogue() -> dict[str, dict]:
@@ -81,6 +91,35 @@ def target_info(name: str) -> dict:
     if name not in targets:
         raise ModelError(f"unknown target {name!r} (known: {', '.join(sorted(targets))})")
     return targets[name]
+
+
+CUSTOM = "custom"                       # the name of a board given by its sizes alone
+SIZE_UNITS = {"": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024 ** 2, "MB": 1024 ** 2, "MIB": 1024 ** 2}
+
+
+def parse_bytes(text: str) -> int:
+    """A memory size: an integer of bytes, or with K/KB/KiB or M/MB/MiB (1024-based, as the
+    catalogue's figures); ValueError with what was wrong."""
+    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else None
+    if m is None or unit not in SIZE_UNITS:
+        raise ValueError(f"not a memory size: {text!r} (give bytes, or a number with K or M: 128K, 1M)")
+    value = int(m.group(1)) * SIZE_UNITS[unit]
+    if not 0 < value < 2 ** 32:                   # the firmware and the link carry sizes as u32
+        raise ValueError(f"a memory size must be above 0 and below 4G, got {text!r}")
+    return value
+
+
+def budget(target: str | None, sram: int | None = None, flash: int | None = None) -> dict:
+    """What a model is judged against: a catalogue target's entry, its sizes replaced by
+    ``sram``/``flash`` where given; with no target, a custom board of those sizes (both needed)
+    and no toolchain."""
+    if target is None:
+        if sram is None or flash is None:
+            raise ModelError("give --target, or a custom board's --ram and --flash (e.g. --ram 128K --flash 1M)")
+        return {"name": CUSTOM, "sram": sram, "flash": flash, "toolchain": None}
+    info = dict(target_info(target), name=target)
+    return {**info, **({"sram": sram} if sram is not None else {}), **({"flash": flash} if flash is not None else {})}
 
 
 def with_learner(model: Model, learner: str, T: int | None = None) -> Model:
@@ -177,10 +216,13 @@ def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None) ->
 
 # -- the profile --------------------------------------------------------------------------
 
-def profile(model: Model, target: str, learner: str, T: int, measure_code: bool = True) -> dict:
-    """Bytes per buffer for `learner` (STOP's runtime) and BPTT at the same T, against the
-    target's SRAM and flash."""
-    info = target_info(target)
+def profile(model: Model, target: str | None, learner: str, T: int, measure_code: bool = True, *,
+            sram: int | None = None, flash: int | None = None, firmware: dict | None = None) -> dict:
+    """Bytes per buffer for ``learner`` (the C runtime), inference (rule none) and BPTT at the
+    same T, against the board's SRAM and flash (``budget``). ``firmware``: the link-protocol
+    firmware's layout on this board, {"model_area", "arena", "own": bytes} (its two model areas,
+    its arena, the rest of its RAM), or None (the runtime in a firmware of one's own)."""
+    info = budget(target, sram, flash)
     m = runnable(model, learner, T)
     plan = arena_plan(m)
     blob = blob_parts(m)
@@ -200,48 +242,79 @@ def profile(model: Model, target: str, learner: str, T: int, measure_code: bool 
     # BPTT trains every layer (as STOP's plan lays them out) and keeps T steps of activations
     bptt_train = with_learner(model, "stop", T) if learner in ("readout", "spide") else m
     bptt_plan = arena_plan(replace(bptt_train, learning=replace(bptt_train.learning, update="sample")))
+    infer_plan = arena_plan(with_learner(model, "none", T))
     trainable_neurons = bptt_plan["error"] // 4
-    rows = {  # name: (runtime bytes, BPTT bytes)
-        "weights": (blob["weights"], blob["weights"]),
-        "thresholds and leaks": (blob["thresholds and leaks"], blob["thresholds and leaks"]),
-        "model structure": (blob["model structure"], blob["model structure"]),
-        "layer table": (group("layer table"), group("layer table", bptt_plan)),
-        "neuron state": (group("neuron state"), group("neuron state", bptt_plan)),
-        "I/O buffers": (group("I/O buffers"), group("I/O buffers", bptt_plan)),
-        "traces": (group("traces"), 0),
-        "backward couples": (group("backward couples"), 0),
-        "guard and health": (group("guard and health"), 0),
-        "stored activations (T steps)": (0, T * (5 * neurons + inputs) if learns else 0),
-        "errors": (group("errors"), (2 * 4 * trainable_neurons + bptt_plan["error_backprop"]) if learns else 0),
+    arena_rows = ("layer table", "neuron state", "I/O buffers", "traces", "backward couples", "guard and health")
+    rows = {  # name: (runtime bytes, BPTT bytes, inference bytes)
+        "weights": (blob["weights"],) * 3,
+        "thresholds and leaks": (blob["thresholds and leaks"],) * 3,
+        "model structure": (blob["model structure"],) * 3,
+        **{k: (group(k), group(k, bptt_plan) if k in arena_rows[:3] else 0, group(k, infer_plan))
+           for k in arena_rows},
+        "stored activations (T steps)": (0, T * (5 * neurons + inputs) if learns else 0, 0),
+        "errors": (group("errors"), (2 * 4 * trainable_neurons + bptt_plan["error_backprop"]) if learns else 0,
+                   group("errors", infer_plan)),
         "gradient accumulators": (group("gradient accumulators"),
                                   (bptt_plan["threshold_grad"] + bptt_plan["leak_grad"] + bptt_plan["weight_grad"])
-                                  if learns else 0),
-        "runtime context": (context, context),
-        "stack (estimate)": (stack, stack),
+                                  if learns else 0, group("gradient accumulators", infer_plan)),
+        "runtime context": (context,) * 3,
+        "stack (estimate)": (stack,) * 3,
     }
+    refusals = []
+    if firmware is not None:
+        area, fw_arena = firmware["model_area"], firmware["arena"]
+        in_words = (area + 7) // 8 * 8, (fw_arena + 7) // 8 * 8    # the C arrays are of uint64_t
+        if blob["total"] > area:
+            refusals.append(f"the model blob is {blob['total']:,} bytes, the firmware's model area "
+                            f"{area:,} (the board would refuse the push: TOO_BIG)")
+        if plan["total"] > fw_arena:
+            refusals.append(f"the model's arena is {plan['total']:,} bytes, the firmware's {fw_arena:,} "
+                            f"(the board would refuse the commit: ARENA_TOO_SMALL)")
+        rows["active model area, unused"] = (max(0, in_words[0] - blob["total"]),) * 3
+        rows["second model area (a push fills it)"] = (in_words[0],) * 3
+        in_arena = [k for k in rows if k in arena_rows or k in ("errors", "gradient accumulators")]
+        rows["firmware arena, unused"] = tuple(0 if c == 1 else max(0, in_words[1] - sum(rows[k][c] for k in in_arena))
+                                               for c in range(3))     # BPTT: not in this arena
+        # measured on the firmware itself, which holds the runtime's context and reserves its stack
+        del rows["runtime context"], rows["stack (estimate)"]
+        rows[FIRMWARE_OWN] = (firmware["own"],) * 3
     ram = {k: v[0] for k, v in rows.items()}
     ram_bptt = {k: v[1] for k, v in rows.items()}
-    flash = {"code": code, "initial model (blob)": blob["total"]}
-    total_ram, total_bptt, total_flash = sum(ram.values()), sum(ram_bptt.values()), sum(flash.values())
-    fits = total_ram <= info["sram"] and total_flash <= info["flash"]
+    ram_inference = {k: v[2] for k, v in rows.items()}
+    flash_rows = {"code": code, "initial model (blob)": blob["total"]}
+    total_ram, total_bptt, total_flash = sum(ram.values()), sum(ram_bptt.values()), sum(flash_rows.values())
+    total_inference = sum(ram_inference.values())
+    if total_ram > info["sram"]:
+        refusals.append(f"RAM: {total_ram:,} bytes needed, the board has {info['sram']:,}")
+    if total_flash > info["flash"]:
+        refusals.append(f"flash: {total_flash:,} bytes needed, the board has {info['flash']:,}")
+    # a firmware's arena is of a fixed size: training's buffers may fill what inference leaves unused
+    training_adds = total_ram - total_inference
     return {
-        "model": model.name, "target": target, "learner": learner, "T": T,
+        "model": model.name, "target": info["name"], "learner": learner, "T": T,
         "arena": plan["total"], "arena_buffers": {k: v for k, v in plan.items() if k != "total"},
-        "ram": ram, "ram_bptt": ram_bptt, "flash": flash,
-        "total_ram": total_ram, "total_ram_bptt": total_bptt, "total_flash": total_flash,
-        "sram": info["sram"], "flash_budget": info["flash"],
-        "fits": fits, "bptt_fits": total_bptt <= info["sram"] and total_flash <= info["flash"],
+        "arena_inference": infer_plan["total"],
+        "ram": ram, "ram_bptt": ram_bptt, "ram_inference": ram_inference, "flash": flash_rows,
+        "total_ram": total_ram, "total_ram_bptt": total_bptt, "total_ram_inference": total_inference,
+        "total_flash": total_flash,
+        "training_adds": training_adds,
+        "training_adds_percent": round(100 * training_adds / total_inference, 1),
+        "sram": info["sram"], "flash_budget": info["flash"], "firmware": firmware,
+        "fits": not refusals, "refusals": refusals,
+        "bptt_fits": total_bptt <= info["sram"] and total_flash <= info["flash"],
         "code_measured": build is not None, "size_output": build.size_output if build else "",
     }
 
 
 def format_table(p: dict) -> str:
     w = max(len(k) for k in [*p["ram"], *p["flash"]]) + 2
-    lines = [f"{p['model']} on {p['target']}: {p['learner']} vs BPTT, T = {p['T']}",
-             f"{'RAM':<{w}}{p['learner']:>12}{'BPTT':>12}"]
+    lines = [f"{p['model']} on {p['target']}: inference, {p['learner']} and BPTT, T = {p['T']}"
+             + (f"; the link-protocol firmware's two model areas of {p['firmware']['model_area']:,} bytes and "
+                f"arena of {p['firmware']['arena']:,}" if p["firmware"] else ""),
+             f"{'RAM':<{w}}{'inference':>12}{p['learner']:>12}{'BPTT':>12}"]
     for k in p["ram"]:
-        lines.append(f"  {k:<{w - 2}}{p['ram'][k]:>12,}{p['ram_bptt'][k]:>12,}")
-    lines.append(f"  {'total':<{w - 2}}{p['total_ram']:>12,}{p['total_ram_bptt']:>12,}"
+        lines.append(f"  {k:<{w - 2}}{p['ram_inference'][k]:>12,}{p['ram'][k]:>12,}{p['ram_bptt'][k]:>12,}")
+    lines.append(f"  {'total':<{w - 2}}{p['total_ram_inference']:>12,}{p['total_ram']:>12,}{p['total_ram_bptt']:>12,}"
                  f"   of {p['sram']:,} SRAM")
     lines.append(f"{'flash':<{w}}")
     for k, v in p["flash"].items():
@@ -253,23 +326,30 @@ def format_table(p: dict) -> str:
     used = [(name, n) for name, n in p["arena_buffers"].items() if n]
     lines.append(textwrap.fill(", ".join(f"{name} {n:,}" for name, n in used), 100, initial_indent="  ",
                                subsequent_indent="  "))
-    verdict = "fits" if p["fits"] else "DOES NOT FIT"
+    fixed = " (the firmware's arena is of a fixed size)" if p["firmware"] else ""
+    lines.append(f"training ({p['learner']}) adds {p['training_adds']:,} bytes of RAM over inference "
+                 f"(+{p['training_adds_percent']}%){fixed}: an arena of {p['arena']:,} bytes instead of "
+                 f"{p['arena_inference']:,}")
+    verdict = "fits" if p["fits"] else "DOES NOT FIT: " + "; ".join(p["refusals"])
     lines.append(f"{p['learner']}: {verdict}; BPTT: {'fits' if p['bptt_fits'] else 'does not fit'}")
     return "\n".join(lines)
 
 
 def plot(p: dict, path) -> None:
-    """Stacked bars of RAM by buffer: the learner, BPTT, and the budget line."""
+    """Stacked bars of RAM by buffer: inference, the learner, BPTT, and the budget line."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    bottoms = [0, 0]
+    # learner none is inference itself: one bar for it
+    columns = {"inference": p["ram_inference"], **({p["learner"]: p["ram"]} if p["learner"] != "none" else {}),
+               "BPTT": p["ram_bptt"]}
+    bottoms = [0] * len(columns)
     for k in p["ram"]:
-        vals = [p["ram"][k] / 1024, p["ram_bptt"][k] / 1024]
+        vals = [column[k] / 1024 for column in columns.values()]
         if any(vals):
-            ax.bar([p["learner"], "BPTT"], vals, bottom=bottoms, label=k)
+            ax.bar(list(columns), vals, bottom=bottoms, label=k)
             bottoms = [b + v for b, v in zip(bottoms, vals)]
     ax.axhline(p["sram"] / 1024, color="k", linestyle="--", label=f"{p['target']} SRAM")
     ax.set_ylabel("KiB")
@@ -282,18 +362,17 @@ def plot(p: dict, path) -> None:
 
 def compile_for_target(model: Model, target: str, out_dir) -> Build:
     """What ``edgelearn compile`` writes into out_dir: the model blob (model.elm), the
-    config header (edgelearn_config.h: the arena the model needs, the blob's size) and the
-    runtime's objects cross-compiled for the target with that arena."""
+    config header (edgelearn_config.h: the arena the model needs, the blob's size, a sample's
+    shape), the runtime's objects cross-compiled for the target with that arena, and the
+    library bundle in out_dir/bundle (edgelearn.deploy)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rules.check(model)
     blob = to_blob(model)
     arena = arena_plan(model)["total"]
     (out / "model.elm").write_bytes(blob)
-    (out / "edgelearn_config.h").write_text(
-        f"/* generated by edgelearn compile for {model.name!r} on {target} */\n"
-        "#ifndef EDGELEARN_CONFIG_H\n#define EDGELEARN_CONFIG_H\n"
-        f"#define EDGELEARN_ARENA_BYTES {arena}u   /* el_arena_required(model.elm) */\n"
-        f"#define EDGELEARN_MODEL_BYTES {len(blob)}u\n"
-        "#endif\n")
-    return cross_compile(target, arena, out)
+    (out / "edgelearn_config.h").write_text(deploy.config_header(model, target, blob, arena))
+    build = cross_compile(target, arena, out)
+    deploy.write_bundle(model, target, target_info(target)["toolchain"], blob, arena, out / "bundle",
+                        cflags=CROSS_FLAGS)      # the flags the runtime is checked with here
+    return build

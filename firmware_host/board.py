@@ -298,8 +298,7 @@ class Board:
         crc = zlib.crc32(blob)
         if version is None:
             version = self.hello().model_version + 1
-        self._rollback_said(lambda: self.call(fr.PUSH_BEGIN, struct.pack("<IIIB", len(blob), crc, version,
-                                                                          PUSH_FORCE if force else 0)), version)
+        self.call(fr.PUSH_BEGIN, struct.pack("<IIIB", len(blob), crc, version, PUSH_FORCE if force else 0))
         off = 0
         while off < len(blob):
             got = struct.unpack("<I", self.call(fr.PUSH_CHUNK, struct.pack("<I", off) + blob[off:off + chunk]))[0]
@@ -308,18 +307,6 @@ class Board:
                 progress(off, len(blob))
         self._pushed = (len(blob), crc)
         self._pushed_version = struct.unpack_from("<H", blob, 4)[0] if len(blob) >= 6 else 0
-        self._pushed_model_version = version
-
-    def _rollback_said(self, request, version: int):
-        try:
-            return request()
-        except BoardError as e:
-            if e.name != "ROLLBACK":
-                raise
-            raise BoardError(e.code, e.value, e.detail, e.request,
-                             f"the board at {self.url} runs model version {e.value}: a push must carry a higher "
-                             f"version than that (this one: {version}: edgelearn push --model-version N), or be forced "
-                             "to roll back (--force)") from None
 
     def commit(self, size: int | None = None, crc: int | None = None) -> None:
         """Activate the pushed model once the board has verified it completely. A board whose
@@ -328,8 +315,7 @@ class Board:
         if size is None:
             size, crc = self._pushed
         try:
-            self._rollback_said(lambda: self.call(fr.COMMIT, struct.pack("<II", size, crc)),
-                                getattr(self, "_pushed_model_version", 0))
+            self.call(fr.COMMIT, struct.pack("<II", size, crc))
         except BoardError as e:
             if e.name != "MODEL_REFUSED" or e.detail != EL_ERR_VERSION or type(e) is not BoardError:
                 raise
@@ -348,10 +334,6 @@ class Board:
         try:
             self.call(fr.SET_MODE, bytes([MODES[mode]]))
         except BoardError as e:
-            if e.name == "NO_CUTOFF":
-                raise BoardError(e.code, e.value, e.detail, e.request,
-                                 f"the model on the board at {self.url} has no cutoff margins: calibrate it "
-                                 "(edgelearn calibrate MODEL --data D --tolerance E) and push it again") from None
             if e.name == "NO_MODEL":
                 raise BoardError(e.code, e.value, e.detail, e.request,
                                  f"the board at {self.url} has no model: push one before mode {mode}") from None

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from . import keys
 from .home import registry_path
+from .qemu_boards import BOARDS as EMULATED
 
-KINDS = ("mps2-an386", "mps2-an500", "native")
+KINDS = (*EMULATED, "native")           # the emulated boards (qemu_boards.py) and the native one
 
 
 class RegistryError(RuntimeError):

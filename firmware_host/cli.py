@@ -13,6 +13,8 @@ Every verb that talks to a board authenticates with the board's key (docs/securi
 keystore's (``edgelearn board start`` and ``edgelearn keys new`` put keys there) or ``--key FILE``.
 ``stream --train`` resumes: a stream is named by its data and options, and the board remembers
 (in its checkpoints) how far it learned one, so a killed and re-run stream learns every sample once.
+Ctrl-C ends a stream with exit status 130 and a line saying how far the board got, checkpointed
+when learning, and where a re-run resumes.
 
 ``--port`` takes a pyserial URL (``socket://127.0.0.1:PORT``, ``/dev/ttyACM0``) or the name of
 a board started with ``edgelearn board start``.
@@ -304,15 +306,18 @@ def cmd_stream(args) -> int:
         before = b.stats()
         t0 = time.monotonic()
         predicted, steps = [], []
-        for epoch in range(start // n if start < total else epochs, epochs):
-            first = start - epoch * n if epoch == start // n else 0
-            desc = (f"{args.mode}{' with cutoff' if args.cutoff else ''} {data.name}"
-                    + (f" epoch {epoch + 1}/{epochs}" if epochs > 1 else ""))
-            bar, update = progress_bar(n - first, "sample", desc, args.json)
-            with bar:
-                results = b.stream(x[first:], y[first:], progress=update)
-            predicted += [r.predicted if r is not None else -1 for r in results]
-            steps += [r.steps if r is not None else -1 for r in results]
+        try:
+            for epoch in range(start // n if start < total else epochs, epochs):
+                first = start - epoch * n if epoch == start // n else 0
+                desc = (f"{args.mode}{' with cutoff' if args.cutoff else ''} {data.name}"
+                        + (f" epoch {epoch + 1}/{epochs}" if epochs > 1 else ""))
+                bar, update = progress_bar(n - first, "sample", desc, args.json)
+                with bar:
+                    results = b.stream(x[first:], y[first:], progress=update)
+                predicted += [r.predicted if r is not None else -1 for r in results]
+                steps += [r.steps if r is not None else -1 for r in results]
+        except KeyboardInterrupt:
+            return stream_interrupted(b, args, before, start, total)
         if args.mode == "train" and b.ready.durable:
             b.checkpoint()                     # the stream's end is durable too
         seconds = time.monotonic() - t0
@@ -352,6 +357,38 @@ def cmd_stream(args) -> int:
                 text += f"\nhistogram of the steps -> {args.plot}"
         emit(text)
     return 0
+
+
+def stream_interrupted(b: Board, args, before: dict, start: int, total: int) -> int:
+    """Ctrl-C during a stream: the board has run, in order, every sample that reached it (the
+    ones in flight are run or never were, none half-way), so ask it how far it got, make that
+    durable with a checkpoint when learning, say where a re-run resumes, exit status 130. A
+    second Ctrl-C is ignored meanwhile: this takes a few round trips."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        after = b.stats()
+        checkpointed = args.mode == "train" and b.ready.durable
+        if checkpointed:
+            b.checkpoint()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    at = after["next_seq"]
+    report = {"interrupted": True, "board": b.ready.name, "url": b.url, "mode": args.mode, "samples": at - start,
+              "learned": after.get("learned", 0) - before.get("learned", 0), "next_seq": at,
+              "resumed_at": start, "stream_samples": total, "checkpointed": checkpointed}
+    if args.json:
+        emit(json.dumps(report, indent=2))
+    elif args.mode == "train":
+        emit(f"interrupted (Ctrl-C): {report['samples']} samples run on {b.ready.name} at {b.url} in this run, "
+             f"{report['learned']} learned; the stream is at sample {at} of {total}"
+             + (", checkpointed" if checkpointed else " (no storage: a restart of the board loses it)")
+             + f". Run the same command again to resume at sample {at} (--restart starts over).")
+    else:
+        emit(f"interrupted (Ctrl-C): {report['samples']} of {total} samples run on {b.ready.name} at {b.url}; "
+             "inference does not resume: a re-run sends every sample again.")
+    return 130
 
 
 def stream_id(name: str, split: str, epochs: int, x, y) -> int:

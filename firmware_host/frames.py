@@ -19,6 +19,9 @@ HELLO, PUSH_BEGIN, PUSH_CHUNK, COMMIT = 0x01, 0x10, 0x11, 0x12
 SET_MODE, SAMPLE, STREAM, CONFIG, CHECKPOINT = 0x20, 0x21, 0x22, 0x23, 0x24
 STATS, SEQLOG, PULL, RESET, EXIT = 0x30, 0x31, 0x40, 0x50, 0x51
 READY, ACK, RESULT, STATS_R, SEQLOG_R, PULL_R, ERROR = 0x81, 0x82, 0xA1, 0xB0, 0xB1, 0xC0, 0xFF
+# type -> name, from the constants just above (tests/test_protocol.py checks them against protocol.h)
+MESSAGE_NAMES = {code: name for name, code in list(globals().items())
+                 if name.isupper() and isinstance(code, int) and name not in ("VERSION", "MAX_PAYLOAD", "HEADER")}
 
 # error codes of an ERROR frame
 ERRORS = {

@@ -1,11 +1,13 @@
-"""Emulated boards: build firmware for QEMU mps2-an386 / mps2-an500 and run it.
+"""Emulated boards: build firmware for the QEMU boards of ``qemu_boards.py`` (mps2-an386,
+mps2-an500, netduinoplus2) and run it.
 
-``build_firmware`` compiles board support (``targets/boards/mps2``), the application sources
-and optionally the C runtime (``targets/c``) with ``arm-none-eabi-gcc`` into the build cache
-(``edgelearn.buildcache``, then ``firmware/<board>/<hash>``; the hash covers every source,
-flag, define, the catalogue entry and the compiler, so a change always rebuilds).
-The linker script gets the real board's flash and SRAM from ``targets/catalogue.json``: a
-firmware that does not fit raises ``FirmwareTooBig``.
+``build_firmware`` compiles a board's support (its description's ``sources`` under
+``targets/boards``), the application sources and optionally the C runtime (``targets/c``) with the
+catalogue's cross compiler and flags into the build cache (``edgelearn.buildcache``, then
+``firmware/<board>/<hash>``; the hash covers every source, flag, define, the catalogue entry
+and the compiler, so a change always rebuilds). The board's linker script gets the real
+board's flash and SRAM from ``targets/catalogue.json``: a firmware that does not fit raises
+``FirmwareTooBig``.
 
 ``QemuBoard`` is a context manager around one QEMU process: UART0 on
 ``-serial tcp:127.0.0.1:0,server=on,wait=on,nodelay=on`` (QEMU picks the port and prints it
@@ -19,9 +21,9 @@ killed on exit from the ``with`` block, on exceptions and at interpreter exit: n
 the C runtime, this board support behind board.h) and ``QemuLinkBoard`` serves it on a TCP port
 for ``firmware_host.board.Board`` (``.url``); it never connects itself, accepts one client after
 another with the firmware's state intact, and with ``detach=True`` outlives its launcher. Its
-port is the link broker's (``firmware_host/link_broker.py``), which owns QEMU's UART0 and applies
-the native board's rule: a waiting client gets the link once the current one has gone the grace
-period without an authenticated request (the firmware reports each on UART1).
+port is the link broker's (``firmware_host/link_broker.py``), which owns the board's link UART and
+applies the native board's rule: a waiting client gets the link once the current one has gone the
+grace period without an authenticated request (the firmware reports each on its trust UART).
 """
 from __future__ import annotations
 
@@ -41,20 +43,23 @@ from edgelearn import buildcache, resources
 from . import keys, storage as st
 from .launch import BoardProcess, run_dir  # noqa: F401  (run_dir: where QEMU's logs go)
 from .native_board import PORT_LINE
+from .qemu_boards import BOARDS as SPECS, PACKAGES, EmulatedBoard
 
-BOARD_DIR = resources.BOARDS_DIR / "mps2"
 C_DIR = resources.C_DIR
 FW_DIR = resources.FIRMWARE_DIR
 CATALOGUE = resources.CATALOGUE
 
-BOARDS = ("mps2-an386", "mps2-an500")
-BOARD_SOURCES = ("startup.c", "board.c")
+BOARDS = tuple(SPECS)                           # the emulated boards (qemu_boards.py describes each)
+BOARD_DIR = resources.BOARDS_DIR / SPECS["mps2-an386"].directory   # the mps2 test firmwares (psn_job.c)
+JOB_ADDR = {name: b.job_addr for name, b in SPECS.items() if b.job_addr is not None}
 CFLAGS = ("-std=c99", "-ffreestanding", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
           "-ffunction-sections", "-fdata-sections")
 LDFLAGS = ("-nostdlib", "-Wl,--gc-sections")   # -lgcc goes after the objects
-JOB_ADDR = {"mps2-an386": 0x21000000,           # PSRAM: where preloaded jobs go (QEMU 7.2
-            "mps2-an500": 0x60000000}           # maps the AN500's at 0x60000000)
 SYSTICK_HZ = 25_000_000                         # the mps2 core clock
+SEMIHOSTING_LINE = 512                          # the command line a firmware reads (stm32f405/board.c: line[512])
+PROTOCOL_SIZES = {"model_bytes": 128 * 1024, "arena_bytes": 64 * 1024, "seqlog": 4096,   # unless the board says
+                  "stack_bytes": 16384}
+PROTOCOL_MODEL_BYTES = PROTOCOL_SIZES["model_bytes"]
 
 
 class QemuError(RuntimeError):
@@ -65,51 +70,68 @@ class FirmwareTooBig(QemuError):
     """The firmware does not fit the real board's memory (the linker refused it)."""
 
 
+def spec(board: str) -> EmulatedBoard:
+    """The description of an emulated board (qemu_boards.py)."""
+    if board not in SPECS:
+        raise QemuError(f"unknown board {board!r}; emulated boards: {', '.join(BOARDS)}")
+    return SPECS[board]
+
+
 def board_memory(board: str) -> dict:
     """The catalogue's entry for ``board`` (flash, sram, toolchain flags)."""
-    if board not in BOARDS:
-        raise QemuError(f"unknown board {board!r}; emulated boards: {', '.join(BOARDS)}")
+    spec(board)
     return json.loads(CATALOGUE.read_text())["targets"][board]
 
 
-def _tool(name: str, package: str) -> str:
+def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise QemuError(f"{name} not found: install it with apt-get install -y {package}")
+        raise QemuError(f"{name} not found: install it with apt-get install -y {PACKAGES.get(name, name)}")
     return path
 
 
-def cross_compiler() -> str:
-    return _tool("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi")
+def cross_compiler(board: str = "mps2-an386") -> str:
+    return _tool(board_memory(board)["toolchain"]["cc"])
 
 
-def qemu_binary() -> str:
-    return _tool("qemu-system-arm", "qemu-system-arm")
+def qemu_binary(board: str = "mps2-an386") -> str:
+    return _tool(spec(board).qemu)
 
 
 def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
                    defines: dict | None = None, stack_bytes: int = 16384, name: str = "firmware") -> Path:
-    """Compile and link ``sources`` (paths; names are looked up in targets/boards/mps2) with
-    the board support, and the C runtime when ``runtime``. Returns the ELF (cached)."""
-    entry = board_memory(board)
-    cc = cross_compiler()
-    srcs = [Path(s) if os.sep in str(s) else BOARD_DIR / s for s in sources]
-    srcs = [BOARD_DIR / s for s in BOARD_SOURCES] + srcs
+    """Compile and link ``sources`` (paths; a bare name is looked up in the board's directory, then
+    in those of its board support, e.g. cortex-m/echo.c) with the board support, and the C runtime
+    when ``runtime``. Returns the ELF (cached)."""
+    board_spec, entry = spec(board), board_memory(board)
+    cc = cross_compiler(board)
+    board_dir = resources.BOARDS_DIR / board_spec.directory
+    script = board_dir / board_spec.linker_script
+    search = dict.fromkeys([board_dir, *((resources.BOARDS_DIR / s).parent for s in board_spec.sources)])
+
+    def find(name: str) -> Path:
+        found = [d / name for d in search if (d / name).exists()]
+        if not found:
+            raise QemuError(f"no {name} for {board} in {', '.join(str(d) for d in search)}")
+        return found[0]
+
+    srcs = [Path(s) if os.sep in str(s) else find(str(s)) for s in sources]
+    srcs = [resources.BOARDS_DIR / s for s in board_spec.sources] + srcs
     if runtime:
         srcs += buildcache.runtime_sources(device=True)
     defines = dict(defines or {})
-    flags = list(entry["toolchain"]["flags"]) + list(CFLAGS) + [f"-I{BOARD_DIR}", f"-I{C_DIR}"]
+    flags = list(entry["toolchain"]["flags"]) + list(CFLAGS) + [f"-I{board_dir}", f"-I{C_DIR}"]
     flags += [f"-D{k}={v}" for k, v in sorted(defines.items())]
     ld_defs = [f"-DBOARD_FLASH_BYTES={entry['flash']}", f"-DBOARD_SRAM_BYTES={entry['sram']}",
                f"-DBOARD_STACK_BYTES={stack_bytes}"]
 
-    headers = {h for d in {s.parent for s in srcs} | {C_DIR} for h in d.glob("*.h")}
-    files = [*srcs, BOARD_DIR / "mps2.ld.S", BOARD_DIR / "board.h", *sorted(headers)]
+    headers = {h for d in {s.parent for s in srcs} | {C_DIR} for h in [*d.glob("*.h"), *d.glob("*.ld.S")]}   # what #includes reach
+    files = [*srcs, script, *sorted(headers)]
 
     def link(out: Path) -> None:
         with tempfile.TemporaryDirectory(dir=out) as tmp:     # the linker script and map: not kept
-            ld = Path(tmp) / "mps2.ld"
-            _run([cc, "-E", "-P", "-x", "c", *ld_defs, str(BOARD_DIR / "mps2.ld.S"), "-o", str(ld)],
+            ld = Path(tmp) / script.stem
+            _run([cc, "-E", "-P", "-x", "c", *ld_defs, str(script), "-o", str(ld)],
                  "preprocess the linker script")
             cmd = [cc, *flags, *LDFLAGS, "-T", str(ld), f"-Wl,-Map={tmp}/{name}.map",
                    *map(str, srcs), "-lgcc", "-o", str(out / f"{name}.elf")]
@@ -119,10 +141,10 @@ def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
                 m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", str(e))
                 if m:
                     region = m.group(1)
-                    size = entry["sram"] if region == "SRAM" else entry["flash"]
                     raise FirmwareTooBig(
                         f"{name} does not fit {board}: {region} overflowed by {m.group(2)} bytes "
-                        f"(the board has {size} bytes of {region.lower()}, targets/catalogue.json)") from None
+                        f"(the board has {entry[region.lower()]} bytes of {region.lower()}, "
+                        f"targets/catalogue.json)") from None
                 raise
 
     key = buildcache.key(files=files, flags=[cc, board, name, *flags, *ld_defs, *LDFLAGS], tools=[cc])
@@ -150,20 +172,29 @@ _PORT = re.compile(r"waiting for connection on: disconnected:tcp:[\d.]+:(\d+)")
 
 def qemu_command(elf, board: str, *, icount: int | None = None, preload=(), storage=None,
                  uart_fds=None) -> list[str]:
-    """QEMU for one board: UART0 as a TCP server on a free port that waits for the host
+    """QEMU for one board: its first UART as a TCP server on a free port that waits for the host
     (nothing sent before the host connects is lost), semihosting for the exit code.
-    ``storage``: a file of QEMU_PSRAM_BYTES that backs the board's PSRAM (mapped shared: what the
-    guest writes there is in the file at once, and stays when QEMU is killed).
-    ``uart_fds``: instead, UART0, UART1, ... are these connected sockets (file descriptors QEMU
-    inherits: the link broker's, ``QemuLinkBoard``)."""
+    ``storage``: the board's storage file, given as its description says (qemu_boards.py):
+    backing the machine's RAM (mapped shared: what the guest writes there is in the file at once,
+    and stays when QEMU is killed), or named to the firmware, which writes it by semihosting.
+    ``uart_fds``: instead, the UARTs (the description's ``uarts``, in order) are these connected
+    sockets (file descriptors QEMU inherits: the link broker's, ``QemuLinkBoard``)."""
+    board_spec = spec(board)
     if uart_fds is None:
         serial = ["-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on"]
     else:
         serial = [a for i, fd in enumerate(uart_fds)
                   for a in ("-chardev", f"socket,id=uart{i},fd={fd}", "-serial", f"chardev:uart{i}")]
-    cmd = [qemu_binary(), "-M", board, "-nographic", "-monitor", "none", "-nodefaults",
-           "-semihosting-config", "enable=on,target=native", *serial, "-kernel", str(elf)]
-    if storage is not None:
+    semihosting = "enable=on,target=native"
+    if storage is not None and board_spec.storage == "semihosting":
+        arg = f"storage={storage}"
+        if len(arg.encode()) >= SEMIHOSTING_LINE:
+            raise QemuError(f"the storage path {storage} is too long for {board}'s firmware "
+                            f"(at most {SEMIHOSTING_LINE - len('storage=') - 1} bytes): choose a shorter one")
+        semihosting += ",arg=" + arg.replace(",", ",,")   # QEMU's escape of a comma
+    cmd = [qemu_binary(board), "-M", board, "-nographic", "-monitor", "none", "-nodefaults",
+           "-semihosting-config", semihosting, *serial, "-kernel", str(elf)]
+    if storage is not None and board_spec.storage == "memory-backend":
         cmd += ["-object", f"memory-backend-file,id=storage,size={st.QEMU_PSRAM_BYTES},mem-path={storage},share=on",
                 "-machine", "memory-backend=storage"]
     if icount is not None:
@@ -171,6 +202,21 @@ def qemu_command(elf, board: str, *, icount: int | None = None, preload=(), stor
     for path, addr in preload:
         cmd += ["-device", f"loader,file={path},addr={addr:#x}"]
     return cmd
+
+
+def storage_file_bytes(board: str, model_bytes: int) -> int:
+    """The size of the storage file the launcher makes for ``board``: the RAM it backs, or the
+    storage the firmware has."""
+    board_spec = spec(board)
+    if board_spec.storage == "memory-backend":
+        return st.QEMU_PSRAM_BYTES
+    return firmware_storage_bytes(board, model_bytes)
+
+
+def firmware_storage_bytes(board: str, model_bytes: int) -> int:
+    """The storage the firmware on ``board`` has (BOARD_STORAGE_BYTES)."""
+    board_spec = spec(board)
+    return st.storage_bytes(model_bytes) if board_spec.storage_bytes is None else board_spec.storage_bytes
 
 
 class QemuBoard:
@@ -281,11 +327,18 @@ def job_bytes(blob: bytes, samples, labels, learn, cutoff=False) -> tuple[bytes,
     return head + blob + pad + b"".join(r.tobytes() for r in rows_list) + tail, sample_bytes, rows
 
 
+def job_addr(board: str) -> int:
+    """Where QemuBoard preloads a job on ``board`` (runtime.c, psn_job.c)."""
+    if spec(board).job_addr is None:
+        raise QemuError(f"{board} has no memory for a preloaded job (only {', '.join(JOB_ADDR)} have)")
+    return spec(board).job_addr
+
+
 def runtime_firmware(blob_bytes: int, arena_bytes: int, board: str = "mps2-an386") -> Path:
     """runtime.c with the C runtime, a static blob buffer and arena of the given sizes."""
     return build_firmware(["runtime.c"], board, runtime=True, name="runtime",
                           defines={"EDGELEARN_BLOB_BYTES": blob_bytes, "EDGELEARN_ARENA_BYTES": arena_bytes,
-                                   "BOARD_JOB_ADDR": f"{JOB_ADDR[board]:#x}u"})
+                                   "BOARD_JOB_ADDR": f"{job_addr(board):#x}u"})
 
 
 def run_runtime(blob: bytes, samples, labels, learn, *, cutoff=False, board: str = "mps2-an386",
@@ -308,7 +361,7 @@ def run_runtime(blob: bytes, samples, labels, learn, *, cutoff=False, board: str
     with tempfile.TemporaryDirectory() as tmp:
         job_file = Path(tmp) / "job.bin"
         job_file.write_bytes(job)
-        with QemuBoard(elf, board, preload=[(job_file, JOB_ADDR[board])], icount=icount, timeout=timeout) as b:
+        with QemuBoard(elf, board, preload=[(job_file, job_addr(board))], icount=icount, timeout=timeout) as b:
             def u32() -> int:
                 return int.from_bytes(b.read_exactly(4), "little")
 
@@ -317,7 +370,7 @@ def run_runtime(blob: bytes, samples, labels, learn, *, cutoff=False, board: str
                 raise QemuError(f"no banner from the runtime firmware (read {banner!r})")
             out = {"init_status": u32()}
             if out["init_status"] == 0xFFFFFFFF:
-                raise QemuError(f"the runtime firmware found no job at {JOB_ADDR[board]:#x}")
+                raise QemuError(f"the runtime firmware found no job at {job_addr(board):#x}")
             out["arena_bytes"], out["arena_required"] = u32(), u32()
             if out["init_status"] != 0:
                 b.wait()
@@ -339,22 +392,34 @@ def ticks_to_instructions(ticks, shift: int = 7):
 
 # -- the link-protocol firmware (targets/firmware) on the emulated board ------------------------
 
-PROTOCOL_MODEL_BYTES = 128 * 1024
+def protocol_sizes(board: str) -> dict:
+    """The protocol firmware's sizes on ``board`` (model_bytes per model area, arena_bytes,
+    seqlog, stack_bytes): PROTOCOL_SIZES unless the board's description says otherwise."""
+    return {**PROTOCOL_SIZES, **spec(board).sizes}
 
 
-def protocol_firmware(board: str = "mps2-an386", *, model_bytes: int = PROTOCOL_MODEL_BYTES,
-                      arena_bytes: int = 64 * 1024, seqlog: int = 4096) -> Path:
+def protocol_firmware(board: str = "mps2-an386", *, model_bytes: int | None = None,
+                      arena_bytes: int | None = None, seqlog: int | None = None, sources=(),
+                      defines: dict | None = None, name: str = "protocol") -> Path:
     """The firmware of docs/protocol.md for an emulated board: targets/firmware's main loop, link
-    protocol, authentication and checkpoints, the C runtime, and the mps2 board support behind
-    board.h (UART0 with the RX interrupt and WFI, semihosting exit, the storage at the start of
-    the PSRAM). Same sizes as the native board by default."""
+    protocol, authentication and checkpoints, the C runtime, and the board's support behind
+    board.h (the UART with the RX interrupt and WFI, semihosting exit, the storage). Sizes not
+    given are the board's (``protocol_sizes``); ``sources`` and ``defines``: more of each (a
+    model compiled in, firmware_host/deploy.py)."""
     from .native_board import FIRMWARE_SOURCES
 
-    return build_firmware([FW_DIR / n for n in FIRMWARE_SOURCES], board, runtime=True, name="protocol",
-                          defines={"EL_FW_MODEL_BYTES": f"{model_bytes}u", "EDGELEARN_ARENA_BYTES": arena_bytes,
-                                   "EL_FW_SEQLOG": f"{seqlog}u", "EL_FW_BOARD_NAME": f'"{board}"',
-                                   "BOARD_STORAGE_ADDR": f"{JOB_ADDR[board]:#x}u",
-                                   "BOARD_STORAGE_BYTES": f"{st.storage_bytes(model_bytes)}u"})
+    given = {"model_bytes": model_bytes, "arena_bytes": arena_bytes, "seqlog": seqlog}
+    sizes = {**protocol_sizes(board), **{k: v for k, v in given.items() if v is not None}}
+    board_spec = spec(board)
+    storage = {"BOARD_STORAGE_BYTES": f"{firmware_storage_bytes(board, sizes['model_bytes'])}u"}
+    if board_spec.storage_addr is not None:
+        storage["BOARD_STORAGE_ADDR"] = f"{board_spec.storage_addr:#x}u"
+    return build_firmware([*(FW_DIR / n for n in FIRMWARE_SOURCES), *sources], board, runtime=True, name=name,
+                          stack_bytes=sizes["stack_bytes"],
+                          defines={"EL_FW_MODEL_BYTES": f"{sizes['model_bytes']}u",
+                                   "EDGELEARN_ARENA_BYTES": sizes["arena_bytes"],
+                                   "EL_FW_SEQLOG": f"{sizes['seqlog']}u", "EL_FW_BOARD_NAME": f'"{board}"',
+                                   **storage, **(defines or {})})
 
 
 class QemuLinkBoard(BoardProcess):
@@ -376,31 +441,35 @@ class QemuLinkBoard(BoardProcess):
     Otherwise it is killed on ``stop()``, on leaving the ``with`` block, on exceptions and at
     interpreter exit. QEMU's stderr and the broker's output go to ``.log`` (a file, so a detached
     QEMU never writes into a dead pipe): the file given, else a temporary one that ``stop()`` removes.
-    Its storage is the file that backs its PSRAM (``storage=PATH``, kept; else a temporary one,
+    Its storage is a file given as the board's description says (backing the mps2 PSRAM, or
+    written through by semihosting on netduinoplus2; ``storage=PATH``, kept; else a temporary one,
     removed on ``stop()``), provisioned like the native board's (``NativeBoard``): a killed QEMU
-    started again on the same file restores its checkpoint."""
+    started again on the same file restores its checkpoint (netduinoplus2 has room for its key and
+    boot count only, qemu_boards.py)."""
 
     def __init__(self, board: str = "mps2-an386", detach: bool = False, *, elf=None, start_timeout: float = 30.0,
                  log=None, storage=None, key: keys.Key | None | bool = None, env: dict | None = None):
-        board_memory(board)
+        board_spec = spec(board)
         self.board = board
         self.elf = Path(elf) if elf is not None else protocol_firmware(board)
-        self.storage, self.key, cleanup = st.for_launcher(storage, f"qemu-{board}-", PROTOCOL_MODEL_BYTES, key, size=st.QEMU_PSRAM_BYTES)
+        model_bytes = protocol_sizes(board)["model_bytes"]
+        self.storage, self.key, cleanup = st.for_launcher(storage, f"qemu-{board}-", model_bytes, key,
+                                                          size=storage_file_bytes(board, model_bytes))
 
-        # UART0 (the link) and UART1 (the trust signal): QEMU holds one end of each, the broker the other
-        pairs = [socket.socketpair() for _ in range(2)]
-        (uart, uart_q), (trust, trust_q) = pairs
-        qemu = qemu_command(self.elf, board, storage=self.storage, uart_fds=(uart_q.fileno(), trust_q.fileno()))
-        broker = [sys.executable, "-I", Path(__file__).with_name("link_broker.py"), "--uart", uart.fileno(),
-                  "--trust", trust.fileno(), "--pass-fds", f"{uart_q.fileno()},{trust_q.fileno()}", "--", *qemu]
+        # the link's UART and the trust signal's: QEMU holds one end of each socket pair, the broker the other
+        pairs = {role: socket.socketpair() for role in board_spec.uarts}
+        qemu_ends = [pairs[role][1].fileno() for role in board_spec.uarts]
+        qemu = qemu_command(self.elf, board, storage=self.storage, uart_fds=qemu_ends)
+        broker = [sys.executable, "-I", Path(__file__).with_name("link_broker.py"), "--uart", pairs["link"][0].fileno(),
+                  "--trust", pairs["trust"][0].fileno(), "--pass-fds", ",".join(map(str, qemu_ends)), "--", *qemu]
         try:
             # the broker announces its port once the firmware has booted (its first byte on UART1)
             super().__init__(broker, port_re=PORT_LINE, what="QEMU", error=QemuError, stdout=True,
                              new_session=True, detach=detach, log=log, log_prefix=f"qemu-{board}-",
                              env={**os.environ, **(env or {})}, timeout=start_timeout, on_stop=cleanup,
-                             pass_fds=[s.fileno() for pair in pairs for s in pair])
+                             pass_fds=[s.fileno() for pair in pairs.values() for s in pair])
         finally:
-            for pair in pairs:
+            for pair in pairs.values():
                 for s in pair:
                     s.close()
 

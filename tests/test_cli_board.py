@@ -142,19 +142,37 @@ def test_stream_and_pull_refuse_a_board_without_a_model(registry, capsys, tmp_pa
     assert code == 2 and "has no model" in err
 
 
-def test_demo_on_the_native_board_is_bit_exact(capsys):
-    code = demo.main(["--board", "native", "--epochs", "2", "--limit-train", "300", "--limit-test", "100",
-                      "--no-progress"])
+def demo_figure(out: str, row: str) -> float:
+    """A percentage of the demo's summary, e.g. the row "new writer after"."""
+    [line] = [ln for ln in out.splitlines() if ln.startswith(row + " ")]
+    return float(line[len(row):].split("%")[0])
+
+
+def test_demo_fine_tunes_on_the_native_board_bit_exact(capsys, tmp_path):
+    png = tmp_path / "curve" / "fine-tuning.png"
+    code = demo.main(["--board", "native", "--limit-finetune", "120", "--limit-test", "120", "--every", "50",
+                      "--plot", str(png), "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "weights bit-exact            yes" in out and "predictions equal            yes" in out
-    assert "training samples streamed    600 (2 epochs, 600 learned on the device)" in out
+    assert "fine-tuning samples          120 (the new writer's; 120 learned on the device)" in out
     assert "BIT-EXACT" in out and "falling back" not in out
+    # the new writer's style really defeats the pre-trained model, and learning it on the device helps
+    before, after = demo_figure(out, "new writer before"), demo_figure(out, "new writer after")
+    assert before < demo_figure(out, "original test before") - 20 and after > before + 15, out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_falls_back_to_the_native_board_only_without_the_tools(capsys, monkeypatch):
+def test_writer_style_moves_every_pixel_one_column_right():
+    x = np.arange(2 * 64, dtype=np.uint8).reshape(2, 64)
+    shifted = demo.writer_style(x).reshape(2, 8, 8)
+    assert (shifted[:, :, 0] == 0).all() and (shifted[:, :, 1:] == x.reshape(2, 8, 8)[:, :, :-1]).all()
+
+
+def test_demo_falls_back_to_the_native_board_only_without_the_tools(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(demo, "missing_tools", lambda: ["qemu-system-arm"])
-    code = demo.main(["--epochs", "1", "--limit-train", "100", "--limit-test", "50", "--no-progress"])
+    code = demo.main(["--limit-finetune", "30", "--limit-test", "30", "--every", "30",
+                      "--plot", str(tmp_path / "c.png"), "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "qemu-system-arm not found: falling back to the native board" in out

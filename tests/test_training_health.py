@@ -112,29 +112,15 @@ def test_cli_rejects_a_bad_validation_share(capsys):
 def test_ctrl_c_ends_training_with_what_was_learned_and_no_traceback(tmp_path):
     """SIGINT to a running `edgelearn train`: exit 130, the epochs completed in the table, the
     best model so far written with -o, no traceback; epoch lines came on stderr while it ran."""
-    import os
-    import signal
-    import subprocess
-    import sys
+    import ctrl_c
     out = tmp_path / "partial.elm"
-    proc = subprocess.Popen([sys.executable, "-m", "edgelearn.cli", "train", "--data", "digits", "--epochs", "500",
-                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
-                            # a run in the background inherits SIGINT ignored, and Python then never
-                            # turns it into KeyboardInterrupt: give the child the terminal's default
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = ctrl_c.start(["edgelearn.cli", "train", "--data", "digits", "--epochs", "500", "-o", str(out)])
     seen = ""
     while "fixed epoch 2:" not in seen:
         line = proc.stderr.readline()
         assert line, f"training ended before its second epoch:\n{seen}"
         seen += line
-    proc.send_signal(signal.SIGINT)
-    try:
-        stdout, stderr = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGABRT)            # the fault handler prints where it hangs
-        stdout, stderr = proc.communicate()
-        raise AssertionError(f"no exit 300 s after SIGINT:\n{stderr[-4000:]}") from None
+    stdout, stderr = ctrl_c.interrupt(proc, 300)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr + seen
     assert "interrupted (Ctrl-C): fixed completed" in stdout and "wrote " in stdout

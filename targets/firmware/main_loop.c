@@ -19,6 +19,7 @@
  * Sizes (override with -D): EL_FW_MODEL_BYTES per model area (two of them),
  * EDGELEARN_ARENA_BYTES for the runtime's arena (el_static.c), EL_FW_SEQLOG entries,
  * EL_FW_CHECKPOINT_EVERY the default checkpoint period (learned samples; 0: never by itself).
+ * EL_FW_INITIAL_MODEL: linked with a model_blob.c (el_model_blob), booted with that model.
  * Uses only board.h, protocol.h, session.h, checkpoint.h and edgelearn.h: no libc, no malloc,
  * no float.
  */
@@ -171,36 +172,58 @@ static int save_checkpoint(void)
     return 0;
 }
 
+/* The blob's n bytes (n <= EL_FW_MODEL_BYTES) copied into model area 0 and made the active model,
+ * if the loader accepts it and it fits the arena; -1 (nothing active) otherwise. */
+static int activate_copy(const uint8_t *blob, uint32_t n, uint32_t crc)
+{
+    el_plan_t plan;
+    el_net_t *net = el_static_net();
+    uint32_t i;
+    for (i = 0; i < n; i++) area(0)[i] = blob[i];
+    if (el_plan(area(0), n, 0, &plan) != EL_OK || plan.total > el_static_arena_bytes()) return -1;
+    if (el_init_static(area(0), n, 0) != EL_OK) return -1;
+    active = 0;
+    active_size = n;
+    active_crc = crc;
+    active_cutoff = el_set_cutoff(net, 1) == EL_OK;   /* a probe: does it carry margins? */
+    (void)el_set_cutoff(net, 0);
+    return 0;
+}
+
 /* At boot: the newest valid checkpoint becomes the active model, with its version, stream
  * position, PRNG states and period. A checkpoint whose model this firmware refuses (another
  * loader version) still sets the version floor, so a rollback stays refused. */
 static void restore_checkpoint(void)
 {
-    const uint8_t *p, *blob;
-    uint32_t seq, size, n, i;
-    el_plan_t plan;
+    const uint8_t *p;
+    uint32_t seq, size, n;
     el_net_t *net = el_static_net();
     if (!durable || el_ab_newest(&checkpoints, &seq, &p, &size) < 0) return;
     checkpoint_seq = seq;
     n = el_get_u32(p + 8);
     if (el_get_u32(p) != 1u || size != EL_CKPT_META + n || n == 0 || n > EL_FW_MODEL_BYTES) return;
     model_version = el_get_u32(p + 4);
-    blob = p + EL_CKPT_META;
-    for (i = 0; i < n; i++) area(0)[i] = blob[i];
-    if (el_plan(area(0), n, 0, &plan) != EL_OK || plan.total > el_static_arena_bytes()) return;
-    if (el_init_static(area(0), n, 0) != EL_OK) return;
+    if (activate_copy(p + EL_CKPT_META, n, el_get_u32(p + 12)) < 0) return;
     net->rng_input = el_get_u32(p + 28);
     net->rng_learn = el_get_u32(p + 32);
-    active = 0;
-    active_size = n;
-    active_crc = el_get_u32(p + 12);
     stream_id = (uint64_t)el_get_u32(p + 16) | (uint64_t)el_get_u32(p + 20) << 32;
     next_seq = el_get_u32(p + 24);
     checkpoint_every = el_get_u32(p + 36);
-    active_cutoff = el_set_cutoff(net, 1) == EL_OK;
-    (void)el_set_cutoff(net, 0);
     restored = 1;
 }
+
+#ifdef EL_FW_INITIAL_MODEL
+/* A firmware image built with its model (edgelearn compile --firmware: model_blob.c) boots with
+ * it when no checkpoint restores one, as model version 0, so that any pushed model replaces it. */
+extern const uint8_t el_model_blob[];
+extern const uint32_t el_model_blob_bytes;
+static void load_initial_model(void)
+{
+    uint32_t n = el_model_blob_bytes;
+    if (active >= 0 || n == 0 || n > EL_FW_MODEL_BYTES) return;
+    (void)activate_copy(el_model_blob, n, el_crc32(0, el_model_blob, n));
+}
+#endif
 
 /* Mode infer or train: the runtime's cutoff off (el_init leaves it off too). */
 static void cutoff_off(void)
@@ -609,6 +632,9 @@ int main(void)
     durable = board_storage_size() >= EL_ST_BYTES;
     el_session_boot(&session);
     restore_checkpoint();
+#ifdef EL_FW_INITIAL_MODEL
+    load_initial_model();
+#endif
     for (;;) {
         int c = board_read_byte(), r;
         if (c < 0) board_exit(0);

@@ -1,8 +1,8 @@
 /* Board support for QEMU mps2-an386 (Cortex-M4F) and mps2-an500 (Cortex-M7): the CMSDK
  * APB UART0 (TX polled, RX by IRQ 0 into a ring buffer, WFI while it is empty), UART1 (TX
  * only: one byte per authenticated request, board_link_trusted), SysTick as a 64-bit tick
- * counter, semihosting exit, and the few libc symbols gcc may call (memset, memcpy, memmove)
- * since firmware links with -nostdlib. */
+ * counter and the storage in the PSRAM. The reset handler, semihosting exit, fault handler and
+ * memset/memcpy/memmove are every Cortex-M port's (targets/boards/cortex-m). */
 #include "board.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
@@ -130,25 +130,11 @@ uint64_t board_ticks(void)
     return ((uint64_t)hi << 24) + (0x00FFFFFFu - v);
 }
 
-/* ARM semihosting SYS_EXIT_EXTENDED (0x20): QEMU exits with status `code`. */
-void board_exit(int code)
-{
-    volatile uint32_t block[2];
-    block[0] = 0x20026u;               /* ADP_Stopped_ApplicationExit */
-    block[1] = (uint32_t)code;
-    {
-        register uint32_t r0 __asm__("r0") = 0x20u;
-        register volatile uint32_t *r1 __asm__("r1") = block;
-        __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-    }
-    for (;;)
-        __asm__ volatile("wfi");
-}
-
 /* Storage (board.h): BOARD_STORAGE_BYTES at BOARD_STORAGE_ADDR in the PSRAM, which the launcher
  * backs with a file (QEMU -machine memory-backend=, firmware_host/qemu.py), so what the firmware
  * writes there is in that file at once and survives QEMU being killed. A build without the
- * defines (the echo and runtime firmware) has no storage. */
+ * defines (the echo and runtime firmware) has no storage. Erasing and programming it:
+ * targets/boards/common/memory_storage.c. */
 #ifdef BOARD_STORAGE_BYTES
 uint32_t board_storage_size(void) { return BOARD_STORAGE_BYTES; }
 const uint8_t *board_storage(void) { return (const uint8_t *)BOARD_STORAGE_ADDR; }
@@ -156,20 +142,6 @@ const uint8_t *board_storage(void) { return (const uint8_t *)BOARD_STORAGE_ADDR;
 uint32_t board_storage_size(void) { return 0; }
 const uint8_t *board_storage(void) { return (const uint8_t *)0; }
 #endif
-
-void board_storage_erase(uint32_t offset, uint32_t n)
-{
-    volatile uint8_t *d = (volatile uint8_t *)board_storage() + offset;
-    if (offset > board_storage_size() || n > board_storage_size() - offset) return;
-    while (n--) *d++ = 0xFF;
-}
-
-void board_storage_program(uint32_t offset, const uint8_t *p, uint32_t n)
-{
-    volatile uint8_t *d = (volatile uint8_t *)board_storage() + offset;
-    if (offset > board_storage_size() || n > board_storage_size() - offset) return;
-    while (n--) *d++ = *p++;
-}
 
 /* UART0 is QEMU's chardev, which cannot hand itself to another client; the launcher's link
  * broker (firmware_host/link_broker.py) owns it and serves the port clients connect to, with the
@@ -181,47 +153,4 @@ void board_link_trusted(void)
 {
     if (!(UART1_STATE & STATE_TX_FULL))
         UART1_DATA = TRUSTED_BYTE;
-}
-
-/* Any fault or unexpected interrupt: say so and exit with 127. */
-void board_fault(void)
-{
-    static const uint8_t msg[] = "\r\n[board] fault\r\n";
-    board_write(msg, sizeof msg - 1);
-    board_exit(127);
-}
-
-/* gcc may emit calls to these even with -ffreestanding. The attribute keeps it from
- * turning the loops back into calls to themselves. */
-#define NO_LIBCALL __attribute__((optimize("no-tree-loop-distribute-patterns")))
-
-NO_LIBCALL void *memset(void *dst, int c, size_t n)
-{
-    uint8_t *d = dst;
-    while (n--)
-        *d++ = (uint8_t)c;
-    return dst;
-}
-
-NO_LIBCALL void *memcpy(void *restrict dst, const void *restrict src, size_t n)
-{
-    uint8_t *d = dst;
-    const uint8_t *s = src;
-    while (n--)
-        *d++ = *s++;
-    return dst;
-}
-
-NO_LIBCALL void *memmove(void *dst, const void *src, size_t n)
-{
-    uint8_t *d = dst;
-    const uint8_t *s = src;
-    if (d < s) {
-        while (n--)
-            *d++ = *s++;
-    } else {
-        while (n--)
-            d[n] = s[n];
-    }
-    return dst;
 }
