@@ -15,8 +15,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__, cutoff, datasets, deploy, profile
-from .cli_util import check_writable, emit, int_in
+from .cli_util import DefaultsShown, check_writable, emit, int_in, parsers_of
 from .adapt import fit_to_data
+from .augment import recipe_shift
 from .contract import CUTOFF_MAX_PPM, CUTOFF_NEVER, MAX_LR_SHIFT
 from .encoders import RECORDED
 from .errors import ModelError, TrainingDiverged
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--twin", action=argparse.BooleanOptionalAction, default=False,
                    help="also train the twin from the same start (float beside fixed or c, fixed beside "
                         "float) and print it beside")
-    t.add_argument("--epochs", type=int_in(1), default=15)
+    t.add_argument("--epochs", type=int_in(1), default=15, help="passes over the training data")
     t.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
     t.add_argument("--Tb", type=int_in(1, 65535), help="SPIDE's backward time steps (default: the model's)")
     t.add_argument("--lr-shift", type=int_in(0, 40), help="weight learning rate 2^-N (default: the model's)")
@@ -112,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "default for a new STOP model; docs/training.md); model: the seeded initialisation as is "
                         "(the default for a trained .elm)")
     t.add_argument("--batch", type=int_in(1), default=1, help="1 is online learning, as on the device")
+    t.add_argument("--augment-shift", type=int_in(0, 255), metavar="PX",
+                   help="move every training image by up to PX pixels each way, drawn anew each epoch, the border "
+                        "filled from the image's edge; validation and test data stay as they are (default: 1 for images of at least "
+                        "16 pixels a side, such as MNIST's 28x28, else 0; docs/training.md)")
     t.add_argument("--regulariser", type=float, metavar="W",
                    help="the cutoff's RCS regulariser of weight W >= 0 (early steps like late ones, so a calibrated "
                         "cutoff stops sooner; docs/cutoff.md): float twin of STOP only (--executor float)")
@@ -126,10 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_train)
 
     e = sub.add_parser("eval", help="test accuracy of a trained model")
-    e.add_argument("model")
-    e.add_argument("--data", default="digits")
+    e.add_argument("model", help="a trained model (.elm) or a spec (.json)")
+    e.add_argument("--data", default="digits", help="digits, mnist, smnist, an .npz/.csv file or a directory (as train)")
     e.add_argument("--executor", choices=tuple(EXECUTORS), default="fixed", help=f"what runs it ({EXECUTOR_HELP})")
-    e.add_argument("--limit-test", type=int_in(1), metavar="N")
+    e.add_argument("--limit-test", type=int_in(1), metavar="N", help="use the first N test samples")
     e.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's); a calibrated "
                                                       "cutoff holds only for the T it was calibrated for")
     e.add_argument("--cutoff", action="store_true",
@@ -143,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                       "training samples")
     e.add_argument("--min-support", type=int_in(1), metavar="N", help="the plot's calibration support "
                                                                       "(default: max(30, 1/tolerance))")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.set_defaults(run=cmd_eval)
 
     k = sub.add_parser("calibrate", help="anytime inference: per-step cutoff margins from the training split, "
@@ -167,18 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
                                   "and the steps used at --tolerance")
     k.add_argument("--tolerances", type=tolerance_list, default=TOLERANCES, metavar="E,E,...",
                    help="the plot's tolerances (default: %(default)s)")
-    k.add_argument("--json", action="store_true")
+    k.add_argument("--json", action="store_true", help="print the margins and their effect as JSON")
     k.set_defaults(run=cmd_calibrate)
 
     i = sub.add_parser("info", help="layers, parameter counts and bytes of a model")
-    i.add_argument("model")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("model", help="a model spec (.json) or blob (.elm)")
+    i.add_argument("--json", action="store_true", help="print the description as JSON")
     i.set_defaults(run=cmd_info)
 
     c = sub.add_parser("compile", help="config header, blob, the C runtime cross-compiled for a target and a library "
                                        "bundle; --firmware: a flashable image; for an FPGA target the Verilog, "
                                        "synthesis, place and route and the bitstream")
-    c.add_argument("model")
+    c.add_argument("model", help="a model spec (.json) or trained blob (.elm)")
     c.add_argument("--target", required=True, help="a board of targets/catalogue.json")
     c.add_argument("-o", "--output", default="out/compile", help="directory for the generated files (default "
                                                                   "out/compile)")
@@ -190,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("profile", help="memory per buffer against a target's budget: inference, the learner and "
                                        "BPTT, and what training adds")
-    f.add_argument("model")
+    f.add_argument("model", help="a model spec (.json) or trained blob (.elm)")
     f.add_argument("--target", help="a board of targets/catalogue.json (or give --ram and --flash)")
     f.add_argument("--ram", type=memory_size, help="the board's SRAM, e.g. 128K (over the target's; "
                                                    "without --target: a custom board)")
@@ -198,11 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--learner", choices=profile.LEARNERS, default="stop", help="the rule to train with (default stop)")
     f.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
     f.add_argument("--plot", help="write a stacked-bar PNG")
-    f.add_argument("--json", action="store_true")
+    f.add_argument("--json", action="store_true", help="print the profile as JSON")
     firmware_size_args(f)
     f.set_defaults(run=cmd_profile)
     add_interchange_commands(sub)
     p.command_errors = add_installed_commands(sub)
+    for parser in parsers_of(p):               # every verb's --help shows the defaults
+        parser.formatter_class = DefaultsShown
     return p
 
 
@@ -314,6 +321,7 @@ def cmd_train(args) -> int:
     check_writable(args.plot, (".png",), "plot")
     data = validation_split(args, load_data(args))
     model, fit = model_for(args, data)
+    shift = recipe_shift(data) if args.augment_shift is None else args.augment_shift
     options = {name: value for name, value in (("regulariser", args.regulariser),
                                                ("late_fraction", args.late_fraction)) if value is not None}
     if "late_fraction" in options and "regulariser" not in options:
@@ -321,12 +329,16 @@ def cmd_train(args) -> int:
     runs = [args.executor] + ([TWIN[args.executor]] if args.twin and not options else [])
     if fit is not None and not args.json:
         print(f"note: {fit_line(fit)}", file=sys.stderr)
+    if shift and args.augment_shift is None and not args.json:
+        print(f"note: training images move by up to {shift} pixel each epoch (--augment-shift 0: never)",
+              file=sys.stderr)
     results = {}
     for executor in runs:
         warm_up(model, executor, data)
         net = make_learner(model.copy(), executor, **options)
         results[executor] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
-                                  progress=not args.json, label=executor, on_epoch=epoch_line(executor, args.json))
+                                  progress=not args.json, label=executor, on_epoch=epoch_line(executor, args.json),
+                                  augment_shift=shift)
         if args.output and executor == runs[0]:      # written before the twin runs
             save_model(results[executor].best, args.output)
         if results[executor].interrupted:
@@ -343,6 +355,7 @@ def cmd_train(args) -> int:
         "test_samples": len(data.x_test),
         "schedule": None if model.schedule is None else {"every": model.schedule.every, "steps": model.schedule.steps},
         "init": None if fit is None else fit_report(fit),
+        "augment_shift": shift,
         "final_test_accuracy": {p: r.history[-1].test_accuracy for p, r in results.items() if r.history},
         "best_epoch": {p: r.best_epoch for p, r in results.items()},
         "seconds": {p: round(sum(e.seconds for e in r.history), 2) for p, r in results.items()},
@@ -771,7 +784,7 @@ def add_interchange_commands(sub) -> None:
                         "torchvision's ToTensor: 255)")
     m.add_argument("--dt", type=float, help="NIR: seconds per time step (default: the file's, else 1e-4, snnTorch's)")
     m.add_argument("--limit-test", type=int_in(1), metavar="N", help="measure on the first N test samples")
-    m.add_argument("--json", action="store_true")
+    m.add_argument("--json", action="store_true", help="print the conversion's report as JSON")
     m.set_defaults(run=cmd_import)
 
     x = sub.add_parser("export", help="take a model out: ONNX (the float twin's inference unrolled over T) or NIR "

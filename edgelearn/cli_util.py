@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -43,3 +44,23 @@ def check_writable(path: str | None, suffixes: tuple[str, ...], kind: str) -> No
         raise ModelError(f"unknown {kind} file suffix {target.suffix!r} in {path!r}: use {' or '.join(suffixes)}")
     if not target.parent.is_dir():
         raise ModelError(f"cannot write the {kind} file {path!r}: directory {str(target.parent)!r} does not exist")
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Every option's help ends with its default unless the text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "%(default)" not in text and not re.search(r"default\W{1,3}" + re.escape(str(action.default)), text)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def parsers_of(parser: argparse.ArgumentParser):
+    """``parser`` and every sub-command's parser under it, depth first."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from parsers_of(sub)

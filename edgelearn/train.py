@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .adapt import spike_rows
+from .augment import check_shift, shift_images
 from .datasets import Dataset
 from .errors import TrainingDiverged
 from .executors import Learner, make_learner
@@ -96,16 +97,18 @@ def silence_diagnosis(model: Model, samples: np.ndarray) -> str:
 def train(net: Learner, data: Dataset, epochs: int, *, batch: int = 1, shuffle_seed: int = 0,
           progress: bool = True, label: str = "", position: int = 0,
           warn: Callable[[str], None] | None = None,
-          on_epoch: Callable[[EpochResult], None] | None = None) -> Training:
+          on_epoch: Callable[[EpochResult], None] | None = None, augment_shift: int = 0) -> Training:
     """Train ``net`` in place for ``epochs``; the learning rates follow the model's schedule
     (docs/numerics.md §6c). With a validation split in ``data`` (``datasets.hold_out``), the
     best epoch on it is kept. A readout silent on more than SILENT_WARNING of the first
     PROBE_SAMPLES training samples is reported through ``warn`` (stderr by default) with its
-    likely cause. ``on_epoch`` receives each epoch's result as it completes. Ctrl-C ends the
+    likely cause. ``augment_shift``: each epoch moves every training image by up to that many
+    pixels (``edgelearn.augment``; image data only). ``on_epoch`` receives each epoch's result as it completes. Ctrl-C ends the
     run early with what was completed (``interrupted``). Raises TrainingDiverged when an epoch
     left every readout neuron silent, or the readout predicts one class for every test sample."""
+    check_shift(augment_shift, data.shape, data.x_train)
     run = _Run(net, data, epochs, batch, shuffle_seed, progress, label, position,
-               warn or (lambda text: tqdm.write(f"warning: {text}", file=sys.stderr)))
+               warn or (lambda text: tqdm.write(f"warning: {text}", file=sys.stderr)), augment_shift)
     history, best, best_epoch, best_accuracy, interrupted = [], None, 0, -1.0, False
     try:
         for epoch in range(epochs):
@@ -134,6 +137,7 @@ class _Run:
     label: str
     position: int
     warn: Callable[[str], None]
+    augment_shift: int = 0
 
     def __post_init__(self):
         self.warnings: list[str] = []
@@ -144,6 +148,8 @@ class _Run:
     def epoch(self, epoch: int) -> EpochResult:
         net, data, batch = self.net, self.data, self.batch
         order = np.random.default_rng(self.shuffle_seed + epoch).permutation(len(data.x_train))
+        x_train = shift_images(data.x_train, data.shape, self.augment_shift,
+                               np.random.default_rng([self.shuffle_seed, epoch])) if self.augment_shift else data.x_train
         # whole batches only (fixed point divides by B with a shift); the epoch's leftover
         # samples are reshuffled into the next one
         order = order[:len(order) - len(order) % batch] if len(order) >= batch else order
@@ -154,7 +160,7 @@ class _Run:
                    position=self.position)
         for i in bar:
             idx = order[i:i + batch]
-            scores = net.run(data.x_train[idx], data.y_train[idx], learn=True)
+            scores = net.run(x_train[idx], data.y_train[idx], learn=True)
             correct += int(np.sum(predict(scores) == data.y_train[idx]))
             silent += int(np.sum(~scores.any(axis=1)))
             seen += len(idx)

@@ -72,14 +72,14 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
     s.add_argument("--kind", choices=boards.KINDS, default="mps2-an386",
                    help="mps2-an386 (Cortex-M4F) or mps2-an500 (Cortex-M7) on QEMU, or native (a host process)")
     s.add_argument("--name", help="the board's name for --port (default: KIND-N)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the started board's entry as JSON")
     s.set_defaults(run=cmd_board_start)
     t = bsub.add_parser("stop", help="stop a board (its whole process group)")
-    t.add_argument("name", nargs="?")
+    t.add_argument("name", nargs="?", help="the board's name, as 'edgelearn board list' shows it")
     t.add_argument("--all", action="store_true", help="stop every board of the registry")
     t.set_defaults(run=cmd_board_stop)
     ls = bsub.add_parser("list", help="the running boards (dead ones are dropped)")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="print the running boards as JSON")
     ls.set_defaults(run=cmd_board_list)
 
     def port_args(p) -> None:
@@ -90,12 +90,12 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
         p.add_argument("--key", metavar="FILE", help="the board's key file (default: the keystore's, by device id)")
 
     p = sub.add_parser("push", help="push a model (.json spec or .elm blob) to a board and commit it")
-    p.add_argument("model")
+    p.add_argument("model", help="a model spec (.json) or trained blob (.elm) to push")
     port_args(p)
     p.add_argument("--model-version", type=int_in(1, 2**32 - 1), default=1, metavar="N",
                    help="the model's version: the board refuses one not above its own (no rollback; default 1)")
     p.add_argument("--force", action="store_true", help="commit even if the version does not rise (a rollback)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_push)
 
     st = sub.add_parser("stream", help="stream a dataset's samples to the board: on-device learning or inference")
@@ -115,7 +115,7 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
     st.add_argument("--plot", metavar="PNG", help="with --cutoff: a histogram of the steps used")
     st.add_argument("--restart", action="store_true",
                     help="--train from the first sample again, even where the board already learned this stream")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="print the summary as JSON")
     st.set_defaults(run=cmd_stream)
 
     pl = sub.add_parser("pull", help="pull the board's model with the parameters it learned")
@@ -125,7 +125,7 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
 
     sa = sub.add_parser("stats", help="the board's model, mode and counters")
     port_args(sa)
-    sa.add_argument("--json", action="store_true")
+    sa.add_argument("--json", action="store_true", help="print the statistics as JSON")
     sa.set_defaults(run=cmd_stats)
 
     k = sub.add_parser("keys", help="device keys: make one, provision a board's storage with it, list the keystore")

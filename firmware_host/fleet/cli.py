@@ -54,7 +54,7 @@ def add_commands(sub) -> tuple[type[BaseException], ...]:
                         "round's aggregate bit for bit")
     f.add_argument("--flower-bin", metavar="DIR", help="the bin/ directory of an environment with edgelearn[fleet] "
                                                        "(default: this one)")
-    f.add_argument("--json", action="store_true")
+    f.add_argument("--json", action="store_true", help="print the rounds and the final scores as JSON")
     f.set_defaults(run=cmd_fleet)
     return ERRORS
 
