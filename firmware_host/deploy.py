@@ -31,18 +31,9 @@ def layout(board: str) -> dict | None:
     if board not in boards:
         return None
     sizes = qemu.protocol_sizes(board)
-    built = qemu.firmware_size(qemu.protocol_firmware(board))
+    built = qemu.firmware_size(qemu.protocol_firmware(board), board)
     own = built["data"] + built["bss"] - 2 * sizes["model_bytes"] - sizes["arena_bytes"]
     return {"model_area": sizes["model_bytes"], "arena": sizes["arena_bytes"], "own": own}
-
-
-def objcopy(board: str) -> str:
-    """The objcopy of the board's cross compiler (arm-none-eabi-gcc -> arm-none-eabi-objcopy)."""
-    cc = qemu.board_memory(board)["toolchain"]["cc"]
-    tool = cc[:-3] + "objcopy"
-    if shutil.which(tool) is None:
-        raise qemu.QemuError(f"{tool} not found: it comes with {cc} (make tools)")
-    return tool
 
 
 def write_firmware(board: str, model_blob_c: Path, out_dir, *, model_area: int | None = None,
@@ -57,9 +48,9 @@ def write_firmware(board: str, model_blob_c: Path, out_dir, *, model_area: int |
     out.mkdir(parents=True, exist_ok=True)
     paths = {"elf": out / "firmware.elf", "bin": out / "firmware.bin", "hex": out / "firmware.hex"}
     shutil.copyfile(elf, paths["elf"])
-    tool = objcopy(board)
+    tool = qemu.cross_tool(board, "objcopy")
     for kind, fmt in (("bin", "binary"), ("hex", "ihex")):
         run = subprocess.run([tool, "-O", fmt, str(paths["elf"]), str(paths[kind])], capture_output=True, text=True)
         if run.returncode != 0:
             raise qemu.QemuError(f"{tool} could not write {paths[kind]}: {run.stderr.strip()}")
-    return {**paths, **qemu.firmware_size(paths["elf"])}
+    return {**paths, **qemu.firmware_size(paths["elf"], board)}

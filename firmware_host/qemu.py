@@ -1,5 +1,5 @@
 """Emulated boards: build firmware for the QEMU boards of ``qemu_boards.py`` (mps2-an386,
-mps2-an500, netduinoplus2) and run it.
+mps2-an500, netduinoplus2, riscv-virt) and run it.
 
 ``build_firmware`` compiles a board's support (its description's ``sources`` under
 ``targets/boards``), the application sources and optionally the C runtime (``targets/c``) with the
@@ -23,7 +23,7 @@ for ``firmware_host.board.Board`` (``.url``); it never connects itself, accepts 
 another with the firmware's state intact, and with ``detach=True`` outlives its launcher. Its
 port is the link broker's (``firmware_host/link_broker.py``), which owns the board's link UART and
 applies the native board's rule: a waiting client gets the link once the current one has gone the
-grace period without an authenticated request (the firmware reports each on its trust UART).
+grace period without an authenticated request (the firmware reports each on its trust signal).
 """
 from __future__ import annotations
 
@@ -94,6 +94,15 @@ def cross_compiler(board: str = "mps2-an386") -> str:
     return _tool(board_memory(board)["toolchain"]["cc"])
 
 
+def cross_tool(board: str, name: str) -> str:
+    """A binutils tool of the board's cross compiler (arm-none-eabi-gcc -> arm-none-eabi-objcopy)."""
+    cc = board_memory(board)["toolchain"]["cc"]
+    tool = cc.removesuffix("gcc") + name
+    if shutil.which(tool) is None:
+        raise QemuError(f"{tool} not found: it comes with {cc} (apt-get install -y {PACKAGES.get(cc, cc)})")
+    return tool
+
+
 def qemu_binary(board: str = "mps2-an386") -> str:
     return _tool(spec(board).qemu)
 
@@ -101,7 +110,7 @@ def qemu_binary(board: str = "mps2-an386") -> str:
 def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
                    defines: dict | None = None, stack_bytes: int = 16384, name: str = "firmware") -> Path:
     """Compile and link ``sources`` (paths; a bare name is looked up in the board's directory, then
-    in those of its board support, e.g. cortex-m/echo.c) with the board support, and the C runtime
+    in those of its board support, e.g. common/echo.c) with the board support, and the C runtime
     when ``runtime``. Returns the ELF (cached)."""
     board_spec, entry = spec(board), board_memory(board)
     cc = cross_compiler(board)
@@ -124,6 +133,8 @@ def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
     flags += [f"-D{k}={v}" for k, v in sorted(defines.items())]
     ld_defs = [f"-DBOARD_FLASH_BYTES={entry['flash']}", f"-DBOARD_SRAM_BYTES={entry['sram']}",
                f"-DBOARD_STACK_BYTES={stack_bytes}"]
+    if "BOARD_STORAGE_BYTES" in defines:      # a linker script may hold the storage to the flash too
+        ld_defs.append(f"-DBOARD_STORAGE_BYTES={str(defines['BOARD_STORAGE_BYTES']).rstrip('uU')}")
 
     headers = {h for d in {s.parent for s in srcs} | {C_DIR} for h in [*d.glob("*.h"), *d.glob("*.ld.S")]}   # what #includes reach
     files = [*srcs, script, *sorted(headers)]
@@ -146,6 +157,8 @@ def build_firmware(sources, board: str = "mps2-an386", *, runtime: bool = False,
                         f"(the board has {entry[region.lower()]} bytes of {region.lower()}, "
                         f"targets/catalogue.json)") from None
                 raise
+        if board_spec.flash_image_bytes is not None:
+            write_flash_image(out / f"{name}.elf", board)
 
     key = buildcache.key(files=files, flags=[cc, board, name, *flags, *ld_defs, *LDFLAGS], tools=[cc])
     return buildcache.cached(f"firmware/{board}", key, link) / f"{name}.elf"
@@ -157,10 +170,44 @@ def _run(cmd, what: str) -> None:
         raise QemuError(f"could not {what}:\n$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
 
 
-def firmware_size(elf: Path) -> dict:
-    """text, data, bss of a firmware (arm-none-eabi-size)."""
-    size = shutil.which("arm-none-eabi-size") or "arm-none-eabi-size"
-    out = subprocess.run([size, str(elf)], capture_output=True, text=True, check=True).stdout
+def flash_image(firmware: Path) -> Path:
+    """The pflash image of ``firmware`` (an ELF or its raw image; a board with ``flash_image_bytes``)."""
+    return Path(firmware).with_suffix(".flash")
+
+
+def write_flash_image(firmware: Path, board: str) -> Path:
+    """The firmware's raw image from its first flash byte (objcopy of an ELF, or the raw image
+    given, e.g. compile --firmware's firmware.bin), padded to the board's pflash (QEMU maps a
+    drive of exactly that size; truncate leaves the padding sparse)."""
+    firmware, image = Path(firmware), flash_image(firmware)
+    with open(firmware, "rb") as f:
+        is_elf = f.read(4) == b"\x7fELF"
+    if is_elf:
+        _run([cross_tool(board, "objcopy"), "-O", "binary", str(firmware), str(image)],
+             f"make the flash image of {firmware}")
+    else:
+        shutil.copyfile(firmware, image)
+    if image.stat().st_size > spec(board).flash_image_bytes:
+        raise FirmwareTooBig(f"{firmware} does not fit {board}'s pflash ({spec(board).flash_image_bytes} bytes)")
+    with open(image, "r+b") as f:
+        f.truncate(spec(board).flash_image_bytes)
+    return image
+
+
+def boot_image(firmware: Path, board: str) -> Path:
+    """The file QEMU boots ``firmware`` from on ``board``: the firmware itself (-kernel), or its
+    pflash image, made now unless it is newer than the firmware (the build makes it with the ELF)."""
+    if spec(board).flash_image_bytes is None:
+        return Path(firmware)
+    image = flash_image(firmware)
+    if image.exists() and image.stat().st_mtime_ns >= Path(firmware).stat().st_mtime_ns:
+        return image
+    return write_flash_image(firmware, board)
+
+
+def firmware_size(elf: Path, board: str = "mps2-an386") -> dict:
+    """text, data, bss of a firmware (the size of the board's toolchain)."""
+    out = subprocess.run([cross_tool(board, "size"), str(elf)], capture_output=True, text=True, check=True).stdout
     text, data, bss = out.splitlines()[1].split()[:3]
     return {"text": int(text), "data": int(data), "bss": int(bss)}
 
@@ -177,31 +224,44 @@ def qemu_command(elf, board: str, *, icount: int | None = None, preload=(), stor
     ``storage``: the board's storage file, given as its description says (qemu_boards.py):
     backing the machine's RAM (mapped shared: what the guest writes there is in the file at once,
     and stays when QEMU is killed), or named to the firmware, which writes it by semihosting.
-    ``uart_fds``: instead, the UARTs (the description's ``uarts``, in order) are these connected
-    sockets (file descriptors QEMU inherits: the link broker's, ``QemuLinkBoard``)."""
+    ``uart_fds``: instead, {"link": fd, "trust": fd}: the link and the trust signal (a UART each,
+    or the trust signal on the semihosting console: the description's ``trust``) are these
+    connected sockets (file descriptors QEMU inherits: the link broker's, ``QemuLinkBoard``)."""
     board_spec = spec(board)
+    semihosting = "enable=on,target=native"
     if uart_fds is None:
         serial = ["-serial", "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on"]
     else:
-        serial = [a for i, fd in enumerate(uart_fds)
-                  for a in ("-chardev", f"socket,id=uart{i},fd={fd}", "-serial", f"chardev:uart{i}")]
-    semihosting = "enable=on,target=native"
+        serial = [a for role in board_spec.uarts
+                  for a in ("-chardev", f"socket,id={role},fd={uart_fds[role]}", "-serial", f"chardev:{role}")]
+        if board_spec.trust == "semihosting":
+            serial += ["-chardev", f"socket,id=trust,fd={uart_fds['trust']}"]
+            semihosting += ",chardev=trust"
     if storage is not None and board_spec.storage == "semihosting":
         arg = f"storage={storage}"
         if len(arg.encode()) >= SEMIHOSTING_LINE:
             raise QemuError(f"the storage path {storage} is too long for {board}'s firmware "
                             f"(at most {SEMIHOSTING_LINE - len('storage=') - 1} bytes): choose a shorter one")
-        semihosting += ",arg=" + arg.replace(",", ",,")   # QEMU's escape of a comma
-    cmd = [qemu_binary(board), "-M", board, "-nographic", "-monitor", "none", "-nodefaults",
-           "-semihosting-config", semihosting, *serial, "-kernel", str(elf)]
+        semihosting += ",arg=" + qemu_option(arg)
+    if board_spec.flash_image_bytes is None:
+        firmware = ["-kernel", str(elf)]
+    else:
+        firmware = ["-drive", f"if=pflash,unit=0,format=raw,readonly=on,file={qemu_option(str(flash_image(elf)))}"]
+    cmd = [qemu_binary(board), "-M", board_spec.qemu_machine or board, "-nographic", "-monitor", "none",
+           "-nodefaults", *board_spec.qemu_args, "-semihosting-config", semihosting, *serial, *firmware]
     if storage is not None and board_spec.storage == "memory-backend":
-        cmd += ["-object", f"memory-backend-file,id=storage,size={st.QEMU_PSRAM_BYTES},mem-path={storage},share=on",
+        cmd += ["-object", f"memory-backend-file,id=storage,size={st.QEMU_PSRAM_BYTES},mem-path={qemu_option(str(storage))},share=on",
                 "-machine", "memory-backend=storage"]
     if icount is not None:
         cmd += ["-icount", f"shift={icount}"]
     for path, addr in preload:
         cmd += ["-device", f"loader,file={path},addr={addr:#x}"]
     return cmd
+
+
+def qemu_option(value: str) -> str:
+    """A value inside a QEMU option list (``a=b,c=d``): a comma in it is doubled."""
+    return value.replace(",", ",,")
 
 
 def storage_file_bytes(board: str, model_bytes: int) -> int:
@@ -238,6 +298,7 @@ class QemuBoard:
         self._deadline = 0.0
 
     def command(self) -> list[str]:
+        boot_image(self.elf, self.board)
         return qemu_command(self.elf, self.board, icount=self.icount, preload=self.preload)
 
     def __enter__(self) -> "QemuBoard":
@@ -434,7 +495,7 @@ class QemuLinkBoard(BoardProcess):
     the previous disconnected, while the firmware (its model, what it learned) runs on in
     between; with the native board's rule for holding the link: while a client waits, the
     current one keeps it only as long as authenticated requests come (the firmware reports each
-    on UART1), at most the grace period apart (``$EDGELEARN_BOARD_GRACE_MS``, default 2000 ms;
+    on its trust signal, a second UART or the semihosting console), at most the grace period apart (``$EDGELEARN_BOARD_GRACE_MS``, default 2000 ms;
     ``env=`` as for ``NativeBoard``). ``.wait()`` is QEMU's exit status (the firmware's exit code).
     ``detach=True``: QEMU runs in a session of its own and outlives this Python process
     (``edgelearn board start``); stop it with ``.stop()`` or by killing ``.pid``'s process group.
@@ -449,21 +510,23 @@ class QemuLinkBoard(BoardProcess):
 
     def __init__(self, board: str = "mps2-an386", detach: bool = False, *, elf=None, start_timeout: float = 30.0,
                  log=None, storage=None, key: keys.Key | None | bool = None, env: dict | None = None):
-        board_spec = spec(board)
+        spec(board)                             # an unknown board fails before anything starts
         self.board = board
         self.elf = Path(elf) if elf is not None else protocol_firmware(board)
+        boot_image(self.elf, board)
         model_bytes = protocol_sizes(board)["model_bytes"]
         self.storage, self.key, cleanup = st.for_launcher(storage, f"qemu-{board}-", model_bytes, key,
                                                           size=storage_file_bytes(board, model_bytes))
 
         # the link's UART and the trust signal's: QEMU holds one end of each socket pair, the broker the other
-        pairs = {role: socket.socketpair() for role in board_spec.uarts}
-        qemu_ends = [pairs[role][1].fileno() for role in board_spec.uarts]
+        pairs = {role: socket.socketpair() for role in ("link", "trust")}
+        qemu_ends = {role: pair[1].fileno() for role, pair in pairs.items()}
         qemu = qemu_command(self.elf, board, storage=self.storage, uart_fds=qemu_ends)
         broker = [sys.executable, "-I", Path(__file__).with_name("link_broker.py"), "--uart", pairs["link"][0].fileno(),
-                  "--trust", pairs["trust"][0].fileno(), "--pass-fds", ",".join(map(str, qemu_ends)), "--", *qemu]
+                  "--trust", pairs["trust"][0].fileno(), "--pass-fds", ",".join(map(str, qemu_ends.values())),
+                  "--", *qemu]
         try:
-            # the broker announces its port once the firmware has booted (its first byte on UART1)
+            # the broker announces its port once the firmware has booted (its first trust byte)
             super().__init__(broker, port_re=PORT_LINE, what="QEMU", error=QemuError, stdout=True,
                              new_session=True, detach=detach, log=log, log_prefix=f"qemu-{board}-",
                              env={**os.environ, **(env or {})}, timeout=start_timeout, on_stop=cleanup,

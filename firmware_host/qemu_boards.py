@@ -7,9 +7,11 @@ catalogue entry (targets/catalogue.json, keyed by ``machine``: memory sizes with
 and the toolchain: ``cc`` and ``flags``). A board on another QEMU binary or cross compiler names
 them (``qemu`` here, ``toolchain.cc`` in the catalogue; ``PACKAGES`` says which Debian package
 brings each, for the error when one is missing); its linker script gets
-``-DBOARD_FLASH_BYTES`` and ``-DBOARD_SRAM_BYTES`` from the catalogue.
+``-DBOARD_FLASH_BYTES`` and ``-DBOARD_SRAM_BYTES`` from the catalogue, the stack's size, and the
+storage's (``-DBOARD_STORAGE_BYTES``, for a part whose storage shares the flash with the code).
 
-    machine      QEMU ``-M``, the catalogue key and the name the firmware gives in HELLO
+    machine      QEMU ``-M`` (unless ``qemu_machine``), the catalogue key and the name the
+                 firmware gives in HELLO
     directory    the board support, under targets/boards/ (test firmwares are looked up there)
     sources      the board support every firmware links, relative to targets/boards/
     linker_script  in ``directory``, run through the C preprocessor
@@ -27,6 +29,12 @@ brings each, for the error when one is missing); its linker script gets
                  (model_bytes per model area, arena_bytes, seqlog entries, stack_bytes)
     uarts        what each ``-serial`` is, in QEMU's order: "link" (the protocol) and "trust"
                  (board_link_trusted's byte, for link_broker.py)
+    trust        how the trust byte leaves the board: "uart" (one of ``uarts``) or "semihosting"
+                 (a semihosting console byte, SYS_WRITEC, on ``-semihosting-config chardev=``)
+    flash_image_bytes  None: QEMU loads the ELF (``-kernel``); else the firmware boots from
+                 pflash0, the ELF's raw image (objcopy -O binary, made with the ELF) padded to this
+    qemu_args    more QEMU options the machine needs
+    qemu_machine QEMU's ``-M`` when it is not ``machine`` (a QEMU name that does not say the core)
 """
 from __future__ import annotations
 
@@ -55,6 +63,10 @@ class EmulatedBoard:
     job_addr: int | None = None
     sizes: dict = field(default_factory=dict)
     uarts: tuple[str, ...] = ("link", "trust")
+    trust: str = "uart"
+    flash_image_bytes: int | None = None
+    qemu_args: tuple[str, ...] = ()
+    qemu_machine: str | None = None
 
 
 def _mps2(machine: str, psram: int) -> EmulatedBoard:
@@ -72,4 +84,12 @@ BOARDS = {b.machine: b for b in (
     EmulatedBoard("netduinoplus2", "stm32f405", ("stm32f405/startup.c", "stm32f405/board.c", *CORTEX_M),
                   "stm32f405.ld.S", "qemu-system-arm", "semihosting", storage_bytes=CKPT_AT,
                   sizes={"model_bytes": 39 * 1024, "arena_bytes": 20 * 1024, "seqlog": 1024, "stack_bytes": 8 * 1024}),
+    # riscv32 virt (targets/boards/riscv-virt): code in place on pflash0 (32 MiB in QEMU 7.2), the
+    # storage at the start of the file-backed RAM; -bios none, or QEMU writes OpenSBI over it. Its
+    # one UART is the link, the trust byte a semihosting console byte.
+    EmulatedBoard("riscv-virt", "riscv-virt", ("riscv-virt/startup.c", "riscv-virt/board.c", "common/libc.c",
+                                               "common/memory_storage.c"),
+                  "riscv-virt.ld.S", "qemu-system-riscv32", "memory-backend", storage_addr=0x80000000,
+                  uarts=("link",), trust="semihosting", flash_image_bytes=32 * 1024 * 1024,
+                  qemu_args=("-bios", "none"), qemu_machine="virt"),
 )}

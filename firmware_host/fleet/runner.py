@@ -30,10 +30,13 @@ from edgelearn.modelblob import to_blob
 from edgelearn.modelfile import load_model
 
 from .. import boards
+from ..qemu_boards import BOARDS as EMULATED
 from . import records as keys
 from .deploy import Deployment, flower_bin, write_app
 
-BOARD_KINDS = ("native", "mps2-an386", "mps2-an500")
+# the kinds whose storage holds the checkpoints a board stopped and started again in a run restores
+# (netduinoplus2's has room for its key and boot count only, qemu_boards.py)
+BOARD_KINDS = tuple(k for k in boards.KINDS if k not in EMULATED or EMULATED[k].storage_bytes is None)
 
 
 class FleetError(RuntimeError):
@@ -46,7 +49,7 @@ class FleetConfig:
     rounds: int = 2
     data: str = "digits"
     partition: str = "iid"
-    kind: str = "native"                 # the boards: native processes or QEMU mps2 machines
+    kind: str = "native"                 # the boards: native processes or QEMU machines (BOARD_KINDS)
     model: str | None = None             # a .json spec or .elm blob; default: the zoo's <data>-stop.json
     epochs: int = 1                      # local epochs over a board's share per round
     seed: int = 0                        # the partition's shuffles

@@ -1,7 +1,8 @@
-/* Board test firmware for any Cortex-M port: proves the UART both ways, the RX interrupt, WFI and the exit code.
- * Every byte received comes back plus one (mod 256), except the sentinel 0x00: the byte
- * after it is the exit code, and the firmware answers "BYE" and exits with that code.
- * The +1 goes through the FPU (a volatile float): without CPACR set it would fault (exit 127). */
+/* Board test firmware for any port (board.h): proves the UART both ways, the RX interrupt, WFI
+ * and the exit code. Every byte received comes back plus one (mod 256), except the sentinel
+ * 0x00: the byte after it is the exit code, and the firmware answers "BYE" and exits with that
+ * code. The +1 goes through a volatile float: on a Cortex-M with an FPU it faults (exit 127)
+ * unless the reset code enabled it (CPACR); on RV32IMAC, which has none, it is libgcc's. */
 #include "../../firmware/board.h"
 
 int main(void)
