@@ -47,7 +47,8 @@ PACKAGES = {"arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
             "riscv64-unknown-elf-gcc": "gcc-riscv64-unknown-elf",
             "qemu-system-riscv32": "qemu-system-misc"}
 
-CORTEX_M = ("cortex-m/reset.c", "cortex-m/semihosting.c", "common/libc.c", "common/memory_storage.c")
+COMMON = ("common/crt.c", "common/libc.c", "common/memory_storage.c")
+CORTEX_M = ("cortex-m/reset.c", "cortex-m/semihosting.c", *COMMON)
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ BOARDS = {b.machine: b for b in (
     # riscv32 virt (targets/boards/riscv-virt): code in place on pflash0 (32 MiB in QEMU 7.2), the
     # storage at the start of the file-backed RAM; -bios none, or QEMU writes OpenSBI over it. Its
     # one UART is the link, the trust byte a semihosting console byte.
-    EmulatedBoard("riscv-virt", "riscv-virt", ("riscv-virt/startup.c", "riscv-virt/board.c", "common/libc.c",
-                                               "common/memory_storage.c"),
+    EmulatedBoard("riscv-virt", "riscv-virt", ("riscv-virt/startup.c", "riscv-virt/board.c", *COMMON),
                   "riscv-virt.ld.S", "qemu-system-riscv32", "memory-backend", storage_addr=0x80000000,
                   uarts=("link",), trust="semihosting", flash_image_bytes=32 * 1024 * 1024,
                   qemu_args=("-bios", "none"), qemu_machine="virt"),
