@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from edgelearn import datasets
+from edgelearn.cli import epoch_line
 from edgelearn.adapt import fit_to_data
 from edgelearn.model import Schedule
 from edgelearn.modelfile import load_model, save_model
@@ -44,7 +45,7 @@ def run(executor: str, position: int, args):
     warm_up(model, executor, data)
     net = make_learner(model, executor)
     training = train(net, data, args.epochs, shuffle_seed=model.learning.seed, label=executor, position=position,
-                     augment_shift=args.augment_shift)
+                     augment_shift=args.augment_shift, on_epoch=epoch_line(executor, False))
     if executor == "fixed":
         save_model(training.best, RESULTS / (model.name + (f"-shift{args.augment_shift}" if args.augment_shift else "") + ".elm"))
     return training.history, training.best_epoch, model.learning.lr_weight_shift
