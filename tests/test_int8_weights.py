@@ -154,3 +154,21 @@ def test_int8_784_256_10_stop_fits_the_f746_where_int16_does_not():
     small = pf.profile(int8_mnist(), "stm32f746", "stop", 8, measure_code=False)
     assert not wide["fits"] and small["fits"]
     assert wide["ram"]["weights"] - small["ram"]["weights"] == 784 * 256 + 256 * 10
+
+
+def test_below_the_int8_bounds_an_int8_layer_learns_as_its_int16_twin():
+    """The width changes the saturation only: the same integer weights stored as int16 follow the
+    same path, draw for draw, as long as no int8 weight reaches -128 or 127."""
+    narrowed = narrow(mlp("m", [32, 16, 4]), {"fc1": 7, "readout": 7})
+    wide = dataclasses.replace(narrowed, layers=tuple(dataclasses.replace(l, weight_bits=16) for l in narrowed.layers),
+                               params={name: dataclasses.replace(p, weight=p.weight.copy())
+                                       for name, p in narrowed.params.items()})
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 256, size=(32, 32), dtype=np.uint8), rng.integers(0, 4, 32)
+    nets = [make_learner(m, "fixed") for m in (narrowed, wide)]
+    for i in range(32):
+        scores = [net.run(x[i:i + 1], y[i:i + 1], True) for net in nets]
+        assert np.array_equal(*scores)
+    w8, w16 = (net.to_model().params for net in nets)
+    assert all(np.array_equal(w8[n].weight, w16[n].weight) and np.abs(w8[n].weight).max() < 127 for n in w8)
+    assert any(not np.array_equal(w8[n].weight, narrowed.params[n].weight) for n in w8)   # it learned
