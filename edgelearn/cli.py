@@ -630,7 +630,8 @@ def cmd_info(args) -> int:
             "name": layer.name, "kind": layer.kind, "neuron": layer.neuron.kind if layer.neuron else "-",
             "inputs": [f"{e.source}" + (f"@-{e.delay}" if e.delay else "") for e in layer.inputs],
             "shape": list(layer.shape), "fan_in": model.fan_in(layer),
-            "weight_format": f"int16 Q{15 - layer.weight_frac}.{layer.weight_frac}" if p.weight.size else "-",
+            "weight_format": (f"int{layer.weight_bits} Q{layer.weight_bits - 1 - layer.weight_frac}.{layer.weight_frac}"
+                              if p.weight.size else "-"),
             "parameters": model.n_parameters()[layer.name], "bytes": model.parameter_bytes()[layer.name],
             "leak": p.leak / (1 << 16),
         })
@@ -852,8 +853,8 @@ def cmd_import(args) -> int:
     save_model(model, args.output)
     report.update(model=model.name, T=model.learning.T, rule=model.learning.rule, notes=notes,
                   layers=[f"{l.name}: {l.kind} {'x'.join(map(str, l.shape))}, "
-                          + (f"{l.neuron.kind}, int16 Q{15 - l.weight_frac}.{l.weight_frac}" if l.neuron
-                             else "no neurons")        # a pool maps its input
+                          + (f"{l.neuron.kind}, int{l.weight_bits} Q{l.weight_bits - 1 - l.weight_frac}.{l.weight_frac}"
+                             if l.neuron else "no neurons")        # a pool maps its input
                           for l in model.layers])
     if args.json:
         emit(json.dumps(report, indent=2))

@@ -33,5 +33,8 @@ MAX_LEARNED = 0xFFFFFFFF
 
 # The runtime's per-layer flags (the layer table's ``flags``; not the blob's)
 LEARN_THRESHOLD, LEARN_LEAK, TRAINABLE = 1, 2, 4
+WEIGHTS_INT8 = 8                     # a runtime layer flag: its weights are int8, updates saturate to sat8
+WEIGHT_BITS = (16, 8)                # a layer's weight storage widths (the model file's weight_bits)
+NARROW_WEIGHT_KINDS = ("dense",)     # the kinds whose kernels also serve int8 weights
 
 ARENA_ALIGN = 8                      # every arena buffer starts 8-byte aligned (int64 buffers)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import numerics as nx
 from .contract import (CUTOFF_MAX_PPM, CUTOFF_NEVER, ENCODINGS, INPUT, MAX_LAYER_SIZE, MAX_LEARNED, MAX_LR_SHIFT, MAX_SURROGATE_SHIFT, MAX_T,
-                       MIN_SURROGATE_SHIFT, RESETS, RULES, UPDATE_MODES)
+                       MIN_SURROGATE_SHIFT, NARROW_WEIGHT_KINDS, RESETS, RULES, UPDATE_MODES, WEIGHT_BITS)
 from .errors import ModelError
 from .ops import LAYERS, NEURONS
 from .ops.layers.window import geometry as window_geometry
@@ -59,8 +59,14 @@ class Layer:
     inputs: tuple[Edge, ...]
     shape: tuple[int, ...]         # output shape ([channels, height, width] for a window kind)
     neuron: Neuron | None = None   # the kind of its neurons; None for a kind without (pooling)
-    weight_frac: int = 12          # weights are int16 in Q(15-f).f (kinds with weights)
+    weight_frac: int = 12          # weights are int<weight_bits> in Q(bits-1-f).f (kinds with weights)
     window: Window | None = None   # the kernel window of a window kind (conv2d, pooling)
+    weight_bits: int = 16          # the weights' storage width: 16, or 8 (dense; docs/numerics.md §1)
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        """The weights' integer range: every conversion clamps to it, every update saturates to it."""
+        return nx.weight_range(self.weight_bits)
 
     @property
     def size(self) -> int:
@@ -234,8 +240,15 @@ class Model:
                 raise ModelError(f"{where}: shape {layer.shape} must be positive")
             if layer.size > MAX_LAYER_SIZE:
                 raise ModelError(f"{where}: {layer.size} neurons; a layer has at most {MAX_LAYER_SIZE}")
-            if not 0 <= layer.weight_frac <= 15:
-                raise ModelError(f"{where}: weight_frac {layer.weight_frac} outside 0..15 (int16 weights)")
+            if layer.weight_bits not in WEIGHT_BITS:
+                raise ModelError(f"{where}: weight_bits {layer.weight_bits}; weights are stored in "
+                                 f"{' or '.join(map(str, WEIGHT_BITS))} bits")
+            if layer.weight_bits != 16 and layer.kind not in NARROW_WEIGHT_KINDS:
+                raise ModelError(f"{where}: weight_bits {layer.weight_bits}: a {layer.kind!r} layer keeps int16 "
+                                 f"weights (int8 storage serves {', '.join(NARROW_WEIGHT_KINDS)} layers)")
+            if not 0 <= layer.weight_frac <= layer.weight_bits - 1:
+                raise ModelError(f"{where}: weight_frac {layer.weight_frac} outside 0..{layer.weight_bits - 1} "
+                                 f"(int{layer.weight_bits} weights)")
             if not layer.inputs:
                 raise ModelError(f"{where}: has no inputs")
             for e in layer.inputs:
@@ -307,6 +320,10 @@ class Model:
                              + ("(outputs, fan-in)" if layer.kind == "dense" else "(rows, columns)") + f" = {expect}")
         if p.weight.dtype != np.int16:
             raise ModelError(f"{where}: weights must be int16, got {p.weight.dtype}")
+        lo, hi = layer.weight_range
+        if layer.weight_bits != 16 and p.weight.size and (p.weight.min() < lo or p.weight.max() > hi):
+            raise ModelError(f"{where}: int{layer.weight_bits} weights must lie in {lo}..{hi}, got "
+                             f"{p.weight.min()}..{p.weight.max()}")
         neurons = layer.size if kind.has_neurons else 0
         if p.threshold.shape != (neurons,) or p.threshold.dtype != np.int32:
             raise ModelError(f"{where}: thresholds must be int32 of shape ({neurons},), "
@@ -408,7 +425,7 @@ def init_params(model: Model, weight_gain: float = 1.5) -> Model:
         bound = weight_gain * np.sqrt(3.0 / cols)  # cols: the inputs one neuron sums
         w = rng.uniform(-bound, bound, size=(rows, cols))
         params[layer.name] = LayerParams(
-            weight=nx.to_fixed(w, layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX, np.int16),
+            weight=nx.to_fixed(w, layer.weight_frac, *layer.weight_range, np.int16),
             threshold=nx.to_fixed(np.full(layer.size, layer.neuron.threshold), nx.STATE_FRAC),
             leak=int(nx.to_fixed(effective_leak(layer.neuron), nx.STATE_FRAC)),
         )

@@ -45,6 +45,8 @@ WINDOW_SECTIONS = (SECTION_WINDOW,)                          # one per layer of 
 INPUT_SOURCE = 0xFFFF                  # edge source index that means the model input
 MAX_LAYERS = INPUT_SOURCE - 1          # layer_count's limit (docs/model-format.md, MODEL section)
 FLAG_LEARN_THRESHOLD, FLAG_LEARN_LEAK, FLAG_MODIFIED_RESET = 1, 2, 4
+FLAG_WEIGHTS_INT8 = 8                  # its WEIGHTS section holds int8 (one byte a weight), not int16
+FLAGS_KNOWN = FLAG_LEARN_THRESHOLD | FLAG_LEARN_LEAK | FLAG_MODIFIED_RESET | FLAG_WEIGHTS_INT8
 
 HEADER = struct.Struct("<4sHHIIII8s")             # magic, version, flags, size, count, table, crc, reserved
 CRC_OFFSET = 20
@@ -73,7 +75,7 @@ def to_blob(model: Model) -> bytes:
             sections.append((SECTION_WINDOW, i, WINDOW_FIXED.pack(*w.kernel, *w.stride, *w.padding)))
     for i, layer in enumerate(model.layers):
         p = model.params[layer.name]
-        sections += [(SECTION_WEIGHTS, i, p.weight.astype("<i2").tobytes()),
+        sections += [(SECTION_WEIGHTS, i, p.weight.astype("<i1" if layer.weight_bits == 8 else "<i2").tobytes()),
                      (SECTION_THRESHOLD, i, p.threshold.astype("<i4").tobytes()),
                      (SECTION_LEAK, i, struct.pack("<i", p.leak))]
     if model.cutoff is not None:
@@ -120,7 +122,7 @@ def _layer_section(model: Model, layer: Layer, index: dict[str, int], sizes: dic
     neuron, flags = layer.neuron, 0                          # a kind without neurons: code 0, no flags
     if neuron is not None:
         flags = (FLAG_LEARN_THRESHOLD * neuron.learn_threshold + FLAG_LEARN_LEAK * neuron.learn_leak
-                 + FLAG_MODIFIED_RESET * (neuron.reset == "modified"))
+                 + FLAG_MODIFIED_RESET * (neuron.reset == "modified") + FLAG_WEIGHTS_INT8 * (layer.weight_bits == 8))
     fixed = LAYER_FIXED.pack(LAYERS[layer.kind].code, NEURONS[neuron.kind].code if neuron else 0, flags,
                               layer.weight_frac, layer.size, model.fan_in(layer, sizes), len(layer.inputs),
                               len(layer.shape), 0, len(name), 0)
@@ -218,7 +220,12 @@ def check_blob(data: bytes) -> Model:
     NativeSPIDE check when they are built, and the C runtime's resources (an arena of
     more than 4 GiB, or smaller than el_arena_required).
     """
-    return rules.check(from_blob(data))
+    model = rules.check(from_blob(data))
+    for layer in model.layers:
+        if layer.weight_bits != 16:       # the C runtime's EL_ERR_UNSUPPORTED (el_blob.c)
+            raise ModelError(f"layer {layer.name!r}: int{layer.weight_bits} weights (weight_bits {layer.weight_bits}): "
+                             "the C runtime stores int16 weights only; the Python reference (executor 'fixed') runs it")
+    return model
 
 
 def _section_table(data: bytes, n_sections: int, table_offset: int, version: int) -> dict[tuple[int, int], memoryview]:
@@ -340,7 +347,7 @@ def _parse_layer_section(buf: memoryview, i: int, n_layers: int) -> _LayerRecord
                 f"for rank {rank}, {n_edges} edge(s) and a {name_length}-byte name")
     if reserved8 or reserved16:
         raise ModelError(f"{what}: reserved fields are {reserved8} and {reserved16}, must be 0")
-    if flags & ~(FLAG_LEARN_THRESHOLD | FLAG_LEARN_LEAK | FLAG_MODIFIED_RESET):
+    if flags & ~FLAGS_KNOWN:
         raise ModelError(f"{what}: unknown flag bits in 0x{flags:02x}")
     shape = tuple(int(d) for d in np.frombuffer(buf, "<u4", rank, LAYER_FIXED.size))
     if not shape or 0 in shape or math.prod(shape) != out_size:
@@ -392,8 +399,9 @@ def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int,
         raise ModelError(f"{where}: a {record.kind!r} layer reads exactly one source, it has {len(record.edges)}")
     g = window_geometry(where, window, source_shape, record.shape[0] if kind.has_neurons else None) if window else None
     neurons = out_size if kind.has_neurons else 0
-    params = LayerParams(weight=_read_array(sections, SECTION_WEIGHTS, i, np.int16,
-                                            kind.weight_shape(out_size, record.fan_in, g)),
+    stored = np.int8 if record.flags & FLAG_WEIGHTS_INT8 else np.int16
+    params = LayerParams(weight=_read_array(sections, SECTION_WEIGHTS, i, stored,
+                                            kind.weight_shape(out_size, record.fan_in, g)).astype(np.int16),
                          threshold=_read_array(sections, SECTION_THRESHOLD, i, np.int32, (neurons,)),
                          leak=int(_read_array(sections, SECTION_LEAK, i, np.int32, (1,))[0]))
     # The blob keeps only what the device runs; the Neuron's initial values are read back
@@ -405,4 +413,5 @@ def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int,
         reset="modified" if record.flags & FLAG_MODIFIED_RESET else "subtract")
     inputs = tuple(Edge(INPUT if source == INPUT_SOURCE else names[source], int(delay))
                    for source, delay in record.edges.tolist())
-    return Layer(record.name, record.kind, inputs, record.shape, neuron, record.weight_frac, window), params
+    return Layer(record.name, record.kind, inputs, record.shape, neuron, record.weight_frac, window,
+                 8 if record.flags & FLAG_WEIGHTS_INT8 else 16), params

@@ -20,7 +20,8 @@ from .rules import init_model
 
 SPEC_FORMAT = "edgelearn-model"
 SPEC_VERSIONS = {1: "the structure", 2: "version 1 and a calibrated cutoff",
-                 3: "version 2 and a learning-rate schedule", 4: "version 3 and window layers (conv2d, pooling)"}
+                 3: "version 2 and a learning-rate schedule", 4: "version 3 and window layers (conv2d, pooling)",
+                 5: "version 4 and int8 weights (a layer's weight_bits)"}
 SPEC_SINCE = {"cutoff": 2, "schedule": 3}      # the spec version that introduced a top-level key
 # What a spec may ask for: a few bytes of JSON must never make the loader allocate gigabytes or
 # run for minutes (docs/model-format.md, "What is refused"). The blob format's own fields bound
@@ -31,14 +32,14 @@ MAX_SPEC_INPUT = 1 << 24                       # input values
 MAX_SPEC_WEIGHTS = 1 << 24                     # weights of all layers together (32 MiB as int16)
 MAX_NAME_BYTES = 65535
 MAX_THRESHOLD = 32768.0                        # 2^31 / 2^16: the largest Q16 int32, exclusive
-LAYER_KEY_SINCE = {"window": 4}                # ... and a layer's key
+LAYER_KEY_SINCE = {"window": 4, "weight_bits": 5}   # ... and a layer's key (written only when not the default)
 
 
 def spec_version(model: Model) -> int:
     """The oldest spec version that holds the model, so older readers keep reading the rest."""
     return max([1] + [since for key, since in SPEC_SINCE.items() if getattr(model, key) is not None]
                + [since for key, since in LAYER_KEY_SINCE.items() for layer in model.layers
-                  if getattr(layer, key) is not None])
+                  if key in _layer_to_dict(layer)])
 
 
 # -- JSON spec ------------------------------------------------------------------------------
@@ -66,6 +67,8 @@ def _layer_to_dict(layer: Layer) -> dict:
     if layer.neuron is not None:                 # a kind without neurons (pooling) has none
         out["neuron"] = dataclasses.asdict(layer.neuron)
     out["weight_frac"] = layer.weight_frac
+    if layer.weight_bits != 16:                  # written only when narrow: int16 files stay as they were
+        out["weight_bits"] = layer.weight_bits
     if layer.window is not None:
         out["window"] = {key: [int(v) for v in pair] for key, pair in dataclasses.asdict(layer.window).items()}
     return out
@@ -258,7 +261,7 @@ _read_window = _object_of(Window, {"kernel": _as_pair, "stride": _as_pair, "padd
                           required=("kernel",))
 _read_layer = _object_of(Layer, {"name": _as_str, "kind": _as_str, "inputs": _list_of(_read_edge),
                                  "shape": _as_shape, "neuron": _read_neuron, "weight_frac": _as_int,
-                                 "window": _read_window},
+                                 "window": _read_window, "weight_bits": _as_int},
                          required=("name", "kind", "inputs", "shape"))
 _read_input = _object_of(InputSpec, {"shape": _as_shape, "encoding": _as_str}, required=("shape",))
 _read_learning = _object_of(Learning, {"rule": _as_str, "T": _as_int, "lr_weight_shift": _as_int,

@@ -15,8 +15,7 @@ from .contract import SUM_LIMIT
 STATE_FRAC = 16
 ONE = 1 << STATE_FRAC            # 1.0 in the state format
 INPUT_FRAC = 8                   # direct input currents: uint8, value = byte / 256
-WEIGHT_BITS = 16                 # weights are int16 with a per-layer fractional width
-
+INT8_MIN, INT8_MAX = -(1 << 7), (1 << 7) - 1
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
@@ -56,6 +55,16 @@ def sat32(x):
 @njit(cache=True)
 def sat16(x):
     return saturate(np.int64(x), INT16_MIN, INT16_MAX)
+
+
+@njit(cache=True)
+def sat8(x):
+    return saturate(np.int64(x), INT8_MIN, INT8_MAX)
+
+
+def weight_range(bits: int) -> tuple[int, int]:
+    """The integer range of weights stored in ``bits`` bits (16 or 8; docs/numerics.md §1)."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 _SUM_LIMIT = np.int64(SUM_LIMIT)

@@ -206,6 +206,8 @@ def layer_flags(model: Model) -> list[int]:
                 f |= ct.LEARN_THRESHOLD
             if learns and layer.neuron.learn_leak and not kind.leak_fixed_at_one:
                 f |= ct.LEARN_LEAK
+        if layer.weight_bits == 8:
+            f |= ct.WEIGHTS_INT8
         flags.append(f)
     return flags
 

@@ -140,7 +140,7 @@ def runnable(model: Model, learner: str, T: int | None = None) -> Model:
 
 def blob_parts(model: Model) -> dict[str, int]:
     """The blob's bytes: parameters (learned in place) and structure."""
-    weights = sum(model.params[layer.name].weight.nbytes for layer in model.layers)
+    weights = sum(model.params[layer.name].weight.size * layer.weight_bits // 8 for layer in model.layers)
     thresholds = sum(model.params[layer.name].threshold.nbytes for layer in model.layers)   # none for a pool
     leaks = 4 * len(model.layers)
     total = len(to_blob(model))

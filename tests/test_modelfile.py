@@ -266,7 +266,7 @@ def test_wrong_types_name_the_field(tmp_path, place, edit, fragment):
     (lambda s: s["layers"][1]["inputs"][0].update({"from": "fc9"}), "input 'fc9' does not exist"),
     (lambda s: s["layers"][1].pop("neuron"), "layer 1 ('readout'): a 'dense' layer needs a 'neuron'"),
     (lambda s: s.update(format="onnx"), "not an edgelearn model spec: 'format' is \"onnx\""),
-    (lambda s: s.update(version=5), "unsupported spec version 5 (supported: 1: the structure, 2:"),
+    (lambda s: s.update(version=6), "unsupported spec version 6 (supported: 1: the structure, 2:"),
 ])
 def test_structural_errors_are_reported_before_initialising(tmp_path, edit, fragment):
     refused_spec(tmp_path, spec_text(edit), fragment)

@@ -97,4 +97,16 @@ def make_learner(model: Model, executor: str, **given) -> Learner:
             if kind is not None and executor in EXECUTORS and executor not in kind.exactness:
                 raise ModelError(f"layer {layer.name!r}: {what} kind {kind.name!r} has no {executor!r} executor "
                                  f"(it has: {', '.join(kind.exactness)})")
-    return known[executor][runtime_of(model)](model, **given)
+    runner = known[executor][runtime_of(model)]
+    for layer in model.layers:
+        if layer.weight_bits not in weight_bits(runner):
+            raise ModelError(f"layer {layer.name!r}: int{layer.weight_bits} weights (weight_bits {layer.weight_bits}); "
+                             f"the {executor!r} executor of rule {model.learning.rule!r} stores only "
+                             f"{' and '.join(f'int{b}' for b in weight_bits(runner))} weights")
+    return runner(model, **given)
+
+
+def weight_bits(runner: type) -> tuple[int, ...]:
+    """The weight storage widths an executor's class declares (``weight_bits``); int16 when it
+    declares none: an executor computes a narrow layer only when it says it does."""
+    return getattr(runner, "weight_bits", (16,))

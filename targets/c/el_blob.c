@@ -231,6 +231,7 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
     if (!el_layer_known(p[0])) return EL_ERR_UNKNOWN_CODE;                             /* el_layers.h */
     if (el_layer_has_neurons(p[0]) ? !el_neuron_known(p[1]) : p[1] != 0) return EL_ERR_UNKNOWN_CODE;
     if (!el_layer_has_neurons(p[0]) && flags != 0) return EL_ERR_VALUE;   /* a map of its input has no neurons */
+    if (flags & EL_BLOB_WEIGHTS_INT8) return EL_ERR_UNSUPPORTED;   /* int8 weights: only the Python reference so far */
     el_zero(layer, sizeof *layer);
     layer->kind = p[0];
     layer->neuron = p[1];

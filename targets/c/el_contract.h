@@ -55,7 +55,8 @@ enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD 
 #define EL_BLOB_LEARN_THRESHOLD 1u    /* a LAYER section's flags */
 #define EL_BLOB_LEARN_LEAK 2u
 #define EL_BLOB_MODIFIED_RESET 4u
-#define EL_BLOB_FLAGS_KNOWN 7u
+#define EL_BLOB_WEIGHTS_INT8 8u   /* int8 weights: this runtime refuses them (EL_ERR_UNSUPPORTED) */
+#define EL_BLOB_FLAGS_KNOWN 15u
 
 /* the layer kinds (edgelearn/ops/layers) */
 #define EL_MAX_AVERAGE_WINDOW 128u    /* an average pool's window: a power of two up to this */

@@ -51,6 +51,10 @@ def check(model: Model) -> None:
         if layer.kind != "dense":
             raise ModelError(f"layer {layer.name!r}: SPIDE runs dense layers; a {layer.kind!r} layer runs on STOP "
                              "(learning.rule 'stop')")
+        if layer.weight_bits != 16:
+            raise ModelError(f"layer {layer.name!r}: SPIDE stores int16 weights, this layer asks for "
+                             f"int{layer.weight_bits} (weight_bits {layer.weight_bits}); int8 weights learn with STOP "
+                             "(learning.rule 'stop')")
     *spiking, readout = model.layers
     if len(model.layers) < 2 or NEURONS[readout.neuron.kind].spiking:
         raise ModelError("SPIDE needs spiking layers read by a linear classifier: the last layer must be an "
@@ -162,7 +166,7 @@ def start(model: Model, gain: float = 0.5) -> None:
         for e in edges[k]:
             if e.delay > 0:
                 W[k][:, e.cols] *= gain / bound
-        model.params[layer.name].weight = nx.to_fixed(W[k], layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX, np.int16)
+        model.params[layer.name].weight = nx.to_fixed(W[k], layer.weight_frac, *layer.weight_range, np.int16)
 
 
 def dead_equilibrium(samples: int) -> str:

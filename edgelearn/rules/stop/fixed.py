@@ -16,7 +16,7 @@ from numba import njit
 
 from ... import numerics as nx
 from ... import plan
-from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, TRAINABLE
+from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, TRAINABLE, WEIGHTS_INT8
 from ...encoders import CODES, as_rows, encode_step
 from ...model import Model
 from ...errors import ModelError
@@ -162,6 +162,8 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
         if per_step:
             layer_update(kind, W, d, xt, window_of(table, l), weight_shift(table, l, lr_shifts, 0), rng_learn,
                          a.nonzero_index, a.plane_sums)
+            if flags & WEIGHTS_INT8:
+                k.saturate_learned_rows(W, d, nx.INT8_MIN, nx.INT8_MAX)
         else:
             wo = table[l, F.w_off]
             layer_grads(kind, a.weight_grad[wo:wo + W.size].reshape(W.shape), d, xt, window_of(table, l),
@@ -250,6 +252,8 @@ def apply_accumulated(table, params, a, lr_shifts, extra_shift, rng_learn):
         W = layer_weights(table, params.weights, l)          # a pool's is empty: nothing to apply
         k.apply_weight_grads(W, a.weight_grad[wo:wo + W.size].reshape(W.shape),
                              weight_shift(table, l, lr_shifts, extra_shift), rng_learn)
+        if flags & WEIGHTS_INT8:
+            k.saturate_weights(W, nx.INT8_MIN, nx.INT8_MAX)
         if flags & LEARN_THRESHOLD:
             k.apply_threshold_grads(layer_thresholds(table, params.thresholds, l), a.threshold_grad[lo:lo + n_out],
                                     nx.STATE_FRAC + lr_shifts[1] + extra_shift, THRESHOLD_FLOOR_Q16, rng_learn)
@@ -264,6 +268,7 @@ class FixedSTOP:
     """The fixed-point STOP runtime over the arena of edgelearn.plan (what the device holds)."""
 
     exactness = Exactness.BIT
+    weight_bits = (16, 8)          # an int8 layer's updates saturate to sat8 (WEIGHTS_INT8)
 
     def __init__(self, model: Model):
         check(model)

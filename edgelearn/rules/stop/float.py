@@ -145,6 +145,7 @@ class FloatSTOP:
     ``late_fraction`` (in (0, 1]) sets its late window; see the module docstring."""
 
     exactness = Exactness.MATH
+    weight_bits = (16, 8)          # float weights; to_model rounds each layer to its own width
 
     def __init__(self, model: Model, *, regulariser: float = 0.0, late_fraction: float = 0.25):
         check(model)
@@ -465,7 +466,7 @@ class FloatSTOP:
         out = self.model.copy()
         for l, layer in enumerate(out.layers):
             p = out.params[layer.name]
-            p.weight = nx.to_fixed(self.W[l], layer.weight_frac, nx.INT16_MIN, nx.INT16_MAX, np.int16)
+            p.weight = nx.to_fixed(self.W[l], layer.weight_frac, *layer.weight_range, np.int16)
             p.threshold = nx.to_fixed(self.th[l], nx.STATE_FRAC)
             p.leak = int(nx.to_fixed(self.a[l], nx.STATE_FRAC))
         out.schedule = self.learning_rates.state()

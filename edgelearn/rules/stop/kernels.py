@@ -84,6 +84,27 @@ def apply_weight_grads(W, gW, shift, rng):
 
 
 @njit(cache=True)
+def saturate_learned_rows(W, d, lo, hi):
+    """W[j] = clamp(W[j], lo, hi) for the rows whose error d_j is non-zero (the only ones a
+    per-step update changed). After the update's sat16 this is the update's sat8 exactly, as
+    clamp(clamp(x, -2^15, 2^15-1), lo, hi) = clamp(x, lo, hi) for lo..hi inside int16: an int8
+    layer's weights move as W = sat8(W - SR(d x^T)) (docs/numerics.md §5)."""
+    for j in range(W.shape[0]):
+        if d[j] != 0:
+            for i in range(W.shape[1]):
+                W[j, i] = min(max(W[j, i], lo), hi)
+
+
+@njit(cache=True)
+def saturate_weights(W, lo, hi):
+    """W = clamp(W, lo, hi) over the whole matrix: ``saturate_learned_rows`` after an update
+    once per sample or batch (``apply_weight_grads``), which may change any row."""
+    for j in range(W.shape[0]):
+        for i in range(W.shape[1]):
+            W[j, i] = min(max(W[j, i], lo), hi)
+
+
+@njit(cache=True)
 def threshold_grads(d, th_tr, g):
     """g += d * (th~ - 1)."""
     for j in range(d.shape[0]):
