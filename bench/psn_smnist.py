@@ -1,42 +1,147 @@
-"""Sequential MNIST (each image row one step: 28 steps of 28 Q0.8 currents) through a PSN network in
-fixed point, learning online on the device's arithmetic (FixedPSN, taps frozen at 2^-1, per-step
-weight updates, the rate halving every two epochs). An exploratory run, not a tuned result
-(docs/psn.md §7): it prints the accuracy on the first --n-test test images after each epoch.
+"""Sequential MNIST (each image row one step: 28 steps of 28 Q0.8 currents; the 10k / 10k split) with a
+PSN network (docs/psn.md §3, §7; issue 12: at least 95% in fixed point, the float twin within 1 point).
 
-    .venv/bin/python bench/psn_smnist.py                       # 28-128-10, K = 4, D = 2, rate 2^-11
-    .venv/bin/python bench/psn_smnist.py --hidden 256 --taps 8 --dilation 4"""
+The recipe: the stack trained on the host through time (edgelearn/psn_bptt.py: the whole sequence in
+parallel, Adam on the cross-entropy of the summed readout, taps through the straight-through
+power-of-two projection, thresholds learned), then quantised (FloatPSN.to_net: tap codes, Q12
+weights, Q16 thresholds) and evaluated in fixed point with the bit-exact reference (FixedPSN); the
+C runtime (NativePSN) is checked to give the reference's scores on the first test images. Optionally
+(--device-epochs N) the quantised network then learns online on the device's arithmetic (FixedPSN, the
+per-step rule of docs/psn.md §3, taps frozen, the rate halving each epoch); with --epochs 0 that is
+the untuned online variant from scratch.
+
+    .venv/bin/python bench/psn_smnist.py                  # 28-256-256-256-10, K = 4, D = 1, 4, 16
+    .venv/bin/python bench/psn_smnist.py --hidden 256 256 --epochs 5
+    .venv/bin/python bench/psn_smnist.py --epochs 0 --device-epochs 1 --hidden 128 --dilations 2 \\
+        --threshold 0.5 --weight-scale 1 --device-lr 11           # the online variant (no host training)
+
+Writes bench/results/psn_smnist.{json,md,png}."""
 import argparse
+import json
+import os
+import platform
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+from tqdm import tqdm
 
 from edgelearn import datasets
-from edgelearn.psnnet import FixedPSN, make_net
+from edgelearn import psn_bptt as bptt
+from edgelearn.plots import accuracy_curves
+from edgelearn.psn_native import NativePSN
+from edgelearn.psnnet import FixedPSN, FloatPSN, make_net
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--taps", type=int, default=4)
-    p.add_argument("--dilation", type=int, default=2)
-    p.add_argument("--lr-shift", type=int, default=11)
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256, 256], help="hidden layer sizes")
+    p.add_argument("--taps", type=int, default=4, help="K, taps per hidden channel")
+    p.add_argument("--dilations", type=int, nargs="+", default=None,
+                   help="one per hidden layer (default: the sawtooth 1, K, K^2, ...)")
+    p.add_argument("--threshold", type=float, default=0.5, help="initial hidden thresholds")
+    p.add_argument("--weight-scale", type=float, default=3.0, help="initial weights N(0, scale^2 / n_in)")
+    p.add_argument("--surrogate-shift", type=int, default=1, help="phi's half-width 2^k")
+    p.add_argument("--epochs", type=int, default=15, help="host epochs through time")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-3, help="Adam's initial rate (cosine to 0)")
+    p.add_argument("--fixed-thresholds", action="store_true", help="do not learn the thresholds")
+    p.add_argument("--device-epochs", type=int, default=0, help="online epochs on the device afterwards")
+    p.add_argument("--device-lr", type=int, default=14, help="the device's lr_weight_shift (first epoch)")
     p.add_argument("--n-train", type=int, default=10000)
-    p.add_argument("--n-test", type=int, default=2000)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--n-test", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default=str(RESULTS / "psn_smnist"))
     args = p.parse_args(argv)
+    started = time.time()
     ds = datasets.load("smnist")
-    net = make_net([28, args.hidden, 10], taps=args.taps, dilations=[args.dilation], seed=1, T=28,
-                   weight_scale=1.0, threshold=args.threshold, lr_weight_shift=args.lr_shift)
-    fx = FixedPSN(net)
-    for e in range(args.epochs):
-        fx.net.lr_weight_shift = args.lr_shift + e // 2
-        t = time.time()
-        for i in np.random.default_rng(e).permutation(args.n_train):
-            fx.run(ds.x_train[i:i + 1], ds.y_train[i:i + 1], True)
-        s = fx.run(ds.x_test[:args.n_test], None, False)
-        print(f"epoch {e}: test accuracy {np.mean(np.argmax(s, 1) == ds.y_test[:args.n_test]):.4f} "
-              f"({time.time() - t:.0f} s)", flush=True)
+    xtr, ytr = ds.x_train[:args.n_train], ds.y_train[:args.n_train]
+    xte, yte = ds.x_test[:args.n_test], ds.y_test[:args.n_test]
+    net = make_net([28, *args.hidden, 10], taps=args.taps, dilations=args.dilations, seed=args.seed, T=28,
+                   threshold=args.threshold, weight_scale=args.weight_scale,
+                   surrogate_shift=args.surrogate_shift, lr_weight_shift=args.device_lr)
+    fl = FloatPSN.of(net)
+    X_test = bptt.inputs(fl, xte)
+    history = []
+
+    def on_epoch(epoch, loss):
+        acc = bptt.accuracy(bptt.evaluate(fl, X_test), yte)
+        history.append(SimpleNamespace(epoch=epoch + 1, test_accuracy=acc, train_loss=loss))
+        bar.write(f"epoch {epoch + 1}: training loss {loss:.4f}, float twin test accuracy {acc:.4f}")
+
+    with tqdm(total=args.epochs * len(xtr), desc="host, through time", unit="seq") as bar:
+        bptt.train(fl, bptt.inputs(fl, xtr, np.float32), ytr, args.epochs, args.batch, args.lr,
+                   learn_thresholds=not args.fixed_thresholds, seed=args.seed, on_epoch=on_epoch,
+                   progress=bar.update)
+    host_seconds = time.time() - started
+    float_acc = bptt.accuracy(bptt.evaluate(fl, X_test), yte)
+    device = fl.to_net(net)
+    fx = FixedPSN(device)
+    t = time.time()
+    fixed_scores = np.concatenate([fx.run(xte[i:i + 500], None, False)
+                                   for i in tqdm(range(0, len(xte), 500), desc="fixed point", unit="500 seq")])
+    fixed_acc = bptt.accuracy(fixed_scores, yte)
+    fixed_seconds = time.time() - t
+    c = NativePSN(device)
+    n_c = min(500, len(xte))
+    c_equals_fixed = bool(np.array_equal(c.run(xte[:n_c], None, False), fixed_scores[:n_c]))
+    device_curve = []
+    for e in range(args.device_epochs):
+        fx.net.lr_weight_shift = args.device_lr + e                    # the step decay
+        for i in tqdm(np.random.default_rng(200 + e).permutation(len(xtr)), desc=f"device epoch {e + 1}",
+                      unit="seq"):
+            fx.run(xtr[i:i + 1], ytr[i:i + 1], True)
+        device_curve.append(bptt.accuracy(fx.run(xte, None, False), yte))
+        print(f"device epoch {e + 1}: fixed-point test accuracy {device_curve[-1]:.4f}", flush=True)
+    rates = [float(np.mean(H >= fl.th[l])) for l, (_, _, H) in
+             enumerate(bptt.forward(fl, X_test[:500], keep=True)[1][:-1])]
+    out = {
+        "task": {**vars(args), "dilations": [ly.dilation for ly in device.layers[:-1]],
+                 "field": 1 + sum((ly.K - 1) * ly.dilation for ly in device.layers[:-1]),
+                 "loss": "cross-entropy of softmax(sum_t U / T)", "optimiser": "Adam, cosine rate"},
+        "host": platform.node(), "load": os.getloadavg(),
+        "float_accuracy": float_acc, "fixed_accuracy": fixed_acc, "gap_points": round(100 * (float_acc - fixed_acc), 2),
+        "curve": [{"epoch": r.epoch, "float_test_accuracy": r.test_accuracy, "train_loss": r.train_loss}
+                  for r in history],
+        "device_curve": device_curve, "c_equals_fixed": c_equals_fixed, "c_checked_sequences": n_c,
+        "spike_rates": rates,
+        "taps_changed": [float(np.mean(ly.taps != ly0.taps)) for ly, ly0 in zip(device.layers[:-1], net.layers)],
+        "tap_code_histogram": [dict(zip(*map(lambda a: a.tolist(), np.unique(ly.taps, return_counts=True))))
+                               for ly in device.layers[:-1]],
+        "memory_bytes_inference": int(sum(device.memory(False).values())),
+        "seconds": {"host_training": round(host_seconds, 1), "fixed_eval": round(fixed_seconds, 1),
+                    "total": round(time.time() - started, 1)},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out + ".json").write_text(json.dumps(out, indent=1) + "\n")
+    sizes = "-".join(map(str, [28, *args.hidden, 10]))
+    rows = "".join(f"| {r.epoch} | {r.train_loss:.4f} | {r.test_accuracy:.4f} |\n" for r in history)
+    tuned = "".join(f"| fixed point after {e + 1} online epoch(s) on the device | {a:.4f} |\n"
+                    for e, a in enumerate(device_curve))
+    Path(args.out + ".md").write_text(
+        f"# Sequential MNIST with PSN (bench/psn_smnist.py)\n\n"
+        f"{len(xtr)} training / {len(xte)} test images, 28 rows as 28 steps. {sizes}, K = {args.taps}, "
+        f"dilations {out['task']['dilations']} (field {out['task']['field']} steps), {args.epochs} host epochs "
+        f"through time (Adam {args.lr:g}, cosine; batch {args.batch}; cross-entropy of the summed readout), seed "
+        f"{args.seed}.\n\n"
+        "| network | test accuracy |\n|---|---|\n"
+        f"| float twin (device taps, float weights and thresholds) | {float_acc:.4f} |\n"
+        f"| fixed point (to_net: tap codes, Q12 weights, Q16 thresholds; FixedPSN) | {fixed_acc:.4f} |\n"
+        f"{tuned}\n"
+        f"Float − fixed: {out['gap_points']} points. C runtime = the reference on the first {n_c} test scores: "
+        f"{c_equals_fixed}. Hidden spike rates {', '.join(f'{r:.3f}' for r in rates)}; tap codes changed from "
+        f"the initial 2^-1: {', '.join(f'{100 * v:.0f}%' for v in out['taps_changed'])} per layer. Device memory "
+        f"for inference {out['memory_bytes_inference']} bytes. Host training {host_seconds:.0f} s, fixed-point "
+        f"evaluation {fixed_seconds:.0f} s, all {out['seconds']['total']:.0f} s on one core ({platform.node()}).\n\n"
+        "| epoch | training loss | float twin test accuracy |\n|---|---|---|\n" + rows)
+    accuracy_curves({"float twin": history,
+                     "fixed point (quantised)": [SimpleNamespace(epoch=args.epochs, test_accuracy=fixed_acc)]},
+                    args.out + ".png", f"sequential MNIST, PSN {sizes}")
+    return out
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ is the output, scores are sum_t U, E[t] = 1/2 |U[t] - y|^2).
 Three executors of the same network:
 
 - ``FloatPSN``: the float64 twin; online per-step learning of W (and, on the host, of the latent
-  taps through the power-of-two projection with a straight-through estimate);
+  taps through the power-of-two projection with a straight-through estimate); edgelearn/psn_bptt.py
+  trains it on the host through time instead (batched, every temporal path, learned thresholds);
 - ``FixedPSN``: the bit-exact reference (numba), online per-step learning of W, taps frozen;
 - ``NativePSN``: the C runtime (targets/c/el_psn.c through cffi), bit for bit equal to FixedPSN.
 
@@ -357,10 +358,12 @@ class FloatPSN:
         return out
 
     def to_net(self, like: PSNNet) -> PSNNet:
-        """The device's network: taps projected onto powers of two (codes), weights to Q w_frac."""
+        """The device's network: taps projected onto powers of two (codes), weights to Q w_frac,
+        the hidden layers' thresholds to Q16 (learned on the host by psn_bptt; the readout's is never read)."""
         net = like.copy()
         for l, ly in enumerate(net.layers):
             if l < len(net.layers) - 1:
                 ly.taps = psn.tap_codes(self.c[l])
+                ly.thresholds = to_fixed(self.th[l], 16)
             ly.weights = to_fixed(self.W[l], ly.w_frac, -32768, 32767, np.int16)
         return net
