@@ -92,7 +92,7 @@ def test_the_taps_learn_straight_through_the_projection():
 
 
 def test_the_batched_forward_is_the_twins_online_forward():
-    fl, X, _ = twin(project_taps=True)
+    fl, _, _ = twin(project_taps=True)
     samples = np.random.default_rng(3).integers(0, 256, (4, 12, 4)).astype(np.uint8)
     got = bp.forward(fl, bp.inputs(fl, samples))
     want = fl.run(samples, None, learn=False)
