@@ -27,43 +27,74 @@ from types import SimpleNamespace
 import numpy as np
 from tqdm import tqdm
 
-from edgelearn import datasets
+from edgelearn import datasets, psnfile
 from edgelearn import psn_bptt as bptt
+from edgelearn.ops.layers import psn
 from edgelearn.plots import accuracy_curves
 from edgelearn.psn_native import NativePSN
-from edgelearn.psnnet import FixedPSN, FloatPSN, make_net
+from edgelearn.psnnet import FixedPSN, FloatPSN
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
+def recipe(args) -> dict:
+    """The spec with the options given on the command line; ``args`` gets the values used."""
+    spec = json.loads(Path(args.model).read_text())
+    hidden, readout = spec["layers"][:-1], spec["layers"][-1]
+    sizes = args.hidden or [ly["neurons"] for ly in hidden]
+    taps = args.taps or hidden[0]["taps"]
+    dilations = args.dilations or ([ly["dilation"] for ly in hidden] if not args.hidden and not args.taps
+                                   else psn.sawtooth(len(sizes), taps))
+    spec["layers"] = [{"kind": "psn", "neurons": n, "taps": taps, "dilation": d}
+                      for n, d in zip(sizes, dilations, strict=True)] + [readout]
+    for section, key, option in (("init", "seed", "seed"), ("init", "threshold", "threshold"),
+                                 ("init", "weight_scale", "weight_scale"),
+                                 ("learning", "surrogate_shift", "surrogate_shift"), ("learning", "epochs", "epochs"),
+                                 ("learning", "batch", "batch"), ("learning", "lr", "lr"),
+                                 ("learning", "lr_weight_shift", "device_lr")):
+        if getattr(args, option) is not None:
+            spec[section][key] = getattr(args, option)
+    if args.fixed_thresholds:
+        spec["learning"]["learn_thresholds"] = False
+    spec = psnfile.check_spec(spec)
+    init, learning = spec["init"], spec["learning"]
+    args.hidden, args.taps, args.dilations = sizes, taps, dilations
+    args.seed, args.threshold, args.weight_scale = init["seed"], init["threshold"], init["weight_scale"]
+    args.surrogate_shift, args.epochs, args.batch = learning["surrogate_shift"], learning["epochs"], learning["batch"]
+    args.lr, args.device_lr = learning["lr"], learning["lr_weight_shift"]
+    args.fixed_thresholds = not learning["learn_thresholds"]
+    return spec
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256, 256], help="hidden layer sizes")
-    p.add_argument("--taps", type=int, default=4, help="K, taps per hidden channel")
-    p.add_argument("--dilations", type=int, nargs="+", default=None,
-                   help="one per hidden layer (default: the sawtooth 1, K, K^2, ...)")
-    p.add_argument("--threshold", type=float, default=0.5, help="initial hidden thresholds")
-    p.add_argument("--weight-scale", type=float, default=3.0, help="initial weights N(0, scale^2 / n_in)")
-    p.add_argument("--surrogate-shift", type=int, default=1, help="phi's half-width 2^k")
-    p.add_argument("--epochs", type=int, default=15, help="host epochs through time")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam's initial rate (cosine to 0)")
+    p.add_argument("--model", default=str(ROOT / "models" / "psn" / "smnist-psn.json"),
+                   help="the PSN spec (edgelearn.psnfile) whose layers and recipe the options below change")
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default: the spec's)")
+    p.add_argument("--taps", type=int, help="K, taps per hidden channel (default: the spec's)")
+    p.add_argument("--dilations", type=int, nargs="+",
+                   help="one per hidden layer (default: the spec's, or the sawtooth 1, K, K^2, ... for --hidden)")
+    p.add_argument("--threshold", type=float, help="initial hidden thresholds")
+    p.add_argument("--weight-scale", type=float, help="initial weights N(0, scale^2 / n_in)")
+    p.add_argument("--surrogate-shift", type=int, help="phi's half-width 2^k")
+    p.add_argument("--epochs", type=int, help="host epochs through time")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float, help="Adam's initial rate (cosine to 0)")
     p.add_argument("--fixed-thresholds", action="store_true", help="do not learn the thresholds")
     p.add_argument("--device-epochs", type=int, default=0, help="online epochs on the device afterwards")
-    p.add_argument("--device-lr", type=int, default=14, help="the device's lr_weight_shift (first epoch)")
+    p.add_argument("--device-lr", type=int, help="the device's lr_weight_shift (first epoch)")
     p.add_argument("--n-train", type=int, default=10000)
     p.add_argument("--n-test", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, help="initial weights and every stream (default: the spec's)")
     p.add_argument("--out", default=str(RESULTS / "psn_smnist"))
     args = p.parse_args(argv)
+    spec = recipe(args)
     started = time.time()
     ds = datasets.load("smnist")
     xtr, ytr = ds.x_train[:args.n_train], ds.y_train[:args.n_train]
     xte, yte = ds.x_test[:args.n_test], ds.y_test[:args.n_test]
-    net = make_net([28, *args.hidden, 10], taps=args.taps, dilations=args.dilations, seed=args.seed, T=28,
-                   threshold=args.threshold, weight_scale=args.weight_scale,
-                   surrogate_shift=args.surrogate_shift, lr_weight_shift=args.device_lr)
+    net = psnfile.net_of_spec(spec)
     fl = FloatPSN.of(net)
     X_test = bptt.inputs(fl, xte)
     history = []

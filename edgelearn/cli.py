@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__, cutoff, datasets, deploy, profile
+from . import __version__, cli_psn, cutoff, datasets, deploy, profile, psnfile
 from .cli_util import DefaultsShown, check_writable, emit, int_in, parsers_of
 from .adapt import fit_to_data
 from .augment import recipe_shift
@@ -33,6 +33,7 @@ EXECUTOR_HELP = "; ".join(f"{name}: {exactness(name).value}" for name in EXECUTO
 COMMANDS_GROUP = "edgelearn.commands"
 DECAY_EVERY, DECAY_STEPS = 3, 3      # the default schedule, measured in docs/training.md
 VALIDATION = 0.1                     # the default validation share
+EPOCHS = 15
 TOLERANCES = ",".join(f"{e:g}" for e in cutoff.DEFAULT_TOLERANCES)     # argparse parses a string default
 
 
@@ -82,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits, mnist, smnist (sequential MNIST: a row per step), an .npz of x_train/y_train/"
                         "x_test/y_test arrays ([n, features] or sequences [n, steps, features]), or a directory "
                         "of MNIST-style IDX files or of those .npy arrays (docs/datasets.md)")
-    t.add_argument("--model", help="model spec (.json) or trained blob (.elm); default: an MLP sized to the data")
+    t.add_argument("--model", help="model spec (.json) or trained blob (.elm), or a PSN network's spec or trained "
+                                   ".psn (docs/psn.md); default: an MLP sized to the data")
     t.add_argument("--hidden", type=int_in(1, 65535), default=256, help="hidden neurons of the default MLP")
     t.add_argument("--learner", choices=("stop", "readout", "spide"),
                    help="stop: every layer; readout: the last layer only (the cheap baseline); spide: "
@@ -93,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--twin", action=argparse.BooleanOptionalAction, default=False,
                    help="also train the twin from the same start (float beside fixed or c, fixed beside "
                         "float) and print it beside")
-    t.add_argument("--epochs", type=int_in(1), default=15, help="passes over the training data")
+    t.add_argument("--epochs", type=int_in(1), help=f"passes over the training data (default: {EPOCHS}, or a PSN "
+                                                    "spec's learning.epochs)")
     t.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's)")
     t.add_argument("--Tb", type=int_in(1, 65535), help="SPIDE's backward time steps (default: the model's)")
     t.add_argument("--lr-shift", type=int_in(0, 40), help="weight learning rate 2^-N (default: the model's)")
@@ -112,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "currents have the same spread, and choose the weight rate from the input energy (the "
                         "default for a new STOP model; docs/training.md); model: the seeded initialisation as is "
                         "(the default for a trained .elm)")
-    t.add_argument("--batch", type=int_in(1), default=1, help="1 is online learning, as on the device")
+    t.add_argument("--batch", type=int_in(1), help="1 is online learning, as on the device (default: 1, or a PSN "
+                                                  "spec's learning.batch for its host rule)")
     t.add_argument("--augment-shift", type=int_in(0, 255), metavar="PX",
                    help="move every training image by up to PX pixels each way, drawn anew each epoch, the border "
                         "filled from the image's edge; validation and test data stay as they are (default: 1 for images of at least "
@@ -131,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_train)
 
     e = sub.add_parser("eval", help="test accuracy of a trained model")
-    e.add_argument("model", help="a trained model (.elm) or a spec (.json)")
+    e.add_argument("model", help="a trained model (.elm or a PSN network's .psn) or a spec (.json)")
     e.add_argument("--data", default="digits", help="digits, mnist, smnist, an .npz/.csv file or a directory (as train)")
     e.add_argument("--executor", choices=tuple(EXECUTORS), default="fixed", help=f"what runs it ({EXECUTOR_HELP})")
     e.add_argument("--limit-test", type=int_in(1), metavar="N", help="use the first N test samples")
@@ -176,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(run=cmd_calibrate)
 
     i = sub.add_parser("info", help="layers, parameter counts and bytes of a model")
-    i.add_argument("model", help="a model spec (.json) or blob (.elm)")
+    i.add_argument("model", help="a model spec (.json) or blob (.elm), or a PSN network's (.json, .psn)")
     i.add_argument("--json", action="store_true", help="print the description as JSON")
     i.set_defaults(run=cmd_info)
 
@@ -195,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("profile", help="memory per buffer against a target's budget: inference, the learner and "
                                        "BPTT, and what training adds")
-    f.add_argument("model", help="a model spec (.json) or trained blob (.elm)")
+    f.add_argument("model", help="a model spec (.json) or trained blob (.elm), or a PSN network's (.json, .psn)")
     f.add_argument("--target", help="a board of targets/catalogue.json (or give --ram and --flash)")
     f.add_argument("--ram", type=memory_size, help="the board's SRAM, e.g. 128K (over the target's; "
                                                    "without --target: a custom board)")
@@ -317,8 +321,11 @@ def check_fits(model, data: datasets.Dataset) -> None:
 
 
 def cmd_train(args) -> int:
+    if args.model and psnfile.is_psn(args.model):
+        return cli_psn.cmd_train(args, validation_split(args, load_data(args)))
     check_writable(args.output, (".elm",), "model")
     check_writable(args.plot, (".png",), "plot")
+    args.epochs, args.batch = args.epochs or EPOCHS, args.batch or 1
     data = validation_split(args, load_data(args))
     model, fit = model_for(args, data)
     shift = recipe_shift(data) if args.augment_shift is None else args.augment_shift
@@ -509,6 +516,8 @@ def cmd_eval(args) -> int:
     if (args.plot or args.limit_train or args.min_support) and not args.cutoff:
         raise ModelError("--plot, --limit-train and --min-support draw the cutoff's trade-off curve: use them "
                          "with --cutoff")
+    if psnfile.is_psn(args.model):
+        return cli_psn.cmd_eval(args, load_data(args))
     check_writable(args.plot, (".png",), "plot")
     data = load_data(args)
     model = load_model(args.model)
@@ -621,6 +630,8 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_info(args) -> int:
+    if psnfile.is_psn(args.model):
+        return cli_psn.cmd_info(args)
     model = load_model(args.model)
     sizes = model.sizes()
     layers = []
@@ -742,6 +753,8 @@ def cmd_compile(args) -> int:
 
 
 def cmd_profile(args) -> int:
+    if psnfile.is_psn(args.model):
+        return cli_psn.cmd_profile(args)
     if args.plot:
         check_writable(args.plot, (".png",), "plot")
     model = load_model(args.model)

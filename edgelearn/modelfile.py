@@ -144,7 +144,7 @@ def _json_text(value, indent: str = "") -> str:
 
 
 def load_spec(path) -> Model:
-    data = _read_file(path)
+    data = read_model_file(path)
     with _about(path):
         return _spec_from_bytes(data)
 
@@ -289,7 +289,7 @@ def save_blob(model: Model, path) -> None:
 
 
 def load_blob(path) -> Model:
-    data = _read_file(path)
+    data = read_model_file(path)
     with _about(path):
         return from_blob(data)
 
@@ -297,7 +297,7 @@ def load_blob(path) -> Model:
 def load_model(path) -> Model:
     """A model from a blob (recognised by its magic) or a JSON spec (a ``.json`` file or
     text that starts with '{'); a spec's parameters are freshly initialised."""
-    data = _read_file(path)
+    data = read_model_file(path)
     with _about(path):
         if data.startswith(BLOB_MAGIC):
             return from_blob(data)
@@ -320,7 +320,8 @@ def save_model(model: Model, path) -> None:
                          "or .json (spec, structure only)")
 
 
-def _read_file(path) -> bytes:
+def read_model_file(path) -> bytes:
+    """The bytes of a model file, or a ModelError that names it."""
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:

@@ -164,10 +164,11 @@ class Build:
     size_output: str            # what `size` printed
 
 
-def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None) -> Build:
-    """Compile the runtime for a catalogue target with -Werror (once per sources, flags and
-    compiler, in edgelearn.buildcache); measure it. With out_dir, the objects (and their
-    -fstack-usage files) are copied there."""
+def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None, sources: list[Path] | None = None,
+                  chains=CALL_CHAINS) -> Build:
+    """Compile the runtime (or ``sources`` of targets/c) for a catalogue target with -Werror (once
+    per sources, flags and compiler, in edgelearn.buildcache); measure it, the stack over
+    ``chains``. With out_dir, the objects (and their -fstack-usage files) are copied there."""
     tc = target_info(target)["toolchain"]
     if tc is None:
         raise ToolchainMissing(f"target {target!r} has no C toolchain (an FPGA: the HDL issue)")
@@ -177,7 +178,7 @@ def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None) ->
         if shutil.which(tool) is None:
             raise ToolchainMissing(f"{tool} not found; install it with: apt-get install -y gcc-arm-none-eabi "
                                    "libnewlib-arm-none-eabi gcc-riscv64-unknown-elf")
-    sources = buildcache.runtime_sources(device=True)
+    sources = sources or buildcache.runtime_sources(device=True)
     flags = [*tc["flags"], *CROSS_FLAGS, f"-DEDGELEARN_ARENA_BYTES={arena_bytes}", "-I", str(C_DIR)]
 
     def build(work: Path) -> None:
@@ -209,7 +210,7 @@ def cross_compile(target: str, arena_bytes: int, out_dir: Path | None = None) ->
             m = re.match(r".*:(\w+)\t(\d+)\t", line)
             if m:
                 frames[m.group(1)] = max(frames.get(m.group(1), 0), int(m.group(2)))
-    stack = max(sum(frames.get(f, 0) for f in chain) for chain in CALL_CHAINS)
+    stack = max(sum(frames.get(f, 0) for f in chain) for chain in chains)
     arena = align(arena_bytes)
     return Build(text, data, bss, arena, stack, size_out)
 
@@ -300,6 +301,66 @@ def profile(model: Model, target: str | None, learner: str, T: int, measure_code
         "training_adds": training_adds,
         "training_adds_percent": round(100 * training_adds / total_inference, 1),
         "sram": info["sram"], "flash_budget": info["flash"], "firmware": firmware,
+        "fits": not refusals, "refusals": refusals,
+        "bptt_fits": total_bptt <= info["sram"] and total_flash <= info["flash"],
+        "code_measured": build is not None, "size_output": build.size_output if build else "",
+    }
+
+
+# A PSN network (edgelearn.psnnet, docs/psn.md) runs el_psn.c, which calls el_kernels.c's dense
+# current, encoder and error kernels: the code measured is those two objects (not linked).
+PSN_SOURCES = ("el_psn.c", "el_kernels.c")
+PSN_CALL_CHAINS = (
+    ("el_psn_run_sample", "el_encode_step"),
+    ("el_psn_run_sample", "el_dense_current"),
+    ("el_psn_run_sample", "el_psn_step", "el_psn_apply_tap"),
+    ("el_psn_run_sample", "el_dense_back"),
+    ("el_psn_run_sample", "el_surrogate_error"),
+    ("el_psn_run_sample", "el_psn_update_weights", "eligibility", "el_psn_apply_tap"),
+)
+PSN_PARAMETERS = ("weights", "taps", "thresholds")
+
+
+def profile_psn(net, name: str, target: str | None, T: int, measure_code: bool = True, *,
+                sram: int | None = None, flash: int | None = None) -> dict:
+    """The profile of a PSN network, in ``profile``'s form: inference and the online rule
+    (PSNNet.memory: the rings are bounded by taps x dilation, nothing grows with T) beside BPTT
+    through time at the same T (edgelearn/psn_bptt.py's backward reads, per step, each layer's
+    input, current and filtered potential, int32 on a device, and needs an int32 gradient
+    accumulator per parameter)."""
+    info = budget(target, sram, flash)
+    build = None
+    if measure_code and info["toolchain"] is not None:
+        build = cross_compile(target, 0, sources=[C_DIR / s for s in PSN_SOURCES], chains=PSN_CALL_CHAINS)
+    inference, online = net.memory(False), net.memory(True)
+    params = sum(ly.weights.size + ly.taps.size + ly.thresholds.size for ly in net.layers)
+    rows = {k: (online[k], inference.get(k, 0) + (online[k] if k.startswith("error") else 0), inference.get(k, 0))
+            for k in online}           # name: (online bytes, BPTT bytes, inference bytes)
+    rows["stored activations (T steps)"] = (0, T * sum(4 * (ly.n_in + 2 * ly.n_out) for ly in net.layers), 0)
+    rows["gradient accumulators"] = (0, 4 * params, 0)
+    rows["runtime context"] = (build.bss if build else 0,) * 3
+    rows["stack (estimate)"] = (build.stack if build else 0,) * 3
+    ram, ram_bptt, ram_inference = ({k: v[c] for k, v in rows.items()} for c in range(3))
+    flash_rows = {"code": build.text + build.data if build else 0,
+                  "initial model (weights, taps, thresholds)": sum(online[k] for k in PSN_PARAMETERS)}
+    total_ram, total_bptt, total_inference = sum(ram.values()), sum(ram_bptt.values()), sum(ram_inference.values())
+    total_flash = sum(flash_rows.values())
+    refusals = []
+    if total_ram > info["sram"]:
+        refusals.append(f"RAM: {total_ram:,} bytes needed, the board has {info['sram']:,}")
+    if total_flash > info["flash"]:
+        refusals.append(f"flash: {total_flash:,} bytes needed, the board has {info['flash']:,}")
+    arena = {k: v for k, v in online.items() if k not in PSN_PARAMETERS}
+    training_adds = total_ram - total_inference
+    return {
+        "model": name, "target": info["name"], "learner": "online", "T": T,
+        "arena": sum(arena.values()), "arena_buffers": arena,
+        "arena_inference": sum(v for k, v in inference.items() if k not in PSN_PARAMETERS),
+        "ram": ram, "ram_bptt": ram_bptt, "ram_inference": ram_inference, "flash": flash_rows,
+        "total_ram": total_ram, "total_ram_bptt": total_bptt, "total_ram_inference": total_inference,
+        "total_flash": total_flash, "training_adds": training_adds,
+        "training_adds_percent": round(100 * training_adds / total_inference, 1),
+        "sram": info["sram"], "flash_budget": info["flash"], "firmware": None,
         "fits": not refusals, "refusals": refusals,
         "bptt_fits": total_bptt <= info["sram"] and total_flash <= info["flash"],
         "code_measured": build is not None, "size_output": build.size_output if build else "",

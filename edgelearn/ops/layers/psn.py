@@ -23,7 +23,7 @@ stay frozen on the device.
 This module holds the kernels (float64 and the bit-exact fixed point; C twin targets/c/el_psn.c)
 and the buffer sizes; edgelearn/psnnet.py the networks (the float twin, the fixed driver). The
 kind is not (yet) in the op registry: its taps, dilation and rings need blob sections and plan
-buffers of their own (docs/psn.md §6 says what is left)."""
+buffers of their own (docs/psn.md §8 says what is left; §7 its model files)."""
 from __future__ import annotations
 
 import numpy as np
