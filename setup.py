@@ -17,6 +17,6 @@ setup(
         "edgelearn._data.targets": ["README.md", "catalogue.json", "c/*.[ch]", "firmware/*.[ch]",
                                     "boards/*/*.[ch]", "boards/*/*.ld.S", "hdl/*/*.v", "hdl/*/*.vh",
                                     "hdl/boards/*/*.v", "hdl/boards/*/*.pcf"],
-        "edgelearn._data.models": ["*.json"],
+        "edgelearn._data.models": ["*.json", "psn/*.json"],
     },
 )
