@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
-from . import profile, psn_train, psnfile
+from . import profile, psn_deploy, psn_train, psnfile
 from .cli_util import check_writable, emit
 from .errors import ModelError
 from .psnnet import PSNNet
@@ -144,3 +145,28 @@ def cmd_profile(args) -> int:
         profile.plot(report, args.plot)
     print(json.dumps(report, indent=2) if args.json else profile.format_table(report))
     return 0 if report["fits"] else 1
+
+
+def cmd_compile(args) -> int:
+    if args.firmware or args.model_area is not None or args.arena is not None:
+        raise ModelError("--firmware, --model-area and --arena: the link-protocol firmware does not run PSN networks "
+                         "yet (docs/psn.md §8); the bundle compiles the network into a firmware of one's own")
+    info = profile.target_info(args.target)
+    if info.get("toolchain") is None:
+        raise ModelError(f"{args.target} has no C toolchain: a PSN network compiles to C for a microcontroller")
+    net, spec = psnfile.load(args.model)
+    fit = profile.profile_psn(net, spec["name"], args.target, net.T)
+    if not fit["fits"]:
+        raise ModelError(f"{spec['name']!r} does not fit {args.target}: {'; '.join(fit['refusals'])} "
+                         f"(edgelearn profile {args.model} --target {args.target}: every buffer)")
+    out = Path(args.output)
+    build = profile.cross_compile(args.target, 0, out, sources=[profile.C_DIR / s for s in profile.PSN_SOURCES],
+                                  chains=profile.PSN_CALL_CHAINS)
+    psn_deploy.write_bundle(net, spec["name"], args.target, info["toolchain"], out / "bundle", profile.CROSS_FLAGS)
+    print(f"objects of el_psn.c and el_kernels.c for {args.target} in {out}:")
+    print(build.size_output, end="")
+    print(f"stack (estimate, -fstack-usage): {build.stack} bytes; RAM to learn online {fit['total_ram']:,} of "
+          f"{fit['sram']:,} bytes")
+    print(f"{out}/bundle: the runtime's sources, psn_model.c/.h (the network compiled in), edgelearn_config.h, "
+          f"main.c, Makefile, CMakeLists.txt (cp -r {out}/bundle DIR && make -C DIR)")
+    return 0

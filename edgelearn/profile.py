@@ -319,6 +319,7 @@ PSN_CALL_CHAINS = (
     ("el_psn_run_sample", "el_psn_update_weights", "eligibility", "el_psn_apply_tap"),
 )
 PSN_PARAMETERS = ("weights", "taps", "thresholds")
+PSN_FROZEN = ("taps", "thresholds")          # the device learns the weights only: these stay in flash
 
 
 def profile_psn(net, name: str, target: str | None, T: int, measure_code: bool = True, *,
@@ -327,7 +328,8 @@ def profile_psn(net, name: str, target: str | None, T: int, measure_code: bool =
     (PSNNet.memory: the rings are bounded by taps x dilation, nothing grows with T) beside BPTT
     through time at the same T (edgelearn/psn_bptt.py's backward reads, per step, each layer's
     input, current and filtered potential, int32 on a device, and needs an int32 gradient
-    accumulator per parameter)."""
+    accumulator per parameter). The weights sit in RAM (they learn; the compiled bundle's
+    el_psn_model has them there, edgelearn.psn_deploy), the frozen taps and thresholds in flash."""
     info = budget(target, sram, flash)
     build = None
     if measure_code and info["toolchain"] is not None:
@@ -335,14 +337,14 @@ def profile_psn(net, name: str, target: str | None, T: int, measure_code: bool =
     inference, online = net.memory(False), net.memory(True)
     params = sum(ly.weights.size + ly.taps.size + ly.thresholds.size for ly in net.layers)
     rows = {k: (online[k], inference.get(k, 0) + (online[k] if k.startswith("error") else 0), inference.get(k, 0))
-            for k in online}           # name: (online bytes, BPTT bytes, inference bytes)
+            for k in online if k not in PSN_FROZEN}      # name: (online bytes, BPTT bytes, inference bytes)
     rows["stored activations (T steps)"] = (0, T * sum(4 * (ly.n_in + 2 * ly.n_out) for ly in net.layers), 0)
     rows["gradient accumulators"] = (0, 4 * params, 0)
     rows["runtime context"] = (build.bss if build else 0,) * 3
     rows["stack (estimate)"] = (build.stack if build else 0,) * 3
     ram, ram_bptt, ram_inference = ({k: v[c] for k, v in rows.items()} for c in range(3))
-    flash_rows = {"code": build.text + build.data if build else 0,
-                  "initial model (weights, taps, thresholds)": sum(online[k] for k in PSN_PARAMETERS)}
+    flash_rows = {"code": build.text + build.data if build else 0, "initial weights": online["weights"],
+                  "taps and thresholds": sum(online[k] for k in PSN_FROZEN)}
     total_ram, total_bptt, total_inference = sum(ram.values()), sum(ram_bptt.values()), sum(ram_inference.values())
     total_flash = sum(flash_rows.values())
     refusals = []

@@ -194,10 +194,78 @@ def test_bad_options_and_data_get_clear_errors(capsys, files, tmp_path):
                          (["train", "--model", spec_path, "--data", "digits"], "static samples"),
                          (["train", "--model", spec_path, "--data", data, "-o", tmp / "x.elm"], ".psn"),
                          (["eval", spec_path, "--data", "smnist"], "28 features"),
-                         (["profile", spec_path, "--learner", "spide"], "--learner spide")):
+                         (["profile", spec_path, "--learner", "spide"], "--learner spide"),
+                         (["compile", spec_path, "--target", "mps2-an386", "--firmware"], "--firmware"),
+                         (["compile", resources.MODELS / "psn" / "smnist-psn.json", "--target", "stm32f746",
+                           "-o", tmp / "c"], "does not fit")):
         rc, _, err = cli(capsys, *argv)
         assert rc == 2 and needle in err and "Traceback" not in err, (argv, err)
     long = np.zeros((4, 20, 6), np.uint8)
     np.savez(tmp / "long.npz", x_train=long, y_train=np.zeros(4, np.uint8), x_test=long, y_test=np.zeros(4, np.uint8))
     rc, _, err = cli(capsys, "eval", spec_path, "--data", tmp / "long.npz")
     assert rc == 2 and "20 steps" in err
+
+
+DRIVER = r"""
+#include <stdio.h>
+#include "edgelearn_config.h"
+#include "psn_model.h"
+/* stdin: n, then n x {rows x bytes of the sample, int32 label, int32 learn}; stdout: the scores of each,
+ * then every weight */
+int main(void)
+{
+    static uint8_t sample[EDGELEARN_SAMPLE_ROWS * EDGELEARN_SAMPLE_BYTES];
+    uint32_t rng_in = EDGELEARN_PSN_RNG_IN, rng_learn = EDGELEARN_PSN_RNG_LEARN, n, i, l, n_w = 0;
+    int32_t label, learn;
+    if (fread(&n, 4, 1, stdin) != 1) return 1;
+    for (i = 0; i < n; i++) {
+        if (fread(sample, 1, sizeof sample, stdin) != sizeof sample || fread(&label, 4, 1, stdin) != 1
+            || fread(&learn, 4, 1, stdin) != 1) return 1;
+        el_psn_run_sample(&el_psn_model, sample, EDGELEARN_SAMPLE_ROWS, EDGELEARN_PSN_ENCODING, EDGELEARN_PSN_T,
+                          label, learn, EDGELEARN_PSN_LR_SHIFT, EDGELEARN_PSN_SURROGATE_SHIFT, &rng_in, &rng_learn);
+        fwrite(el_psn_model.scores, 8, EDGELEARN_PSN_CLASSES, stdout);
+    }
+    for (l = 0; l < el_psn_model.n_layers; l++) n_w += el_psn_model.layers[l].n_in * el_psn_model.layers[l].n_out;
+    fwrite(el_psn_model.W, 2, n_w, stdout);
+    return 0;
+}
+"""
+
+
+def test_compile_writes_a_bundle_that_builds_and_learns_as_the_reference(capsys, files):
+    """The bundle cross-compiles for the Cortex-M4F with -Werror (make), and built natively the
+    compiled-in network learns a stream bit for bit as FixedPSN (scores and the final weights)."""
+    import shutil
+    import subprocess
+    tmp, spec_path, data = files
+    rc, _, err = cli(capsys, "train", "--model", spec_path, "--data", data, "-o", tmp / "t.psn", "--json")
+    assert rc == 0, err
+    rc, _, err = cli(capsys, "compile", tmp / "t.psn", "--target", "mps2-an386", "-o", tmp / "out")
+    assert rc == 0, err
+    bundle = tmp / "out" / "bundle"
+    assert shutil.which("arm-none-eabi-gcc"), "arm-none-eabi-gcc: .ci/run installs it"
+    make = subprocess.run(["make", "-C", str(bundle)], capture_output=True, text=True, check=False)
+    assert make.returncode == 0, make.stdout + make.stderr
+    assert (bundle / "example.elf").is_file() and (bundle / "libedgelearn.a").is_file()
+
+    (tmp / "driver.c").write_text(DRIVER)
+    exe = tmp / "driver"
+    cc = subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Werror", "-include", str(bundle / "edgelearn_config.h"),
+                         "-I", str(bundle), "-I", str(bundle / "runtime"), str(bundle / "psn_model.c"),
+                         str(bundle / "runtime" / "el_psn.c"), str(bundle / "runtime" / "el_kernels.c"),
+                         str(tmp / "driver.c"), "-o", str(exe)], capture_output=True, text=True, check=False)
+    assert cc.returncode == 0, cc.stderr
+    net, _ = psnfile.load(tmp / "t.psn")
+    with np.load(data) as d:
+        x, y = d["x_train"][:40], d["y_train"][:40].astype(np.int32)
+    learn = np.arange(40) % 4 != 3                      # learning samples, with inferences among them
+    job = np.uint32(len(x)).tobytes() + b"".join(
+        s.tobytes() + np.int32(label).tobytes() + np.int32(on).tobytes() for s, label, on in zip(x, y, learn))
+    run = subprocess.run([str(exe)], input=job, capture_output=True, check=True)
+    got = np.frombuffer(run.stdout, np.uint8)
+    ref = FixedPSN(net)
+    want = np.concatenate([ref.run(x[i:i + 1], y[i:i + 1] if on else None, bool(on)) for i, on in enumerate(learn)])
+    n_scores = want.size * 8
+    assert np.array_equal(got[:n_scores].view(np.int64).reshape(want.shape), want)
+    assert np.array_equal(got[n_scores:].view(np.int16), ref.W)
+    assert not np.array_equal(ref.W, FixedPSN(net).W), "the stream moved no weight"
