@@ -33,6 +33,8 @@ from . import resources
 RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_conv2d.c", "el_pool.c", "el_scan2d.c", "el_blob.c",
                    "el_stop.c", "el_spide.c")
 DEVICE_SOURCES = RUNTIME_SOURCES + ("el_static.c",)      # el_static.c: the device's static arena
+# a PSN network's device code (docs/psn.md §7): el_psn.c and the dense and error kernels it calls
+PSN_SOURCES = ("el_psn.c", RUNTIME_SOURCES[0])
 KEY_LENGTH = 16                                          # hex digits of the sha256 in a key
 
 
@@ -50,6 +52,10 @@ def root() -> Path:
 def runtime_sources(device: bool = False) -> list[Path]:
     """The portable runtime's C sources (targets/c); with ``device``, el_static.c too."""
     return [resources.C_DIR / name for name in (DEVICE_SOURCES if device else RUNTIME_SOURCES)]
+
+
+def psn_sources() -> list[Path]:
+    return [resources.C_DIR / name for name in PSN_SOURCES]
 
 
 def runtime_headers() -> list[Path]:

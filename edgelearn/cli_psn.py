@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import profile, psn_deploy, psn_train, psnfile
+from . import buildcache, profile, psn_deploy, psn_train, psnfile
 from .cli_util import check_writable, emit
 from .errors import ModelError
 from .psnnet import PSNNet
@@ -160,7 +160,7 @@ def cmd_compile(args) -> int:
         raise ModelError(f"{spec['name']!r} does not fit {args.target}: {'; '.join(fit['refusals'])} "
                          f"(edgelearn profile {args.model} --target {args.target}: every buffer)")
     out = Path(args.output)
-    build = profile.cross_compile(args.target, 0, out, sources=[profile.C_DIR / s for s in profile.PSN_SOURCES],
+    build = profile.cross_compile(args.target, 0, out, sources=buildcache.psn_sources(),
                                   chains=profile.PSN_CALL_CHAINS)
     psn_deploy.write_bundle(net, spec["name"], args.target, info["toolchain"], out / "bundle", profile.CROSS_FLAGS)
     print(f"objects of el_psn.c and el_kernels.c for {args.target} in {out}:")

@@ -307,9 +307,8 @@ def profile(model: Model, target: str | None, learner: str, T: int, measure_code
     }
 
 
-# A PSN network (edgelearn.psnnet, docs/psn.md) runs el_psn.c, which calls el_kernels.c's dense
-# current, encoder and error kernels: the code measured is those two objects (not linked).
-PSN_SOURCES = ("el_psn.c", "el_kernels.c")
+# A PSN network (edgelearn.psnnet, docs/psn.md) runs buildcache.PSN_SOURCES: the code measured is
+# those objects (not linked).
 PSN_CALL_CHAINS = (
     ("el_psn_run_sample", "el_encode_step"),
     ("el_psn_run_sample", "el_dense_current"),
@@ -333,7 +332,7 @@ def profile_psn(net, name: str, target: str | None, T: int, measure_code: bool =
     info = budget(target, sram, flash)
     build = None
     if measure_code and info["toolchain"] is not None:
-        build = cross_compile(target, 0, sources=[C_DIR / s for s in PSN_SOURCES], chains=PSN_CALL_CHAINS)
+        build = cross_compile(target, 0, sources=buildcache.psn_sources(), chains=PSN_CALL_CHAINS)
     inference, online = net.memory(False), net.memory(True)
     params = sum(ly.weights.size + ly.taps.size + ly.thresholds.size for ly in net.layers)
     rows = {k: (online[k], inference.get(k, 0) + (online[k] if k.startswith("error") else 0), inference.get(k, 0))

@@ -1,7 +1,7 @@
 """``edgelearn compile`` for a PSN network (docs/psn.md §7): the network as C source for a firmware
 of one's own, in a bundle that builds on its own with the target's cross compiler:
 
-    runtime/           el_psn.c and el_kernels.c (the dense and error kernels it calls), the headers
+    runtime/           buildcache.PSN_SOURCES: el_psn.c and el_kernels.c (the kernels it calls), the headers
     edgelearn_config.h a sample's shape, T, the encoding, the learning rate and the PRNG seeds
     psn_model.c/.h     ``el_psn_model``: the layer table, the weights (in RAM: they learn), the taps
                        and thresholds (const: flash), the arena as static arrays, every size the
@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import buildcache, resources
+from . import buildcache
 from .deploy import LIBC_SOURCE, cmakelists, makefile
 from .encoders import CODES
-from .profile import PSN_SOURCES
 from .psnnet import FIELDS, FixedPSN, PSNNet
 
 CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int16): "int16_t",
@@ -107,7 +106,7 @@ def write_bundle(net: PSNNet, name: str, target: str, toolchain: dict, out_dir, 
     """The bundle (the module's docstring) in ``out_dir``; returns it."""
     out = Path(out_dir)
     (out / "runtime").mkdir(parents=True, exist_ok=True)
-    for src in [*(resources.C_DIR / s for s in PSN_SOURCES), *buildcache.runtime_headers()]:
+    for src in [*buildcache.psn_sources(), *buildcache.runtime_headers()]:
         shutil.copyfile(src, out / "runtime" / src.name)
     source, header = network_c(net, name)
     (out / "psn_model.c").write_text(source)
