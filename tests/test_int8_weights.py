@@ -125,7 +125,8 @@ def test_fixed_stop_learns_an_int8_model_inside_int8(update):
 
 
 def test_the_blob_stores_one_byte_a_weight_and_reads_it_back():
-    wide, model = load_model(ROOT / "models" / "mnist-stop.json"), int8_mnist()
+    model = int8_mnist()
+    wide = dataclasses.replace(load_model(ROOT / "models" / "mnist-stop.json"), name=model.name)
     synapses = 784 * 256 + 256 * 10
     assert len(to_blob(wide)) - len(to_blob(model)) == synapses
     back = from_blob(to_blob(model))
