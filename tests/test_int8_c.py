@@ -169,4 +169,4 @@ def test_a_board_refuses_an_int8_blob_of_the_wrong_size_and_keeps_its_model():
     host = NativeSTOP(from_blob(old))
     for i in range(len(x)):
         host.run(x[i:i + 1], y[i:i + 1], True)
-    assert pulled == host.blob()                                     # the int8 model learned on the board as on the host
+    assert pulled == host.blob()                   # the int8 model learned on the board as on the host

@@ -13,13 +13,13 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..contract import WEIGHTS_INT8
 from ..encoders import as_rows
 from ..errors import TrainingDiverged
 from ..model import Model
 from ..modelblob import from_blob, to_blob
 from ..native import NativeError, aligned_bytes, load_native
 from ..ops import LAYERS, Exactness
-from ..contract import WEIGHTS_INT8
 from ..plan import BUFFER_DTYPES, BUFFER_NAMES
 from ..rules.spide import spec as spide_spec
 from ..rules.spide.fixed import read_health

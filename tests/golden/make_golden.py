@@ -3,8 +3,8 @@
     .venv/bin/python tests/golden/make_golden.py
 
 Writes tests/golden/stop.json: for a few tiny models (one per encoding, neuron mix and
-update mode, int8 weights, and chains of conv2d and pooling layers), the model blob, the samples and labels presented, and what the reference
-(FixedSTOP) produced: the scores of every presentation, then the final weights,
+update mode, int8 weights, and chains of conv2d and pooling layers), the model blob, the
+samples and labels presented, and what the reference (FixedSTOP) produced: the scores of every presentation, then the final weights,
 thresholds, leaks and both PRNG states. Also tests/golden/spide.json: tiny SPIDE models
 (feed-forward and feedback, IF/LIF, both resets, every encoding) through FixedSPIDE, one
 sample per presentation: scores, then the final weights, PRNG states and health
