@@ -101,7 +101,7 @@ def test_the_c_executor_runs_an_int8_model_and_the_blob_keeps_one_byte_a_weight(
     assert c.arena_bytes() == arena_plan(model)["total"]
 
 
-def test_an_int8_update_mode_sample_plan_agrees():
+def test_a_per_sample_int8_model_is_planned_alike_and_accepted_by_both_loaders():
     model = learning("sample", "rate")
     blob = to_blob(model)
     assert native.plan(blob) == arena_plan(model) and assert_agree(blob, "int8, per sample")
