@@ -79,7 +79,7 @@ def contract_header() -> str:
         "",
         "/* the runtime's layer flags (el_layer_t.flags) */",
         f"enum {{ EL_LEARN_THRESHOLD = {ct.LEARN_THRESHOLD}, EL_LEARN_LEAK = {ct.LEARN_LEAK}, "
-        f"EL_TRAINABLE = {ct.TRAINABLE} }};",
+        f"EL_TRAINABLE = {ct.TRAINABLE}, EL_WEIGHTS_INT8 = {ct.WEIGHTS_INT8} }};",
         "",
         "/* the blob's layout (edgelearn/modelblob.py) */",
         f"#define EL_BLOB_VERSION {mb.BLOB_VERSION}u    /* the newest read; versions 1..this */",
@@ -100,7 +100,7 @@ def contract_header() -> str:
         f"#define EL_BLOB_LEARN_THRESHOLD {mb.FLAG_LEARN_THRESHOLD}u    /* a LAYER section's flags */",
         f"#define EL_BLOB_LEARN_LEAK {mb.FLAG_LEARN_LEAK}u",
         f"#define EL_BLOB_MODIFIED_RESET {mb.FLAG_MODIFIED_RESET}u",
-        f"#define EL_BLOB_WEIGHTS_INT8 {mb.FLAG_WEIGHTS_INT8}u   /* int8 weights: this runtime refuses them (EL_ERR_UNSUPPORTED) */",
+        f"#define EL_BLOB_WEIGHTS_INT8 {mb.FLAG_WEIGHTS_INT8}u    /* int8 weights, one byte each (a dense layer's) */",
         f"#define EL_BLOB_FLAGS_KNOWN {mb.FLAGS_KNOWN}u",
         "",
         "/* the layer kinds (edgelearn/ops/layers) */",
@@ -266,18 +266,20 @@ def builtin_layers_module() -> str:
 
 
 # The C twins of LAYER_OPS: the signature of el_layer_<op>_<kind> and of its dispatch
-# el_layer_<op>(code, ...); the layer's sizes, weight_frac and window come from ``ly``.
+# el_layer_<op>(code, ...); the layer's sizes, weight_frac and window come from ``ly``. W is
+# the layer's weights as the blob stores them: int16, or int8 when ``ly->flags`` has
+# EL_WEIGHTS_INT8 (a dense layer's; its ops pick the kernels of that width).
 C_LAYER_OPS = {
-    "forward": ("void", "const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac, "
+    "forward": ("void", "const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac, "
                 "int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out"),
-    "scan": ("void", "const el_layer_t *ly, const int16_t *W, const int32_t *x, int x_frac, int64_t a, const int32_t *th, "
+    "scan": ("void", "const el_layer_t *ly, const void *W, const int32_t *x, int x_frac, int64_t a, const int32_t *th, "
              "int32_t *V, uint8_t *s, int32_t *U, int32_t *cur, int32_t *rec_tr"),
-    "sums": ("void", "const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *nonzero, uint32_t n, "
+    "sums": ("void", "const el_layer_t *ly, const void *W, const int32_t *x, const int32_t *nonzero, uint32_t n, "
              "int64_t *sums"),
-    "refresh": ("void", "const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *d, "
+    "refresh": ("void", "const el_layer_t *ly, const void *W, const int32_t *x, const int32_t *d, "
                 "int32_t *nonzero, int64_t *sums"),
-    "back": ("uint32_t", "const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back"),
-    "update": ("void", "const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift, "
+    "back": ("uint32_t", "const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back"),
+    "update": ("void", "const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift, "
                "uint32_t *rng, int32_t *nonzero, int64_t *plane"),
     "grads": ("void", "const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero"),
 }

@@ -58,15 +58,19 @@ DEFAULT_TB = 32                # backward steps given to a model profiled as spi
 # -fstack-usage frames along any of them. A function inlined away has no frame (0).
 CALL_CHAINS = (
     ("el_run_sample", "forward_layer", "el_dense_current"),
+    ("el_run_sample", "forward_layer", "el_layer_forward_dense", "el_dense_current_int8"),   # int8 weights
     ("el_run_sample", "forward_layer", "el_neuron_trace_step"),
     ("el_run_sample", "errors", "el_hidden_error"),
+    ("el_run_sample", "errors", "el_layer_back_dense", "el_dense_back_int8"),
     ("el_run_sample", "updates", "el_update_weights"),
+    ("el_run_sample", "updates", "el_layer_update_dense", "el_update_weights_int8"),
     ("el_run_sample", "forward_layer", "el_layer_forward_conv2d", "el_conv2d_current", "el_conv2d_sums"),
     ("el_run_sample", "errors", "el_layer_back_conv2d", "el_conv2d_back"),
     ("el_run_sample", "errors", "el_layer_back_maxpool", "el_maxpool_back"),
     ("el_run_sample", "updates", "el_layer_update_conv2d", "el_conv2d_update_weights", "add_tap_terms"),
     ("el_run_sample", "updates", "el_apply_threshold_grads"),
     ("el_apply_accumulated", "el_apply_weight_grads"),
+    ("el_apply_accumulated", "el_apply_weight_grads_int8"),
     ("el_init_static", "el_init", "el_plan", "load", "check_layer_semantics", "source_size", "find_section"),
     ("el_init_static", "el_init", "el_plan", "load", "check_header", "blob_crc", "el_crc32"),
     ("el_init_static", "el_init", "el_plan", "load", "check_layer", "find_section"),

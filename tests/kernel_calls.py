@@ -26,6 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgelearn import numerics as nx
+from edgelearn.ops.layers.dense import update_weights
+from edgelearn.rules.stop.kernels import apply_weight_grads, saturate_learned_rows, saturate_weights
+
 DTYPES = {t: np.dtype(t) for t in ("int8", "uint8", "int16", "int32", "int64", "uint32")}
 # A window layer's geometry (edgelearn/ops/layers/window.py): a list of its 12 fields in the cases,
 # an int64 row for Python, an el_window_t for C.
@@ -112,6 +116,7 @@ POOL = "edgelearn.ops.layers.pool."
 W5C = "docs/numerics.md §5c"
 SCAN = "edgelearn.ops.layers.scan2d."
 W5D = "docs/numerics.md §5d"
+INT8_READ = "int8 weights (docs/numerics.md §1): the reference is the int16 kernel's, which reads any integer width"
 
 KERNELS: dict[str, Kernel] = {k.op: k for k in [
     # -- numeric primitives (docs/numerics.md §3): inline in el_numerics.h ------------------
@@ -137,6 +142,9 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
     _k("dense_current", "edgelearn.ops.layers.dense.current_fixed", "el_dense_current", N,
        "W:int16[n_out,n_in] x:int32[n_in] x_frac:int32 w_frac:int32 nonzero:int32[n_in]~ cur:int32[n_out]>",
        "W x x_frac w_frac nonzero cur", "W ld n_out n_in x x_frac w_frac nonzero cur"),
+    _k("dense_current_int8", "edgelearn.ops.layers.dense.current_fixed", "el_dense_current_int8", N,
+       "W:int8[n_out,n_in] x:int32[n_in] x_frac:int32 w_frac:int32 nonzero:int32[n_in]~ cur:int32[n_out]>",
+       "W x x_frac w_frac nonzero cur", "W ld n_out n_in x x_frac w_frac nonzero cur", note=INT8_READ),
     _k("nonzero_index", "edgelearn.ops.layers.dense.nonzero_index", "el_nonzero_index", N,
        "x:int32[n] nonzero:int32[n]!", "x nonzero", "x n nonzero", "uint32",
        note="only the first `return` entries of nonzero are written; the rest keep their values"),
@@ -145,6 +153,9 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
        "W:int16[n_out,n_in] x:int32[n_in] nonzero:int32[n_in] n:uint32 sums:int64[n_out]>",
        "W x nonzero n sums", "W ld n_out x nonzero n sums",
        note="nonzero lists x's non-zero indices (nonzero_index), n of them"),
+    _k("dense_sums_int8", "edgelearn.ops.layers.dense.dense_sums", "el_dense_sums_int8", "docs/numerics.md §5b",
+       "W:int8[n_out,n_in] x:int32[n_in] nonzero:int32[n_in] n:uint32 sums:int64[n_out]>",
+       "W x nonzero n sums", "W ld n_out x nonzero n sums", note=INT8_READ),
     _k("current_from_sums", "edgelearn.ops.layers.dense.current_from_sums", "el_current_from_sums",
        "docs/numerics.md §5b", "sums:int64[n] x_frac:int32 w_frac:int32 cur:int32[n]>",
        "sums x_frac w_frac cur", "sums n x_frac w_frac cur"),
@@ -182,6 +193,9 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
     _k("dense_back", DENSE + "dense_back", "el_dense_back", W5C,
        "W_up:int16[n_up,n] d_up:int32[n_up] back:int64[n]>", "W_up d_up back", "W_up n_up d_up n back", "uint32",
        note="returns how many d_up were non-zero"),
+    _k("dense_back_int8", DENSE + "dense_back", "el_dense_back_int8", W5C,
+       "W_up:int8[n_up,n] d_up:int32[n_up] back:int64[n]>", "W_up d_up back", "W_up n_up d_up n back", "uint32",
+       note=INT8_READ),
     _k("surrogate_error", STOP + "surrogate_error", "el_surrogate_error", W5C,
        "back:int64[n] active:uint32 U:int32[n] th:int32[n] frac:int32 k:int32 d:int32[n]>",
        "back active U th frac k d", "back active U th n frac k d"),
@@ -232,11 +246,21 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
     _k("update_weights", DENSE + "update_weights", "el_update_weights", N,
        "W:int16[n_out,n_in]! d:int32[n_out] x_tr:int32[n_in] shift:int32 rng:uint32& nonzero:int32[n_in]~",
        "W d x_tr shift rng nonzero", "W ld n_out n_in d x_tr shift rng nonzero"),
+    _k("update_weights_int8", "kernel_calls.update_weights_int8", "el_update_weights_int8", N,
+       "W:int8[n_out,n_in]! d:int32[n_out] x_tr:int32[n_in] shift:int32 rng:uint32& nonzero:int32[n_in]~",
+       "W d x_tr shift rng nonzero", "W ld n_out n_in d x_tr shift rng nonzero",
+       note="W = sat8(W - SR(d x^T)): the Python reference's update of an int8 layer (update_weights, then "
+            "saturate_learned_rows), on int8 storage"),
     _k("accumulate_weight_grads", DENSE + "accumulate_weight_grads", "el_accumulate_weight_grads", N,
        "gW:int64[n_out,n_in]! d:int32[n_out] x_tr:int32[n_in]", "gW d x_tr", "gW n_out n_in d x_tr"),
     _k("apply_weight_grads", STOP + "apply_weight_grads", "el_apply_weight_grads", N,
        "W:int16[n_out,n_in]! gW:int64[n_out,n_in]! shift:int32 rng:uint32&",
        "W gW shift rng", "W gW n_out n_in shift rng"),
+    _k("apply_weight_grads_int8", "kernel_calls.apply_weight_grads_int8", "el_apply_weight_grads_int8", N,
+       "W:int8[n_out,n_in]! gW:int64[n_out,n_in]! shift:int32 rng:uint32&",
+       "W gW shift rng", "W gW n_out n_in shift rng",
+       note="W = sat8(W - SR(gW)): the Python reference's (apply_weight_grads, then saturate_weights), on int8 "
+            "storage"),
     _k("threshold_grads", STOP + "threshold_grads", "el_threshold_grads", N,
        "d:int32[n] th_tr:int32[n] g:int64[n]!", "d th_tr g", "d th_tr n g"),
     _k("apply_threshold_grads", STOP + "apply_threshold_grads", "el_apply_threshold_grads", N,
@@ -273,6 +297,23 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
     _k("halve_weights", SPIDE + "halve_weights", "el_halve_weights", S, "W:int16[n_out,n_in]!",
        "W", "W ld n_out n_in"),
 ]}
+
+# The Python reference holds an int8 layer's weights in int16 and saturates its updates to int8
+# after the int16 update (rules/stop/fixed.py); on int8 storage that is:
+
+def update_weights_int8(W, d, x_tr, shift, rng, nonzero):
+    wide = W.astype(np.int16)
+    update_weights(wide, d, x_tr, shift, rng, nonzero)
+    saturate_learned_rows(wide, d, nx.INT8_MIN, nx.INT8_MAX)
+    W[:] = wide
+
+
+def apply_weight_grads_int8(W, gW, shift, rng):
+    wide = W.astype(np.int16)
+    apply_weight_grads(wide, gW, shift, rng)
+    saturate_weights(wide, nx.INT8_MIN, nx.INT8_MAX)
+    W[:] = wide
+
 
 def python_function(kernel: Kernel):
     module, _, name = kernel.python.rpartition(".")

@@ -133,6 +133,47 @@ def test_c_runtime_on_the_cortex_m7_is_bit_exact_too():
     assert out["exit"] == 0 and out["blob"] == to_blob(ref.to_model())
 
 
+def test_int8_weights_on_the_core_are_bit_exact_with_fixed_stop():
+    """An int8 model (docs/numerics.md §1) learning on the Cortex-M4F as the reference does, at a
+    learning rate that saturates weights: the core's SSAT path of el_sub_sat8."""
+    import dataclasses
+
+    from edgelearn.model import Learning
+
+    ds = load_digits()
+    model = mlp("digits", [64, 64, 10], learning=Learning(T=8, lr_weight_shift=0))
+    layers = tuple(dataclasses.replace(layer, weight_bits=8, weight_frac=frac)
+                   for layer, frac in zip(model.layers, (7, 6)))
+    model = init_params(dataclasses.replace(model, layers=layers))
+    x, y = ds.x_train[:40], ds.y_train[:40]
+    out = qemu.run_runtime(to_blob(model), x, y, True, icount=7)
+    ref = FixedSTOP(model)
+    for i in range(40):
+        ref.run(x[i:i + 1], y[i:i + 1], True)
+    assert out["exit"] == 0 and not out["status"].any()
+    assert out["arena_bytes"] == out["arena_required"] == native.arena_required(to_blob(model))
+    assert out["blob"] == to_blob(ref.to_model()) != to_blob(model)
+    w = ref.weights
+    assert (w == 127).any() and (w == -128).any()           # sat8 acted
+
+
+def test_the_zoo_int8_mnist_model_learns_on_the_core_as_the_reference():
+    """models/mnist-stop-int8.json (784-256-10, int8 Q0.7 and Q1.6 weights) learning on the
+    Cortex-M4F: digits drawn 3x larger on a 28x28 canvas stand in for MNIST (no data set needed)."""
+    from edgelearn.modelfile import load_model
+
+    ds = load_digits()
+    model = load_model(os.path.join(os.path.dirname(__file__), "..", "models", "mnist-stop-int8.json"))
+    x = np.stack([np.pad(np.kron(img.reshape(8, 8), np.ones((3, 3), np.uint8)), 2).ravel() for img in ds.x_train[:6]])
+    y = ds.y_train[:6]
+    out = qemu.run_runtime(to_blob(model), x, y, True, icount=7)
+    ref = FixedSTOP(model)
+    for i in range(len(x)):
+        ref.run(x[i:i + 1], y[i:i + 1], True)
+    assert out["exit"] == 0 and not out["status"].any()
+    assert out["blob"] == to_blob(ref.to_model()) != to_blob(model)
+
+
 def test_the_runtime_firmware_cuts_off_inference_as_the_host_does():
     """runtime.c's cutoff flag (el_set_cutoff per sample, outside the timed call): the same
     predictions and steps as FixedSTOP in the same order, and a sample costs less the fewer

@@ -5,13 +5,15 @@ A model reaches the C side only as its blob (``to_blob``), so every run exercise
 loader; the parameters, and the learning-rate schedule's count of samples learned
 (docs/numerics.md §6c), are learned in place in that blob, and ``to_model`` reads them
 back through ``el_seal`` (which refreshes the CRC) and ``from_blob``. Buffers are views of
-the C arena at the spans of its el_plan_t, typed by edgelearn.plan."""
+the C arena at the spans of its el_plan_t, typed by edgelearn.plan. A layer of int8 weights
+keeps them as int8 in the blob, and learns them there (docs/numerics.md §1)."""
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
 
+from ..contract import WEIGHTS_INT8
 from ..encoders import as_rows
 from ..errors import TrainingDiverged
 from ..model import Model
@@ -31,6 +33,7 @@ class NativeSTOP:
     """STOP in the C runtime: the interface of FixedSTOP, the arithmetic of the device."""
 
     exactness = Exactness.BIT
+    weight_bits = (16, 8)          # an int8 layer's weights stay int8 in the blob (EL_WEIGHTS_INT8)
 
     def __init__(self, model: Model):
         stop_spec.check(model)
@@ -70,26 +73,29 @@ class NativeSTOP:
         return raw.view(BUFFER_DTYPES[name])
 
     def _parameter(self, at: str, dtype, count) -> list[np.ndarray]:
+        """Each layer's array at its offset ``at`` in the blob: ``count(ly)`` elements of
+        ``dtype(ly)``."""
         out = []
         for l in range(self._net.layer_count):
             ly = self._net.layers[l]
-            start = getattr(ly, at)
-            n = count(ly)
-            out.append(self._blob[start:start + n * np.dtype(dtype).itemsize].view(dtype))
+            start, stored = getattr(ly, at), np.dtype(dtype(ly))
+            out.append(self._blob[start:start + count(ly) * stored.itemsize].view(stored))
         return out
 
     @property
     def weights(self) -> np.ndarray:
-        return np.concatenate(self._parameter("weights_at", np.int16, lambda ly: ly.w_rows * ly.w_cols))
+        """Every layer's weights as int16, as FixedSTOP holds them (an int8 layer's widened)."""
+        return np.concatenate(self._parameter("weights_at", lambda ly: np.int8 if ly.flags & WEIGHTS_INT8 else np.int16,
+                                              lambda ly: ly.w_rows * ly.w_cols)).astype(np.int16)
 
     @property
     def thresholds(self) -> np.ndarray:
-        return np.concatenate(self._parameter("thresholds_at", np.int32,
+        return np.concatenate(self._parameter("thresholds_at", lambda ly: np.int32,
                                               lambda ly: ly.n_out if LAYER_CODES[ly.kind].has_neurons else 0))
 
     @property
     def leaks(self) -> np.ndarray:
-        return np.concatenate(self._parameter("leak_at", np.int32, lambda ly: 1)).astype(np.int64)
+        return np.concatenate(self._parameter("leak_at", lambda ly: np.int32, lambda ly: 1)).astype(np.int64)
 
     @property
     def rng_input(self) -> np.ndarray:
@@ -190,6 +196,8 @@ class NativeSTOP:
 class NativeSPIDE(NativeSTOP):
     """SPIDE in the C runtime: the interface of FixedSPIDE (``run``, ``buffers``,
     ``to_model``, ``health``, ``loop_gain``), the arithmetic of the device."""
+
+    weight_bits = (16,)            # SPIDE's kernels store int16 weights (rules/spide/spec.py)
 
     def __init__(self, model: Model):
         spide_spec.check(model)

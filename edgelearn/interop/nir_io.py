@@ -29,8 +29,8 @@ What edgelearn keeps in metadata (a foreign tool may ignore it): on the graph, t
 without its layers as JSON (name, input encoding, learning fields: rule, T, learning-rate
 shifts, surrogate, update, seed, Tb; the cutoff; whatever else the spec holds) and the dt; on
 each neuron node the layer's kind, its neuron record (kind, initial threshold and leak, what it
-learns, its reset) and shape; on each Linear and Conv2d the weights' Q-format (and a Conv2d's
-window); on each AvgPool2d the layer's kind, window, shape and weight_frac. The structure and
+learns, its reset) and shape; on each Linear and Conv2d the weights' Q-format and storage
+width (int16, or int8: a layer's weight_bits; and a Conv2d's window); on each AvgPool2d the layer's kind, window, shape and weight_frac. The structure and
 the parameters are the graph's own nodes. Reading a file edgelearn wrote gives back the same
 model, parameters and spec.
 
@@ -162,8 +162,9 @@ def to_nir(model: Model, dt: float = DEFAULT_DT):
 
 
 def _weight_meta(layer: Layer) -> dict:
-    return {"edgelearn_weight_frac": layer.weight_frac,
-            "edgelearn_weight_format": f"int16 Q{15 - layer.weight_frac}.{layer.weight_frac}"}
+    bits = layer.weight_bits
+    return {"edgelearn_weight_frac": layer.weight_frac, "edgelearn_weight_bits": bits,
+            "edgelearn_weight_format": f"int{bits} Q{bits - 1 - layer.weight_frac}.{layer.weight_frac}"}
 
 
 def _window_json(window: Window) -> str:
@@ -412,7 +413,7 @@ def from_nir(graph, *, dt: float | None = None, T: int | None = None, name: str 
             params[lname] = LayerParams(np.zeros((0, 0), np.int16), np.zeros(0, np.int32), 0)
             continue
         neuron, leak, gain, threshold = _neuron(key, node, node_meta, n, dt, notes, ours)
-        blocks, fracs, edges = [], set(), []
+        blocks, fracs, widths, edges = [], set(), set(), []
         for s in synapses[key]:
             scale = sums.get(s.source, 1)
             if s.window is not None:
@@ -437,12 +438,15 @@ def from_nir(graph, *, dt: float | None = None, T: int | None = None, name: str 
             edges.append((src, s.delay))
             if "edgelearn_weight_frac" in s.meta:
                 fracs.add(int(s.meta["edgelearn_weight_frac"]))
+            widths.add(int(s.meta.get("edgelearn_weight_bits", 16)))
         weight = np.concatenate(blocks, axis=1)
         frac = fracs.pop() if len(fracs) == 1 else weight_frac_for(weight, f"node {key!r}")
         layer = {"name": lname, "kind": kinds[key], "inputs": [{"from": s, "delay": d} for s, d in edges],
                  "shape": list(shape), "neuron": neuron, "weight_frac": frac}
         if window is not None:
             layer["window"] = window
+        if widths == {8}:                      # every synapse of the layer written from int8 weights
+            layer["weight_bits"] = 8
         layers.append(layer)
         params[lname] = LayerParams(weight=quantise_weights(weight, frac), threshold=threshold, leak=leak)
     spec = json.loads(meta["edgelearn_spec"]) if ours and "edgelearn_spec" in meta else \

@@ -51,7 +51,7 @@ typedef enum {
     EL_ERR_EDGE = 20,             /* edge source out of range or fan_in != sum of sources */
     EL_ERR_VALUE = 21,            /* a parameter or learning field out of its range */
     EL_ERR_UNSUPPORTED = 22,      /* valid blob this runtime cannot run (STOP: not a chain; SPIDE:
-                                     a topology outside docs/spide.md §2) */
+                                     a topology outside docs/spide.md §2, or int8 weights) */
     EL_ERR_ARENA_TOO_SMALL = 23,  /* the model does not fit the arena */
     EL_ERR_SECTION_OVERLAP = 24,  /* a section starts before the end of the one listed before it
                                      (payloads lie in table order and never overlap) */

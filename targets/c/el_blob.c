@@ -231,7 +231,7 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
     if (!el_layer_known(p[0])) return EL_ERR_UNKNOWN_CODE;                             /* el_layers.h */
     if (el_layer_has_neurons(p[0]) ? !el_neuron_known(p[1]) : p[1] != 0) return EL_ERR_UNKNOWN_CODE;
     if (!el_layer_has_neurons(p[0]) && flags != 0) return EL_ERR_VALUE;   /* a map of its input has no neurons */
-    if (flags & EL_BLOB_WEIGHTS_INT8) return EL_ERR_UNSUPPORTED;   /* int8 weights: only the Python reference so far */
+    if ((flags & EL_BLOB_WEIGHTS_INT8) && p[0] != EL_LAYER_DENSE) return EL_ERR_VALUE;   /* int8: dense layers */
     el_zero(layer, sizeof *layer);
     layer->kind = p[0];
     layer->neuron = p[1];
@@ -265,7 +265,8 @@ static el_status_t check_layer(const sections_t *t, const el_net_t *net, uint32_
         if (find_section(t, EL_SEC_WINDOW, l, &gb) != 0) return EL_ERR_VALUE;
         layer->w_rows = layer->n_out;         /* dense: [n_out][n_in] */
         layer->w_cols = layer->n_in;
-        if ((uint64_t)wb != (uint64_t)layer->n_out * layer->n_in * 2u || (uint64_t)tb != (uint64_t)layer->n_out * 4u)
+        if ((uint64_t)wb != (uint64_t)layer->n_out * layer->n_in * ((flags & EL_BLOB_WEIGHTS_INT8) ? 1u : 2u)
+            || (uint64_t)tb != (uint64_t)layer->n_out * 4u)
             return EL_ERR_SECTION_SIZE;
     }
     layer->flags = (uint8_t)flags;      /* the blob's flags until el_plan turns them into EL_* */
@@ -398,7 +399,7 @@ static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *ne
         uint32_t source = rd16(edge + 4u * e), delay = rd16(edge + 4u * e + 2);
         if (source == EL_BLOB_INPUT_SOURCE ? delay != 0 : (delay == 0 && source >= l)) return EL_ERR_EDGE;
     }
-    if (layer->weight_frac > 15) return EL_ERR_VALUE;
+    if (layer->weight_frac > ((layer->flags & EL_BLOB_WEIGHTS_INT8) ? 7u : 15u)) return EL_ERR_VALUE;   /* bits - 1 */
     leak = (int32_t)rd32(t->blob + layer->leak_at);
     if (!el_layer_has_neurons(layer->kind)) {  /* a map of its input: no thresholds, a leak of 0 */
         if (leak != 0 || l == net->layer_count - 1) return EL_ERR_VALUE;   /* and never the readout */
@@ -451,6 +452,7 @@ static el_status_t check_spide(const sections_t *t, const el_net_t *net)
         const uint8_t *edge = p + EL_BLOB_LAYER_FIXED_BYTES + 4u * p[14];
         uint32_t edges = rd16(p + 12), th_at = find_section(t, EL_SEC_THRESHOLD, l, &bytes);
         if (p[0] != EL_LAYER_DENSE) return EL_ERR_UNSUPPORTED;     /* SPIDE runs dense layers */
+        if (p[2] & EL_BLOB_WEIGHTS_INT8) return EL_ERR_UNSUPPORTED;   /* of int16 weights */
         if ((l == R) != (p[1] == EL_NEURON_LI)) return EL_ERR_UNSUPPORTED;
         for (e = 0; e < edges; e++) {
             uint32_t source = rd16(edge + 4u * e), delay = rd16(edge + 4u * e + 2);
@@ -543,12 +545,13 @@ static int trainable(const el_net_t *net, uint32_t l)
 }
 
 /* The runtime's flags of a layer (edgelearn/plan.py's layer_flags): a trainable layer learns
- * its threshold if asked and spiking, its leak if asked and not 'if'. */
+ * its threshold if asked and spiking, its leak if asked and not 'if'; int8 weights are flagged
+ * whether the layer learns or not (its kernels read them at that width). */
 static uint8_t runtime_flags(const el_net_t *net, uint32_t l, uint8_t neuron, uint8_t blob_flags)
 {
-    uint8_t flags;
-    if (!trainable(net, l)) return 0;
-    flags = EL_TRAINABLE;
+    uint8_t flags = (blob_flags & EL_BLOB_WEIGHTS_INT8) ? EL_WEIGHTS_INT8 : 0u;   /* learning or not */
+    if (!trainable(net, l)) return flags;
+    flags |= EL_TRAINABLE;
     if ((blob_flags & EL_BLOB_LEARN_THRESHOLD) && neuron != EL_NEURON_LI) flags |= EL_LEARN_THRESHOLD;
     if ((blob_flags & EL_BLOB_LEARN_LEAK) && neuron != EL_NEURON_IF) flags |= EL_LEARN_LEAK;
     return flags;

@@ -33,7 +33,7 @@ enum { EL_LAYER_DENSE = 0, EL_LAYER_CONV2D = 1, EL_LAYER_AVGPOOL = 2, EL_LAYER_M
 enum { EL_NEURON_LIF = 0, EL_NEURON_IF = 1, EL_NEURON_LI = 2, EL_NEURON_COUNT = 3 };
 
 /* the runtime's layer flags (el_layer_t.flags) */
-enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4 };
+enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4, EL_WEIGHTS_INT8 = 8 };
 
 /* the blob's layout (edgelearn/modelblob.py) */
 #define EL_BLOB_VERSION 4u    /* the newest read; versions 1..this */
@@ -55,7 +55,7 @@ enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD 
 #define EL_BLOB_LEARN_THRESHOLD 1u    /* a LAYER section's flags */
 #define EL_BLOB_LEARN_LEAK 2u
 #define EL_BLOB_MODIFIED_RESET 4u
-#define EL_BLOB_WEIGHTS_INT8 8u   /* int8 weights: this runtime refuses them (EL_ERR_UNSUPPORTED) */
+#define EL_BLOB_WEIGHTS_INT8 8u    /* int8 weights, one byte each (a dense layer's) */
 #define EL_BLOB_FLAGS_KNOWN 15u
 
 /* the layer kinds (edgelearn/ops/layers) */

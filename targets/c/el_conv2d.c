@@ -127,7 +127,7 @@ void el_conv2d_weight_grads(int64_t *gW, const int32_t *d, const int32_t *x_tr, 
 
 /* ---- the layer ops (el_layers.h) ------------------------------------------------ */
 
-void el_layer_forward_conv2d(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac,
+void el_layer_forward_conv2d(const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac,
                              int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out)
 {
     const el_window_t g = el_window_of(ly);
@@ -135,7 +135,7 @@ void el_layer_forward_conv2d(const el_layer_t *ly, const int16_t *W, const int32
     el_conv2d_current(W, x, x_frac, ly->weight_frac, &g, nonzero, plane, cur);
 }
 
-uint32_t el_layer_back_conv2d(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s,
+uint32_t el_layer_back_conv2d(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s,
                               int64_t *back)
 {
     const el_window_t g = el_window_of(ly);
@@ -143,7 +143,7 @@ uint32_t el_layer_back_conv2d(const el_layer_t *ly, const int16_t *W, const int3
     return el_conv2d_back(W, d, &g, back);
 }
 
-void el_layer_update_conv2d(const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift,
+void el_layer_update_conv2d(const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift,
                             uint32_t *rng, int32_t *nonzero, int64_t *plane)
 {
     const el_window_t g = el_window_of(ly);

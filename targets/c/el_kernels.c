@@ -35,55 +35,19 @@ uint32_t el_nonzero_index(const int32_t *x, uint32_t n, int32_t *nonzero)
     return count;
 }
 
-/* One row of W x over the listed inputs, exact (docs/numerics.md §8: no overflow). */
-static inline int64_t row_sum(const int16_t *row, const int32_t *x, const int32_t *nonzero, uint32_t n)
-{
-    uint32_t k;
-    int64_t acc = 0;
-    for (k = 0; k + 1u < n; k += 2u) {    /* two a turn: the loop's own cost halves */
-        int32_t i0 = nonzero[k], i1 = nonzero[k + 1u];
-        acc += (int64_t)row[i0] * x[i0];
-        acc += (int64_t)row[i1] * x[i1];
-    }
-    if (k < n) acc += (int64_t)row[nonzero[k]] * x[nonzero[k]];
-    return acc;
-}
+/* The dense kernels that read or store weights, once for each weight width (el_dense_width.h):
+ * int16 under their own names, int8 as their _int8 twins. */
+#define EL_W int16_t
+#define EL_WIDTH(name) name
+#define EL_SAT_W el_sat16
+#define EL_SUB_SAT_W el_sub_sat16
+#include "el_dense_width.h"
 
-/* The same sum when every listed input is 1 (spikes): no products, and below 2^16 terms of
- * at most 2^15 it fits int32. */
-static inline int32_t row_sum_of_spikes(const int16_t *row, const int32_t *nonzero, uint32_t n)
-{
-    uint32_t k;
-    int32_t acc = 0;
-    for (k = 0; k + 1u < n; k += 2u) acc += row[nonzero[k]] + row[nonzero[k + 1u]];
-    if (k < n) acc += row[nonzero[k]];
-    return acc;
-}
-
-void el_dense_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *x,
-                      int x_frac, int w_frac, int32_t *nonzero, int32_t *cur)
-{
-    uint32_t i, j, n = 0;
-    int32_t spikes = 1;
-    int shift = w_frac + x_frac - EL_STATE_FRAC;
-    for (i = 0; i < n_in; i++) {           /* event-driven: only the non-zero inputs */
-        if (x[i] == 0) continue;
-        nonzero[n++] = (int32_t)i;
-        spikes &= x[i] == 1;
-    }
-    if (spikes && n < 65536u) {
-        for (j = 0; j < n_out; j++) cur[j] = el_sat32(el_round_shift(row_sum_of_spikes(W + (size_t)j * ld, nonzero, n), shift));
-        return;
-    }
-    for (j = 0; j < n_out; j++) cur[j] = el_sat32(el_round_shift(row_sum(W + (size_t)j * ld, x, nonzero, n), shift));
-}
-
-void el_dense_sums(const int16_t *W, uint32_t ld, uint32_t n_out, const int32_t *x, const int32_t *nonzero,
-                   uint32_t n, int64_t *sums)
-{
-    uint32_t j;
-    for (j = 0; j < n_out; j++) sums[j] = row_sum(W + (size_t)j * ld, x, nonzero, n);
-}
+#define EL_W int8_t
+#define EL_WIDTH(name) name##_int8
+#define EL_SAT_W el_sat8
+#define EL_SUB_SAT_W el_sub_sat8
+#include "el_dense_width.h"
 
 void el_current_from_sums(const int64_t *sums, uint32_t n, int x_frac, int w_frac, int32_t *cur)
 {
@@ -167,20 +131,6 @@ void el_li_output_error(const int32_t *U, uint32_t n, int32_t label, int32_t *d)
     for (j = 0; j < n; j++) d[j] = el_sat32((int64_t)U[j] - ((int32_t)j == label ? EL_ONE : 0));
 }
 
-uint32_t el_dense_back(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, uint32_t n, int64_t *back)
-{
-    uint32_t m, j, active = 0;
-    el_zero(back, (size_t)n * sizeof(int64_t));
-    for (m = 0; m < n_up; m++) {           /* event-driven over non-zero upper errors */
-        const int16_t *row = W_up + (size_t)m * n;
-        int64_t dm = d_up[m];
-        if (dm == 0) continue;
-        active++;
-        for (j = 0; j < n; j++) back[j] += (int64_t)row[j] * dm;   /* unsaturated: §8 */
-    }
-    return active;
-}
-
 void el_surrogate_error(const int64_t *back, uint32_t active, const int32_t *U, const int32_t *th, uint32_t n,
                         int frac, int k, int32_t *d)
 {
@@ -214,31 +164,6 @@ void el_pass_error(const int64_t *back, uint32_t active, uint32_t n, int frac, i
     for (j = 0; j < n; j++) d[j] = active == 0 ? 0 : el_sat32(el_round_shift(back[j], frac));
 }
 
-void el_update_weights(int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *d,
-                       const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero)
-{
-    uint32_t j, k, n = el_nonzero_index(x_tr, n_in, nonzero);   /* the non-zero traces, once */
-    uint32_t state = *rng;                 /* in a register: the draws in the same order */
-    for (j = 0; j < n_out; j++) {
-        int16_t *row = W + (size_t)j * ld;
-        int64_t dj = d[j];
-        if (dj == 0) continue;
-        if (shift > 0 && shift < 32) {     /* the usual case: 32 - wf + lr_weight_shift */
-            for (k = 0; k < n; k++) {
-                uint32_t i = (uint32_t)nonzero[k];
-                state = el_xorshift32(state);
-                row[i] = el_sub_sat16(row[i], el_sr_shift_sat32(dj * x_tr[i], shift, state));
-            }
-            continue;
-        }
-        for (k = 0; k < n; k++) {
-            uint32_t i = (uint32_t)nonzero[k];
-            row[i] = el_sat16(row[i] - el_stochastic_shift(dj * x_tr[i], shift, &state));
-        }
-    }
-    *rng = state;
-}
-
 void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, const int32_t *d,
                                 const int32_t *x_tr)
 {
@@ -250,23 +175,6 @@ void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, cons
         for (i = 0; i < n_in; i++)
             if (x_tr[i] != 0) row[i] = el_sat_sum(row[i], dj * x_tr[i]);
     }
-}
-
-void el_apply_weight_grads(int16_t *W, int64_t *gW, uint32_t n_out, uint32_t n_in, int shift, uint32_t *rng)
-{
-    size_t i, n = (size_t)n_out * n_in;
-    uint32_t state = *rng;
-    for (i = 0; i < n; i++) {              /* row-major, non-zero entries only */
-        if (gW[i] == 0) continue;
-        if (shift > 0 && shift < 32) {
-            state = el_xorshift32(state);
-            W[i] = el_sub_sat16(W[i], el_sr_shift_sat32(gW[i], shift, state));
-        } else {
-            W[i] = el_sat16(W[i] - el_stochastic_shift(gW[i], shift, &state));
-        }
-        gW[i] = 0;
-    }
-    *rng = state;
 }
 
 void el_threshold_grads(const int32_t *d, const int32_t *th_tr, uint32_t n, int64_t *g)
@@ -315,39 +223,51 @@ int64_t el_top2_gap(const int64_t *scores, uint32_t n)
 }
 
 /* ---- the dense kind's layer ops (el_layers.h), as edgelearn/ops/layers/dense.py's -------- */
+/* W is the layer's weights, int8 when its flags say EL_WEIGHTS_INT8 (docs/numerics.md §1). */
 
-void el_layer_forward_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac,
+void el_layer_forward_dense(const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac,
                             int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out)
 {
     (void)s, (void)plane, (void)out;
-    el_dense_current(W, ly->n_in, ly->n_out, ly->n_in, x, x_frac, ly->weight_frac, nonzero, cur);
+    if (ly->flags & EL_WEIGHTS_INT8)
+        el_dense_current_int8(W, ly->n_in, ly->n_out, ly->n_in, x, x_frac, ly->weight_frac, nonzero, cur);
+    else
+        el_dense_current(W, ly->n_in, ly->n_out, ly->n_in, x, x_frac, ly->weight_frac, nonzero, cur);
 }
 
-void el_layer_sums_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *nonzero, uint32_t n,
+void el_layer_sums_dense(const el_layer_t *ly, const void *W, const int32_t *x, const int32_t *nonzero, uint32_t n,
                          int64_t *sums)
 {
-    el_dense_sums(W, ly->n_in, ly->n_out, x, nonzero, n, sums);
+    if (ly->flags & EL_WEIGHTS_INT8)
+        el_dense_sums_int8(W, ly->n_in, ly->n_out, x, nonzero, n, sums);
+    else
+        el_dense_sums(W, ly->n_in, ly->n_out, x, nonzero, n, sums);
 }
 
-void el_layer_refresh_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *d,
+void el_layer_refresh_dense(const el_layer_t *ly, const void *W, const int32_t *x, const int32_t *d,
                             int32_t *nonzero, int64_t *sums)
 {
-    uint32_t j, n = el_nonzero_index(x, ly->n_in, nonzero);
-    for (j = 0; j < ly->n_out; j++)          /* the rows that learned */
-        if (d[j] != 0) sums[j] = row_sum(W + (size_t)j * ly->n_in, x, nonzero, n);
+    if (ly->flags & EL_WEIGHTS_INT8)
+        dense_refresh_int8(W, ly->n_out, ly->n_in, x, d, nonzero, sums);
+    else
+        dense_refresh(W, ly->n_out, ly->n_in, x, d, nonzero, sums);
 }
 
-uint32_t el_layer_back_dense(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back)
+uint32_t el_layer_back_dense(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back)
 {
     (void)s;
-    return el_dense_back(W, ly->n_out, d, ly->n_in, back);
+    return ly->flags & EL_WEIGHTS_INT8 ? el_dense_back_int8(W, ly->n_out, d, ly->n_in, back)
+                                       : el_dense_back(W, ly->n_out, d, ly->n_in, back);
 }
 
-void el_layer_update_dense(const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift,
+void el_layer_update_dense(const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift,
                            uint32_t *rng, int32_t *nonzero, int64_t *plane)
 {
     (void)plane;
-    el_update_weights(W, ly->n_in, ly->n_out, ly->n_in, d, x_tr, shift, rng, nonzero);
+    if (ly->flags & EL_WEIGHTS_INT8)
+        el_update_weights_int8(W, ly->n_in, ly->n_out, ly->n_in, d, x_tr, shift, rng, nonzero);
+    else
+        el_update_weights(W, ly->n_in, ly->n_out, ly->n_in, d, x_tr, shift, rng, nonzero);
 }
 
 void el_layer_grads_dense(const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero)

@@ -1,8 +1,10 @@
 /* Fixed-point kernels: one function per operation, each the mirror of the function of
  * the same name in edgelearn/ops/ and edgelearn/rules/ (docs/architecture.md lists which)
- * (docs/numerics.md §5). Weights are int16,
- * row-major [n_out][n_in], Q`w_frac`; everything else is Q16 in int32; products and
- * sums are int64. Loops run in ascending index order: the order decides PRNG draws. */
+ * (docs/numerics.md §5). Weights are int16, row-major [n_out][n_in], Q`w_frac`; a dense
+ * kernel that reads or stores weights also has an _int8 twin for a layer of int8 weights
+ * (one body for both, el_dense_width.h: the same sums, updates saturated to int8); everything
+ * else is Q16 in int32; products and sums are int64. Loops run in ascending index order: the
+ * order decides PRNG draws. */
 #ifndef EL_KERNELS_H
 #define EL_KERNELS_H
 
@@ -34,12 +36,16 @@ static inline uint32_t el_dense_current_buffer_size(uint32_t n_in) { return n_in
  * (ld = n_in for a whole layer; SPIDE passes an edge's columns of a wider layer). */
 void el_dense_current(const int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *x,
                       int x_frac, int w_frac, int32_t *nonzero, int32_t *cur);
+void el_dense_current_int8(const int8_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *x,
+                           int x_frac, int w_frac, int32_t *nonzero, int32_t *cur);
 /* The indices of x's non-zero entries, ascending, into nonzero[]; returns their count. */
 uint32_t el_nonzero_index(const int32_t *x, uint32_t n, int32_t *nonzero);
 /* An input that stays the same all sample (direct coding, numerics.md §5b): the exact sums
  * W x over the n listed non-zero inputs once, then each step's current from them. */
 void el_dense_sums(const int16_t *W, uint32_t ld, uint32_t n_out, const int32_t *x, const int32_t *nonzero,
                    uint32_t n, int64_t *sums);
+void el_dense_sums_int8(const int8_t *W, uint32_t ld, uint32_t n_out, const int32_t *x, const int32_t *nonzero,
+                        uint32_t n, int64_t *sums);
 void el_current_from_sums(const int64_t *sums, uint32_t n, int x_frac, int w_frac, int32_t *cur);
 void el_input_trace_step(int64_t a, const int32_t *x, uint32_t n, int x_frac, int32_t *x_tr);
 void el_neuron_trace_step(int64_t a, const int32_t *V, const uint8_t *s, uint32_t n, int32_t *th_tr,
@@ -62,6 +68,7 @@ void el_li_output_error(const int32_t *U, uint32_t n, int32_t label, int32_t *d)
  * returns how many were non-zero. Every kind's (el_layers.h) fills the same scratch: */
 static inline uint32_t el_error_backprop_buffer_size(uint32_t n) { return n * (uint32_t)sizeof(int64_t); }
 uint32_t el_dense_back(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, uint32_t n, int64_t *back);
+uint32_t el_dense_back_int8(const int8_t *W_up, uint32_t n_up, const int32_t *d_up, uint32_t n, int64_t *back);
 /* A hidden layer's error below a dense layer, d = (W_up^T d_up) * phi(U - th): el_dense_back then
  * el_surrogate_error in one call (back: the scratch). */
 void el_hidden_error(const int16_t *W_up, uint32_t n_up, const int32_t *d_up, const int32_t *U,
@@ -77,9 +84,12 @@ void el_pass_error(const int64_t *back, uint32_t active, uint32_t n, int frac, i
 /* nonzero: scratch of n_in indices (el_dense_current_buffer_size): the non-zero traces. */
 void el_update_weights(int16_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *d,
                        const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero);
+void el_update_weights_int8(int8_t *W, uint32_t ld, uint32_t n_out, uint32_t n_in, const int32_t *d,
+                            const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero);
 void el_accumulate_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, const int32_t *d,
                                 const int32_t *x_tr);
 void el_apply_weight_grads(int16_t *W, int64_t *gW, uint32_t n_out, uint32_t n_in, int shift, uint32_t *rng);
+void el_apply_weight_grads_int8(int8_t *W, int64_t *gW, uint32_t n_out, uint32_t n_in, int shift, uint32_t *rng);
 void el_threshold_grads(const int32_t *d, const int32_t *th_tr, uint32_t n, int64_t *g);
 void el_apply_threshold_grads(int32_t *th, int64_t *g, uint32_t n, int shift, int64_t floor, uint32_t *rng);
 int64_t el_leak_grad(const int32_t *d, const int32_t *a_tr, uint32_t n);

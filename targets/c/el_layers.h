@@ -7,23 +7,23 @@
 #include "edgelearn.h"
 
 /* Each kind's layer ops (edgelearn/ops/registry.py LAYER_OPS), in its C file. */
-void el_layer_forward_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out);
-void el_layer_sums_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *nonzero, uint32_t n, int64_t *sums);
-void el_layer_refresh_dense(const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *d, int32_t *nonzero, int64_t *sums);
-uint32_t el_layer_back_dense(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back);
-void el_layer_update_dense(const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane);
+void el_layer_forward_dense(const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out);
+void el_layer_sums_dense(const el_layer_t *ly, const void *W, const int32_t *x, const int32_t *nonzero, uint32_t n, int64_t *sums);
+void el_layer_refresh_dense(const el_layer_t *ly, const void *W, const int32_t *x, const int32_t *d, int32_t *nonzero, int64_t *sums);
+uint32_t el_layer_back_dense(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back);
+void el_layer_update_dense(const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane);
 void el_layer_grads_dense(const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero);
-void el_layer_forward_conv2d(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out);
-uint32_t el_layer_back_conv2d(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back);
-void el_layer_update_conv2d(const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane);
+void el_layer_forward_conv2d(const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out);
+uint32_t el_layer_back_conv2d(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back);
+void el_layer_update_conv2d(const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane);
 void el_layer_grads_conv2d(const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero);
-void el_layer_forward_avgpool(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out);
-uint32_t el_layer_back_avgpool(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back);
-void el_layer_forward_maxpool(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out);
-uint32_t el_layer_back_maxpool(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back);
-void el_layer_scan_scan2d(const el_layer_t *ly, const int16_t *W, const int32_t *x, int x_frac, int64_t a, const int32_t *th, int32_t *V, uint8_t *s, int32_t *U, int32_t *cur, int32_t *rec_tr);
-uint32_t el_layer_back_scan2d(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back);
-void el_layer_update_scan2d(const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane);
+void el_layer_forward_avgpool(const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out);
+uint32_t el_layer_back_avgpool(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back);
+void el_layer_forward_maxpool(const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out);
+uint32_t el_layer_back_maxpool(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back);
+void el_layer_scan_scan2d(const el_layer_t *ly, const void *W, const int32_t *x, int x_frac, int64_t a, const int32_t *th, int32_t *V, uint8_t *s, int32_t *U, int32_t *cur, int32_t *rec_tr);
+uint32_t el_layer_back_scan2d(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back);
+void el_layer_update_scan2d(const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane);
 void el_layer_grads_scan2d(const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero);
 el_status_t el_conv2d_window_check(const el_window_t *g, int binary_source, el_layer_t *ly);
 el_status_t el_avgpool_window_check(const el_window_t *g, int binary_source, el_layer_t *ly);
@@ -119,7 +119,7 @@ static inline void el_layer_scratch(uint32_t code, const el_layer_t *ly, uint32_
 }
 
 /* One step: the currents ``cur`` of its input x (kinds with neurons), or the output values ``out`` of the spikes s of the layer below (pools) (registry.LAYER_OPS). */
-static inline void el_layer_forward(uint32_t code, const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out)
+static inline void el_layer_forward(uint32_t code, const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac, int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out)
 {
     switch (code) {
     case EL_LAYER_DENSE:
@@ -140,7 +140,7 @@ static inline void el_layer_forward(uint32_t code, const el_layer_t *ly, const i
 }
 
 /* One step that runs its neurons itself, as it scans them (scan2d): currents, the steps of the neurons of kind ``neuron``, and, when learning (rec_tr not empty), its own spikes' traces (registry.LAYER_OPS). */
-static inline void el_layer_scan(uint32_t code, const el_layer_t *ly, const int16_t *W, const int32_t *x, int x_frac, int64_t a, const int32_t *th, int32_t *V, uint8_t *s, int32_t *U, int32_t *cur, int32_t *rec_tr)
+static inline void el_layer_scan(uint32_t code, const el_layer_t *ly, const void *W, const int32_t *x, int x_frac, int64_t a, const int32_t *th, int32_t *V, uint8_t *s, int32_t *U, int32_t *cur, int32_t *rec_tr)
 {
     switch (code) {
     case EL_LAYER_SCAN2D:
@@ -152,7 +152,7 @@ static inline void el_layer_scan(uint32_t code, const el_layer_t *ly, const int1
 }
 
 /* The exact sums W x over the n inputs listed in ``nonzero`` (an input the same all sample) (registry.LAYER_OPS). */
-static inline void el_layer_sums(uint32_t code, const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *nonzero, uint32_t n, int64_t *sums)
+static inline void el_layer_sums(uint32_t code, const el_layer_t *ly, const void *W, const int32_t *x, const int32_t *nonzero, uint32_t n, int64_t *sums)
 {
     switch (code) {
     case EL_LAYER_DENSE:
@@ -164,7 +164,7 @@ static inline void el_layer_sums(uint32_t code, const el_layer_t *ly, const int1
 }
 
 /* The sums of the units (rows, channels) with non-zero errors d (registry.LAYER_OPS). */
-static inline void el_layer_refresh(uint32_t code, const el_layer_t *ly, const int16_t *W, const int32_t *x, const int32_t *d, int32_t *nonzero, int64_t *sums)
+static inline void el_layer_refresh(uint32_t code, const el_layer_t *ly, const void *W, const int32_t *x, const int32_t *d, int32_t *nonzero, int64_t *sums)
 {
     switch (code) {
     case EL_LAYER_DENSE:
@@ -176,7 +176,7 @@ static inline void el_layer_refresh(uint32_t code, const el_layer_t *ly, const i
 }
 
 /* The errors d of its outputs carried onto its inputs (back, unsaturated int64; s: its input spikes); returns how many d were non-zero (registry.LAYER_OPS). */
-static inline uint32_t el_layer_back(uint32_t code, const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s, int64_t *back)
+static inline uint32_t el_layer_back(uint32_t code, const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back)
 {
     switch (code) {
     case EL_LAYER_DENSE:
@@ -196,7 +196,7 @@ static inline uint32_t el_layer_back(uint32_t code, const el_layer_t *ly, const 
 }
 
 /* W -= SR(gradient, shift) now (per-step updates) (registry.LAYER_OPS). */
-static inline void el_layer_update(uint32_t code, const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane)
+static inline void el_layer_update(uint32_t code, const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane)
 {
     switch (code) {
     case EL_LAYER_DENSE:

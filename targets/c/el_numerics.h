@@ -25,6 +25,7 @@ static inline int64_t el_saturate(int64_t x, int64_t lo, int64_t hi)
 }
 static inline int32_t el_sat32(int64_t x) { return (int32_t)el_saturate(x, INT32_MIN, INT32_MAX); }
 static inline int16_t el_sat16(int64_t x) { return (int16_t)el_saturate(x, INT16_MIN, INT16_MAX); }
+static inline int8_t el_sat8(int64_t x) { return (int8_t)el_saturate(x, INT8_MIN, INT8_MAX); }
 
 /* Product of two Q16 numbers, rounded back to Q16. */
 static inline int64_t el_mul_state(int64_t a, int64_t b) { return el_round_shift(a * b, EL_STATE_FRAC); }
@@ -89,15 +90,23 @@ static inline int32_t el_sr_shift_sat32(int64_t p, int s, uint32_t u)
     return el_shift_sat32((uint64_t)p + (u >> (32 - s)), s);
 }
 
-/* el_sat16(w - q) for an int16 w and any int32 q: a |q| beyond 2^17 saturates alike, so q
- * is clamped first and the difference stays inside int32 (SSAT where the core has it). */
+/* el_sat16(w - q) for an int16 w and any int32 q, el_sat8 for an int8 w: a |q| beyond 2^17
+ * saturates alike, so q is clamped first and the difference stays inside int32 (SSAT where
+ * the core has it). */
 #if defined(__ARM_FEATURE_SAT)
 static inline int16_t el_sub_sat16(int32_t w, int32_t q) { return (int16_t)__ssat(w - __ssat(q, 18), 16); }
+static inline int8_t el_sub_sat8(int32_t w, int32_t q) { return (int8_t)__ssat(w - __ssat(q, 18), 8); }
 #else
+static inline int32_t el_sub_clamped(int32_t w, int32_t q) { return w - (q > 131071 ? 131071 : q < -131072 ? -131072 : q); }
 static inline int16_t el_sub_sat16(int32_t w, int32_t q)
 {
-    int32_t v = w - (q > 131071 ? 131071 : q < -131072 ? -131072 : q);
+    int32_t v = el_sub_clamped(w, q);
     return (int16_t)(v > INT16_MAX ? INT16_MAX : v < INT16_MIN ? INT16_MIN : v);
+}
+static inline int8_t el_sub_sat8(int32_t w, int32_t q)
+{
+    int32_t v = el_sub_clamped(w, q);
+    return (int8_t)(v > INT8_MAX ? INT8_MAX : v < INT8_MIN ? INT8_MIN : v);
 }
 #endif
 

@@ -20,8 +20,8 @@ typedef struct {
     uint32_t in_off;         /* first input in input_trace */
     uint32_t w_off;          /* first synapse in weight_grad */
     uint8_t neuron;          /* neuron kind code */
-    uint8_t weight_frac;     /* weights are Q(15-weight_frac).weight_frac */
-    uint8_t flags;           /* EL_TRAINABLE | EL_LEARN_THRESHOLD | EL_LEARN_LEAK */
+    uint8_t weight_frac;     /* weights are Q(bits-1-weight_frac).weight_frac, bits 16 or 8 */
+    uint8_t flags;           /* EL_TRAINABLE | EL_LEARN_THRESHOLD | EL_LEARN_LEAK | EL_WEIGHTS_INT8 */
     uint8_t reset_shift;     /* a spike subtracts th << reset_shift (1: SPIDE's modified reset) */
     uint32_t e_start;        /* the layer's first edge in the edge table */
     uint16_t e_count;        /* its number of edges */

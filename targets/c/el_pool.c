@@ -100,7 +100,7 @@ uint32_t el_maxpool_back(const int32_t *d, const el_window_t *g, const uint8_t *
 
 /* ---- the layer ops (el_layers.h) ------------------------------------------------ */
 
-void el_layer_forward_avgpool(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac,
+void el_layer_forward_avgpool(const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac,
                               int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out)
 {
     const el_window_t g = el_window_of(ly);
@@ -108,7 +108,7 @@ void el_layer_forward_avgpool(const el_layer_t *ly, const int16_t *W, const int3
     el_avgpool_forward(s, &g, out);
 }
 
-uint32_t el_layer_back_avgpool(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s,
+uint32_t el_layer_back_avgpool(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s,
                                int64_t *back)
 {
     const el_window_t g = el_window_of(ly);
@@ -116,7 +116,7 @@ uint32_t el_layer_back_avgpool(const el_layer_t *ly, const int16_t *W, const int
     return el_avgpool_back(d, &g, back);
 }
 
-void el_layer_forward_maxpool(const el_layer_t *ly, const int16_t *W, const int32_t *x, const uint8_t *s, int x_frac,
+void el_layer_forward_maxpool(const el_layer_t *ly, const void *W, const int32_t *x, const uint8_t *s, int x_frac,
                               int32_t *nonzero, int64_t *plane, int32_t *cur, uint8_t *out)
 {
     const el_window_t g = el_window_of(ly);
@@ -124,7 +124,7 @@ void el_layer_forward_maxpool(const el_layer_t *ly, const int16_t *W, const int3
     el_maxpool_forward(s, &g, out);
 }
 
-uint32_t el_layer_back_maxpool(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s,
+uint32_t el_layer_back_maxpool(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s,
                                int64_t *back)
 {
     const el_window_t g = el_window_of(ly);

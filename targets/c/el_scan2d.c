@@ -130,7 +130,7 @@ void el_scan2d_weight_grads(int64_t *gW, const int32_t *d, const int32_t *x_tr, 
 
 /* ---- the layer ops (el_layers.h) ------------------------------------------------ */
 
-void el_layer_scan_scan2d(const el_layer_t *ly, const int16_t *W, const int32_t *x, int x_frac, int64_t a,
+void el_layer_scan_scan2d(const el_layer_t *ly, const void *W, const int32_t *x, int x_frac, int64_t a,
                           const int32_t *th, int32_t *V, uint8_t *s, int32_t *U, int32_t *cur, int32_t *rec_tr)
 {
     const el_window_t g = el_window_of(ly);
@@ -138,7 +138,7 @@ void el_layer_scan_scan2d(const el_layer_t *ly, const int16_t *W, const int32_t 
     if (rec_tr != NULL) el_scan2d_spike_trace(a, s, ly->n_out, rec_tr);   /* learning: this step's spikes */
 }
 
-uint32_t el_layer_back_scan2d(const el_layer_t *ly, const int16_t *W, const int32_t *d, const uint8_t *s,
+uint32_t el_layer_back_scan2d(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s,
                               int64_t *back)
 {
     const el_window_t g = el_window_of(ly);
@@ -146,7 +146,7 @@ uint32_t el_layer_back_scan2d(const el_layer_t *ly, const int16_t *W, const int3
     return el_scan2d_back(W, d, &g, back);
 }
 
-void el_layer_update_scan2d(const el_layer_t *ly, int16_t *W, const int32_t *d, const int32_t *x_tr, int shift,
+void el_layer_update_scan2d(const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift,
                             uint32_t *rng, int32_t *nonzero, int64_t *plane)
 {
     const el_window_t g = el_window_of(ly);

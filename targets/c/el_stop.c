@@ -8,9 +8,11 @@
 #include "el_neurons.h"
 #include "el_numerics.h"
 
-static int16_t *layer_weights(const el_net_t *net, const el_layer_t *ly)
+/* A layer's weights in the blob: int16, or int8 for a layer flagged EL_WEIGHTS_INT8, whose
+ * kernels (the dense kind's ops, apply_weight_grads) read them at that width. */
+static void *layer_weights(const el_net_t *net, const el_layer_t *ly)
 {
-    return (int16_t *)(void *)(net->blob + ly->weights_at);
+    return net->blob + ly->weights_at;
 }
 static int32_t *layer_thresholds(const el_net_t *net, const el_layer_t *ly)
 {
@@ -73,7 +75,8 @@ static void errors(el_net_t *net, int32_t label)
         int32_t *d = net->error + ly->error_off;
         int neurons = el_layer_has_neurons(ly->kind), frac;
         uint32_t active;
-        if (neurons && up->kind == EL_LAYER_DENSE) {   /* the dense kind's own kernel: W^T d and the surrogate */
+        if (neurons && up->kind == EL_LAYER_DENSE && !(up->flags & EL_WEIGHTS_INT8)) {
+            /* int16 dense weights: their own kernel, W^T d and the surrogate in one (int8 ones: below) */
             el_hidden_error(layer_weights(net, up), up->n_out, d_up, net->potential + ly->state_off, layer_thresholds(net, ly),
                             ly->n_out, up->weight_frac, net->surrogate_shift, net->error_backprop, d);
             continue;
@@ -235,8 +238,12 @@ void el_apply_accumulated(el_net_t *net, uint32_t extra_shift)
     for (l = 0; l < net->layer_count; l++) {   /* the order of the per-step updates */
         const el_layer_t *ly = &net->layers[l];
         if (!(ly->flags & EL_TRAINABLE)) continue;
-        el_apply_weight_grads(layer_weights(net, ly), net->weight_grad + ly->w_off, ly->w_rows, ly->w_cols,
-                              weight_shift(ly, &s), &net->rng_learn);
+        if (ly->flags & EL_WEIGHTS_INT8)
+            el_apply_weight_grads_int8(layer_weights(net, ly), net->weight_grad + ly->w_off, ly->w_rows, ly->w_cols,
+                                       weight_shift(ly, &s), &net->rng_learn);
+        else
+            el_apply_weight_grads(layer_weights(net, ly), net->weight_grad + ly->w_off, ly->w_rows, ly->w_cols,
+                                  weight_shift(ly, &s), &net->rng_learn);
         if (ly->flags & EL_LEARN_THRESHOLD)
             el_apply_threshold_grads(layer_thresholds(net, ly), net->threshold_grad + ly->learn_off, ly->n_out,
                                      threshold_shift(&s), EL_THRESHOLD_FLOOR, &net->rng_learn);

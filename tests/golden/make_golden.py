@@ -3,14 +3,15 @@
     .venv/bin/python tests/golden/make_golden.py
 
 Writes tests/golden/stop.json: for a few tiny models (one per encoding, neuron mix and
-update mode, and chains of conv2d and pooling layers), the model blob, the samples and labels presented, and what the reference
-(FixedSTOP) produced: the scores of every presentation, then the final weights,
+update mode, int8 weights, and chains of conv2d and pooling layers), the model blob, the
+samples and labels presented, and what the reference (FixedSTOP) produced: the scores of every presentation, then the final weights,
 thresholds, leaks and both PRNG states. Also tests/golden/spide.json: tiny SPIDE models
 (feed-forward and feedback, IF/LIF, both resets, every encoding) through FixedSPIDE, one
 sample per presentation: scores, then the final weights, PRNG states and health
 counters. Never edit the file by hand: a change to the
 contract regenerates it (docs/numerics.md §11).
 """
+import dataclasses
 import json
 from pathlib import Path
 
@@ -49,6 +50,22 @@ def case(name, sizes, encoding, hidden, readout, learning, batches, schedule=Non
                         weight_gain=2.5)
     model.schedule = schedule
     return replay_case(name, model, batches)
+
+
+# int8 weights (docs/numerics.md §1), learning at lr 0 so that sat8 acts: the arguments of case,
+# then each layer's weight_frac
+INT8_CASES = [
+    ("direct-int8-step", [12, 8, 4], "direct", Neuron("lif", leak=0.75), Neuron("lif", leak=0.875),
+     Learning(T=6, seed=41, update="step", lr_weight_shift=0), [1, 1, 1, 1], (7, 6)),
+    ("rate-int8-li-sample", [10, 6, 3], "rate", Neuron("lif"), Neuron("li", leak=0.5),
+     Learning(T=5, seed=42, update="sample", lr_weight_shift=0), [1, 2, 4], (7, 6)),
+]
+
+
+def int8_case(name, sizes, encoding, hidden, readout, learning, batches, fracs):
+    model = mlp(name, sizes, encoding=encoding, hidden=hidden, readout=readout, learning=learning)
+    layers = tuple(dataclasses.replace(layer, weight_bits=8, weight_frac=f) for layer, f in zip(model.layers, fracs))
+    return replay_case(name, init_params(dataclasses.replace(model, layers=layers), weight_gain=2.5), batches)
 
 
 # Window layers (docs/numerics.md §5c): conv2d, avgpool and maxpool chains, every encoding a pool
@@ -181,8 +198,8 @@ def spide_case(name, n_in, hidden, classes, options, count):
 
 
 if __name__ == "__main__":
-    OUT.write_text(json.dumps([case(*c) for c in CASES] + [conv_case(*c) for c in CONV_CASES],
-                              separators=(",", ":")) + "\n")
+    OUT.write_text(json.dumps([case(*c) for c in CASES] + [int8_case(*c) for c in INT8_CASES]
+                              + [conv_case(*c) for c in CONV_CASES], separators=(",", ":")) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
     SPIDE_OUT.write_text(json.dumps([spide_case(*c) for c in SPIDE_CASES], separators=(",", ":")) + "\n")
     print(f"wrote {SPIDE_OUT} ({SPIDE_OUT.stat().st_size} bytes)")

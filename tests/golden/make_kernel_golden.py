@@ -28,6 +28,7 @@ OUT = Path(__file__).with_name("kernels")
 ONE = 1 << 16
 HALF = ONE >> 1
 I16_MIN, I16_MAX = -(1 << 15), (1 << 15) - 1
+I8_MIN, I8_MAX = -(1 << 7), (1 << 7) - 1
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 LIMIT = 1 << 61                     # gradient sums saturate here
 FLOOR = 4096                        # the threshold floor, ONE / 16
@@ -167,6 +168,22 @@ def _(g):
         c("a block of a wider matrix: columns 3..7 of 10 (row stride 10)", block={"W": [3, 5]},
           W=g.i(I16_MIN, I16_MAX, (4, 10)), x=[255, 0, 17, 128, 1], x_frac=8, w_frac=12),
         c("random spikes, wf 12", W=g.i(-8192, 8192, (7, 20)), x=g.spikes(20), x_frac=0, w_frac=12),
+    ]
+
+
+@builder("dense_current_int8")
+def _(g):
+    return [
+        c("Q0.7 weights, direct input: shift -1, never a rounding", W=[[64, I8_MIN, I8_MAX], [1, 2, 3]],
+          x=[128, 0, 255], x_frac=8, w_frac=7),
+        c("full-range weights on spikes (wf 0: shift -16)", W=[[I8_MAX, I8_MAX], [I8_MIN, I8_MIN], [I8_MAX, I8_MIN]],
+          x=[1, 1], x_frac=0, w_frac=0),
+        c("all inputs zero", W=g.i(I8_MIN, I8_MAX, (3, 5)), x=[0] * 5, x_frac=8, w_frac=7),
+        c("direct, wf 7, full-range weights, 784 inputs", W=g.i(I8_MIN, I8_MAX, (3, 784)), x=g.sparse(0, 255, 784),
+          x_frac=8, w_frac=7),
+        c("a block of a wider matrix: columns 2..6 of 9", block={"W": [2, 5]}, W=g.i(I8_MIN, I8_MAX, (4, 9)),
+          x=[255, 0, 17, 128, 1], x_frac=8, w_frac=6),
+        c("random spikes, wf 6", W=g.i(I8_MIN, I8_MAX, (7, 20)), x=g.spikes(20), x_frac=0, w_frac=6),
     ]
 
 
@@ -342,6 +359,16 @@ def _(g):
         c("unsaturated beyond int32 (full-range weights and errors)", W_up=[[I16_MAX, I16_MIN], [I16_MAX, I16_MIN]],
           d_up=[I32_MAX, I32_MAX]),
         c("random, zero errors skipped", W_up=g.i(I16_MIN, I16_MAX, (6, 9)), d_up=g.sparse(-2 * ONE, 2 * ONE, 6)),
+    ]
+
+
+@builder("dense_back_int8")
+def _(g):
+    return [
+        c("unsaturated beyond int32 (full-range weights and errors)", W_up=[[I8_MAX, I8_MIN], [I8_MAX, I8_MIN]],
+          d_up=[I32_MAX, I32_MAX]),
+        c("every upper error zero: back 0, active 0", W_up=g.i(I8_MIN, I8_MAX, (3, 4)), d_up=[0, 0, 0]),
+        c("random, zero errors skipped", W_up=g.i(I8_MIN, I8_MAX, (6, 9)), d_up=g.sparse(-2 * ONE, 2 * ONE, 6)),
     ]
 
 
@@ -626,6 +653,17 @@ def _(g):
     ]
 
 
+@builder("dense_sums_int8")
+def _(g):
+    return [
+        _sums_case("the largest terms: 127 and -128 times 255", [[I8_MAX] * 4, [I8_MIN] * 4], [255, 255, 255, 255]),
+        _sums_case("all inputs zero", g.i(I8_MIN, I8_MAX, (3, 4)), [0, 0, 0, 0]),
+        _sums_case("a block of a wider matrix: columns 1..4 of 7", g.i(I8_MIN, I8_MAX, (3, 7)), [0, 17, 255, 3],
+                   block={"W": [1, 4]}),
+        _sums_case("random direct input", g.i(I8_MIN, I8_MAX, (6, 40)), g.sparse(0, 255, 40)),
+    ]
+
+
 @builder("current_from_sums")
 def _(g):
     return [
@@ -667,6 +705,31 @@ def _(g):
     ]
 
 
+@builder("update_weights_int8")
+def _(g):
+    big = {"d": [I32_MIN, I32_MAX, -1], "x_tr": [I32_MIN, I32_MAX, 1, 0]}
+    W_big = [[0, 100, I8_MAX, 5], [I8_MIN, -100, 0, 5], [1, 2, 3, 4]]
+    return [
+        c("Q0.7, shift 31 (32 - 7 + lr 6), first draw of the seed-1 learning stream", W=[[100]], d=[32768],
+          x_tr=[ONE], shift=31, rng=SEED1_LEARN),
+        c("sat8 at both bounds", W=[[I8_MAX, I8_MAX - 3, 0], [I8_MIN, I8_MIN + 3, 0]], d=[-(1 << 20), 1 << 20],
+          x_tr=[1 << 20, 1 << 10, 1], shift=26, rng=SEED0),
+        c("one step past a bound saturates, it does not wrap", W=[[120, -120]], d=[ONE], x_tr=[-(1 << 20), 1 << 20],
+          shift=32, rng=SEED0),
+        c("steps beyond int32 (the difference clamped first)", W=W_big, **big, shift=26, rng=SEED1_LEARN),
+        c("zero errors and zero traces draw nothing", W=g.i(I8_MIN, I8_MAX, (4, 6)), d=[0, 20000, 0, -7],
+          x_tr=[0, ONE, 3, 0, 0, 123456], shift=26, rng=SEED1_LEARN),
+        c("shift 62 at the largest products", W=W_big, **big, shift=62, rng=SEED1_LEARN),
+        c("shift 90", W=W_big, **big, shift=90, rng=g.state()),
+        c("shift 0: W -= d x^ exactly, then sat8", W=[[10, -10, 0]], d=[3], x_tr=[2, 0, 50], shift=0,
+          rng=g.state()),
+        c("a block of a wider matrix: columns 2..5 of 8", block={"W": [2, 4]}, W=g.i(I8_MIN, I8_MAX, (3, 8)),
+          d=[5000, 0, -3000], x_tr=[ONE, 0, 4 * ONE, 2 * ONE], shift=25, rng=g.state()),
+        c("random, wf 7 at lr 0 (shift 25): many at the bounds", W=g.i(I8_MIN, I8_MAX, (5, 10)),
+          d=g.sparse(-ONE, ONE, 5), x_tr=g.sparse(0, 2 * ONE, 10), shift=25, rng=g.state()),
+    ]
+
+
 @builder("accumulate_weight_grads")
 def _(g):
     return [
@@ -702,6 +765,23 @@ def _(g):
         c("random, shift 33", W=g.i(-8192, 8192, (4, 6)), gW=g.sparse(-(1 << 45), 1 << 45, (4, 6)), shift=33,
           rng=g.state()),
         c("random, shift 20", W=g.i(-8192, 8192, (4, 6)), gW=g.sparse(-(1 << 30), 1 << 30, (4, 6)), shift=20,
+          rng=g.state()),
+    ]
+
+
+@builder("apply_weight_grads_int8")
+def _(g):
+    return [
+        c("non-zero entries only, row-major, one draw each; gW cleared", W=g.i(I8_MIN, I8_MAX, (3, 4)),
+          gW=[[0, 1 << 30, 0, -(1 << 28)], [0, 0, 0, 0], [5, 0, -(1 << 33), 0]], shift=26, rng=SEED1_LEARN),
+        c("sat8 at both bounds", W=[[I8_MAX, I8_MIN, I8_MAX, I8_MIN]], gW=[[-(1 << 45), 1 << 45, 1 << 20, -(1 << 20)]],
+          shift=26, rng=SEED0),
+        c("gW at +-2^61, shift 62", W=[[0, 0, 100, -100]], gW=[[LIMIT, -LIMIT, LIMIT - 1, -LIMIT + 1]], shift=62,
+          rng=SEED1_LEARN),
+        c("shift 0: exact, then sat8", W=[[0, 0, 100, -100]], gW=[[1, -1, -200, 200]], shift=0, rng=g.state()),
+        c("random, shift 25", W=g.i(I8_MIN, I8_MAX, (4, 6)), gW=g.sparse(-(1 << 32), 1 << 32, (4, 6)), shift=25,
+          rng=g.state()),
+        c("random, shift 33", W=g.i(I8_MIN, I8_MAX, (4, 6)), gW=g.sparse(-(1 << 40), 1 << 40, (4, 6)), shift=33,
           rng=g.state()),
     ]
 
