@@ -31,23 +31,10 @@ from edgelearn.model import Learning, Neuron, init_params, mlp
 from edgelearn.psn_native import NativePSN
 from edgelearn.psnnet import FixedPSN, FloatPSN, make_net
 from edgelearn.rules.stop.fixed import FixedSTOP
+from edgelearn.synthetic import LAGGED_XOR, lagged_xor_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-
-
-def lagged_xor(n: int, T: int, lag: int, jitter: int, noise: int, seed: int, target: str = "xor"):
-    """x uint8 [n, T, 2] (Q0.8 currents), y = A xor B (``target`` "a" or "b": one cue's bit, the
-    controls that need no memory across the lag)."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, noise + 1, (n, T, 2)).astype(np.uint8)
-    a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
-    t0 = rng.integers(0, jitter + 1, n)
-    for i in range(n):
-        x[i, t0[i]:t0[i] + 2, a[i]] = 255
-        x[i, t0[i] + lag:t0[i] + lag + 2, b[i]] = 255
-    assert t0.max() + lag + 2 <= T
-    return x, {"xor": a ^ b, "a": a, "b": b}[target].astype(np.int64)
 
 
 def accuracy(scores, y) -> float:
@@ -114,12 +101,13 @@ def run_psn(args, data):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n-train", type=int, default=2000)
-    p.add_argument("--n-test", type=int, default=1000)
-    p.add_argument("--lag", type=int, default=16)
-    p.add_argument("--jitter", type=int, default=6)
-    p.add_argument("--noise", type=int, default=64, help="distractor amplitude (of 255)")
-    p.add_argument("--T", type=int, default=32)
+    task = LAGGED_XOR                      # the defaults: the named dataset (--data lagged-xor)
+    p.add_argument("--n-train", type=int, default=task["n_train"])
+    p.add_argument("--n-test", type=int, default=task["n_test"])
+    p.add_argument("--lag", type=int, default=task["lag"])
+    p.add_argument("--jitter", type=int, default=task["jitter"])
+    p.add_argument("--noise", type=int, default=task["noise"], help="distractor amplitude (of 255)")
+    p.add_argument("--T", type=int, default=task["T"])
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--taps", type=int, default=2)
     p.add_argument("--dilation", type=int, default=16)
@@ -130,14 +118,14 @@ def main(argv=None):
     p.add_argument("--tap-lr", type=int, default=14, help="the float twin's tap rate 2^-n")
     p.add_argument("--device-lr", type=int, default=12, help="the device's lr_weight_shift")
     p.add_argument("--lif-lr", type=int, nargs="+", default=[6, 9, 12], help="STOP's lr_weight_shift(s)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=task["seed"])
     p.add_argument("--target", choices=("xor", "a", "b"), default="xor",
                    help="xor (the task) or one cue's bit (controls: no memory across the lag needed)")
     p.add_argument("--only", choices=("lif", "psn"))
     p.add_argument("--out", default=str(RESULTS / "delayed_cue"))
     args = p.parse_args(argv)
-    train = lagged_xor(args.n_train, args.T, args.lag, args.jitter, args.noise, args.seed, args.target)
-    test = lagged_xor(args.n_test, args.T, args.lag, args.jitter, args.noise, args.seed + 1000, args.target)
+    task = (args.n_train, args.n_test, args.T, args.lag, args.jitter, args.noise, args.seed)
+    train, test = lagged_xor_splits(*task, args.target)
     out = {"task": vars(args), "host": platform.node(), "load": os.getloadavg()}
     for name, fn in (("lif", run_lif), ("psn", run_psn)):
         if args.only in (None, name):
@@ -148,9 +136,7 @@ def main(argv=None):
     if args.only is None:
         controls = {}
         for target in ("a", "b"):             # the same LIF learner on one cue's bit: no memory across the lag
-            data = [lagged_xor(n, args.T, args.lag, args.jitter, args.noise, args.seed + off, target)
-                    for n, off in ((args.n_train, 0), (args.n_test, 1000))]
-            controls[target] = run_lif(args, data)
+            controls[target] = run_lif(args, lagged_xor_splits(*task, target))
             print("lif control", target, controls[target]["best"])
         out["lif_controls"] = controls
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -40,14 +40,15 @@ RESULTS = ROOT / "bench" / "results"
 
 def recipe(args) -> dict:
     """The spec with the options given on the command line; ``args`` gets the values used."""
-    spec = json.loads(Path(args.model).read_text())
+    _, spec = psnfile.load(args.model)
     hidden, readout = spec["layers"][:-1], spec["layers"][-1]
     sizes = args.hidden or [ly["neurons"] for ly in hidden]
-    taps = args.taps or hidden[0]["taps"]
+    taps = [args.taps] * len(sizes) if args.taps else [ly["taps"] for ly in hidden] if not args.hidden \
+        else [hidden[0]["taps"]] * len(sizes)
     dilations = args.dilations or ([ly["dilation"] for ly in hidden] if not args.hidden and not args.taps
-                                   else psn.sawtooth(len(sizes), taps))
-    spec["layers"] = [{"kind": "psn", "neurons": n, "taps": taps, "dilation": d}
-                      for n, d in zip(sizes, dilations, strict=True)] + [readout]
+                                   else psn.sawtooth(len(sizes), taps[0]))
+    spec["layers"] = [{"kind": "psn", "neurons": n, "taps": k, "dilation": d}
+                      for n, k, d in zip(sizes, taps, dilations, strict=True)] + [readout]
     for section, key, option in (("init", "seed", "seed"), ("init", "threshold", "threshold"),
                                  ("init", "weight_scale", "weight_scale"),
                                  ("learning", "surrogate_shift", "surrogate_shift"), ("learning", "epochs", "epochs"),
@@ -59,7 +60,7 @@ def recipe(args) -> dict:
         spec["learning"]["learn_thresholds"] = False
     spec = psnfile.check_spec(spec)
     init, learning = spec["init"], spec["learning"]
-    args.hidden, args.taps, args.dilations = sizes, taps, dilations
+    args.hidden, args.taps, args.dilations = sizes, taps[0] if len(set(taps)) == 1 else taps, dilations
     args.seed, args.threshold, args.weight_scale = init["seed"], init["threshold"], init["weight_scale"]
     args.surrogate_shift, args.epochs, args.batch = learning["surrogate_shift"], learning["epochs"], learning["batch"]
     args.lr, args.device_lr = learning["lr"], learning["lr_weight_shift"]

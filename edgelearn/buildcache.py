@@ -30,11 +30,12 @@ from typing import Callable, Iterable
 
 from . import resources
 
-RUNTIME_SOURCES = ("el_kernels.c", "el_kernels_spide.c", "el_conv2d.c", "el_pool.c", "el_scan2d.c", "el_blob.c",
+KERNELS = "el_kernels.c"        # the kernels every network calls: STOP's, SPIDE's and the PSN's
+RUNTIME_SOURCES = (KERNELS, "el_kernels_spide.c", "el_conv2d.c", "el_pool.c", "el_scan2d.c", "el_blob.c",
                    "el_stop.c", "el_spide.c")
 DEVICE_SOURCES = RUNTIME_SOURCES + ("el_static.c",)      # el_static.c: the device's static arena
 # a PSN network's device code (docs/psn.md §7): el_psn.c and the dense and error kernels it calls
-PSN_SOURCES = ("el_psn.c", RUNTIME_SOURCES[0])
+PSN_SOURCES = ("el_psn.c", KERNELS)
 KEY_LENGTH = 16                                          # hex digits of the sha256 in a key
 
 

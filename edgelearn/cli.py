@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on a dataset and report test accuracy")
     t.add_argument("--data", default="digits",
-                   help="digits, mnist, smnist (sequential MNIST: a row per step), an .npz of x_train/y_train/"
+                   help="digits, mnist, smnist (sequential MNIST: a row per step), lagged-xor (a memory task), an .npz "
+                        "of x_train/y_train/"
                         "x_test/y_test arrays ([n, features] or sequences [n, steps, features]), or a directory "
                         "of MNIST-style IDX files or of those .npy arrays (docs/datasets.md)")
     t.add_argument("--model", help="model spec (.json) or trained blob (.elm), or a PSN network's spec or trained "
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="test accuracy of a trained model")
     e.add_argument("model", help="a trained model (.elm or a PSN network's .psn) or a spec (.json)")
-    e.add_argument("--data", default="digits", help="digits, mnist, smnist, an .npz/.csv file or a directory (as train)")
+    e.add_argument("--data", default="digits", help="digits, mnist, smnist, lagged-xor, an .npz/.csv file or a directory (as train)")
     e.add_argument("--executor", choices=tuple(EXECUTORS), default="fixed", help=f"what runs it ({EXECUTOR_HELP})")
     e.add_argument("--limit-test", type=int_in(1), metavar="N", help="use the first N test samples")
     e.add_argument("--T", type=int_in(1, 65535), help="time steps per sample (default: the model's); a calibrated "

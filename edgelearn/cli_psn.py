@@ -23,12 +23,25 @@ STOP_ONLY = (("hidden", "--hidden"), ("learner", "--learner"), ("twin", "--twin"
 DEFAULT_HIDDEN = 256
 
 
-def refuse_stop_options(args) -> None:
-    given = [flag for name, flag in STOP_ONLY if getattr(args, name, None) not in (None, False)
-             and not (name == "hidden" and args.hidden == DEFAULT_HIDDEN)]
-    if given:
-        raise ModelError(f"{', '.join(given)}: not an option of a PSN model ({args.model}); its layers, T and "
+def given(args, name: str) -> bool:
+    """Whether the option was on the command line (the parser's defaults are None or False, and
+    --hidden's its default MLP's width)."""
+    value = getattr(args, name, None)
+    return value is not None and value is not False and not (name == "hidden" and value == DEFAULT_HIDDEN)
+
+
+def refuse_options(args, rule: str) -> None:
+    """The options a PSN model, or its rule, does not read: refused by name, not ignored."""
+    stop_only = [flag for name, flag in STOP_ONLY if given(args, name)]
+    if stop_only:
+        raise ModelError(f"{', '.join(stop_only)}: not an option of a PSN model ({args.model}); its layers, T and "
                          "recipe are in its spec (docs/psn.md §7)")
+    if rule == "host" and (given(args, "lr_shift") or args.executor != "fixed"):
+        raise ModelError("--lr-shift and --executor: the rule 'host' trains the float twin through time with Adam "
+                         "(the spec's learning.lr); they are the online rule's (learning.rule 'online')")
+    if rule == "online" and (given(args, "batch") and args.batch != 1 or args.executor == "float"):
+        raise ModelError("--batch and --executor float: the rule 'online' learns one sequence at a time in the "
+                         "device's arithmetic (--executor fixed or c); the float twin trains with the rule 'host'")
 
 
 def describe(net: PSNNet) -> list[dict]:
@@ -66,11 +79,11 @@ def cmd_info(args) -> int:
 
 def cmd_train(args, data) -> int:
     """``data``: the dataset as edgelearn.cli loaded it (limits and the validation split applied)."""
-    refuse_stop_options(args)
     check_writable(args.output, (psnfile.SUFFIX,), "PSN model")
     check_writable(args.plot, (".png",), "plot")
     net, spec = psnfile.load(args.model)
     learning = dict(spec["learning"])
+    refuse_options(args, learning["rule"])
     for key, value in (("epochs", args.epochs), ("batch", args.batch), ("lr_weight_shift", args.lr_shift)):
         if value is not None:
             learning[key] = value
@@ -78,9 +91,6 @@ def cmd_train(args, data) -> int:
         spec = {**spec, "init": {**spec["init"], "seed": args.seed}}
         net = psnfile.net_of_spec(spec) if args.model.lower().endswith(".json") else net
         net.seed = args.seed
-    if learning["rule"] == "online" and args.executor == "float":
-        raise ModelError("the online rule runs on the device's arithmetic: --executor fixed or c (the float twin "
-                         "trains with the spec's rule 'host')")
     psn_train.check_fits(net, data)
     began = time.perf_counter()
 
@@ -103,15 +113,17 @@ def cmd_train(args, data) -> int:
         accuracy_curves({learning["rule"]: trained.history}, args.plot, title=f"{spec['name']}: PSN on {data.name}")
     report = {"model": spec["name"], "data": data.name, "rule": learning["rule"], "T": trained.net.T,
               "train_samples": len(data.x_train), "validation_samples": 0 if data.x_val is None else len(data.x_val),
-              "test_samples": len(data.x_test), "test_accuracy": accuracy,
-              "c_equals_fixed": c_equals_fixed, "seconds": round(time.perf_counter() - began, 1), "history": [vars(e) for e in trained.history]}
+              "test_samples": len(data.x_test), "test_accuracy": accuracy, "c_equals_fixed": c_equals_fixed,
+              "best_epoch": trained.best_epoch, "seconds": round(time.perf_counter() - began, 1),
+              "history": [vars(e) for e in trained.history]}
     if args.output:
         report["output"] = args.output
+    chosen = (f"epoch {trained.best_epoch} of {learning['epochs']}, the best on validation" if data.x_val is not None
+              else f"the last of {learning['epochs']} epochs")
     emit(json.dumps(report, indent=2) if args.json else
-         f"{spec['name']} on {data.name} ({learning['rule']}, {learning['epochs']} epoch{'s' if learning['epochs'] != 1 else ''}, {len(data.x_test)} test "
-         f"sequences): float twin {accuracy['float']:.2%}, fixed point {accuracy['fixed']:.2%}, "
-         f"C runtime {accuracy['c']:.2%} (" + ("the reference's scores bit for bit" if c_equals_fixed else
-                                               "NOT the reference's scores") + ")"
+         f"{spec['name']} on {data.name} ({learning['rule']}; {chosen}; {len(data.x_test)} test sequences): float "
+         f"twin {accuracy['float']:.2%}, fixed point {accuracy['fixed']:.2%}, C runtime {accuracy['c']:.2%} ("
+         + ("the reference's scores bit for bit" if c_equals_fixed else "NOT the reference's scores") + ")"
          + (f"; written to {args.output}" if args.output else ""))
     return 0
 
@@ -131,6 +143,8 @@ def cmd_eval(args, data) -> int:
 
 
 def cmd_profile(args) -> int:
+    if args.target is not None and "fpga" in profile.target_info(args.target):
+        raise ModelError(f"{args.target} is an FPGA: a PSN network runs on a microcontroller's C runtime (no HDL yet)")
     if args.learner not in ("stop", "online"):
         raise ModelError(f"--learner {args.learner}: a PSN model learns with its online rule (the profile's "
                          "'online' column), beside inference and BPTT")

@@ -44,6 +44,8 @@ def check_writable(path: str | None, suffixes: tuple[str, ...], kind: str) -> No
         raise ModelError(f"unknown {kind} file suffix {target.suffix!r} in {path!r}: use {' or '.join(suffixes)}")
     if not target.parent.is_dir():
         raise ModelError(f"cannot write the {kind} file {path!r}: directory {str(target.parent)!r} does not exist")
+    if target.is_dir():
+        raise ModelError(f"cannot write the {kind} file {path!r}: it is a directory")
 
 
 class DefaultsShown(argparse.HelpFormatter):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import array_data
+from . import array_data, synthetic
 from .errors import DatasetError
 
 IDX_UINT8 = 0x08
@@ -38,7 +38,7 @@ MNIST_SHA256 = {
     "train-labels-idx1-ubyte.gz": "ea948178aadae3130b2478529dca6f7dff2de9d14e860f046ec256dc65e9a7b5",
 }
 DATA_ENV = "EDGELEARN_DATA"   # a directory holding mnist/
-NAMED_SOURCES = ("digits", "mnist", "smnist")
+NAMED_SOURCES = ("digits", "mnist", "smnist", "lagged-xor")
 
 
 @dataclass
@@ -149,11 +149,13 @@ def default_mnist_root() -> Path:
 
 
 def load(spec: str, data_root=None) -> Dataset:
-    """The dataset named by `--data`: "digits", "mnist", "smnist" (sequential MNIST), an
+    """The dataset named by `--data`: "digits", "mnist", "smnist" (sequential MNIST), "lagged-xor" (edgelearn.synthetic), an
     ``.npz`` file of arrays, or a directory of MNIST-like IDX files or of ``.npy`` arrays
     (edgelearn.array_data). `data_root`, like $EDGELEARN_DATA, is a directory containing mnist/."""
     if spec == "digits":
         return load_digits()
+    if spec == "lagged-xor":
+        return load_lagged_xor()
     if spec in ("mnist", "smnist"):
         mnist = load_mnist(Path(data_root) / "mnist" if data_root is not None else None)
         return sequential(mnist) if spec == "smnist" else mnist
@@ -172,6 +174,12 @@ def load(spec: str, data_root=None) -> Dataset:
     missing = ": no such file or directory" if "/" in spec or spec.startswith(".") else ""
     raise DatasetError(f"unknown dataset {spec!r}{missing}; expected one of {', '.join(NAMED_SOURCES)}, an .npz "
                        f"file, or a directory of MNIST-like IDX files or of .npy arrays")
+
+
+def load_lagged_xor() -> Dataset:
+    """The lagged XOR (edgelearn.synthetic): sequences of 2 channels, generated from a seed."""
+    (xtr, ytr), (xte, yte) = synthetic.lagged_xor_splits(**synthetic.LAGGED_XOR)
+    return Dataset("lagged-xor", xtr, ytr.astype(np.uint8), xte, yte.astype(np.uint8), xtr.shape[1:], 2)
 
 
 def from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Dataset:

@@ -299,12 +299,29 @@ def load_model(path) -> Model:
     text that starts with '{'); a spec's parameters are freshly initialised."""
     data = read_model_file(path)
     with _about(path):
+        _refuse_psn(path, data)
         if data.startswith(BLOB_MAGIC):
             return from_blob(data)
         if Path(path).suffix.lower() == ".json" or data.lstrip().startswith(b"{"):
             return _spec_from_bytes(data)
         raise ModelError(f"not a model file: expected a binary model (starts with {BLOB_MAGIC!r}, "
                          "usually .elm) or a JSON spec (.json)")
+
+
+PSN_FORMAT = "edgelearn-psn"        # the format of a PSN network's spec (edgelearn.psnfile)
+
+
+def _refuse_psn(path, data: bytes) -> None:
+    """A PSN network (docs/psn.md §7) is not a STOP/SPIDE model: say which commands take it."""
+    psn = Path(path).suffix.lower() == ".psn"
+    if not psn and data.lstrip().startswith(b"{"):
+        try:
+            psn = json.loads(data).get("format") == PSN_FORMAT
+        except (ValueError, AttributeError):
+            psn = False            # the spec parser says what is wrong
+    if psn:
+        raise ModelError("a PSN network (docs/psn.md §7): train, eval, info, profile and compile take it; this "
+                         "command takes STOP and SPIDE models only")
 
 
 def save_model(model: Model, path) -> None:

@@ -35,8 +35,9 @@ class Epoch:
 
 @dataclass
 class Training:
-    net: PSNNet                          # the device's network after the last epoch
+    net: PSNNet                          # the device's network of the best epoch on validation (else the last)
     history: list[Epoch] = field(default_factory=list)
+    best_epoch: int = 0                  # 0: no epoch ran, the network as it came
 
 
 def check_fits(net: PSNNet, data: Dataset) -> None:
@@ -92,8 +93,11 @@ def train(net: PSNNet, learning: dict, data: Dataset, epochs: int, on_epoch=None
     result = Training(net)
     val = (data.x_val, data.y_val) if data.x_val is not None else None
 
-    def report(record: Epoch) -> None:
+    def report(record: Epoch, device_net) -> None:
         result.history.append(record)
+        best = result.history[result.best_epoch - 1].validation_accuracy if result.best_epoch else None
+        if val is None or best is None or record.validation_accuracy > best:
+            result.net, result.best_epoch = device_net(), record.epoch
         if on_epoch:
             on_epoch(record)
 
@@ -104,13 +108,13 @@ def train(net: PSNNet, learning: dict, data: Dataset, epochs: int, on_epoch=None
 
         def host_epoch(epoch, loss):
             report(Epoch(epoch + 1, bptt.accuracy(bptt.evaluate(fl, X_test), data.y_test),
-                         bptt.accuracy(bptt.evaluate(fl, X_val), val[1]) if val else None, loss))
+                         bptt.accuracy(bptt.evaluate(fl, X_val), val[1]) if val else None, loss),
+                   lambda: fl.to_net(net))
 
         with tqdm(total=epochs * len(data.x_train), desc="host, through time", unit="seq") as bar:
             bptt.train(fl, bptt.inputs(fl, data.x_train, np.float32), data.y_train, epochs, learning["batch"],
                        learning["lr"], learn_thresholds=learning["learn_thresholds"], seed=net.seed,
                        on_epoch=host_epoch, progress=bar.update)
-        result.net = fl.to_net(net)
         return result
     if executor == "c":
         from .psn_native import NativePSN
@@ -123,8 +127,7 @@ def train(net: PSNNet, learning: dict, data: Dataset, epochs: int, on_epoch=None
         for i in tqdm(order.permutation(len(data.x_train)), desc=f"online epoch {epoch + 1}", unit="seq"):
             fx.run(data.x_train[i:i + 1], data.y_train[i:i + 1], True)
         trained = fx.to_net()
+        trained.lr_weight_shift = learning["lr_weight_shift"]          # the spec's rate, not the decayed one
         report(Epoch(epoch + 1, accuracy(trained, data.x_test, data.y_test),
-                     accuracy(trained, *val) if val else None))
-    result.net = fx.to_net()
-    result.net.lr_weight_shift = learning["lr_weight_shift"]
+                     accuracy(trained, *val) if val else None), lambda trained=trained: trained)
     return result

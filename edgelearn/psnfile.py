@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .modelfile import read_model_file
+from .modelfile import MAX_NAME_BYTES, MAX_SPEC_WEIGHTS, PSN_FORMAT, read_model_file
 from .ops.layers import psn
 from .psnnet import Layer, PSNNet, make_net
 
-FORMAT = "edgelearn-psn"
+FORMAT = PSN_FORMAT
 VERSION = 1
 SUFFIX = ".psn"
 ZIP_MAGIC = b"PK\x03\x04"                   # what np.savez writes
@@ -42,6 +42,8 @@ ENCODINGS = ("sequence", "events")          # recordings: one row per step
 LEARNING_DEFAULTS = {"rule": "host", "epochs": 15, "batch": 64, "lr": 5e-3, "learn_thresholds": True,
                      "surrogate_shift": 1, "lr_weight_shift": 14}
 INIT_DEFAULTS = {"seed": 1, "threshold": 0.5, "weight_scale": 3.0}
+ARRAYS = ("weights", "taps", "thresholds", "w_frac")       # a trained layer's, in the archive
+READOUT_TAP = 1                 # the readout's one tap: code 1, the tap 2^0 (make_net's; psn.tap_values)
 
 
 def is_psn(path) -> bool:
@@ -90,6 +92,8 @@ def check_spec(spec) -> dict:
         raise ModelError(f"version: this edgelearn reads version {VERSION}, got {spec.get('version')!r}")
     if not isinstance(spec.get("name"), str) or not spec["name"]:
         raise ModelError(f"name: a non-empty string, got {spec.get('name')!r}")
+    if len(spec["name"].encode("utf-8")) > MAX_NAME_BYTES:
+        raise ModelError(f"name: {len(spec['name'].encode('utf-8'))} bytes; names are at most {MAX_NAME_BYTES}")
     inp = _known(spec.get("input"), "input", ("features", "encoding"))
     _int(inp, "features", "input", 1, 65535)
     if inp.get("encoding", "sequence") not in ENCODINGS:
@@ -98,6 +102,7 @@ def check_spec(spec) -> dict:
     layers = spec.get("layers")
     if not isinstance(layers, list) or len(layers) < 2:
         raise ModelError("layers: a list of at least one 'psn' layer and the 'readout'")
+    weights, n_in = 0, inp["features"]
     for l, ly in enumerate(layers):
         where = f"layers[{l}]"
         last = l == len(layers) - 1
@@ -109,6 +114,10 @@ def check_spec(spec) -> dict:
         if not last:
             _int(ly, "taps", where, 1, psn.MAX_TAPS)
             _int(ly, "dilation", where, 1, psn.MAX_DILATION)
+        weights, n_in = weights + n_in * ly["neurons"], ly["neurons"]
+        if weights > MAX_SPEC_WEIGHTS:       # bounded before anything is allocated
+            raise ModelError(f"{where}: {weights} weights in the layers up to it; a network may have at most "
+                             f"{MAX_SPEC_WEIGHTS} in all")
     init = {**INIT_DEFAULTS, **_known(spec.get("init", {}), "init", INIT_DEFAULTS)}
     _int(init, "seed", "init", 0, 0xFFFFFFFF)
     _number(init, "threshold", "init", 2.0 ** -16, 32767.0)
@@ -173,13 +182,22 @@ def _load_trained(data: bytes) -> tuple[PSNNet, dict]:
                          f"this one starts with {data[:4]!r}")
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
-        arrays = {k: archive[k] for k in archive.files}
+        if "spec" not in archive.files:
+            raise ModelError("the archive holds no 'spec'")
+        text = archive["spec"]
+        if text.dtype.kind != "U" or text.shape != ():
+            raise ModelError(f"'spec' is the spec's JSON text (a string), got {text.dtype.name} {text.shape}")
+        spec = _spec_of_text(str(text))
+        net = net_of_spec(spec)
+        wanted = {"spec"} | {f"{name}{l}" for l in range(len(net.layers)) for name in ARRAYS}
+        unknown = sorted(set(archive.files) - wanted)
+        if unknown:
+            raise ModelError(f"the archive holds arrays the spec has no place for: {', '.join(unknown)}")
+        arrays = {k: archive[k] for k in archive.files if k != "spec"}   # read only once all are known
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        if isinstance(e, ModelError):
+            raise
         raise ModelError(f"not a trained PSN network (a .npz archive of spec, weights, taps, thresholds): {e}") from None
-    if "spec" not in arrays:
-        raise ModelError("the archive holds no 'spec'")
-    spec = _spec_of_text(str(arrays["spec"]))
-    net = net_of_spec(spec)
     for l, layer in enumerate(net.layers):
         for name, dtype, shape in (("weights", np.int16, layer.weights.shape), ("taps", np.int8, layer.taps.shape),
                                    ("thresholds", np.int32, layer.thresholds.shape), ("w_frac", np.int64, ())):
@@ -195,6 +213,8 @@ def _load_trained(data: bytes) -> tuple[PSNNet, dict]:
             raise ModelError(f"w_frac{l}: 0..15 fractional bits, got {w_frac}")
         net.layers[l] = Layer(layer.n_in, layer.n_out, arrays[f"taps{l}"].copy(), layer.dilation,
                               arrays[f"weights{l}"].copy(), arrays[f"thresholds{l}"].copy(), w_frac)
+    if not (net.layers[-1].taps == READOUT_TAP).all():
+        raise ModelError(f"taps{len(net.layers) - 1}: the readout is one tap of 1 (code 1) per neuron")
     try:
         net.check()
     except ValueError as e:
@@ -211,6 +231,9 @@ def save(net: PSNNet, spec: dict, path) -> None:
         arrays.update({f"weights{l}": ly.weights, f"taps{l}": ly.taps, f"thresholds{l}": ly.thresholds,
                        f"w_frac{l}": np.array(ly.w_frac, np.int64)})
     part = Path(str(path) + ".part")        # written whole, then renamed: a failed save keeps the old file
-    with open(part, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(part, path)
+    try:
+        with open(part, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)

@@ -99,6 +99,7 @@ class PSNNet:
             for name, (n, t) in psn.buffers(ly.n_in, ly.n_out, ly.K, ly.dilation, learning).items():
                 rows[name] = rows.get(name, 0) + n * np.dtype(t).itemsize
         wide = max(max(ly.n_in, ly.n_out) for ly in self.layers)
+        rows["encoded_input"] = 4 * self.n_in         # x0: the encoder's output of the step
         rows["layer_input"] = 4 * wide
         rows["nonzero_index"] = 4 * wide
         if learning:

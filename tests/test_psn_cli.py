@@ -83,6 +83,8 @@ def test_a_trained_network_round_trips_bit_for_bit(tmp_path):
     (lambda s: s["learning"].update(rule="bptt"), "learning.rule"),
     (lambda s: s["learning"].update(learn_thresholds="yes"), "learning.learn_thresholds"),
     (lambda s: s["init"].update(threshold=-1), "init.threshold"),
+    (lambda s: s["layers"][0].update(neurons=65535) or s["layers"].insert(1, dict(s["layers"][0])), "at most"),
+    (lambda s: s.update(name="n" * 70000), "names are at most"),
 ])
 def test_a_bad_spec_says_which_field(tmp_path, change, needle):
     spec = json.loads(json.dumps(TINY_SPEC))
@@ -107,6 +109,8 @@ def test_a_bad_trained_file_says_what_is_wrong(tmp_path):
     with np.load(good) as a:
         arrays = {k: a[k] for k in a.files}
     for key, value, needle in (("taps0", None, "no 'taps0'"), ("weights1", np.zeros((3, 10), np.int32), "weights1"),
+                               ("bogus", np.zeros(3), "no place for: bogus"), ("spec", np.arange(3), "a string"),
+                               ("taps1", np.full((3, 1), 5, np.int8), "one tap of 1"),
                                ("taps0", np.zeros((10, 2), np.int8), "taps0"),
                                ("taps0", np.full((10, 3), 16, np.int8), "tap codes"),
                                ("w_frac0", np.array(16), "w_frac0"), ("spec", np.array("{"), "not valid JSON")):
@@ -189,12 +193,20 @@ def test_profile_lists_the_rings_flat_in_T(capsys):
 
 def test_bad_options_and_data_get_clear_errors(capsys, files, tmp_path):
     tmp, spec_path, data = files
+    (tmp / "dir.psn").mkdir()
     for argv, needle in ((["train", "--model", spec_path, "--data", data, "--hidden", "8"], "--hidden"),
                          (["train", "--model", spec_path, "--data", data, "--T", "8"], "--T"),
                          (["train", "--model", spec_path, "--data", "digits"], "static samples"),
                          (["train", "--model", spec_path, "--data", data, "-o", tmp / "x.elm"], ".psn"),
                          (["eval", spec_path, "--data", "smnist"], "28 features"),
                          (["profile", spec_path, "--learner", "spide"], "--learner spide"),
+                         (["train", "--model", spec_path, "--data", data, "--decay-every", "0"], "--decay-every"),
+                         (["train", "--model", spec_path, "--data", data, "--executor", "c"], "--executor"),
+                         (["train", "--model", spec_path, "--data", data, "--lr-shift", "9"], "--lr-shift"),
+                         (["train", "--model", spec_path, "--data", data, "-o", tmp / "dir.psn"], "is a directory"),
+                         (["profile", spec_path, "--target", "ice40up5k"], "FPGA"),
+                         (["export", spec_path, "-o", tmp / "x.nir"], "PSN network"),
+                         (["calibrate", spec_path, "--data", data, "--tolerance", "0.01", "-o", tmp / "c.elm"], "PSN network"),
                          (["compile", spec_path, "--target", "mps2-an386", "--firmware"], "--firmware"),
                          (["compile", resources.MODELS / "psn" / "smnist-psn.json", "--target", "stm32f746",
                            "-o", tmp / "c"], "does not fit")):
@@ -238,8 +250,14 @@ def test_compile_writes_a_bundle_that_builds_and_learns_as_the_reference(capsys,
     import shutil
     import subprocess
     tmp, spec_path, data = files
+    spec = json.loads(spec_path.read_text())
+    spec["name"] = 'tiny */ "psn"\n'                    # as it stands in the generated comments
+    spec_path.write_text(json.dumps(spec))
     rc, _, err = cli(capsys, "train", "--model", spec_path, "--data", data, "-o", tmp / "t.psn", "--json")
     assert rc == 0, err
+    rc, _, err = cli(capsys, "compile", resources.MODELS / "digits-stop.json", "--target", "mps2-an386",
+                     "-o", tmp / "out")
+    assert rc == 0, err                                   # a STOP bundle first: its runtime must not stay
     rc, _, err = cli(capsys, "compile", tmp / "t.psn", "--target", "mps2-an386", "-o", tmp / "out")
     assert rc == 0, err
     bundle = tmp / "out" / "bundle"
@@ -247,6 +265,7 @@ def test_compile_writes_a_bundle_that_builds_and_learns_as_the_reference(capsys,
     make = subprocess.run(["make", "-C", str(bundle)], capture_output=True, text=True, check=False)
     assert make.returncode == 0, make.stdout + make.stderr
     assert (bundle / "example.elf").is_file() and (bundle / "libedgelearn.a").is_file()
+    assert sorted(p.name for p in (bundle / "runtime").glob("*.c")) == ["el_kernels.c", "el_psn.c"]
 
     (tmp / "driver.c").write_text(DRIVER)
     exe = tmp / "driver"
@@ -269,3 +288,50 @@ def test_compile_writes_a_bundle_that_builds_and_learns_as_the_reference(capsys,
     assert np.array_equal(got[:n_scores].view(np.int64).reshape(want.shape), want)
     assert np.array_equal(got[n_scores:].view(np.int16), ref.W)
     assert not np.array_equal(ref.W, FixedPSN(net).W), "the stream moved no weight"
+
+
+def test_the_lagged_xor_is_learned_online_in_fixed_point_from_the_cli(capsys, tmp_path):
+    """The memory task from the command line (--data lagged-xor, edgelearn.synthetic): the zoo's PSN
+    network learning online on the device's arithmetic, taps frozen at 2^-1 on lags 0 and 16."""
+    spec = json.loads((resources.MODELS / "psn" / "lagged-xor-psn.json").read_text())
+    spec["learning"]["rule"] = "online"
+    path = tmp_path / "online.json"
+    path.write_text(json.dumps(spec))
+    rc, out, err = cli(capsys, "train", "--model", path, "--data", "lagged-xor", "--limit-train", 600,
+                       "--limit-test", 300, "--epochs", 2, "--executor", "c", "--json")
+    assert rc == 0, err
+    acc = json.loads(out)["test_accuracy"]
+    assert acc["c"] == acc["fixed"] > 0.95, acc
+
+
+def test_the_lagged_xor_dataset_is_generated_the_same_every_time():
+    from edgelearn import datasets, synthetic
+    a, b = datasets.load("lagged-xor"), datasets.load("lagged-xor")
+    assert a.x_train.shape == (2000, 32, 2) and a.x_test.shape == (1000, 32, 2) and a.n_classes == 2
+    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_test, b.y_test)
+    assert 0.4 < a.y_train.mean() < 0.6 and datasets.is_sequence(a)
+    with pytest.raises(ValueError, match="second cue"):
+        synthetic.lagged_xor(4, T=10, lag=16, jitter=0, noise=0, seed=1)
+
+
+def test_the_profiles_bytes_are_the_arrays_the_reference_allocates():
+    for path in PSN_MODELS:
+        net, _ = psnfile.load(path)
+        fx = FixedPSN(net)
+        held = fx.W.nbytes + fx.taps.nbytes + fx.th.nbytes + sum(a.nbytes for a in fx.arena.values())
+        assert sum(net.memory(True).values()) == held, path.name
+
+
+def test_validation_chooses_the_epoch_written(capsys, files):
+    tmp, spec_path, data = files
+    spec = json.loads(spec_path.read_text())
+    spec["learning"].update(epochs=3)
+    spec_path.write_text(json.dumps(spec))
+    rc, out, err = cli(capsys, "train", "--model", spec_path, "--data", data, "--validation", "0.2", "-o",
+                       tmp / "v.psn", "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    vals = [e["validation_accuracy"] for e in report["history"]]
+    assert report["best_epoch"] == 1 + vals.index(max(vals)) and report["validation_samples"] == 48
+    rc, out, _ = cli(capsys, "eval", tmp / "v.psn", "--data", data, "--json")
+    assert json.loads(out)["test_accuracy"] == report["test_accuracy"]["fixed"]
