@@ -44,6 +44,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3, help="Adam's initial rate (cosine to 0)")
     p.add_argument("--scale", type=float, default=1.0, help="the logits: scale times the readout's potential")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (AdamW-style; 0: none)")
     p.add_argument("--shift", type=int, default=1, help="move each training image by up to PX pixels each epoch")
     p.add_argument("--validation", type=float, default=0.1, help="held out to choose the epoch")
     p.add_argument("--n-train", type=int, default=None, help="the first N training samples (after the hold-out)")
@@ -72,8 +73,8 @@ def main(argv=None):
               f"{seconds:.0f} s training", flush=True)
         epoch_began[0] = time.time()
 
-    ht.train(net, xtr, ytr, args.epochs, batch=args.batch, lr=args.lr, scale=args.scale, shift=args.shift,
-             image_shape=data.shape, seed=args.seed, on_epoch=on_epoch)
+    ht.train(net, xtr, ytr, args.epochs, batch=args.batch, lr=args.lr, scale=args.scale, weight_decay=args.weight_decay,
+             shift=args.shift, image_shape=data.shape, seed=args.seed, on_epoch=on_epoch)
     host_seconds = time.time() - started
     last = {"float": history[-1].test_accuracy if history else ht.accuracy(net, xte, yte)}
     if history:                                  # quantise the epoch chosen on validation
@@ -110,8 +111,8 @@ def main(argv=None):
         f"# The one-step model trained on the host (bench/onestep_host.py)\n\n"
         f"`{args.model}` (T = 1), MNIST {len(xtr)} training / {len(data.x_val)} validation / {len(xte)} test "
         f"images; {args.epochs} host epochs (Adam {args.lr:g}, cosine; batch {args.batch}; cross-entropy of the "
-        f"li readout's potential, scale {args.scale:g}; images moved by up to {args.shift} px each epoch), seed "
-        f"{args.seed}; the epoch chosen on validation: {chosen['epoch']}.\n\n"
+        f"li readout's potential, scale {args.scale:g}; weight decay {args.weight_decay:g}; images moved by up to "
+        f"{args.shift} px each epoch), seed {args.seed}; the epoch chosen on validation: {chosen['epoch']}.\n\n"
         "| network | test accuracy |\n|---|---|\n"
         f"| float twin (FloatSTOP, float64 weights and thresholds) | {chosen['float']:.4f} |\n"
         f"| fixed point (to_model: Q w_frac weights, Q16 thresholds; the reference) | {chosen['fixed']:.4f} |\n\n"

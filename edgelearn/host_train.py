@@ -18,8 +18,9 @@ earlier step whose paths STOP would detach, so the leaks have nothing to learn a
 The loss is the cross-entropy of softmax(scale * U) with the label, U the 'li' readout's potential
 (the score the device classifies by argmax; a spiking readout says 0 or 1 at T = 1 and is refused),
 averaged over the batch. The optimiser is Adam on the weights and the learned thresholds, the rate
-on a cosine to 0; after each step the weights are clipped to their layer's Q w_frac range and the
-thresholds to the device's floor, so ``FloatSTOP.to_model`` (round to nearest) saturates nothing."""
+on a cosine to 0, optionally with decoupled weight decay; after each step the weights are clipped
+to their layer's Q w_frac range and the thresholds to the device's floor, so ``FloatSTOP.to_model``
+(round to nearest) saturates nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -95,16 +96,18 @@ def weight_limits(net: FloatSTOP) -> list[tuple[float, float]]:
 
 
 def train(net: FloatSTOP, x: np.ndarray, labels: np.ndarray, epochs: int, *, batch: int = 128, lr: float = 2e-3,
-          scale: float = 1.0, shift: int = 0, image_shape: tuple | None = None, seed: int = 0,
-          on_epoch: Callable[[int, float], None] | None = None,
+          scale: float = 1.0, weight_decay: float = 0.0, shift: int = 0, image_shape: tuple | None = None,
+          seed: int = 0, on_epoch: Callable[[int, float], None] | None = None,
           progress: Callable[[int], None] | None = None) -> list[float]:
     """Adam on the T = 1 gradient, the rate on a cosine from ``lr`` to 0 over all the batches;
-    ``shift`` > 0 moves every training image by up to that many pixels each epoch
-    (edgelearn.augment, ``image_shape`` its shape). ``on_epoch(epoch, mean loss)`` after each
+    ``weight_decay`` > 0 shrinks the weights (not the thresholds) by rate * weight_decay * W after
+    each step (decoupled, as AdamW: a threshold is the neuron's only bias); ``shift`` > 0 moves
+    every training image by up to that many pixels each epoch (edgelearn.augment, ``image_shape``
+    its shape). ``on_epoch(epoch, mean loss)`` after each
     epoch (epoch from 0), ``progress(n)`` after each batch. Returns the mean loss of each epoch."""
     check(net)
-    if epochs < 0 or batch < 1:
-        raise ValueError(f"epochs >= 0 and batch >= 1, got {epochs} and {batch}")
+    if epochs < 0 or batch < 1 or not weight_decay >= 0:
+        raise ValueError(f"epochs >= 0, batch >= 1 and weight_decay >= 0, got {epochs}, {batch} and {weight_decay}")
     rng = np.random.default_rng(seed)
     learned = parameters(net)
     params = [getattr(net, "W" if key == "W" else "th")[l] for key, l in learned]
@@ -118,9 +121,12 @@ def train(net: FloatSTOP, x: np.ndarray, labels: np.ndarray, epochs: int, *, bat
             idx = order[b * batch:(b + 1) * batch]
             loss, _, grads = loss_and_grads(net, inputs(net, seen[idx]), labels[idx], scale)
             step = epoch * per_epoch + b
-            opt.step(params, [grads[key][l] for key, l in learned], lr * 0.5 * (1 + np.cos(np.pi * step / total)))
+            rate = lr * 0.5 * (1 + np.cos(np.pi * step / total))
+            opt.step(params, [grads[key][l] for key, l in learned], rate)
             for key, l in learned:
                 if key == "W":
+                    if weight_decay:
+                        net.W[l] *= 1.0 - rate * weight_decay
                     np.clip(net.W[l], *limits[l], out=net.W[l])
                 else:
                     np.maximum(net.th[l], THRESHOLD_FLOOR, out=net.th[l])
