@@ -5,7 +5,7 @@ The recipe: the model's data-fitted start (edgelearn.adapt.fit_to_data, as ``edg
 the float twin (FloatSTOP) trained in batches by edgelearn/host_train.py (Adam on the softmax
 cross-entropy of the 'li' readout's potential, the twin's surrogate gradient with the scan's
 recurrence detached, learned thresholds, optional 1-pixel shifts of the training images), 10% of
-the training split held out to choose the epoch; the chosen parameters quantised by
+the training split held out to choose the epoch; the chosen parameters (and the last epoch's) quantised by
 FloatSTOP.to_model (round to nearest: Q w_frac weights, Q16 thresholds) and evaluated on the whole
 test split by the bit-exact fixed-point reference (make_learner(model, "fixed")); the C runtime
 is checked to give the reference's scores on the first test images. Host-trained, not online
@@ -31,7 +31,7 @@ from edgelearn.adapt import fit_to_data
 from edgelearn.modelfile import load_model, save_model
 from edgelearn.plots import accuracy_curves
 from edgelearn.rules.stop.float import FloatSTOP
-from edgelearn.train import make_learner, scores_of
+from edgelearn.train import evaluate, make_learner, scores_of
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -77,6 +77,7 @@ def main(argv=None):
              shift=args.shift, image_shape=data.shape, seed=args.seed, on_epoch=on_epoch)
     host_seconds = time.time() - started
     last = {"float": history[-1].test_accuracy if history else ht.accuracy(net, xte, yte)}
+    last["fixed"] = evaluate(make_learner(net.to_model(), "fixed"), xte, yte, batch=500)   # the last epoch's too
     if history:                                  # quantise the epoch chosen on validation
         net.W, net.th = best["W"], best["th"]
     chosen = {"epoch": best.get("epoch", 0), "float": ht.accuracy(net, xte, yte)}
@@ -99,6 +100,7 @@ def main(argv=None):
         "model_name": model.name, "host": platform.node(), "load": os.getloadavg(),
         "chosen_epoch": chosen["epoch"], "float_accuracy": chosen["float"], "fixed_accuracy": chosen["fixed"],
         "gap_points": round(100 * (chosen["float"] - chosen["fixed"]), 2), "last_epoch_float_accuracy": last["float"],
+        "last_epoch_fixed_accuracy": last["fixed"],
         "float_fixed_prediction_agreement": agree, "c_equals_fixed": c_equals_fixed, "c_checked_images": n_c,
         "curve": [vars(r) for r in history],
         "seconds": {"host_training": round(host_seconds, 1), "fixed_eval": round(fixed_seconds, 1),
@@ -109,13 +111,15 @@ def main(argv=None):
                    f"{r.seconds} |\n" for r in history)
     Path(args.out + ".md").write_text(
         f"# The one-step model trained on the host (bench/onestep_host.py)\n\n"
-        f"`{args.model}` (T = 1), MNIST {len(xtr)} training / {len(data.x_val)} validation / {len(xte)} test "
+        f"`{os.path.relpath(args.model, ROOT)}` (T = 1), MNIST {len(xtr)} training / {len(data.x_val)} validation / {len(xte)} test "
         f"images; {args.epochs} host epochs (Adam {args.lr:g}, cosine; batch {args.batch}; cross-entropy of the "
         f"li readout's potential, scale {args.scale:g}; weight decay {args.weight_decay:g}; images moved by up to "
         f"{args.shift} px each epoch), seed {args.seed}; the epoch chosen on validation: {chosen['epoch']}.\n\n"
         "| network | test accuracy |\n|---|---|\n"
         f"| float twin (FloatSTOP, float64 weights and thresholds) | {chosen['float']:.4f} |\n"
-        f"| fixed point (to_model: Q w_frac weights, Q16 thresholds; the reference) | {chosen['fixed']:.4f} |\n\n"
+        f"| fixed point (to_model: Q w_frac weights, Q16 thresholds; the reference) | {chosen['fixed']:.4f} |\n"
+        f"| after the last epoch: float twin | {last['float']:.4f} |\n"
+        f"| after the last epoch: fixed point | {last['fixed']:.4f} |\n\n"
         f"Float − fixed: {out['gap_points']} points; the two predict the same class on {100 * agree:.2f}% of the "
         f"test images. C runtime = the reference on the first {n_c} test scores: {c_equals_fixed}. Host training "
         f"{host_seconds:.0f} s, fixed-point evaluation {fixed_seconds:.0f} s, all {out['seconds']['total']:.0f} s on "
