@@ -111,7 +111,8 @@ def main(argv=None):
                    f"{r.seconds} |\n" for r in history)
     Path(args.out + ".md").write_text(
         f"# The one-step model trained on the host (bench/onestep_host.py)\n\n"
-        f"`{os.path.relpath(args.model, ROOT)}` (T = 1), MNIST {len(xtr)} training / {len(data.x_val)} validation / {len(xte)} test "
+        f"`{os.path.relpath(args.model, ROOT)}` (T = 1), MNIST {len(xtr)} training / {len(data.x_val)} validation / "
+        f"{len(xte)} test "
         f"images; {args.epochs} host epochs (Adam {args.lr:g}, cosine; batch {args.batch}; cross-entropy of the "
         f"li readout's potential, scale {args.scale:g}; weight decay {args.weight_decay:g}; images moved by up to "
         f"{args.shift} px each epoch), seed {args.seed}; the epoch chosen on validation: {chosen['epoch']}.\n\n"
