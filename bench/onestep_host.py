@@ -11,7 +11,7 @@ test split by the bit-exact fixed-point reference (make_learner(model, "fixed"))
 is checked to give the reference's scores on the first test images. Host-trained, not online
 device learning: the device runs the quantised model (and may go on learning online from it).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/onestep_host.py --epochs 30 --shift 1
+    OMP_NUM_THREADS=1 .venv/bin/python bench/onestep_host.py --epochs 40 --shift 1     # docs/one-step.md
     .venv/bin/python bench/onestep_host.py --model models/onestep-mnist-stop.json --epochs 1 --n-train 2000
 
 Writes bench/results/onestep-host.{json,md,png,elm} (--out)."""
@@ -40,7 +40,7 @@ RESULTS = ROOT / "bench" / "results"
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(ROOT / "models" / "onestep-mnist-stop.json"))
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3, help="Adam's initial rate (cosine to 0)")
     p.add_argument("--scale", type=float, default=1.0, help="the logits: scale times the readout's potential")
