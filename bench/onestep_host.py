@@ -14,7 +14,7 @@ device learning: the device runs the quantised model (and may go on learning onl
     OMP_NUM_THREADS=1 .venv/bin/python bench/onestep_host.py --epochs 40 --shift 1     # docs/one-step.md
     .venv/bin/python bench/onestep_host.py --model models/onestep-mnist-stop.json --epochs 1 --n-train 2000
 
-Writes bench/results/onestep-host.{json,md,png,elm} (--out)."""
+Writes bench/results/onestep-host.{json,md,png,elm} (--out; the model of the last epoch: .last.elm)."""
 import argparse
 import json
 import os
@@ -77,7 +77,8 @@ def main(argv=None):
              shift=args.shift, image_shape=data.shape, seed=args.seed, on_epoch=on_epoch)
     host_seconds = time.time() - started
     last = {"float": history[-1].test_accuracy if history else ht.accuracy(net, xte, yte)}
-    last["fixed"] = evaluate(make_learner(net.to_model(), "fixed"), xte, yte, batch=500)   # the last epoch's too
+    last_model = net.to_model()                  # the last epoch's, quantised and run in fixed point too
+    last["fixed"] = evaluate(make_learner(last_model, "fixed"), xte, yte, batch=500)
     if history:                                  # quantise the epoch chosen on validation
         net.W, net.th = best["W"], best["th"]
     chosen = {"epoch": best.get("epoch", 0), "float": ht.accuracy(net, xte, yte)}
@@ -93,6 +94,7 @@ def main(argv=None):
     agree = float(np.mean(float_pred == np.argmax(fixed_scores, axis=1)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_model(device, args.out + ".elm")
+    save_model(last_model, args.out + ".last.elm")
     out = {
         "task": {**vars(args), "loss": "cross-entropy of softmax(scale * U), U the li readout's potential",
                  "optimiser": "Adam, cosine rate", "gradient": "STOP at T = 1: surrogate spikes, the scan's "
