@@ -49,7 +49,7 @@ def grad_float(d: np.ndarray, x_tr: np.ndarray, g: Geometry):
     channels with an error: (channels, [channels, in_c taps])."""
     d3 = d.reshape(d.shape[0], g.out_c, g.plane)
     rows = np.flatnonzero(np.any(d3 != 0, axis=(0, 2)))
-    return rows, np.einsum("bop,bpk->ok", d3[:, rows], im2col(x_tr, g))
+    return rows, np.tensordot(d3[:, rows], im2col(x_tr, g), axes=([0, 2], [0, 1]))
 
 
 # -- fixed point: the kernels -------------------------------------------------------------------

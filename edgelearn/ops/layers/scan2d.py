@@ -101,11 +101,11 @@ def grad_float(d: np.ndarray, x_tr: np.ndarray, g: Geometry):
     rows = np.flatnonzero(np.any(d3 != 0, axis=(0, 2)))
     grad = np.zeros((len(rows), W_cols(g)), dtype=np.result_type(d, x_tr))
     for part, field in ((cs, column), (rs, row)):
-        grad[:, part] = np.einsum("bop,bpk->ok", d3[:, rows], im2col(x_tr[:, :n_in], field))
+        grad[:, part] = np.tensordot(d3[:, rows], im2col(x_tr[:, :n_in], field), axes=([0, 2], [0, 1]))
     dg = d.reshape(d.shape[0], C, H, Wd)[:, rows]
     r = x_tr[:, n_in:].reshape(d.shape[0], C, H, Wd)
-    grad[:, ls] = np.einsum("bcyx,bkyx->ck", dg[:, :, :, 1:], r[:, :, :, :-1])
-    grad[:, us] = np.einsum("bcyx,bkyx->ck", dg[:, :, 1:, :], r[:, :, :-1, :])
+    grad[:, ls] = np.einsum("bcyx,bkyx->ck", dg[:, :, :, 1:], r[:, :, :, :-1], optimize=True)
+    grad[:, us] = np.einsum("bcyx,bkyx->ck", dg[:, :, 1:, :], r[:, :, :-1, :], optimize=True)
     return rows, grad
 
 

@@ -241,11 +241,18 @@ class FloatSTOP:
         ``targets`` (from ``regulariser_targets``) adds the RCS term to each regularised
         (hidden) layer's error before it is propagated down."""
         L = len(self.W) - 1
-        lowest = min(self.trainable)
         if self.spiking[L]:
             st["d"][L] = (st["s"][L] - y) * self.phi(st["U"][L] - self.th[L])
         else:
             st["d"][L] = st["U"][L] - y
+        self.propagate_errors(st, targets)
+
+    def propagate_errors(self, st: dict, targets: dict | None = None) -> None:
+        """The hidden layers' errors of this step from the readout's error ``st["d"][-1]``
+        (dE/dU of the readout), top-down through each layer's kind and surrogate (STOP's
+        spatial path; a host trainer sets its own readout error: edgelearn/host_train.py)."""
+        L = len(self.W) - 1
+        lowest = min(self.trainable)
         for l in range(L - 1, lowest - 1, -1):
             up = l + 1                        # the errors above, carried back by that layer's kind
             back = self.layer_kinds[up].back_float(self.W[up], st["d"][up], self.geometry[up], st["s"][l])
