@@ -29,7 +29,7 @@ import numpy as np
 
 from .augment import shift_images
 from .errors import ModelError
-from .psn_bptt import Adam, cross_entropy
+from .psn_bptt import Adam, cosine_epochs, cross_entropy
 from .rules.stop.float import FloatSTOP
 from .rules.stop.spec import THRESHOLD_FLOOR
 
@@ -112,28 +112,21 @@ def train(net: FloatSTOP, x: np.ndarray, labels: np.ndarray, epochs: int, *, bat
     learned = parameters(net)
     params = [getattr(net, "W" if key == "W" else "th")[l] for key, l in learned]
     limits = weight_limits(net)
-    opt, per_epoch = Adam(lr=lr), -(-len(x) // batch)
-    total, losses = epochs * per_epoch, []
-    for epoch in range(epochs):
-        seen = shift_images(x, image_shape, shift, rng) if shift else x
-        order, epoch_loss = rng.permutation(len(x)), 0.0
-        for b in range(per_epoch):
-            idx = order[b * batch:(b + 1) * batch]
-            loss, _, grads = loss_and_grads(net, inputs(net, seen[idx]), labels[idx], scale)
-            step = epoch * per_epoch + b
-            rate = lr * 0.5 * (1 + np.cos(np.pi * step / total))
-            opt.step(params, [grads[key][l] for key, l in learned], rate)
-            for key, l in learned:
-                if key == "W":
-                    if weight_decay:
-                        net.W[l] *= 1.0 - rate * weight_decay
-                    np.clip(net.W[l], *limits[l], out=net.W[l])
-                else:
-                    np.maximum(net.th[l], THRESHOLD_FLOOR, out=net.th[l])
-            epoch_loss += loss * len(idx)
-            if progress:
-                progress(len(idx))
-        losses.append(epoch_loss / len(x))
-        if on_epoch:
-            on_epoch(epoch, losses[-1])
-    return losses
+    opt, seen = Adam(lr=lr), [x]
+
+    def epoch_start(epoch) -> None:
+        seen[0] = shift_images(x, image_shape, shift, rng) if shift else x
+
+    def step(idx, rate) -> float:
+        loss, _, grads = loss_and_grads(net, inputs(net, seen[0][idx]), labels[idx], scale)
+        opt.step(params, [grads[key][l] for key, l in learned], rate)
+        for key, l in learned:
+            if key == "W":
+                if weight_decay:
+                    net.W[l] *= 1.0 - rate * weight_decay
+                np.clip(net.W[l], *limits[l], out=net.W[l])
+            else:
+                np.maximum(net.th[l], THRESHOLD_FLOOR, out=net.th[l])
+        return loss
+
+    return cosine_epochs(len(x), epochs, batch, lr, rng, step, epoch_start, on_epoch, progress)

@@ -134,6 +134,29 @@ class Adam:
             p -= a * m / (np.sqrt(v) + self.eps)
 
 
+def cosine_epochs(n: int, epochs: int, batch: int, lr: float, rng, step, epoch_start=None, on_epoch=None,
+                  progress=None) -> list[float]:
+    """The host trainers' loop (this module's and edgelearn.host_train's): each epoch ``epoch_start(epoch)``,
+    then mini-batches of ``batch`` in a permutation drawn from ``rng``, each ``step(indices, rate)`` ->
+    its mean loss, the rate on a cosine from ``lr`` to 0 over all the batches; ``progress(n)`` after
+    each batch, ``on_epoch(epoch, mean loss)`` after each epoch. Returns the mean loss of each epoch."""
+    per_epoch = -(-n // batch)
+    total, losses = epochs * per_epoch, []
+    for epoch in range(epochs):
+        if epoch_start:
+            epoch_start(epoch)
+        order, epoch_loss = rng.permutation(n), 0.0
+        for b in range(per_epoch):
+            idx = order[b * batch:(b + 1) * batch]
+            epoch_loss += step(idx, lr * 0.5 * (1 + np.cos(np.pi * (epoch * per_epoch + b) / total))) * len(idx)
+            if progress:
+                progress(len(idx))
+        losses.append(epoch_loss / n)
+        if on_epoch:
+            on_epoch(epoch, losses[-1])
+    return losses
+
+
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(scores, axis=1) == np.asarray(labels)))
 
@@ -157,25 +180,17 @@ def train(fl: FloatPSN, X: np.ndarray, labels: np.ndarray, epochs: int, batch: i
     hidden = range(nl - 1)
     params = list(fl.W) + ([fl.c[l] for l in hidden] if fl.learn_taps else []) + \
         ([fl.th[l] for l in hidden] if learn_thresholds else [])
-    opt, steps_per_epoch = Adam(lr=lr), -(-len(X) // batch)
-    total, losses = epochs * steps_per_epoch, []
-    for epoch in range(epochs):
-        order, epoch_loss = rng.permutation(len(X)), 0.0
-        for b in range(steps_per_epoch):
-            idx = order[b * batch:(b + 1) * batch]
-            loss, _, gW, gc, gth = loss_and_grads(fl, X[idx], labels[idx], scale)
-            grads = list(gW) + ([gc[l] for l in hidden] if fl.learn_taps else []) + \
-                ([gth[l] for l in hidden] if learn_thresholds else [])
-            step = epoch * steps_per_epoch + b
-            opt.step(params, grads, lr * 0.5 * (1 + np.cos(np.pi * step / total)))
-            for W in fl.W:
-                np.clip(W, -w_limit, w_limit, out=W)
-            for l in hidden:
-                np.clip(fl.c[l], -1.0, 1.0, out=fl.c[l])
-            epoch_loss += loss * len(idx)
-            if progress:
-                progress(len(idx))
-        losses.append(epoch_loss / len(X))
-        if on_epoch:
-            on_epoch(epoch, losses[-1])
-    return losses
+    opt = Adam(lr=lr)
+
+    def step(idx, rate) -> float:
+        loss, _, gW, gc, gth = loss_and_grads(fl, X[idx], labels[idx], scale)
+        grads = list(gW) + ([gc[l] for l in hidden] if fl.learn_taps else []) + \
+            ([gth[l] for l in hidden] if learn_thresholds else [])
+        opt.step(params, grads, rate)
+        for W in fl.W:
+            np.clip(W, -w_limit, w_limit, out=W)
+        for l in hidden:
+            np.clip(fl.c[l], -1.0, 1.0, out=fl.c[l])
+        return loss
+
+    return cosine_epochs(len(X), epochs, batch, lr, rng, step, on_epoch=on_epoch, progress=progress)
