@@ -115,6 +115,7 @@ def main() -> None:
     p.add_argument("models", nargs="+")
     p.add_argument("--data", default="mnist")
     p.add_argument("--samples", type=int, default=500)
+    p.add_argument("--out", default="energy", help="the report's name in bench/results (.json, .md)")
     args = p.parse_args()
     data = datasets.load(args.data)
     x, y = data.x_test[:args.samples], data.y_test[:args.samples]
@@ -132,18 +133,18 @@ def main() -> None:
     report = {"samples": len(x), "data": args.data, "pJ_per_op": PJ,
               "source": "M. Horowitz, Computing's energy problem (and what we can do about it), ISSCC 2014, 45 nm",
               "models": rows}
-    (RESULTS / "energy.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [(f"Operations and energy per inference, mean over {len(x)} {args.data} test samples "
               "(bench/energy.py; the fixed-point reference's own spikes)"), "",
              "| model | T | accuracy | synaptic MACs | synaptic ACs | neuron MACs | energy, int32 | energy, float32 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['model']} | {r['T']} | {r['accuracy']:.2%} | {r['mac']:,} | {r['ac']:,} | {r['neuron_mac']:,} | "
+    lines += [f"| {r['model']} ({Path(r['file']).name}) | {r['T']} | {r['accuracy']:.2%} | {r['mac']:,} | {r['ac']:,} | {r['neuron_mac']:,} | "
               f"{r['energy_nJ']['int32']} nJ | {r['energy_nJ']['float32']} nJ |" for r in rows]
     for r in rows:
-        lines += ["", f"{r['model']}, per layer:", "", "| layer | synaptic MACs | synaptic ACs | neuron MACs |",
+        lines += ["", f"{r['model']} ({Path(r['file']).name}), per layer:", "", "| layer | synaptic MACs | synaptic ACs | neuron MACs |",
                   "|---|---:|---:|---:|"]
         lines += [f"| {name} | {t['mac']:,} | {t['ac']:,} | {t['neuron_mac']:,} |" for name, t in r["layers"].items()]
-    (RESULTS / "energy.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
