@@ -253,7 +253,10 @@ def builtin_layers_module() -> str:
               f"    return {' or '.join(f'code == {k.code}' for k in kinds if k.has_neurons)}", "", "",
               "@njit(cache=True)", "def layer_scans(code):",
               '    """Whether the kind steps its own neurons as it scans them (scan2d), not the driver."""',
-              f"    return {' or '.join(f'code == {k.code}' for k in kinds if k.scans) or 'False'}"]
+              f"    return {' or '.join(f'code == {k.code}' for k in kinds if k.scans) or 'False'}", "", "",
+              "@njit(cache=True)", "def layer_has_history(code):",
+              '    """Whether the kind keeps rings of its recent currents and inputs (psn): its filter ops."""',
+              f"    return {' or '.join(f'code == {k.code}' for k in kinds if k.history) or 'False'}"]
     for op, (args, doc) in LAYER_OPS.items():
         chain = [k for k in kinds if op in k.fixed]
         lines += ["", "", "@njit(cache=True)", f"def layer_{op}(code, {args}):", f'    """{doc[0].upper() + doc[1:]}."""']
@@ -282,6 +285,13 @@ C_LAYER_OPS = {
     "update": ("void", "const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift, "
                "uint32_t *rng, int32_t *nonzero, int64_t *plane"),
     "grads": ("void", "const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero"),
+    "filter": ("void", "const el_layer_t *ly, const void *W, const int32_t *x, int x_frac, const int8_t *taps, "
+               "uint32_t pos, int32_t *ring, int32_t *x_ring, int32_t *nonzero, int32_t *cur"),
+    "lag0": ("void", "const el_layer_t *ly, const int8_t *taps, const int32_t *d, int32_t *out"),
+    "ring_update": ("void", "const el_layer_t *ly, void *W, const int32_t *d, const int8_t *taps, uint32_t pos, "
+                    "const int32_t *x_ring, int shift, uint32_t *rng"),
+    "ring_grads": ("void", "const el_layer_t *ly, int64_t *gW, const int32_t *d, const int8_t *taps, uint32_t pos, "
+                   "const int32_t *x_ring"),
 }
 
 
@@ -298,7 +308,8 @@ def layers_header() -> str:
         BANNER.format(sources="the op registry (edgelearn/ops)"),
         "#ifndef EL_LAYERS_H", "#define EL_LAYERS_H", "", "#include \"edgelearn.h\"", "",
         "/* Each kind's layer ops (edgelearn/ops/registry.py LAYER_OPS), in its C file. */",
-        *[f"{C_LAYER_OPS[op][0]} {symbol}({C_LAYER_OPS[op][1]});" for k in kinds for op, symbol in k.c_ops.items()],
+        *dict.fromkeys(f"{C_LAYER_OPS[op][0]} {symbol}({C_LAYER_OPS[op][1]});" for k in kinds
+                       for op, symbol in k.c_ops.items()),
         *[f"el_status_t {k.c_window_check}(const el_window_t *g, int binary_source, el_layer_t *ly);"
           for k in kinds if k.windowed],
         *[f"void {symbol}(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);"
@@ -316,6 +327,9 @@ def layers_header() -> str:
         "/* 1 when the kind steps its own neurons as it scans them (scan2d), not the driver. */",
         "static inline int el_layer_scans(uint32_t code)", "{",
         f"    return {' || '.join(f'code == EL_LAYER_{k.name.upper()}' for k in kinds if k.scans) or '0'};", "}", "",
+        "/* 1 when the kind keeps rings of its recent currents and inputs (psn; a FILTER section in the blob). */",
+        "static inline int el_layer_has_history(uint32_t code)", "{",
+        f"    return {' || '.join(f'code == EL_LAYER_{k.name.upper()}' for k in kinds if k.history) or '0'};", "}", "",
         "/* 1 when the kind slides a window over a [C, H, W] source (a WINDOW section in the blob). */",
         "static inline int el_layer_windowed(uint32_t code)", "{",
         f"    return {' || '.join(f'code == EL_LAYER_{k.name.upper()}' for k in kinds if k.windowed)};", "}", "",

@@ -18,10 +18,12 @@ from .contract import (CUTOFF_MAX_PPM, CUTOFF_NEVER, ENCODINGS, INPUT, MAX_LAYER
                        MIN_SURROGATE_SHIFT, NARROW_WEIGHT_KINDS, RESETS, RULES, UPDATE_MODES, WEIGHT_BITS)
 from .errors import ModelError
 from .ops import LAYERS, NEURONS
+from .ops.layers.psn import MAX_DILATION, MAX_TAP_SHIFT, tap_code
+from .ops.layers.psn import MAX_TAPS as MAX_FILTER_TAPS
 from .ops.layers.window import geometry as window_geometry
 
 __all__ = ["ENCODINGS", "INPUT", "MAX_LAYER_SIZE", "RESETS", "RULES", "UPDATE_MODES", "ModelError", "Edge", "Neuron",
-           "Layer", "Window", "InputSpec", "Learning", "Cutoff", "Schedule", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
+           "Layer", "Window", "Filter", "InputSpec", "Learning", "Cutoff", "Schedule", "LayerParams", "Model", "init_params", "mlp", "effective_leak"]
 
 
 BINARY_ENCODINGS = ("rate", "events")     # the encoders that give 0/1 spikes (docs/numerics.md §4)
@@ -53,6 +55,17 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Filter:
+    """The temporal filter of a layer with a history (psn, docs/psn.md): ``taps`` signed
+    power-of-two taps per channel at lags 0, D, 2D, ... (D = ``dilation``); the layer keeps the
+    currents of its last (taps - 1) D + 1 steps. ``init`` is every tap's initial value (a power
+    of two, or its negative: the parameters hold tap codes)."""
+    taps: int
+    dilation: int = 1
+    init: float = 0.5
+
+
+@dataclass(frozen=True)
 class Layer:
     name: str
     kind: str                      # a registered layer kind (edgelearn.ops)
@@ -62,6 +75,12 @@ class Layer:
     weight_frac: int = 12          # weights are int<weight_bits> in Q(bits-1-f).f (kinds with weights)
     window: Window | None = None   # the kernel window of a window kind (conv2d, pooling)
     weight_bits: int = 16          # the weights' storage width: 16, or 8 (dense; docs/numerics.md §1)
+    filter: Filter | None = None   # the temporal filter of a kind with a history (psn)
+
+    @property
+    def ring(self) -> int:
+        """The length of its rings (a history kind's), 0 for the others."""
+        return 0 if self.filter is None else (self.filter.taps - 1) * self.filter.dilation + 1
 
     @property
     def weight_range(self) -> tuple[int, int]:
@@ -142,6 +161,7 @@ class LayerParams:
     weight: np.ndarray             # int16 [rows, cols]: dense [out, fan_in], conv2d [out_c, in_c kh kw], pools [0, 0]
     threshold: np.ndarray          # int32 [out], Q16 (none for a kind without neurons)
     leak: int                      # Q16 in [0, ONE] (0 for a kind without neurons)
+    taps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))   # int8 tap codes [out, K] (psn)
 
 
 @dataclass
@@ -290,6 +310,11 @@ class Model:
             raise ModelError(f"{where}: a {layer.kind!r} layer needs a 'neuron'")
         if not kind.has_neurons and layer.neuron is not None:
             raise ModelError(f"{where}: a {layer.kind!r} layer has no neurons (it maps its input): remove its 'neuron'")
+        if kind.history != (layer.filter is not None):
+            raise ModelError(f"{where}: a {layer.kind!r} layer " + ("needs a 'filter' (taps, dilation)" if kind.history
+                                                                     else "has no 'filter'"))
+        if kind.history:
+            _validate_filter(where, layer)
         if kind.windowed != (layer.window is not None):
             raise ModelError(f"{where}: a {layer.kind!r} layer " + ("needs a 'window' (kernel, stride, padding)"
                                                                      if kind.windowed else "has no 'window'"))
@@ -324,6 +349,11 @@ class Model:
         if layer.weight_bits != 16 and p.weight.size and (p.weight.min() < lo or p.weight.max() > hi):
             raise ModelError(f"{where}: int{layer.weight_bits} weights must lie in {lo}..{hi}, got "
                              f"{p.weight.min()}..{p.weight.max()}")
+        taps = (layer.size, layer.filter.taps) if kind.history else (0, 0)
+        if p.taps.shape != taps or p.taps.dtype != np.int8:
+            raise ModelError(f"{where}: tap codes must be int8 of shape {taps}, got {p.taps.dtype} {p.taps.shape}")
+        if p.taps.size and np.abs(p.taps.astype(np.int16)).max() > MAX_TAP_SHIFT + 1:
+            raise ModelError(f"{where}: tap codes within +-{MAX_TAP_SHIFT + 1} (taps down to 2^-{MAX_TAP_SHIFT})")
         neurons = layer.size if kind.has_neurons else 0
         if p.threshold.shape != (neurons,) or p.threshold.dtype != np.int32:
             raise ModelError(f"{where}: thresholds must be int32 of shape ({neurons},), "
@@ -350,8 +380,24 @@ class Model:
                 for layer in self.layers}
 
     def copy(self) -> "Model":
-        params = {k: LayerParams(v.weight.copy(), v.threshold.copy(), int(v.leak)) for k, v in self.params.items()}
+        params = {k: LayerParams(v.weight.copy(), v.threshold.copy(), int(v.leak), v.taps.copy())
+                  for k, v in self.params.items()}
         return replace(self, params=params)
+
+
+def _validate_filter(where: str, layer: Layer) -> None:
+    f = layer.filter
+    if not 1 <= f.taps <= MAX_FILTER_TAPS:
+        raise ModelError(f"{where}: filter taps {f.taps} outside 1..{MAX_FILTER_TAPS}")
+    if not 1 <= f.dilation <= MAX_DILATION:
+        raise ModelError(f"{where}: filter dilation {f.dilation} outside 1..{MAX_DILATION}")
+    if isinstance(f.init, bool) or not isinstance(f.init, (int, float)) or not math.isfinite(f.init) \
+            or f.init != 0 and not any(abs(f.init) == 2.0 ** -e for e in range(MAX_TAP_SHIFT + 1)):
+        raise ModelError(f"{where}: filter init {f.init!r}: a tap is 0 or +-2^-e, e in 0..{MAX_TAP_SHIFT}")
+    if layer.neuron.learn_threshold or layer.neuron.learn_leak:
+        raise ModelError(f"{where}: a {layer.kind!r} layer learns its weights only (its neurons keep no threshold "
+                         "or leak traces; the host learns thresholds and taps): set the neuron's learn_threshold and "
+                         "learn_leak false")
 
 
 def _validate_learning(lr: Learning) -> None:
@@ -428,6 +474,8 @@ def init_params(model: Model, weight_gain: float = 1.5) -> Model:
             weight=nx.to_fixed(w, layer.weight_frac, *layer.weight_range, np.int16),
             threshold=nx.to_fixed(np.full(layer.size, layer.neuron.threshold), nx.STATE_FRAC),
             leak=int(nx.to_fixed(effective_leak(layer.neuron), nx.STATE_FRAC)),
+            taps=np.zeros((0, 0), np.int8) if layer.filter is None
+            else np.full((layer.size, layer.filter.taps), tap_code(layer.filter.init), np.int8),
         )
     model.params = params
     return model.validate()

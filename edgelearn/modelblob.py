@@ -17,14 +17,16 @@ from . import numerics as nx
 from . import rules
 from .encoders import CODES
 from .ops import LAYERS, NEURONS
-from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Cutoff, Edge, InputSpec,
+from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Cutoff, Edge, Filter, InputSpec,
                     Layer, LayerParams, Learning, Model, ModelError, Neuron, Schedule, Window)
+from .ops.layers.psn import tap_values
 from .ops.layers.window import geometry as window_geometry
 
 BLOB_MAGIC = b"ELRN"
-BLOB_VERSION = 4                       # the newest this loader reads
-BLOB_VERSIONS = (1, 2, 3, 4)           # 2 = 1 and a CUTOFF section, 3 = 2 and a SCHEDULE section, 4 = 3 and
-                                       # WINDOW sections (conv2d, pooling); a writer uses the oldest that fits
+BLOB_VERSION = 5                       # the newest this loader reads
+BLOB_VERSIONS = (1, 2, 3, 4, 5)        # 2 = 1 and a CUTOFF section, 3 = 2 and a SCHEDULE section, 4 = 3 and
+                                       # WINDOW sections (conv2d, pooling), 5 = 4 and FILTER sections (psn);
+                                       # a writer uses the oldest that fits
 
 # Blob codes are the index of each name in model.py's tuples, which therefore only grow at
 # the end: a code, once given to a C runtime, must keep its meaning.
@@ -34,14 +36,16 @@ UPDATE_CODES = {name: code for code, name in enumerate(UPDATE_MODES)}
 
 # Section types start at 1 so that zeroed (erased, never written) memory is never a valid table.
 (SECTION_MODEL, SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK, SECTION_CUTOFF,
- SECTION_SCHEDULE, SECTION_WINDOW) = 1, 2, 3, 4, 5, 6, 7, 8
+ SECTION_SCHEDULE, SECTION_WINDOW, SECTION_FILTER) = 1, 2, 3, 4, 5, 6, 7, 8, 9
 SECTION_NAMES = {SECTION_MODEL: "MODEL", SECTION_LAYER: "LAYER", SECTION_WEIGHTS: "WEIGHTS",
                  SECTION_THRESHOLD: "THRESHOLD", SECTION_LEAK: "LEAK", SECTION_CUTOFF: "CUTOFF",
-                 SECTION_SCHEDULE: "SCHEDULE", SECTION_WINDOW: "WINDOW"}
-SECTION_SINCE = {SECTION_CUTOFF: 2, SECTION_SCHEDULE: 3, SECTION_WINDOW: 4}   # the version that introduced a type
+                 SECTION_SCHEDULE: "SCHEDULE", SECTION_WINDOW: "WINDOW", SECTION_FILTER: "FILTER"}
+SECTION_SINCE = {SECTION_CUTOFF: 2, SECTION_SCHEDULE: 3, SECTION_WINDOW: 4,   # the version that introduced a type
+                 SECTION_FILTER: 5}
 MODEL_SECTIONS = (SECTION_CUTOFF, SECTION_SCHEDULE)          # optional, at most one each, index 0
 LAYER_SECTIONS = (SECTION_LAYER, SECTION_WEIGHTS, SECTION_THRESHOLD, SECTION_LEAK)
 WINDOW_SECTIONS = (SECTION_WINDOW,)                          # one per layer of a window kind, none for the others
+FILTER_SECTIONS = (SECTION_FILTER,)                          # one per layer of a history kind (psn)
 INPUT_SOURCE = 0xFFFF                  # edge source index that means the model input
 MAX_LAYERS = INPUT_SOURCE - 1          # layer_count's limit (docs/model-format.md, MODEL section)
 FLAG_LEARN_THRESHOLD, FLAG_LEARN_LEAK, FLAG_MODIFIED_RESET = 1, 2, 4
@@ -56,6 +60,7 @@ LAYER_FIXED = struct.Struct("<BBBBIIHBBHH")       # see the LAYER table in docs/
 CUTOFF_FIXED = struct.Struct("<II")              # tolerance in ppm, reserved 0; then int64 margins[T]
 SCHEDULE_FIXED = struct.Struct("<IIII")          # every, steps, learned (the device updates it), reserved 0
 WINDOW_FIXED = struct.Struct("<HHHHHH")          # kernel h, w, stride h, w, padding h, w
+FILTER_FIXED = struct.Struct("<BBH")             # taps K, reserved 0, dilation D; then int8 tap codes [n_out, K]
 _EDGE = np.dtype([("source", "<u2"), ("delay", "<u2")])
 
 
@@ -73,6 +78,10 @@ def to_blob(model: Model) -> bytes:
         if layer.window is not None:
             w = layer.window
             sections.append((SECTION_WINDOW, i, WINDOW_FIXED.pack(*w.kernel, *w.stride, *w.padding)))
+        if layer.filter is not None:
+            taps = model.params[layer.name].taps
+            sections.append((SECTION_FILTER, i, FILTER_FIXED.pack(layer.filter.taps, 0, layer.filter.dilation)
+                             + taps.astype("i1").tobytes()))
     for i, layer in enumerate(model.layers):
         p = model.params[layer.name]
         sections += [(SECTION_WEIGHTS, i, p.weight.astype("<i1" if layer.weight_bits == 8 else "<i2").tobytes()),
@@ -176,7 +185,7 @@ def from_blob(data: bytes) -> Model:
     sections = _section_table(data, n_sections, table_offset, version)
     input_spec, learning, name, n_layers = _parse_model_section(_section(sections, SECTION_MODEL, 0))
     expected = ({(SECTION_MODEL, 0)} | {(kind, 0) for kind in MODEL_SECTIONS}
-                | {(kind, i) for kind in LAYER_SECTIONS + WINDOW_SECTIONS for i in range(n_layers)})
+                | {(kind, i) for kind in LAYER_SECTIONS + WINDOW_SECTIONS + FILTER_SECTIONS for i in range(n_layers)})
     unexpected = sorted(sections.keys() - expected)
     if unexpected:
         kind, index = unexpected[0]
@@ -185,12 +194,13 @@ def from_blob(data: bytes) -> Model:
         raise ModelError(f"{SECTION_NAMES[kind]} section {index} does not belong to a model of {n_layers} layer(s)")
     records = [_parse_layer_section(_section(sections, SECTION_LAYER, i), i, n_layers) for i in range(n_layers)]
     windows = [_parse_window_section(sections, record, i) for i, record in enumerate(records)]
+    filters = [_parse_filter_section(sections, record, i) for i, record in enumerate(records)]
     names = [r.name for r in records]
     shapes = [input_spec.shape if r.edges.size == 0 or r.edges["source"][0] == INPUT_SOURCE
               else records[r.edges["source"][0]].shape for r in records]      # a window layer's one source
     layers, params = [], {}
     for i, record in enumerate(records):
-        layer, layer_params = _build_layer(record, names, sections, i, windows[i], shapes[i])
+        layer, layer_params = _build_layer(record, names, sections, i, windows[i], filters[i], shapes[i])
         layers.append(layer)
         params[layer.name] = layer_params
     # By index, as the edges are stored (names are checked by validate, after this)
@@ -385,7 +395,27 @@ def _parse_window_section(sections: dict, record: _LayerRecord, i: int) -> Windo
     return Window((kh, kw), (sh, sw), (ph, pw))
 
 
+def _parse_filter_section(sections: dict, record: _LayerRecord, i: int) -> tuple[int, int, np.ndarray] | None:
+    """A history kind's FILTER section (taps K, dilation, the tap codes [n_out, K]), which no other
+    kind has."""
+    if not LAYERS[record.kind].history:
+        if (SECTION_FILTER, i) in sections:
+            raise ModelError(f"FILTER section {i}: a {record.kind!r} layer has no filter")
+        return None
+    buf = _section(sections, SECTION_FILTER, i)
+    what = f"FILTER section {i}"
+    if len(buf) < FILTER_FIXED.size:
+        raise ModelError(f"{what} is {len(buf)} bytes, shorter than its {FILTER_FIXED.size}-byte fixed part")
+    K, reserved, dilation = FILTER_FIXED.unpack_from(buf)
+    if reserved:
+        raise ModelError(f"{what}: reserved byte is {reserved}, must be 0")
+    n = math.prod(record.shape)
+    _check_size(buf, FILTER_FIXED.size + n * K, what, f"for {n} channels of {K} one-byte tap codes")
+    return K, dilation, np.frombuffer(buf, np.int8, n * K, FILTER_FIXED.size).reshape(n, K).copy()
+
+
 def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int, window: Window | None,
+                 filtered: tuple[int, int, np.ndarray] | None,
                  source_shape: tuple[int, ...]) -> tuple[Layer, LayerParams]:
     out_size = math.prod(record.shape)
     kind = LAYERS[record.kind]
@@ -399,6 +429,10 @@ def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int,
                                             kind.weight_shape(out_size, record.fan_in, g)).astype(np.int16),
                          threshold=_read_array(sections, SECTION_THRESHOLD, i, np.int32, (neurons,)),
                          leak=int(_read_array(sections, SECTION_LEAK, i, np.int32, (1,))[0]))
+    taps_filter = None
+    if filtered is not None:                       # the initial tap read back from the taps, as the neuron's
+        K, dilation, params.taps = filtered
+        taps_filter = Filter(K, dilation, float(tap_values(params.taps[0, 0])) if params.taps.size else 0.5)
     # The blob keeps only what the device runs; the Neuron's initial values are read back
     # from the parameters, which reproduces them exactly for a freshly initialised model.
     neuron = None if record.neuron_kind is None else Neuron(
@@ -409,4 +443,4 @@ def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int,
     inputs = tuple(Edge(INPUT if source == INPUT_SOURCE else names[source], int(delay))
                    for source, delay in record.edges.tolist())
     return Layer(record.name, record.kind, inputs, record.shape, neuron, record.weight_frac, window,
-                 8 if record.flags & FLAG_WEIGHTS_INT8 else 16), params
+                 8 if record.flags & FLAG_WEIGHTS_INT8 else 16, taps_filter), params

@@ -60,7 +60,13 @@ LAYER_FIELDS = (
     Field("out_frac", "uint8_t", "fractional bits of the values it writes into spikes (avgpool: log2 kh kw)"),
     Field("state_off", "uint32_t", "first neuron in membrane, potential, current (the layers with neurons')"),
     Field("error_off", "uint32_t", "first output in error (every trainable layer's, a pool's too)"),
-    Field("n_traces", "uint32_t", "its input traces from in_off (n_in; scan2d: n_in + n_out, its own spikes')"),
+    Field("n_traces", "uint32_t", "its input traces from in_off (n_in; scan2d: n_in + n_out, its own spikes'; "
+          "psn: n_in ring_len, its input ring)"),
+    Field("taps_at", "uint32_t", "psn: its tap codes: C, byte offset in the blob; Python, first element"),
+    Field("taps", "uint8_t", "psn: taps per channel K"),
+    Field("dilation", "uint16_t", "psn: the lag D between taps"),
+    Field("ring_len", "uint32_t", "psn: steps its rings hold, (K-1) D + 1"),
+    Field("ring_off", "uint32_t", "psn: first element of its ring of currents in current_ring"),
 )
 WINDOW_FIELDS = tuple(Field(name, "uint16_t", f"{name.replace('_', ' ')}") for name in Geometry._fields)
 EDGE_FIELDS = (
@@ -103,6 +109,8 @@ class Dims(NamedTuple):
     learning_layers: int    # STOP: L when any layer learns, else 0
     grad_synapses: int      # STOP: synapses of trainable layers when gradients are accumulated, else 0
     health_counters: int    # SPIDE: its health counters
+    ring_currents: int      # STOP: the rings of recent currents of the layers with a history (psn)
+    max_lag0: int           # STOP: the widest layer with a history above a trainable one (its lag-0 errors)
 
 
 class Buffer(NamedTuple):
@@ -132,12 +140,16 @@ BUFFERS = (
     Buffer("scores", "int64_t", "I/O buffers", _both("classes"), "the readout's scores"),
     Buffer("input_sums", "int64_t", "neuron state", {"stop": "input_sums"},
            "STOP: layer 0's exact W x for a direct-coded sample (numerics.md §5b)"),
-    Buffer("input_trace", "int32_t", "traces", {"stop": "learn_inputs"}, "STOP: presynaptic traces x^"),
+    Buffer("current_ring", "int32_t", "neuron state", {"stop": "ring_currents"},
+           "STOP: the currents of a psn layer's last ring_len steps"),
+    Buffer("input_trace", "int32_t", "traces", {"stop": "learn_inputs"},
+           "STOP: presynaptic traces x^ (a psn layer's: its inputs of the last ring_len steps)"),
     Buffer("threshold_trace", "int32_t", "traces", {"stop": "learn_neurons"}, "STOP: th~"),
     Buffer("leak_trace", "int32_t", "traces", {"stop": "learn_neurons"}, "STOP: a~"),
     Buffer("error", "int32_t", "errors", {"stop": "error_neurons", "spide": "classes"},
            "STOP: spatial errors d; SPIDE: the readout's error e"),
     Buffer("error_backprop", "int64_t", "errors", {"stop": "max_hidden"}, "el_hidden_error's scratch"),
+    Buffer("error_lag0", "int32_t", "errors", {"stop": "max_lag0"}, "STOP: a psn layer's errors through its lag-0 taps"),
     Buffer("threshold_grad", "int64_t", "gradient accumulators", {"stop": "learn_neurons"}, "STOP: threshold sums"),
     Buffer("leak_grad", "int64_t", "gradient accumulators", {"stop": "learning_layers"}, "STOP: leak sums"),
     Buffer("weight_grad", "int64_t", "gradient accumulators", {"stop": "grad_synapses"},
@@ -223,8 +235,8 @@ def tables(model: Model, weight_grad: bool = False) -> tuple[np.ndarray, np.ndar
     spide = runtime_of(model) == "spide"
     table = np.zeros((L, len(LAYER_FIELDS)), dtype=np.int64)
     edges = np.zeros((sum(len(layer.inputs) for layer in layers), len(EDGE_FIELDS)), dtype=np.int64)
-    w_at = th_at = learn_off = in_off = w_off = e_start = state_off = error_off = 0
-    max_fan_in = max_nonzero = max_plane = max_hidden = 0
+    w_at = th_at = taps_at = learn_off = in_off = w_off = e_start = state_off = error_off = ring_off = 0
+    max_fan_in = max_nonzero = max_plane = max_hidden = max_lag0 = 0
     for l, layer in enumerate(layers):
         kind = LAYERS[layer.kind]
         n_in, n_out = model.fan_in(layer, sizes), layer.size
@@ -235,15 +247,17 @@ def tables(model: Model, weight_grad: bool = False) -> tuple[np.ndarray, np.ndar
         if spide and l < L - 1:     # V_d = 2^vd: th = 2^k in Q16, vd = k - 16 + reset_shift
             vd = int(model.params[layer.name].threshold[0]).bit_length() - 1 - STATE_FRAC + reset_shift
         learns = bool(flags[l] & ct.TRAINABLE)
-        n_traces = kind.traces(n_in, n_out) if kind.has_neurons else 0
+        n_traces = kind.traces(n_in, n_out, layer.ring) if kind.has_neurons else 0
+        history = dict(taps_at=taps_at, taps=layer.filter.taps, dilation=layer.filter.dilation, ring_len=layer.ring,
+                       ring_off=ring_off) if kind.history else {}
         row = dict(n_in=n_in, n_out=n_out, n_traces=n_traces, weights_at=w_at, thresholds_at=th_at, leak_at=l, n_off=n_off[l],
                    state_off=state_off if kind.has_neurons else 0, error_off=error_off if learns else 0,
-                   learn_off=learn_off if learns and kind.has_neurons else 0,
+                   learn_off=learn_off if learns and kind.has_neurons and not kind.history else 0,
                    in_off=in_off if learns and kind.has_neurons else 0,
                    w_off=w_off if learns else 0, neuron=NEURONS[layer.neuron.kind].code if kind.has_neurons else 0,
                    weight_frac=layer.weight_frac, flags=flags[l], reset_shift=reset_shift, e_start=e_start,
                    e_count=len(layer.inputs), vd=vd, kind=kind.code, w_rows=rows, w_cols=cols,
-                   out_frac=kind.out_frac(g), **(g._asdict() if g else {}))
+                   out_frac=kind.out_frac(g), **(g._asdict() if g else {}), **history)
         table[l] = [row.get(f.name, 0) for f in LAYER_FIELDS]
         col = 0
         for e in layer.inputs:
@@ -257,12 +271,17 @@ def tables(model: Model, weight_grad: bool = False) -> tuple[np.ndarray, np.ndar
         if learns:
             error_off, w_off = error_off + n_out, w_off + rows * cols
             if kind.has_neurons:                            # a map of its input keeps no traces
-                learn_off, in_off = learn_off + n_out, in_off + n_traces
+                learn_off += 0 if kind.history else n_out   # a psn layer learns no thresholds nor leaks
+                in_off += n_traces
             if l < L - 1:
                 max_hidden = max(max_hidden, n_out)
+            if kind.history and l > 0 and flags[l - 1] & ct.TRAINABLE:
+                max_lag0 = max(max_lag0, n_out)             # its errors, lag-0 tapped, go down
         state_off += n_out if kind.has_neurons else 0
         w_at += rows * cols
         th_at += n_out if kind.has_neurons else 0
+        if kind.history:
+            taps_at, ring_off = taps_at + n_out * layer.filter.taps, ring_off + n_out * layer.ring
     grad_kept = model.learning.update == "sample" or weight_grad
     dims = Dims(layers=L, neurons=int(n_off[-1]), state_neurons=state_off, inputs=model.input.size,
                 classes=layers[-1].size, error_neurons=error_off,
@@ -272,7 +291,7 @@ def tables(model: Model, weight_grad: bool = False) -> tuple[np.ndarray, np.ndar
                 input_sums=layers[0].size if model.input.encoding == "direct" and LAYERS[layers[0].kind].keeps_sums
                 else 0,
                 learning_layers=L if learn_off else 0, grad_synapses=w_off if grad_kept else 0,
-                health_counters=HEALTH_COUNTERS)
+                health_counters=HEALTH_COUNTERS, ring_currents=ring_off, max_lag0=max_lag0)
     return table, edges, dims
 
 

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from numba import njit
 
+from .contract import INPUT
 from .encoders import CODES, as_rows, encode_step
+from .model import Edge, Filter, InputSpec, Layer as ModelLayer, LayerParams, Learning, Model, Neuron
 from .numerics import INT32_MAX, ONE, new_rng, to_fixed
 from .ops.layers import psn
 from .ops.layers.dense import current_fixed, dense_back
@@ -131,6 +133,47 @@ def make_net(sizes: list[int], taps: int = 4, dilations: list[int] | None = None
     return net
 
 
+def to_model(net: PSNNet, name: str = "psn") -> Model:
+    """The network as a model of registered kinds (a chain of psn layers: the STOP runtimes run it,
+    the blob carries it to a board): hidden layers of threshold units, the readout of leak-0 leaky
+    integrators (U = H, the readout's filter output), the rule's constants as the model's learning.
+    Thresholds, taps and leaks do not learn on the device (model.py refuses it for psn layers)."""
+    net.check()
+    layers, params, prev = [], {}, INPUT
+    for l, ly in enumerate(net.layers):
+        last = l == len(net.layers) - 1
+        lname = "readout" if last else f"psn{l + 1}"
+        neuron = Neuron("li", leak=0.0, learn_threshold=False, learn_leak=False) if last else \
+            Neuron("threshold", threshold=float(ly.thresholds.min()) / ONE, learn_threshold=False, learn_leak=False)
+        layers.append(ModelLayer(lname, "psn", (Edge(prev),), (ly.n_out,), neuron, ly.w_frac,
+                            filter=Filter(ly.K, ly.dilation)))
+        params[lname] = LayerParams(ly.weights.astype(np.int16).copy(), ly.thresholds.astype(np.int32).copy(),
+                                    0 if last else ONE, ly.taps.astype(np.int8).copy())
+        prev = lname
+    learning = Learning(rule="stop", T=net.T, lr_weight_shift=net.lr_weight_shift,
+                        surrogate_shift=net.surrogate_shift, update="step", seed=net.seed)
+    return Model(name, InputSpec((net.n_in,), net.encoding), tuple(layers), learning, params).validate()
+
+
+def from_model(model: Model) -> PSNNet:
+    """The network of a model of psn layers (``to_model``'s inverse): a ValueError naming what
+    a PSN network does not have."""
+    model.validate()
+    for layer in model.layers:
+        if layer.kind != "psn" or len(layer.inputs) != 1 or layer.inputs[0].delay:
+            raise ValueError(f"layer {layer.name!r}: a PSN network is a chain of psn layers")
+    if model.learning.rule != "stop" or model.learning.update != "step":
+        raise ValueError("a PSN network learns with rule 'stop', per step")
+    layers = [Layer(model.fan_in(ly), ly.size, model.params[ly.name].taps.copy(), ly.filter.dilation,
+                    model.params[ly.name].weight.copy(), model.params[ly.name].threshold.copy(), ly.weight_frac)
+              for ly in model.layers]
+    lr = model.learning
+    net = PSNNet(layers, encoding=model.input.encoding, T=lr.T, lr_weight_shift=lr.lr_weight_shift,
+                 surrogate_shift=lr.surrogate_shift, seed=lr.seed)
+    net.check()
+    return net
+
+
 def table(net: PSNNet) -> np.ndarray:
     """The layer table and the arena's sizes: (table, weights, taps, neurons, ring, input ring)."""
     rows, w, q, n, r, xr = [], 0, 0, 0, 0, 0
@@ -177,9 +220,11 @@ def run_sample(tab, W, taps, th, ring, xr, cur, U, s, d, x0, inp, nonzero, back,
                 psn.psn_input_ring(x, frac, pos, xr[xo:xo + n_in * L].reshape(n_in, L))
             Wl = W[wo:wo + n_out * n_in].reshape(n_out, n_in)
             current_fixed(Wl, x, frac, wf, nonzero[:n_in], cur[no:no + n_out])
-            psn.psn_step(cur[no:no + n_out], taps[qo:qo + n_out * K].reshape(n_out, K), D, pos,
-                         ring[ro:ro + n_out * L].reshape(n_out, L), th[no:no + n_out], U[no:no + n_out],
-                         s[no:no + n_out])
+            psn.psn_filter(cur[no:no + n_out], taps[qo:qo + n_out * K].reshape(n_out, K), D, pos,
+                           ring[ro:ro + n_out * L].reshape(n_out, L))
+            for j in range(n_out):
+                U[no + j] = cur[no + j]
+                s[no + j] = 1 if cur[no + j] >= th[no + j] else 0
         lo, nlast = tab[nl - 1, 7], tab[nl - 1, 1]
         for j in range(nlast):
             scores[j] += U[lo + j]

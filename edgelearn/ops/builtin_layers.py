@@ -21,20 +21,31 @@ from edgelearn.ops.layers.scan2d import scan as scan_scan2d
 from edgelearn.ops.layers.scan2d import back as back_scan2d
 from edgelearn.ops.layers.scan2d import update as update_scan2d
 from edgelearn.ops.layers.scan2d import grads as grads_scan2d
+from edgelearn.ops.layers.psn import filter_step as filter_psn
+from edgelearn.ops.layers.psn import lag0 as lag0_psn
+from edgelearn.ops.layers.dense import back as back_psn
+from edgelearn.ops.layers.psn import ring_update as ring_update_psn
+from edgelearn.ops.layers.psn import ring_grads as ring_grads_psn
 
-CODES = (0, 1, 2, 3, 4)     # the kinds compiled in
+CODES = (0, 1, 2, 3, 4, 5)     # the kinds compiled in
 
 
 @njit(cache=True)
 def layer_has_neurons(code):
     """Whether the kind has neurons (weights, thresholds, a leak), not a fixed map of its input."""
-    return code == 0 or code == 1 or code == 4
+    return code == 0 or code == 1 or code == 4 or code == 5
 
 
 @njit(cache=True)
 def layer_scans(code):
     """Whether the kind steps its own neurons as it scans them (scan2d), not the driver."""
     return code == 4
+
+
+@njit(cache=True)
+def layer_has_history(code):
+    """Whether the kind keeps rings of its recent currents and inputs (psn): its filter ops."""
+    return code == 5
 
 
 @njit(cache=True)
@@ -84,6 +95,8 @@ def layer_back(code, W, d, g, s, back):
         return back_maxpool(W, d, g, s, back)
     elif code == 4:
         return back_scan2d(W, d, g, s, back)
+    elif code == 5:
+        return back_psn(W, d, g, s, back)
     return 0
 
 
@@ -107,3 +120,31 @@ def layer_grads(code, gW, d, x_tr, g, nonzero):
         grads_conv2d(gW, d, x_tr, g, nonzero)
     elif code == 4:
         grads_scan2d(gW, d, x_tr, g, nonzero)
+
+
+@njit(cache=True)
+def layer_filter(code, W, x, x_frac, w_frac, taps, dilation, pos, ring, x_ring, nonzero, cur):
+    """One step of a kind with a history (psn): the currents W x into the ring of recent currents at ``pos``, their filter through the taps into ``cur`` (its neurons' input), and, when learning (x_ring not empty), x into the ring of recent inputs."""
+    if code == 5:
+        filter_psn(W, x, x_frac, w_frac, taps, dilation, pos, ring, x_ring, nonzero, cur)
+
+
+@njit(cache=True)
+def layer_lag0(code, taps, d, out):
+    """The errors d as the inputs of this step see them (the lag-0 taps; later lags are detached)."""
+    if code == 5:
+        lag0_psn(taps, d, out)
+
+
+@njit(cache=True)
+def layer_ring_update(code, W, d, taps, dilation, pos, x_ring, shift, rng):
+    """W -= SR(d e, shift) now, e the inputs' history filtered by each row's taps."""
+    if code == 5:
+        ring_update_psn(W, d, taps, dilation, pos, x_ring, shift, rng)
+
+
+@njit(cache=True)
+def layer_ring_grads(code, gW, d, taps, dilation, pos, x_ring):
+    """GW += d e, exact saturating sums (per-sample updates)."""
+    if code == 5:
+        ring_grads_psn(gW, d, taps, dilation, pos, x_ring)

@@ -6,8 +6,9 @@ from numba import njit
 from edgelearn.ops.neurons.lif import step_fixed as step_lif
 from edgelearn.ops.neurons.lif import step_fixed as step_if
 from edgelearn.ops.neurons.li import step_fixed as step_li
+from edgelearn.ops.neurons.threshold import step_fixed as step_threshold
 
-CODES = (0, 1, 2)     # the kinds compiled in
+CODES = (0, 1, 2, 3)     # the kinds compiled in
 
 
 @njit(cache=True)
@@ -19,6 +20,8 @@ def builtin_step(code, cur, a, th, reset_shift, V, s, U):
         step_if(cur, a, th, reset_shift, V, s, U)
     elif code == 2:
         step_li(cur, a, th, reset_shift, V, s, U)
+    elif code == 3:
+        step_threshold(cur, a, th, reset_shift, V, s, U)
     else:
         return False
     return True

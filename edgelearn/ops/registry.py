@@ -62,6 +62,8 @@ class NeuronKind:
     buffers: tuple[str, ...]        # arena buffers (edgelearn.plan) it keeps, one element per neuron
     exactness: dict = field(default_factory=lambda: {"float": Exactness.MATH, "fixed": Exactness.BIT,
                                                      "c": Exactness.BIT})
+    memoryless: bool = False        # its potential is this step's current (no leak, no reset): STOP's threshold
+                                    # and leak traces, which follow a membrane's memory, do not apply
 
 
 # A layer kind's fixed-point operations, each with one signature for every kind (the drivers
@@ -82,15 +84,25 @@ LAYER_OPS = {
              "int64; s: its input spikes); returns how many d were non-zero"),
     "update": ("W, d, x_tr, g, shift, rng, nonzero, plane", "W -= SR(gradient, shift) now (per-step updates)"),
     "grads": ("gW, d, x_tr, g, nonzero", "gW += gradient, exact saturating sums (per-sample updates)"),
+    "filter": ("W, x, x_frac, w_frac, taps, dilation, pos, ring, x_ring, nonzero, cur",
+               "one step of a kind with a history (psn): the currents W x into the ring of recent currents at "
+               "``pos``, their filter through the taps into ``cur`` (its neurons' input), and, when learning "
+               "(x_ring not empty), x into the ring of recent inputs"),
+    "lag0": ("taps, d, out", "the errors d as the inputs of this step see them (the lag-0 taps; later lags "
+             "are detached)"),
+    "ring_update": ("W, d, taps, dilation, pos, x_ring, shift, rng",
+                    "W -= SR(d e, shift) now, e the inputs' history filtered by each row's taps"),
+    "ring_grads": ("gW, d, taps, dilation, pos, x_ring", "gW += d e, exact saturating sums (per-sample updates)"),
 }
 NEURON_OPS = ("forward", "back", "update", "grads")     # what a kind with neurons has
 MAP_OPS = ("forward", "back")                           # a fixed map of its input (pooling)
 SUMS_OPS = ("sums", "refresh")                          # a kind that keeps the sums of a direct input
 SCAN_OPS = ("scan", "back", "update", "grads")          # a kind that steps its own neurons as it scans them
+FILTER_OPS = ("filter", "lag0", "back", "ring_update", "ring_grads")   # a kind with a history (rings)
 
 
-def input_traces(n_in: int, n_out: int) -> int:
-    """A layer's presynaptic traces: one per input."""
+def input_traces(n_in: int, n_out: int, ring: int) -> int:
+    """A layer's presynaptic traces: one per input (``ring``: a history kind's ring length, else 0)."""
     return n_in
 
 
@@ -114,7 +126,9 @@ class LayerKind:
     c_scratch: str                  # its C twin, the loader's: (ly, *nonzero, *plane) elements
     keeps_sums: bool = False        # layer 0 keeps the exact W x of a direct input for the sample (§5b)
     scan_float: Callable | None = None   # a kind that steps its own neurons in a scan (scan2d): the float step
-    traces: Callable = input_traces      # (n_in, n_out) -> its input traces (STOP's x^)
+    traces: Callable = input_traces      # (n_in, n_out, ring) -> its input traces (STOP's x^; psn: its input ring)
+    history: bool = False           # it keeps rings of its recent currents and inputs (psn): FILTER_OPS, and a
+                                    # FILTER section (taps, dilation) in the blob
     c_window_check: str | None = None   # a window kind's C loader check: weight_shape, check, out_frac in one
     exactness: dict = field(default_factory=lambda: {"float": Exactness.MATH, "fixed": Exactness.BIT,
                                                      "c": Exactness.BIT})
@@ -122,7 +136,8 @@ class LayerKind:
     def __post_init__(self):
         if self.windowed != (self.c_window_check is not None):
             raise ValueError(f"layer kind {self.name!r}: a window kind (only) has a c_window_check")
-        ops = set(SCAN_OPS if self.scans else NEURON_OPS if self.has_neurons else MAP_OPS) \
+        ops = set(FILTER_OPS if self.history else SCAN_OPS if self.scans else NEURON_OPS if self.has_neurons
+                  else MAP_OPS) \
             | (set(SUMS_OPS) if self.keeps_sums else set())
         for table in (self.fixed, self.c_ops):
             if set(table) != ops:

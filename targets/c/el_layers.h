@@ -25,6 +25,10 @@ void el_layer_scan_scan2d(const el_layer_t *ly, const void *W, const int32_t *x,
 uint32_t el_layer_back_scan2d(const el_layer_t *ly, const void *W, const int32_t *d, const uint8_t *s, int64_t *back);
 void el_layer_update_scan2d(const el_layer_t *ly, void *W, const int32_t *d, const int32_t *x_tr, int shift, uint32_t *rng, int32_t *nonzero, int64_t *plane);
 void el_layer_grads_scan2d(const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero);
+void el_layer_filter_psn(const el_layer_t *ly, const void *W, const int32_t *x, int x_frac, const int8_t *taps, uint32_t pos, int32_t *ring, int32_t *x_ring, int32_t *nonzero, int32_t *cur);
+void el_layer_lag0_psn(const el_layer_t *ly, const int8_t *taps, const int32_t *d, int32_t *out);
+void el_layer_ring_update_psn(const el_layer_t *ly, void *W, const int32_t *d, const int8_t *taps, uint32_t pos, const int32_t *x_ring, int shift, uint32_t *rng);
+void el_layer_ring_grads_psn(const el_layer_t *ly, int64_t *gW, const int32_t *d, const int8_t *taps, uint32_t pos, const int32_t *x_ring);
 el_status_t el_conv2d_window_check(const el_window_t *g, int binary_source, el_layer_t *ly);
 el_status_t el_avgpool_window_check(const el_window_t *g, int binary_source, el_layer_t *ly);
 el_status_t el_maxpool_window_check(const el_window_t *g, int binary_source, el_layer_t *ly);
@@ -33,6 +37,7 @@ void el_dense_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
 void el_conv2d_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
 void el_pool_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
 void el_scan2d_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
+void el_psn_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
 
 /* 1 when this runtime has the layer kind `code` (the loader refuses the others). */
 static inline int el_layer_known(uint32_t code)
@@ -43,6 +48,7 @@ static inline int el_layer_known(uint32_t code)
     case EL_LAYER_AVGPOOL:
     case EL_LAYER_MAXPOOL:
     case EL_LAYER_SCAN2D:
+    case EL_LAYER_PSN:
         return 1;
     default:
         return 0;
@@ -52,7 +58,7 @@ static inline int el_layer_known(uint32_t code)
 /* 1 when the kind has neurons (weights, thresholds, a leak), 0 for a fixed map of its input. */
 static inline int el_layer_has_neurons(uint32_t code)
 {
-    return code == EL_LAYER_DENSE || code == EL_LAYER_CONV2D || code == EL_LAYER_SCAN2D;
+    return code == EL_LAYER_DENSE || code == EL_LAYER_CONV2D || code == EL_LAYER_SCAN2D || code == EL_LAYER_PSN;
 }
 
 /* 1 when layer 0 of the kind keeps the exact sums of a direct input for the sample (numerics.md §5b). */
@@ -65,6 +71,12 @@ static inline int el_layer_keeps_sums(uint32_t code)
 static inline int el_layer_scans(uint32_t code)
 {
     return code == EL_LAYER_SCAN2D;
+}
+
+/* 1 when the kind keeps rings of its recent currents and inputs (psn; a FILTER section in the blob). */
+static inline int el_layer_has_history(uint32_t code)
+{
+    return code == EL_LAYER_PSN;
 }
 
 /* 1 when the kind slides a window over a [C, H, W] source (a WINDOW section in the blob). */
@@ -111,6 +123,9 @@ static inline void el_layer_scratch(uint32_t code, const el_layer_t *ly, uint32_
         break;
     case EL_LAYER_SCAN2D:
         el_scan2d_scratch(ly, nonzero, plane);
+        break;
+    case EL_LAYER_PSN:
+        el_psn_scratch(ly, nonzero, plane);
         break;
     default:
         *nonzero = *plane = 0;
@@ -189,6 +204,8 @@ static inline uint32_t el_layer_back(uint32_t code, const el_layer_t *ly, const 
         return el_layer_back_maxpool(ly, W, d, s, back);
     case EL_LAYER_SCAN2D:
         return el_layer_back_scan2d(ly, W, d, s, back);
+    case EL_LAYER_PSN:
+        return el_layer_back_dense(ly, W, d, s, back);
     default:                /* el_layer_known refused it at load; a pool has no weights */
         break;
     }
@@ -225,6 +242,54 @@ static inline void el_layer_grads(uint32_t code, const el_layer_t *ly, int64_t *
         break;
     case EL_LAYER_SCAN2D:
         el_layer_grads_scan2d(ly, gW, d, x_tr, nonzero);
+        break;
+    default:                /* el_layer_known refused it at load; a pool has no weights */
+        break;
+    }
+}
+
+/* One step of a kind with a history (psn): the currents W x into the ring of recent currents at ``pos``, their filter through the taps into ``cur`` (its neurons' input), and, when learning (x_ring not empty), x into the ring of recent inputs (registry.LAYER_OPS). */
+static inline void el_layer_filter(uint32_t code, const el_layer_t *ly, const void *W, const int32_t *x, int x_frac, const int8_t *taps, uint32_t pos, int32_t *ring, int32_t *x_ring, int32_t *nonzero, int32_t *cur)
+{
+    switch (code) {
+    case EL_LAYER_PSN:
+        el_layer_filter_psn(ly, W, x, x_frac, taps, pos, ring, x_ring, nonzero, cur);
+        break;
+    default:                /* el_layer_known refused it at load; a pool has no weights */
+        break;
+    }
+}
+
+/* The errors d as the inputs of this step see them (the lag-0 taps; later lags are detached) (registry.LAYER_OPS). */
+static inline void el_layer_lag0(uint32_t code, const el_layer_t *ly, const int8_t *taps, const int32_t *d, int32_t *out)
+{
+    switch (code) {
+    case EL_LAYER_PSN:
+        el_layer_lag0_psn(ly, taps, d, out);
+        break;
+    default:                /* el_layer_known refused it at load; a pool has no weights */
+        break;
+    }
+}
+
+/* W -= SR(d e, shift) now, e the inputs' history filtered by each row's taps (registry.LAYER_OPS). */
+static inline void el_layer_ring_update(uint32_t code, const el_layer_t *ly, void *W, const int32_t *d, const int8_t *taps, uint32_t pos, const int32_t *x_ring, int shift, uint32_t *rng)
+{
+    switch (code) {
+    case EL_LAYER_PSN:
+        el_layer_ring_update_psn(ly, W, d, taps, pos, x_ring, shift, rng);
+        break;
+    default:                /* el_layer_known refused it at load; a pool has no weights */
+        break;
+    }
+}
+
+/* GW += d e, exact saturating sums (per-sample updates) (registry.LAYER_OPS). */
+static inline void el_layer_ring_grads(uint32_t code, const el_layer_t *ly, int64_t *gW, const int32_t *d, const int8_t *taps, uint32_t pos, const int32_t *x_ring)
+{
+    switch (code) {
+    case EL_LAYER_PSN:
+        el_layer_ring_grads_psn(ly, gW, d, taps, pos, x_ring);
         break;
     default:                /* el_layer_known refused it at load; a pool has no weights */
         break;

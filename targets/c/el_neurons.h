@@ -14,6 +14,7 @@ static inline int el_neuron_known(uint32_t code)
     case EL_NEURON_LIF:
     case EL_NEURON_IF:
     case EL_NEURON_LI:
+    case EL_NEURON_THRESHOLD:
         return 1;
     default:
         return 0;
@@ -33,6 +34,9 @@ static inline void el_neuron_step(uint32_t code, const int32_t *cur, int64_t a, 
         break;
     case EL_NEURON_LI:
         el_li_step(cur, a, th, reset_shift, n, V, s, U);
+        break;
+    case EL_NEURON_THRESHOLD:
+        el_threshold_step(cur, a, th, reset_shift, n, V, s, U);
         break;
     default:                /* el_neuron_known refused it at load */
         break;

@@ -44,7 +44,12 @@ typedef struct {
     uint8_t out_frac;        /* fractional bits of the values it writes into spikes (avgpool: log2 kh kw) */
     uint32_t state_off;      /* first neuron in membrane, potential, current (the layers with neurons') */
     uint32_t error_off;      /* first output in error (every trainable layer's, a pool's too) */
-    uint32_t n_traces;       /* its input traces from in_off (n_in; scan2d: n_in + n_out, its own spikes') */
+    uint32_t n_traces;       /* its input traces from in_off (n_in; scan2d: n_in + n_out, its own spikes'; psn: n_in ring_len, its input ring) */
+    uint32_t taps_at;        /* psn: its tap codes: C, byte offset in the blob; Python, first element */
+    uint8_t taps;            /* psn: taps per channel K */
+    uint16_t dilation;       /* psn: the lag D between taps */
+    uint32_t ring_len;       /* psn: steps its rings hold, (K-1) D + 1 */
+    uint32_t ring_off;       /* psn: first element of its ring of currents in current_ring */
 } el_layer_t;
 
 /* One input of a layer (the SPIDE runtime's edge table). */
@@ -107,11 +112,13 @@ typedef struct {
     el_span_t plane_sums;        /* int64_t: conv2d's scratch: one output channel's sums */
     el_span_t scores;            /* int64_t: the readout's scores */
     el_span_t input_sums;        /* int64_t: STOP: layer 0's exact W x for a direct-coded sample (numerics.md §5b) */
-    el_span_t input_trace;       /* int32_t: STOP: presynaptic traces x^ */
+    el_span_t current_ring;      /* int32_t: STOP: the currents of a psn layer's last ring_len steps */
+    el_span_t input_trace;       /* int32_t: STOP: presynaptic traces x^ (a psn layer's: its inputs of the last ring_len steps) */
     el_span_t threshold_trace;   /* int32_t: STOP: th~ */
     el_span_t leak_trace;        /* int32_t: STOP: a~ */
     el_span_t error;             /* int32_t: STOP: spatial errors d; SPIDE: the readout's error e */
     el_span_t error_backprop;    /* int64_t: el_hidden_error's scratch */
+    el_span_t error_lag0;        /* int32_t: STOP: a psn layer's errors through its lag-0 taps */
     el_span_t threshold_grad;    /* int64_t: STOP: threshold sums */
     el_span_t leak_grad;         /* int64_t: STOP: leak sums */
     el_span_t weight_grad;       /* int64_t: STOP: weight sums (update 'sample', or batches) */
@@ -159,6 +166,8 @@ typedef struct {
     uint64_t learning_layers;
     uint64_t grad_synapses;
     uint64_t health_counters;
+    uint64_t ring_currents;
+    uint64_t max_lag0;
 } el_dims_t;
 
 enum { EL_RUNTIME_STOP = 0, EL_RUNTIME_SPIDE = 1, EL_RUNTIME_COUNT = 2 };
@@ -175,11 +184,13 @@ enum { EL_RUNTIME_STOP = 0, EL_RUNTIME_SPIDE = 1, EL_RUNTIME_COUNT = 2 };
     int64_t *plane_sums; \
     int64_t *scores; \
     int64_t *input_sums; \
+    int32_t *current_ring; \
     int32_t *input_trace; \
     int32_t *threshold_trace; \
     int32_t *leak_trace; \
     int32_t *error; \
     int64_t *error_backprop; \
+    int32_t *error_lag0; \
     int64_t *threshold_grad; \
     int64_t *leak_grad; \
     int64_t *weight_grad; \
@@ -229,11 +240,13 @@ static inline int el_layout(uint32_t runtime, const el_dims_t *d, el_plan_t *p)
     end = el_take(end, &p->plane_sums, (stop ? d->max_plane : 0) * sizeof(int64_t));
     end = el_take(end, &p->scores, (stop ? d->classes : spide ? d->classes : 0) * sizeof(int64_t));
     end = el_take(end, &p->input_sums, (stop ? d->input_sums : 0) * sizeof(int64_t));
+    end = el_take(end, &p->current_ring, (stop ? d->ring_currents : 0) * sizeof(int32_t));
     end = el_take(end, &p->input_trace, (stop ? d->learn_inputs : 0) * sizeof(int32_t));
     end = el_take(end, &p->threshold_trace, (stop ? d->learn_neurons : 0) * sizeof(int32_t));
     end = el_take(end, &p->leak_trace, (stop ? d->learn_neurons : 0) * sizeof(int32_t));
     end = el_take(end, &p->error, (stop ? d->error_neurons : spide ? d->classes : 0) * sizeof(int32_t));
     end = el_take(end, &p->error_backprop, (stop ? d->max_hidden : 0) * sizeof(int64_t));
+    end = el_take(end, &p->error_lag0, (stop ? d->max_lag0 : 0) * sizeof(int32_t));
     end = el_take(end, &p->threshold_grad, (stop ? d->learn_neurons : 0) * sizeof(int64_t));
     end = el_take(end, &p->leak_grad, (stop ? d->learning_layers : 0) * sizeof(int64_t));
     end = el_take(end, &p->weight_grad, (stop ? d->grad_synapses : 0) * sizeof(int64_t));
@@ -286,11 +299,13 @@ static inline uint32_t el_runtime_of(uint32_t rule)
     (net)->plane_sums = (net)->plan.plane_sums.bytes ? (int64_t *)(void *)((base) + (net)->plan.plane_sums.offset) : NULL; \
     (net)->scores = (net)->plan.scores.bytes ? (int64_t *)(void *)((base) + (net)->plan.scores.offset) : NULL; \
     (net)->input_sums = (net)->plan.input_sums.bytes ? (int64_t *)(void *)((base) + (net)->plan.input_sums.offset) : NULL; \
+    (net)->current_ring = (net)->plan.current_ring.bytes ? (int32_t *)(void *)((base) + (net)->plan.current_ring.offset) : NULL; \
     (net)->input_trace = (net)->plan.input_trace.bytes ? (int32_t *)(void *)((base) + (net)->plan.input_trace.offset) : NULL; \
     (net)->threshold_trace = (net)->plan.threshold_trace.bytes ? (int32_t *)(void *)((base) + (net)->plan.threshold_trace.offset) : NULL; \
     (net)->leak_trace = (net)->plan.leak_trace.bytes ? (int32_t *)(void *)((base) + (net)->plan.leak_trace.offset) : NULL; \
     (net)->error = (net)->plan.error.bytes ? (int32_t *)(void *)((base) + (net)->plan.error.offset) : NULL; \
     (net)->error_backprop = (net)->plan.error_backprop.bytes ? (int64_t *)(void *)((base) + (net)->plan.error_backprop.offset) : NULL; \
+    (net)->error_lag0 = (net)->plan.error_lag0.bytes ? (int32_t *)(void *)((base) + (net)->plan.error_lag0.offset) : NULL; \
     (net)->threshold_grad = (net)->plan.threshold_grad.bytes ? (int64_t *)(void *)((base) + (net)->plan.threshold_grad.offset) : NULL; \
     (net)->leak_grad = (net)->plan.leak_grad.bytes ? (int64_t *)(void *)((base) + (net)->plan.leak_grad.offset) : NULL; \
     (net)->weight_grad = (net)->plan.weight_grad.bytes ? (int64_t *)(void *)((base) + (net)->plan.weight_grad.offset) : NULL; \

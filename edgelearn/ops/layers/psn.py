@@ -20,10 +20,10 @@ the layer's recent inputs (lifted to Q16): the eligibility needs no per-synapse 
 learn on the host (the float twin, a power-of-two projection with a straight-through estimate) and
 stay frozen on the device.
 
-This module holds the kernels (float64 and the bit-exact fixed point; C twin targets/c/el_psn.c)
-and the buffer sizes; edgelearn/psnnet.py the networks (the float twin, the fixed driver). The
-kind is not (yet) in the op registry: its taps, dilation and rings need blob sections and plan
-buffers of their own (docs/psn.md §8 says what is left; §7 its model files)."""
+This module holds the kernels (float64 and the bit-exact fixed point; C twin targets/c/el_psn.c),
+the kind's layer ops (registry.FILTER_OPS: the STOP drivers run a psn layer like any registered
+kind; its taps and dilation are a FILTER section of the blob, its rings plan buffers) and the
+buffer sizes; edgelearn/psnnet.py the networks (the float twin, host training's shapes)."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,9 +34,12 @@ from ...numerics import (
     round_shift,
     sat16,
     sat32,
+    sat_sum,
     shift_with_draw,
     xorshift32,
 )
+from ..registry import Exactness, LayerKind, register_layer
+from . import dense
 
 MAX_TAP_SHIFT = 14          # the smallest non-zero tap is 2^-14
 MAX_TAPS = 16               # K: at most 16 taps per channel (the sum of K int32 terms fits int64)
@@ -76,6 +79,11 @@ def tap_codes(values: np.ndarray) -> np.ndarray:
     return np.where(zero, 0, np.sign(v) * (e + 1)).astype(np.int8)
 
 
+def tap_code(value: float) -> int:
+    """The code of one tap value (a power of two, its negative, or 0)."""
+    return int(tap_codes(np.array([value]))[0])
+
+
 def project(values: np.ndarray) -> np.ndarray:
     """P(c): the power-of-two tap nearest each latent tap (the forward of the straight-through
     estimate: the gradient by the latent taps is the gradient by P(c))."""
@@ -108,10 +116,11 @@ def apply_tap(q, v):
 
 
 @njit(cache=True)
-def psn_step(cur, taps, dilation, pos, ring, th, U, s):
-    """One step of a PSN layer: ring[j, pos] = cur[j] (the newest current), then
-    U[j] = H_j = sat32(sum_k tap(q_jk, ring[j, (pos - k D) mod L])) and s[j] = U[j] >= th[j].
-    ``pos`` = t mod L (L = ring.shape[1] = (K-1) D + 1); ``ring`` is zeroed at a sample's start."""
+def psn_filter(cur, taps, dilation, pos, ring):
+    """The filter of one step, in place: ring[j, pos] = cur[j] (the newest current), then
+    cur[j] = H_j = sat32(sum_k tap(q_jk, ring[j, (pos - k D) mod L])), its neuron's input (the
+    threshold unit, ops/neurons/threshold.py: s[j] = H_j >= th[j]). ``pos`` = t mod L
+    (L = ring.shape[1] = (K-1) D + 1); ``ring`` is zeroed at a sample's start."""
     L = ring.shape[1]
     K = taps.shape[1]
     for j in range(cur.shape[0]):
@@ -123,9 +132,7 @@ def psn_step(cur, taps, dilation, pos, ring, th, U, s):
             slot -= dilation
             if slot < 0:
                 slot += L
-        h = sat32(acc)
-        U[j] = h
-        s[j] = 1 if h >= th[j] else 0
+        cur[j] = sat32(acc)
 
 
 @njit(cache=True)
@@ -174,6 +181,19 @@ def psn_update_weights(W, d, taps, dilation, pos, xr, shift, rng):
 
 
 @njit(cache=True)
+def psn_weight_grads(gW, d, taps, dilation, pos, xr):
+    """gW_ji += d_j e_ji (exact, saturating sums) for the rows with d_j != 0: per-sample updates."""
+    for j in range(gW.shape[0]):
+        if d[j] == 0:
+            continue
+        dj = np.int64(d[j])
+        for i in range(gW.shape[1]):
+            e = psn_eligibility(taps, j, dilation, pos, xr, i)
+            if e != 0:
+                gW[j, i] = sat_sum(gW[j, i], dj * e)
+
+
+@njit(cache=True)
 def psn_lag0_error(taps, d, out):
     """out[j] = tap(q_j0, d[j]): the errors of a PSN layer as its inputs of this step see them
     (dH[t]/dI[t] is the lag-0 tap; the later lags are detached, docs/psn.md §3)."""
@@ -197,3 +217,51 @@ def buffers(n_in: int, n_out: int, taps: int, dilation: int, learning: bool) -> 
 
 def buffer_bytes(n_in: int, n_out: int, taps: int, dilation: int, learning: bool) -> int:
     return sum(n * np.dtype(t).itemsize for n, t in buffers(n_in, n_out, taps, dilation, learning).values())
+
+
+# -- the layer ops (registry.FILTER_OPS), as the drivers call a kind with a history ---------------
+
+@njit(cache=True)
+def filter_step(W, x, x_frac, w_frac, taps, dilation, pos, ring, x_ring, nonzero, cur):
+    if x_ring.shape[0]:                         # learning: the eligibility's history
+        psn_input_ring(x, x_frac, pos, x_ring)
+    dense.current_fixed(W, x, x_frac, w_frac, nonzero, cur)
+    psn_filter(cur, taps, dilation, pos, ring)
+
+
+@njit(cache=True)
+def lag0(taps, d, out):
+    psn_lag0_error(taps, d, out)
+
+
+@njit(cache=True)
+def ring_update(W, d, taps, dilation, pos, x_ring, shift, rng):
+    psn_update_weights(W, d, taps, dilation, pos, x_ring, shift, rng)
+
+
+@njit(cache=True)
+def ring_grads(gW, d, taps, dilation, pos, x_ring):
+    psn_weight_grads(gW, d, taps, dilation, pos, x_ring)
+
+
+def traces(n_in: int, n_out: int, ring: int) -> int:
+    """Its input traces: the ring of its recent inputs, n_in x L."""
+    return n_in * ring
+
+
+def scratch(n_in: int, geometry=None) -> dict[str, int]:
+    """One call's scratch: its input widened to int32 and the non-zero indices of the current
+    (el_psn_scratch)."""
+    return {"layer_input": n_in, "nonzero_index": n_in, "plane_sums": 0}
+
+
+# Its float twin is edgelearn.psnnet.FloatPSN (the filter over whole sequences, psn_bptt's training):
+# FloatSTOP does not run it, so the kind declares no "float" executor.
+PSN = register_layer(LayerKind(
+    name="psn", code=5, has_neurons=True, windowed=False, weight_shape=dense.weight_shape, check=dense.check,
+    out_frac=dense.out_frac, forward_float=dense.current_float, back_float=dense.back_float, grad_float=None,
+    fixed={"filter": filter_step, "lag0": lag0, "back": dense.back, "ring_update": ring_update, "ring_grads": ring_grads},
+    c_ops={"filter": "el_layer_filter_psn", "lag0": "el_layer_lag0_psn", "back": "el_layer_back_dense",
+           "ring_update": "el_layer_ring_update_psn", "ring_grads": "el_layer_ring_grads_psn"},
+    scratch=scratch, c_scratch="el_psn_scratch", traces=traces, history=True,
+    exactness={"fixed": Exactness.BIT, "c": Exactness.BIT}))

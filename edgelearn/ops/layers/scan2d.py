@@ -288,7 +288,7 @@ def out_frac(g: Geometry) -> int:
     return 0
 
 
-def traces(n_in: int, n_out: int) -> int:
+def traces(n_in: int, n_out: int, ring: int) -> int:
     """Its input traces: one per input (the fields'), then one per neuron (the neighbours')."""
     return n_in + n_out
 

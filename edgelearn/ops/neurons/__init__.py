@@ -1,2 +1,2 @@
 """The built-in neuron kinds, in code order (importing registers them)."""
-from . import lif, if_neuron, li  # noqa: F401
+from . import lif, if_neuron, li, threshold  # noqa: F401

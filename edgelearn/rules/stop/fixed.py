@@ -22,14 +22,15 @@ from ...model import Model
 from ...errors import ModelError
 from ...ops import LAYERS, NEURONS, Exactness, extension_dispatch
 from ...ops.builtin_layers import CODES as BUILTIN_LAYERS
-from ...ops.builtin_layers import (layer_back, layer_forward, layer_grads, layer_has_neurons, layer_refresh,
+from ...ops.builtin_layers import (layer_back, layer_filter, layer_forward, layer_grads, layer_has_history,
+                                   layer_has_neurons, layer_lag0, layer_refresh, layer_ring_grads, layer_ring_update,
                                    layer_scan, layer_scans, layer_sums, layer_update)
 from ...ops.builtin_steps import CODES as BUILTIN, builtin_step
 from ...ops.layers.dense import current_from_sums, nonzero_index
 from ...plan import WINDOW_FIELDS
 from ...plan import LayerField as F
 from .. import kernels as shared
-from ..params import Params, layer_thresholds, layer_weights
+from ..params import Params, layer_taps, layer_thresholds, layer_weights
 from ..schedule import LearningRates
 from . import kernels as k
 from .spec import THRESHOLD_FLOOR_Q16, check, cutoff_margins
@@ -55,10 +56,26 @@ def window_of(table, l):
 
 
 @njit(cache=True)
-def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn, sums):
-    """One layer's step: traces (trainable layers, when learning), current, neuron; or, for a
+def current_ring(table, a, l):
+    """Layer l's ring of recent currents, [n_out, ring_len] (a kind with a history)."""
+    ro, n, L = table[l, F.ring_off], table[l, F.n_out], table[l, F.ring_len]
+    return a.current_ring[ro:ro + n * L].reshape((n, L))
+
+
+@njit(cache=True)
+def input_ring(table, a, l):
+    """Layer l's ring of recent inputs, [n_in, ring_len] (its input traces, while learning)."""
+    io, n, L = table[l, F.in_off], table[l, F.n_in], table[l, F.ring_len]
+    return a.input_trace[io:io + n * L].reshape((n, L))
+
+
+@njit(cache=True)
+def forward_layer(table, params, a, neuron_step, l, t, x, x_frac, learn, sums):
+    """One layer's step t: traces (trainable layers, when learning), current, neuron; or, for a
     kind without neurons, its output values. With ``sums`` (the exact W x of an input that
-    stays the same all sample) the current is rounded from them instead of summed again."""
+    stays the same all sample) the current is rounded from them instead of summed again. A
+    kind with a history (psn) filters its currents through its ring and keeps its inputs'
+    ring for the eligibility instead of traces."""
     n_in, n_out, o, lo = table[l, F.n_in], table[l, F.n_out], table[l, F.n_off], table[l, F.learn_off]
     kind, wf, W = table[l, F.kind], table[l, F.weight_frac], layer_weights(table, params.weights, l)
     if not layer_has_neurons(kind):    # the spikes below into its values, in spikes; it keeps no state
@@ -71,7 +88,11 @@ def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn, sums):
     leak = params.leaks[table[l, F.leak_at]]
     traces = learn and table[l, F.flags] & TRAINABLE
     io, it = table[l, F.in_off], table[l, F.n_traces]
-    if traces:                                      # traces first: they read V[t-1], s[t-1]
+    if layer_has_history(kind):
+        x_ring = input_ring(table, a, l) if traces else a.input_trace[:0].reshape((0, 1))
+        layer_filter(kind, W, x, x_frac, wf, layer_taps(table, params.taps, l), table[l, F.dilation],
+                     t % table[l, F.ring_len], current_ring(table, a, l), x_ring, a.nonzero_index, cur)
+    elif traces:                                      # traces first: they read V[t-1], s[t-1]
         k.input_trace_step(leak, x, x_frac, a.input_trace[io:io + n_in])
         k.neuron_trace_step(leak, V, s, a.threshold_trace[lo:lo + n_out], a.leak_trace[lo:lo + n_out])
     th = layer_thresholds(table, params.thresholds, l)
@@ -81,7 +102,7 @@ def forward_layer(table, params, a, neuron_step, l, x, x_frac, learn, sums):
         return
     if sums.shape[0]:
         current_from_sums(sums, x_frac, wf, cur)
-    else:
+    elif not layer_has_history(kind):               # (a history's current is its filter's, above)
         layer_forward(kind, W, x, s[:0], x_frac, wf, window_of(table, l), a.nonzero_index, a.plane_sums, cur, s)
     th = layer_thresholds(table, params.thresholds, l)
     if not builtin_step(table[l, F.neuron], cur, leak, th, table[l, F.reset_shift], V, s, U):
@@ -102,9 +123,11 @@ def errors(table, params, a, cfg, lowest, label):
                                label, cfg.surrogate_k, a.error[eo:eo + n])
     for l in range(R - 1, lowest - 1, -1):
         up, o, so, eo, n = l + 1, table[l, F.n_off], table[l, F.state_off], table[l, F.error_off], table[l, F.n_out]
-        ueo, up_kind = table[up, F.error_off], table[up, F.kind]
-        W_up, d_up, back = layer_weights(table, params.weights, up), a.error[ueo:ueo + table[up, F.n_out]], \
-            a.error_backprop[:n]
+        ueo, up_kind, n_up = table[up, F.error_off], table[up, F.kind], table[up, F.n_out]
+        W_up, d_up, back = layer_weights(table, params.weights, up), a.error[ueo:ueo + n_up], a.error_backprop[:n]
+        if layer_has_history(up_kind):             # its inputs of this step see its errors through the lag-0 taps
+            layer_lag0(up_kind, layer_taps(table, params.taps, up), d_up, a.error_lag0[:n_up])
+            d_up = a.error_lag0[:n_up]
         neurons = layer_has_neurons(table[l, F.kind])
         if neurons and up_kind == DENSE_CODE:      # the dense kind's own kernel: W^T d and the surrogate at once
             k.hidden_error(W_up, d_up, a.potential[so:so + n], layer_thresholds(table, params.thresholds, l),
@@ -145,8 +168,8 @@ def refresh_sums(table, params, a, x, d):
 
 
 @njit(cache=True)
-def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
-    """This step's updates, bottom-up: weights, threshold, leak per trainable layer with
+def updates(table, params, a, t, lowest, per_step, lr_shifts, rng_learn):
+    """Step t's updates, bottom-up: weights, threshold, leak per trainable layer with
     neurons. A layer without errors this step is skipped: every update of it would be a no-op
     without a draw (per step its threshold and leak sums are already zero; per sample they
     gain nothing)."""
@@ -159,6 +182,16 @@ def updates(table, params, a, lowest, per_step, lr_shifts, rng_learn):
         if not any_nonzero(d):
             continue
         W = layer_weights(table, params.weights, l)
+        if layer_has_history(kind):                 # the eligibility: its inputs' ring through its taps
+            taps, D, pos, wo = layer_taps(table, params.taps, l), table[l, F.dilation], t % table[l, F.ring_len], \
+                table[l, F.w_off]
+            if per_step:
+                layer_ring_update(kind, W, d, taps, D, pos, input_ring(table, a, l),
+                                  weight_shift(table, l, lr_shifts, 0), rng_learn)
+            else:
+                layer_ring_grads(kind, a.weight_grad[wo:wo + W.size].reshape(W.shape), d, taps, D, pos,
+                                 input_ring(table, a, l))
+            continue                                # its thresholds and leak do not learn (model.py)
         if per_step:
             layer_update(kind, W, d, xt, window_of(table, l), weight_shift(table, l, lr_shifts, 0), rng_learn,
                          a.nonzero_index, a.plane_sums)
@@ -200,6 +233,7 @@ def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_ste
     a.threshold_trace[:] = 0
     a.leak_trace[:] = 0
     a.input_trace[:] = 0
+    a.current_ring[:] = 0
     a.scores[:] = 0
     lowest = L
     for l in range(L - 1, -1, -1):
@@ -215,13 +249,13 @@ def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_ste
         if sums.shape[0] and t == 0:
             layer_sums(table[0, F.kind], layer_weights(table, params.weights, 0), x, window_of(table, 0),
                        a.nonzero_index, nonzero_index(x, a.nonzero_index), sums)
-        forward_layer(table, params, a, neuron_step, 0, x, x_frac, learn, sums)   # layer 0 reads the encoder
+        forward_layer(table, params, a, neuron_step, 0, t, x, x_frac, learn, sums)   # layer 0 reads the encoder
         for l in range(1, L):                                           # the others the layer below:
             below, n_in = table[l - 1, F.n_off], table[l, F.n_in]      # spikes, or an average's counts
             x = a.layer_input[:n_in if layer_has_neurons(table[l, F.kind]) else 0]   # (a pool reads them in place)
             for i in range(x.shape[0]):
                 x[i] = a.spikes[below + i]
-            forward_layer(table, params, a, neuron_step, l, x, table[l - 1, F.out_frac], learn, none)
+            forward_layer(table, params, a, neuron_step, l, t, x, table[l - 1, F.out_frac], learn, none)
         if t < raster.shape[0]:
             raster[t, :] = a.spikes
         for j in range(rn):
@@ -230,7 +264,7 @@ def run_sample(table, params, a, neuron_step, cfg, sample, label, learn, per_ste
             score_trace[t, :] = a.scores
         if learn:
             errors(table, params, a, cfg, lowest, label)
-            updates(table, params, a, lowest, per_step, lr_shifts, rng_learn)
+            updates(table, params, a, t, lowest, per_step, lr_shifts, rng_learn)
             if sums.shape[0] and per_step and lowest == 0:
                 x = a.layer_input[:table[0, F.n_in]]
                 encode_step(cfg.code, sample, t, rng_in, x)                 # direct: a copy, no draw
