@@ -11,8 +11,9 @@ Contenders, on the same data (``sequence`` encoding, Q0.8 currents):
 - STOP, feed-forward LIF (learned thresholds and leaks), li readout: FixedSTOP, the device's arithmetic;
 - PSN, float twin on the host: weights and taps learned online (taps through the power-of-two
   projection, straight-through), then the device's network (taps as codes, weights Q12);
-- PSN, fixed point: that network evaluated, then fine-tuned online on the device (FixedPSN, taps
-  frozen, per-step weight updates), and the C runtime (NativePSN) checked to give the same scores.
+- PSN, fixed point: that network evaluated, then fine-tuned online on the device (the STOP runtime of
+  its model of psn layers, psnnet.runtime: taps frozen, per-step weight updates), and the C runtime
+  checked to give the same scores.
 
     .venv/bin/python bench/delayed_cue.py                      # lag 16, 2000 / 1000 samples
     .venv/bin/python bench/delayed_cue.py --lag 24 --taps 4 --dilation 8
@@ -28,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from edgelearn.model import Learning, Neuron, init_params, mlp
-from edgelearn.psn_native import NativePSN
-from edgelearn.psnnet import FixedPSN, FloatPSN, make_net
+from edgelearn.cli_psn import device_bytes
+from edgelearn.psnnet import FloatPSN, make_net, runtime, trained
 from edgelearn.rules.stop.fixed import FixedSTOP
 from edgelearn.synthetic import LAGGED_XOR, lagged_xor_splits
 
@@ -63,8 +64,8 @@ def run_lif(args, data):
 def run_psn(args, data):
     """The float twin on the host (10% of the training split held out to choose the best epoch, the
     recipe of bench/conv.py), its device network (tap codes, Q12 weights), then online learning on the
-    device (FixedPSN, taps frozen, the weight rate halving every epoch: a step decay as numerics.md
-    §6c's), and the C runtime's scores against the reference's."""
+    device (psnnet.runtime, taps frozen, the weight rate halving every epoch: the device's schedule,
+    numerics.md §6c), and the C runtime's scores against the reference's."""
     (xtr, ytr), (xte, yte) = data
     n_val = len(xtr) // 10
     (xva, yva), (xtr, ytr) = (xtr[:n_val], ytr[:n_val]), (xtr[n_val:], ytr[n_val:])
@@ -80,23 +81,22 @@ def run_psn(args, data):
         if val > best[0]:
             best = (val, fl.to_net(net))
     device = best[1]
-    fx = FixedPSN(device)
+    fx = runtime(device, "fixed", epoch_samples=len(xtr), epochs=args.device_epochs)   # the step decay
     quantised = accuracy(fx.run(xte, None, False), yte)
     tuned = []
     for e in range(args.device_epochs):
-        fx.net.lr_weight_shift = args.device_lr + e                     # the step decay
         order = np.random.default_rng(200 + e).permutation(len(xtr))
         for i in order:
             fx.run(xtr[i:i + 1], ytr[i:i + 1], True)
         tuned.append(accuracy(fx.run(xte, None, False), yte))
-    c = NativePSN(fx.to_net())
-    c.rng_in[:], c.rng_learn[:] = fx.rng_in, fx.rng_learn
-    bit_exact = bool(np.array_equal(fx.run(xte[:200], None, False), c.run(xte[:200], None, False)))
+    learned = trained(fx)
+    bit_exact = bool(np.array_equal(runtime(learned, "fixed").run(xte[:200], None, False),
+                                    runtime(learned, "c").run(xte[:200], None, False)))
     float_best = max(curve, key=lambda r: r["validation"])
     return {"float_accuracy": float_best["test"], "float_curve": curve, "fixed_quantised": quantised,
             "fixed_after_device_learning": tuned[-1] if tuned else quantised, "device_curve": tuned,
             "c_equals_fixed": bit_exact, "taps_first_channels": device.layers[0].taps.tolist()[:4],
-            "memory_bytes": device.memory(True), "ring_length": device.layers[0].ring}
+            "memory_bytes": device_bytes(device), "ring_length": device.layers[0].ring}
 
 
 def main(argv=None):
@@ -157,7 +157,7 @@ def main(argv=None):
             f"Controls (the same LIF learner, one cue's bit as the class, no memory across the lag needed): "
             f"first cue {controls['a']['best']:.3f}, second cue {controls['b']['best']:.3f} (best epoch).\n\n"
             f"C runtime = fixed reference on the test scores: {ps['c_equals_fixed']}. Device memory of the PSN "
-            f"network while learning: {sum(ps['memory_bytes'].values())} bytes (independent of T).\n")
+            f"network while learning: {ps['memory_bytes']['online']} bytes (independent of T).\n")
     return out
 
 

@@ -4,10 +4,11 @@ PSN network (docs/psn.md §3, §7; issue 12: at least 95% in fixed point, the fl
 The recipe: the stack trained on the host through time (edgelearn/psn_bptt.py: the whole sequence in
 parallel, Adam on the cross-entropy of the summed readout, taps through the straight-through
 power-of-two projection, thresholds learned), then quantised (FloatPSN.to_net: tap codes, Q12
-weights, Q16 thresholds) and evaluated in fixed point with the bit-exact reference (FixedPSN); the
-C runtime (NativePSN) is checked to give the reference's scores on the first test images. Optionally
-(--device-epochs N) the quantised network then learns online on the device's arithmetic (FixedPSN, the
-per-step rule of docs/psn.md §3, taps frozen, the rate halving each epoch); with --epochs 0 that is
+weights, Q16 thresholds) and evaluated in fixed point with the bit-exact reference (the STOP runtime
+of its model of psn layers, psnnet.runtime); the C runtime is checked to give the reference's scores
+on the first test images. Optionally (--device-epochs N) the quantised network then learns online on
+the device's arithmetic (the per-step rule of docs/psn.md §3, taps frozen, the rate halving each
+epoch: the device's schedule); with --epochs 0 that is
 the untuned online variant from scratch.
 
     .venv/bin/python bench/psn_smnist.py                  # 28-256-256-256-10, K = 4, D = 1, 4, 16
@@ -31,8 +32,8 @@ from edgelearn import datasets, psnfile
 from edgelearn import psn_bptt as bptt
 from edgelearn.ops.layers import psn
 from edgelearn.plots import accuracy_curves
-from edgelearn.psn_native import NativePSN
-from edgelearn.psnnet import FixedPSN, FloatPSN
+from edgelearn.cli_psn import device_bytes
+from edgelearn.psnnet import FloatPSN, runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -112,18 +113,17 @@ def main(argv=None):
     host_seconds = time.time() - started
     float_acc = bptt.accuracy(bptt.evaluate(fl, X_test), yte)
     device = fl.to_net(net)
-    fx = FixedPSN(device)
+    fx = runtime(device, "fixed", epoch_samples=len(xtr), epochs=args.device_epochs)   # the step decay
     t = time.time()
     fixed_scores = np.concatenate([fx.run(xte[i:i + 500], None, False)
                                    for i in tqdm(range(0, len(xte), 500), desc="fixed point", unit="500 seq")])
     fixed_acc = bptt.accuracy(fixed_scores, yte)
     fixed_seconds = time.time() - t
-    c = NativePSN(device)
+    c = runtime(device, "c")
     n_c = min(500, len(xte))
     c_equals_fixed = bool(np.array_equal(c.run(xte[:n_c], None, False), fixed_scores[:n_c]))
     device_curve = []
     for e in range(args.device_epochs):
-        fx.net.lr_weight_shift = args.device_lr + e                    # the step decay
         for i in tqdm(np.random.default_rng(200 + e).permutation(len(xtr)), desc=f"device epoch {e + 1}",
                       unit="seq"):
             fx.run(xtr[i:i + 1], ytr[i:i + 1], True)
@@ -144,7 +144,7 @@ def main(argv=None):
         "taps_changed": [float(np.mean(ly.taps != ly0.taps)) for ly, ly0 in zip(device.layers[:-1], net.layers)],
         "tap_code_histogram": [dict(zip(*map(lambda a: a.tolist(), np.unique(ly.taps, return_counts=True))))
                                for ly in device.layers[:-1]],
-        "memory_bytes_inference": int(sum(device.memory(False).values())),
+        "memory_bytes_inference": device_bytes(device)["inference"],
         "seconds": {"host_training": round(host_seconds, 1), "fixed_eval": round(fixed_seconds, 1),
                     "total": round(time.time() - started, 1)},
     }
@@ -162,7 +162,7 @@ def main(argv=None):
         f"{args.seed}.\n\n"
         "| network | test accuracy |\n|---|---|\n"
         f"| float twin (device taps, float weights and thresholds) | {float_acc:.4f} |\n"
-        f"| fixed point (to_net: tap codes, Q12 weights, Q16 thresholds; FixedPSN) | {fixed_acc:.4f} |\n"
+        f"| fixed point (to_net: tap codes, Q12 weights, Q16 thresholds; the fixed reference) | {fixed_acc:.4f} |\n"
         f"{tuned}\n"
         f"Float − fixed: {out['gap_points']} points. C runtime = the reference on the first {n_c} test scores: "
         f"{c_equals_fixed}. Hidden spike rates {', '.join(f'{r:.3f}' for r in rates)}; tap codes changed from "

@@ -188,8 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="config header, blob, the C runtime cross-compiled for a target and a library "
                                        "bundle; --firmware: a flashable image; for an FPGA target the Verilog, "
                                        "synthesis, place and route and the bitstream")
-    c.add_argument("model", help="a model spec (.json) or trained blob (.elm); a PSN network's (.json, .psn): "
-                                 "its C source in a bundle (docs/psn.md §7)")
+    c.add_argument("model", help="a model spec (.json) or trained blob (.elm), or a PSN network's (.json, .psn)")
     c.add_argument("--target", required=True, help="a board of targets/catalogue.json")
     c.add_argument("-o", "--output", default="out/compile", help="directory for the generated files (default "
                                                                   "out/compile)")
@@ -715,8 +714,6 @@ def firmware_layout(args, target: str | None, need: bool = False) -> dict | None
 
 
 def cmd_compile(args) -> int:
-    if psnfile.is_psn(args.model):
-        return cli_psn.cmd_compile(args)
     model = load_model(args.model)
     if "fpga" in profile.target_info(args.target):
         if args.firmware or args.model_area or args.arena:
@@ -757,8 +754,6 @@ def cmd_compile(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    if psnfile.is_psn(args.model):
-        return cli_psn.cmd_profile(args)
     if args.plot:
         check_writable(args.plot, (".png",), "plot")
     model = load_model(args.model)

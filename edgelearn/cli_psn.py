@@ -1,6 +1,9 @@
-"""``edgelearn train / eval / profile / info`` for a PSN model (edgelearn.psnfile: a spec of format
-"edgelearn-psn" or a trained ``.psn``; docs/psn.md §7). edgelearn.cli hands a command here when its
-model is one; the options that only a STOP/SPIDE model has are refused by name."""
+"""``edgelearn train / eval / info`` for a PSN model (edgelearn.psnfile: a spec of format
+"edgelearn-psn" or a trained ``.psn``; docs/psn.md §7): its recipe (the host rule through time, or
+the online rule) and its float twin. edgelearn.cli hands these commands here when the model is one;
+the options that only a STOP/SPIDE model has are refused by name. Every other command (profile,
+compile, push, stream, ...) reads a PSN file as the model of psn layers it is (modelfile.load_model,
+psnnet.to_model), like any model."""
 from __future__ import annotations
 
 import json
@@ -10,10 +13,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import buildcache, profile, psn_deploy, psn_train, psnfile
+from . import profile, psn_train, psnfile
 from .cli_util import check_writable, emit
 from .errors import ModelError
-from .psnnet import PSNNet
+from .psnnet import PSNNet, to_model
 
 # train's options a PSN model does not read (name, how it shows on the command line)
 STOP_ONLY = (("hidden", "--hidden"), ("learner", "--learner"), ("twin", "--twin"), ("T", "--T"), ("Tb", "--Tb"),
@@ -51,6 +54,13 @@ def describe(net: PSNNet) -> list[dict]:
              + (0 if l == len(net.layers) - 1 else ly.thresholds.size)} for l, ly in enumerate(net.layers)]
 
 
+def device_bytes(net: PSNNet) -> dict:
+    """RAM to run it and to learn online in the C runtime (edgelearn.profile of its model, without
+    the code): none of it grows with T."""
+    p = profile.profile(to_model(net), None, "stop", net.T, measure_code=False)
+    return {"inference": p["total_ram_inference"], "online": p["total_ram"]}
+
+
 def cmd_info(args) -> int:
     net, spec = psnfile.load(args.model)
     layers = describe(net)
@@ -58,7 +68,7 @@ def cmd_info(args) -> int:
     info = {"name": spec["name"], "format": psnfile.FORMAT, "input": spec["input"], "T": net.T,
             "temporal_field": field, "learning": spec["learning"], "layers": layers,
             "total_parameters": sum(l["parameters"] for l in layers),
-            "device_bytes": {"inference": sum(net.memory(False).values()), "online": sum(net.memory(True).values())}}
+            "device_bytes": device_bytes(net)}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -139,48 +149,4 @@ def cmd_eval(args, data) -> int:
                           "test_samples": len(data.x_test), "test_accuracy": acc}))
     else:
         print(f"{spec['name']} on {data.name} ({len(data.x_test)} test sequences, {args.executor}): {acc:.2%}")
-    return 0
-
-
-def cmd_profile(args) -> int:
-    if args.target is not None and "fpga" in profile.target_info(args.target):
-        raise ModelError(f"{args.target} is an FPGA: a PSN network runs on a microcontroller's C runtime (no HDL yet)")
-    if args.learner not in ("stop", "online"):
-        raise ModelError(f"--learner {args.learner}: a PSN model learns with its online rule (the profile's "
-                         "'online' column), beside inference and BPTT")
-    if args.model_area is not None or args.arena is not None:
-        raise ModelError("--model-area and --arena: the link-protocol firmware does not run PSN networks yet "
-                         "(docs/psn.md §8)")
-    if args.plot:
-        check_writable(args.plot, (".png",), "plot")
-    net, spec = psnfile.load(args.model)
-    report = profile.profile_psn(net, spec["name"], args.target, args.T or net.T, sram=args.ram, flash=args.flash)
-    if args.plot:
-        profile.plot(report, args.plot)
-    print(json.dumps(report, indent=2) if args.json else profile.format_table(report))
-    return 0 if report["fits"] else 1
-
-
-def cmd_compile(args) -> int:
-    if args.firmware or args.model_area is not None or args.arena is not None:
-        raise ModelError("--firmware, --model-area and --arena: the link-protocol firmware does not run PSN networks "
-                         "yet (docs/psn.md §8); the bundle compiles the network into a firmware of one's own")
-    info = profile.target_info(args.target)
-    if info.get("toolchain") is None:
-        raise ModelError(f"{args.target} has no C toolchain: a PSN network compiles to C for a microcontroller")
-    net, spec = psnfile.load(args.model)
-    fit = profile.profile_psn(net, spec["name"], args.target, net.T)
-    if not fit["fits"]:
-        raise ModelError(f"{spec['name']!r} does not fit {args.target}: {'; '.join(fit['refusals'])} "
-                         f"(edgelearn profile {args.model} --target {args.target}: every buffer)")
-    out = Path(args.output)
-    build = profile.cross_compile(args.target, 0, out, sources=buildcache.psn_sources(),
-                                  chains=profile.PSN_CALL_CHAINS)
-    psn_deploy.write_bundle(net, spec["name"], args.target, info["toolchain"], out / "bundle", profile.CROSS_FLAGS)
-    print(f"objects of el_psn.c and el_kernels.c for {args.target} in {out}:")
-    print(build.size_output, end="")
-    print(f"stack (estimate, -fstack-usage): {build.stack} bytes; RAM to learn online {fit['total_ram']:,} of "
-          f"{fit['sram']:,} bytes")
-    print(f"{out}/bundle: the runtime's sources, psn_model.c/.h (the network compiled in), edgelearn_config.h, "
-          f"main.c, Makefile, CMakeLists.txt (cp -r {out}/bundle DIR && make -C DIR)")
     return 0

@@ -292,7 +292,7 @@ class Model:
             if layer.neuron.reset == "modified" and self.learning.rule != "spide":
                 raise ModelError(f"{where}: the modified reset is run by the SPIDE runtime only "
                                  f"(learning.rule 'spide', not {self.learning.rule!r})")
-            if kind.spiking and not layer.neuron.threshold > 0:
+            if kind.spiking and not kind.memoryless and not layer.neuron.threshold > 0:   # a reset needs th > 0
                 raise ModelError(f"{where}: threshold must be > 0, got {layer.neuron.threshold}")
             if not 0.0 <= layer.neuron.leak <= 1.0:
                 raise ModelError(f"{where}: leak must be in [0, 1], got {layer.neuron.leak}")
@@ -362,7 +362,8 @@ class Model:
             if p.leak != 0:
                 raise ModelError(f"{where}: a {layer.kind!r} layer has no neurons: its leak must be 0, got {p.leak}")
             return
-        if NEURONS[layer.neuron.kind].spiking and np.any(p.threshold <= 0):
+        kind_n = NEURONS[layer.neuron.kind]
+        if kind_n.spiking and not kind_n.memoryless and np.any(p.threshold <= 0):   # a reset needs th > 0
             raise ModelError(f"{where}: thresholds must be > 0")
         if not 0 <= p.leak <= nx.ONE:
             raise ModelError(f"{where}: leak {p.leak} outside [0, {nx.ONE}] (Q16)")

@@ -19,7 +19,7 @@ from .encoders import CODES
 from .ops import LAYERS, NEURONS
 from .model import (ENCODINGS, INPUT, RULES, UPDATE_MODES, Cutoff, Edge, Filter, InputSpec,
                     Layer, LayerParams, Learning, Model, ModelError, Neuron, Schedule, Window)
-from .ops.layers.psn import tap_values
+from .ops.layers.psn import MAX_TAP_SHIFT, tap_values
 from .ops.layers.window import geometry as window_geometry
 
 BLOB_MAGIC = b"ELRN"
@@ -411,7 +411,10 @@ def _parse_filter_section(sections: dict, record: _LayerRecord, i: int) -> tuple
         raise ModelError(f"{what}: reserved byte is {reserved}, must be 0")
     n = math.prod(record.shape)
     _check_size(buf, FILTER_FIXED.size + n * K, what, f"for {n} channels of {K} one-byte tap codes")
-    return K, dilation, np.frombuffer(buf, np.int8, n * K, FILTER_FIXED.size).reshape(n, K).copy()
+    codes = np.frombuffer(buf, np.int8, n * K, FILTER_FIXED.size).reshape(n, K).copy()
+    if codes.size and np.abs(codes.astype(np.int16)).max() > MAX_TAP_SHIFT + 1:
+        raise ModelError(f"{what}: tap codes within +-{MAX_TAP_SHIFT + 1} (taps down to 2^-{MAX_TAP_SHIFT})")
+    return K, dilation, codes
 
 
 def _build_layer(record: _LayerRecord, names: list[str], sections: dict, i: int, window: Window | None,

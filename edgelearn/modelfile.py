@@ -14,14 +14,15 @@ import math
 from pathlib import Path
 
 from .contract import CUTOFF_NEVER
-from .model import Cutoff, Edge, InputSpec, Layer, Learning, Model, ModelError, Neuron, Schedule, Window
+from .model import Cutoff, Edge, Filter, InputSpec, Layer, Learning, Model, ModelError, Neuron, Schedule, Window
 from .modelblob import BLOB_MAGIC, from_blob, to_blob
 from .rules import init_model
 
 SPEC_FORMAT = "edgelearn-model"
 SPEC_VERSIONS = {1: "the structure", 2: "version 1 and a calibrated cutoff",
                  3: "version 2 and a learning-rate schedule", 4: "version 3 and window layers (conv2d, pooling)",
-                 5: "version 4 and int8 weights (a layer's weight_bits)"}
+                 5: "version 4 and int8 weights (a layer's weight_bits)",
+                 6: "version 5 and filter layers (psn)"}
 SPEC_SINCE = {"cutoff": 2, "schedule": 3}      # the spec version that introduced a top-level key
 # What a spec may ask for: a few bytes of JSON must never make the loader allocate gigabytes or
 # run for minutes (docs/model-format.md, "What is refused"). The blob format's own fields bound
@@ -32,7 +33,7 @@ MAX_SPEC_INPUT = 1 << 24                       # input values
 MAX_SPEC_WEIGHTS = 1 << 24                     # weights of all layers together (32 MiB as int16)
 MAX_NAME_BYTES = 65535
 MAX_THRESHOLD = 32768.0                        # 2^31 / 2^16: the largest Q16 int32, exclusive
-LAYER_KEY_SINCE = {"window": 4, "weight_bits": 5}   # ... and a layer's key (written only when not the default)
+LAYER_KEY_SINCE = {"window": 4, "weight_bits": 5, "filter": 6}   # ... and a layer's key (written only when not the default)
 
 
 def spec_version(model: Model) -> int:
@@ -71,6 +72,8 @@ def _layer_to_dict(layer: Layer) -> dict:
         out["weight_bits"] = layer.weight_bits
     if layer.window is not None:
         out["window"] = {key: [int(v) for v in pair] for key, pair in dataclasses.asdict(layer.window).items()}
+    if layer.filter is not None:
+        out["filter"] = dataclasses.asdict(layer.filter)
     return out
 
 
@@ -259,9 +262,10 @@ def _as_pair(value, where):
 
 _read_window = _object_of(Window, {"kernel": _as_pair, "stride": _as_pair, "padding": _as_pair},
                           required=("kernel",))
+_read_filter = _object_of(Filter, {"taps": _as_int, "dilation": _as_int, "init": _as_float}, required=("taps",))
 _read_layer = _object_of(Layer, {"name": _as_str, "kind": _as_str, "inputs": _list_of(_read_edge),
                                  "shape": _as_shape, "neuron": _read_neuron, "weight_frac": _as_int,
-                                 "window": _read_window, "weight_bits": _as_int},
+                                 "window": _read_window, "weight_bits": _as_int, "filter": _read_filter},
                          required=("name", "kind", "inputs", "shape"))
 _read_input = _object_of(InputSpec, {"shape": _as_shape, "encoding": _as_str}, required=("shape",))
 _read_learning = _object_of(Learning, {"rule": _as_str, "T": _as_int, "lr_weight_shift": _as_int,
@@ -299,7 +303,11 @@ def load_model(path) -> Model:
     text that starts with '{'); a spec's parameters are freshly initialised."""
     data = read_model_file(path)
     with _about(path):
-        _refuse_psn(path, data)
+        if _is_psn(path, data):
+            # psnfile reads modelfile's limits: imported here, where a PSN file is met
+            from . import psnfile, psnnet
+            net, spec = psnfile.load(path)
+            return psnnet.to_model(net, spec["name"])
         if data.startswith(BLOB_MAGIC):
             return from_blob(data)
         if Path(path).suffix.lower() == ".json" or data.lstrip().startswith(b"{"):
@@ -311,17 +319,16 @@ def load_model(path) -> Model:
 PSN_FORMAT = "edgelearn-psn"        # the format of a PSN network's spec (edgelearn.psnfile)
 
 
-def _refuse_psn(path, data: bytes) -> None:
-    """A PSN network (docs/psn.md §7) is not a STOP/SPIDE model: say which commands take it."""
-    psn = Path(path).suffix.lower() == ".psn"
-    if not psn and data.lstrip().startswith(b"{"):
+def _is_psn(path, data: bytes) -> bool:
+    """A PSN network's file (docs/psn.md §7): a ``.psn`` archive or a spec of its format."""
+    if Path(path).suffix.lower() == ".psn":
+        return True
+    if data.lstrip().startswith(b"{"):
         try:
-            psn = json.loads(data).get("format") == PSN_FORMAT
+            return json.loads(data).get("format") == PSN_FORMAT
         except (ValueError, AttributeError):
-            psn = False            # the spec parser says what is wrong
-    if psn:
-        raise ModelError("a PSN network (docs/psn.md §7): train, eval, info, profile and compile take it; this "
-                         "command takes STOP and SPIDE models only")
+            return False           # the spec parser says what is wrong
+    return False
 
 
 def save_model(model: Model, path) -> None:

@@ -311,67 +311,6 @@ def profile(model: Model, target: str | None, learner: str, T: int, measure_code
     }
 
 
-# A PSN network (edgelearn.psnnet, docs/psn.md) runs buildcache.PSN_SOURCES: the code measured is
-# those objects (not linked).
-PSN_CALL_CHAINS = (
-    ("el_psn_run_sample", "el_encode_step"),
-    ("el_psn_run_sample", "el_dense_current"),
-    ("el_psn_run_sample", "el_psn_step", "el_psn_apply_tap"),
-    ("el_psn_run_sample", "el_dense_back"),
-    ("el_psn_run_sample", "el_surrogate_error"),
-    ("el_psn_run_sample", "el_psn_update_weights", "eligibility", "el_psn_apply_tap"),
-)
-PSN_PARAMETERS = ("weights", "taps", "thresholds")
-PSN_FROZEN = ("taps", "thresholds")          # the device learns the weights only: these stay in flash
-
-
-def profile_psn(net, name: str, target: str | None, T: int, measure_code: bool = True, *,
-                sram: int | None = None, flash: int | None = None) -> dict:
-    """The profile of a PSN network, in ``profile``'s form: inference and the online rule
-    (PSNNet.memory: the rings are bounded by taps x dilation, nothing grows with T) beside BPTT
-    through time at the same T (edgelearn/psn_bptt.py's backward reads, per step, each layer's
-    input, current and filtered potential, int32 on a device, and needs an int32 gradient
-    accumulator per parameter). The weights sit in RAM (they learn; the compiled bundle's
-    el_psn_model has them there, edgelearn.psn_deploy), the frozen taps and thresholds in flash."""
-    info = budget(target, sram, flash)
-    build = None
-    if measure_code and info["toolchain"] is not None:
-        build = cross_compile(target, 0, sources=buildcache.psn_sources(), chains=PSN_CALL_CHAINS)
-    inference, online = net.memory(False), net.memory(True)
-    params = sum(ly.weights.size + ly.taps.size + ly.thresholds.size for ly in net.layers)
-    rows = {k: (online[k], inference.get(k, 0) + (online[k] if k.startswith("error") else 0), inference.get(k, 0))
-            for k in online if k not in PSN_FROZEN}      # name: (online bytes, BPTT bytes, inference bytes)
-    rows["stored activations (T steps)"] = (0, T * sum(4 * (ly.n_in + 2 * ly.n_out) for ly in net.layers), 0)
-    rows["gradient accumulators"] = (0, 4 * params, 0)
-    rows["runtime context"] = (build.bss if build else 0,) * 3
-    rows["stack (estimate)"] = (build.stack if build else 0,) * 3
-    ram, ram_bptt, ram_inference = ({k: v[c] for k, v in rows.items()} for c in range(3))
-    flash_rows = {"code": build.text + build.data if build else 0, "initial weights": online["weights"],
-                  "taps and thresholds": sum(online[k] for k in PSN_FROZEN)}
-    total_ram, total_bptt, total_inference = sum(ram.values()), sum(ram_bptt.values()), sum(ram_inference.values())
-    total_flash = sum(flash_rows.values())
-    refusals = []
-    if total_ram > info["sram"]:
-        refusals.append(f"RAM: {total_ram:,} bytes needed, the board has {info['sram']:,}")
-    if total_flash > info["flash"]:
-        refusals.append(f"flash: {total_flash:,} bytes needed, the board has {info['flash']:,}")
-    arena = {k: v for k, v in online.items() if k not in PSN_PARAMETERS}
-    training_adds = total_ram - total_inference
-    return {
-        "model": name, "target": info["name"], "learner": "online", "T": T,
-        "arena": sum(arena.values()), "arena_buffers": arena,
-        "arena_inference": sum(v for k, v in inference.items() if k not in PSN_PARAMETERS),
-        "ram": ram, "ram_bptt": ram_bptt, "ram_inference": ram_inference, "flash": flash_rows,
-        "total_ram": total_ram, "total_ram_bptt": total_bptt, "total_ram_inference": total_inference,
-        "total_flash": total_flash, "training_adds": training_adds,
-        "training_adds_percent": round(100 * training_adds / total_inference, 1),
-        "sram": info["sram"], "flash_budget": info["flash"], "firmware": None,
-        "fits": not refusals, "refusals": refusals,
-        "bptt_fits": total_bptt <= info["sram"] and total_flash <= info["flash"],
-        "code_measured": build is not None, "size_output": build.size_output if build else "",
-    }
-
-
 def format_table(p: dict) -> str:
     w = max(len(k) for k in [*p["ram"], *p["flash"]]) + 2
     lines = [f"{p['model']} on {p['target']}: inference, {p['learner']} and BPTT, T = {p['T']}"

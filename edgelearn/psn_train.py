@@ -4,8 +4,9 @@
 - rule "host": the stack through time on the host (edgelearn/psn_bptt.py: Adam on the cross-entropy
   of the summed readout, taps through the straight-through power-of-two projection, thresholds
   learned), then its device codes (FloatPSN.to_net) for the fixed-point executors;
-- rule "online": the device's per-step rule in its own arithmetic (FixedPSN, taps frozen), the
-  weight rate halving each epoch (the step decay of bench/psn_smnist.py's device epochs).
+- rule "online": the device's per-step rule in its own arithmetic (the STOP runtime of the network's
+  model of psn layers, psnnet.runtime: taps frozen), the weight rate halving each epoch (the
+  device's own schedule, numerics.md §6c).
 
 Either way the result is a device network; ``scores`` runs it on any executor (float twin, fixed
 reference, C runtime)."""
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from . import psn_bptt as bptt
 from .datasets import Dataset, is_sequence
 from .errors import ModelError
-from .psnnet import FixedPSN, FloatPSN, PSNNet
+from .psnnet import FloatPSN, PSNNet, runtime, trained
 
 EXECUTORS = ("fixed", "c", "float")
 EVAL_BATCH = 500
@@ -61,13 +62,9 @@ def scores(net: PSNNet, x: np.ndarray, executor: str = "fixed", progress: bool =
     if executor == "float":
         fl = FloatPSN.of(net)
         return bptt.evaluate(fl, bptt.inputs(fl, x))
-    if executor == "c":
-        from .psn_native import NativePSN
-        runner = NativePSN(net)
-    elif executor == "fixed":
-        runner = FixedPSN(net)
-    else:
+    if executor not in EXECUTORS:
         raise ModelError(f"executor {executor!r}: one of {', '.join(EXECUTORS)}")
+    runner = runtime(net, executor)
     batches = range(0, len(x), EVAL_BATCH)
     return np.concatenate([runner.run(x[i:i + EVAL_BATCH], None, False)
                            for i in tqdm(batches, desc=executor, unit=f"{EVAL_BATCH} seq", disable=not progress)])
@@ -116,18 +113,14 @@ def train(net: PSNNet, learning: dict, data: Dataset, epochs: int, on_epoch=None
                        learning["lr"], learn_thresholds=learning["learn_thresholds"], seed=net.seed,
                        on_epoch=host_epoch, progress=bar.update)
         return result
-    if executor == "c":
-        from .psn_native import NativePSN
-        fx = NativePSN(net)
-    else:
-        fx = FixedPSN(net)
+    net = net.copy()
+    net.lr_weight_shift = learning["lr_weight_shift"]
+    device = runtime(net, executor, epoch_samples=len(data.x_train), epochs=epochs)   # the step decay per epoch
     order = np.random.default_rng(net.seed)
     for epoch in range(epochs):
-        fx.net.lr_weight_shift = learning["lr_weight_shift"] + epoch          # the step decay
         for i in tqdm(order.permutation(len(data.x_train)), desc=f"online epoch {epoch + 1}", unit="seq"):
-            fx.run(data.x_train[i:i + 1], data.y_train[i:i + 1], True)
-        trained = fx.to_net()
-        trained.lr_weight_shift = learning["lr_weight_shift"]          # the spec's rate, not the decayed one
-        report(Epoch(epoch + 1, accuracy(trained, data.x_test, data.y_test),
-                     accuracy(trained, *val) if val else None), lambda trained=trained: trained)
+            device.run(data.x_train[i:i + 1], data.y_train[i:i + 1], True)
+        now = trained(device)
+        report(Epoch(epoch + 1, accuracy(now, data.x_test, data.y_test),
+                     accuracy(now, *val) if val else None), lambda now=now: now)
     return result

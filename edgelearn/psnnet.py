@@ -3,13 +3,14 @@ docs/psn.md): a stack of PSN layers, each a dense synapse matrix then per channe
 power-of-two taps and a threshold, and a non-spiking readout (the last layer: its filtered current U
 is the output, scores are sum_t U, E[t] = 1/2 |U[t] - y|^2).
 
-Three executors of the same network:
+The executors of the same network:
 
 - ``FloatPSN``: the float64 twin; online per-step learning of W (and, on the host, of the latent
   taps through the power-of-two projection with a straight-through estimate); edgelearn/psn_bptt.py
   trains it on the host through time instead (batched, every temporal path, learned thresholds);
-- ``FixedPSN``: the bit-exact reference (numba), online per-step learning of W, taps frozen;
-- ``NativePSN``: the C runtime (targets/c/el_psn.c through cffi), bit for bit equal to FixedPSN.
+- the device's: ``to_model`` makes it a model of registered kinds (psn layers, edgelearn/ops), which
+  the STOP runtimes run like any model (``runtime``: the fixed reference or the C runtime, bit for
+  bit alike), the blob carries to a board, and the board learns online: W per step, taps frozen.
 
 The online rule (docs/psn.md §3): per step, errors top-down with the layers above detached in time
 (only their lag-0 tap carries an error down, as STOP detaches the temporal paths above a learning
@@ -21,22 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from numba import njit
 
 from .contract import INPUT
-from .encoders import CODES, as_rows, encode_step
-from .model import Edge, Filter, InputSpec, Layer as ModelLayer, LayerParams, Learning, Model, Neuron
-from .numerics import INT32_MAX, ONE, new_rng, to_fixed
+from .encoders import CODES, as_rows
+from .model import Edge, Filter, InputSpec, Layer as ModelLayer, LayerParams, Learning, Model, Neuron, Schedule
+from .contract import MAX_LR_SHIFT
+from .executors import make_learner
+from .numerics import INT32_MAX, ONE, to_fixed
 from .ops.layers import psn
-from .ops.layers.dense import current_fixed, dense_back
-from .rules.kernels import li_output_error
-from .rules.stop.kernels import surrogate_error
-
-LEARN_STREAM = 0xA5A5A5A5      # the learning stream's seed offset (docs/numerics.md §7)
-# the layer table (int64 [layers, FIELDS]); el_psn.h's el_psn_layer_t has the same fields
-FIELDS = ("n_in", "n_out", "taps", "dilation", "w_frac", "w_off", "tap_off", "n_off", "ring_off", "xr_off",
-          "ring_len")
-F = {name: i for i, name in enumerate(FIELDS)}
 
 
 @dataclass
@@ -143,10 +136,11 @@ def to_model(net: PSNNet, name: str = "psn") -> Model:
     for l, ly in enumerate(net.layers):
         last = l == len(net.layers) - 1
         lname = "readout" if last else f"psn{l + 1}"
-        neuron = Neuron("li", leak=0.0, learn_threshold=False, learn_leak=False) if last else \
-            Neuron("threshold", threshold=float(ly.thresholds.min()) / ONE, learn_threshold=False, learn_leak=False)
+        th = float(ly.thresholds[0]) / ONE              # (the readout's is never read)
+        neuron = Neuron("li", th, leak=0.0, learn_threshold=False, learn_leak=False) if last else \
+            Neuron("threshold", th, leak=1.0, learn_threshold=False, learn_leak=False)
         layers.append(ModelLayer(lname, "psn", (Edge(prev),), (ly.n_out,), neuron, ly.w_frac,
-                            filter=Filter(ly.K, ly.dilation)))
+                                 filter=Filter(ly.K, ly.dilation, float(psn.tap_values(ly.taps[0, 0])))))
         params[lname] = LayerParams(ly.weights.astype(np.int16).copy(), ly.thresholds.astype(np.int32).copy(),
                                     0 if last else ONE, ly.taps.astype(np.int8).copy())
         prev = lname
@@ -174,127 +168,20 @@ def from_model(model: Model) -> PSNNet:
     return net
 
 
-def table(net: PSNNet) -> np.ndarray:
-    """The layer table and the arena's sizes: (table, weights, taps, neurons, ring, input ring)."""
-    rows, w, q, n, r, xr = [], 0, 0, 0, 0, 0
-    for ly in net.layers:
-        rows.append((ly.n_in, ly.n_out, ly.K, ly.dilation, ly.w_frac, w, q, n, r, xr, ly.ring))
-        w += ly.n_out * ly.n_in
-        q += ly.n_out * ly.K
-        n += ly.n_out
-        r += ly.n_out * ly.ring
-        xr += ly.n_in * ly.ring
-    return np.array(rows, dtype=np.int64), (w, q, n, r, xr)
+def runtime(net: PSNNet, executor: str = "fixed", epoch_samples: int = 0, epochs: int = 1):
+    """The device's runtime of the network: the STOP runtime of its model (``to_model``) on
+    ``executor`` (fixed: the bit-exact reference; c: the C runtime, bit for bit the same), both PRNG
+    streams kept across samples. With ``epoch_samples`` the weight rate halves after each epoch of
+    that many learned samples, ``epochs - 1`` times (the device's own schedule, numerics.md §6c)."""
+    model = to_model(net)
+    if epoch_samples and epochs > 1:
+        model.schedule = Schedule(every=epoch_samples, steps=min(epochs - 1, MAX_LR_SHIFT - net.lr_weight_shift))
+    return make_learner(model.validate(), executor)
 
 
-# -- the fixed-point driver (docs/psn.md §4; C twin el_psn_run_sample) -------------------------------
-
-@njit(cache=True)
-def run_sample(tab, W, taps, th, ring, xr, cur, U, s, d, x0, inp, nonzero, back, lag0, scores,
-               sample, code, T, label, learn, lr_shift, k, rng_in, rng_learn):
-    """One sample: T steps from the zero state (rings, scores); per step the forward pass bottom-up,
-    the readout's U added to the scores and, when learning, the errors top-down and the weight
-    updates bottom-up (the learning stream: layers ascending, then psn_update_weights' order)."""
-    nl = tab.shape[0]
-    ring[:] = 0
-    xr[:] = 0
-    scores[:] = 0
-    for t in range(T):
-        x_frac = encode_step(code, sample, t, rng_in, x0)
-        for l in range(nl):
-            n_in, n_out, K, D, wf = tab[l, 0], tab[l, 1], tab[l, 2], tab[l, 3], tab[l, 4]
-            wo, qo, no, ro, xo = tab[l, 5], tab[l, 6], tab[l, 7], tab[l, 8], tab[l, 9]
-            L = tab[l, 10]
-            pos = t % L
-            if l == 0:
-                frac = x_frac
-                for i in range(n_in):
-                    inp[i] = x0[i]
-            else:
-                frac = 0
-                po = tab[l - 1, 7]
-                for i in range(n_in):
-                    inp[i] = s[po + i]
-            x = inp[:n_in]
-            if learn:
-                psn.psn_input_ring(x, frac, pos, xr[xo:xo + n_in * L].reshape(n_in, L))
-            Wl = W[wo:wo + n_out * n_in].reshape(n_out, n_in)
-            current_fixed(Wl, x, frac, wf, nonzero[:n_in], cur[no:no + n_out])
-            psn.psn_filter(cur[no:no + n_out], taps[qo:qo + n_out * K].reshape(n_out, K), D, pos,
-                           ring[ro:ro + n_out * L].reshape(n_out, L))
-            for j in range(n_out):
-                U[no + j] = cur[no + j]
-                s[no + j] = 1 if cur[no + j] >= th[no + j] else 0
-        lo, nlast = tab[nl - 1, 7], tab[nl - 1, 1]
-        for j in range(nlast):
-            scores[j] += U[lo + j]
-        if not learn:
-            continue
-        li_output_error(U[lo:lo + nlast], label, d[lo:lo + nlast])
-        for l in range(nl - 2, -1, -1):
-            n_out, no = tab[l, 1], tab[l, 7]
-            up_out, up_K, up_wf, up_w, up_q, up_n = tab[l + 1, 1], tab[l + 1, 2], tab[l + 1, 4], tab[l + 1, 5], \
-                tab[l + 1, 6], tab[l + 1, 7]
-            psn.psn_lag0_error(taps[up_q:up_q + up_out * up_K].reshape(up_out, up_K), d[up_n:up_n + up_out],
-                               lag0[:up_out])
-            active = dense_back(W[up_w:up_w + up_out * n_out].reshape(up_out, n_out), lag0[:up_out],
-                                back[:n_out])
-            surrogate_error(back[:n_out], active, U[no:no + n_out], th[no:no + n_out], up_wf, k,
-                            d[no:no + n_out])
-        for l in range(nl):
-            n_in, n_out, K, D, wf = tab[l, 0], tab[l, 1], tab[l, 2], tab[l, 3], tab[l, 4]
-            wo, qo, no, xo = tab[l, 5], tab[l, 6], tab[l, 7], tab[l, 9]
-            L = tab[l, 10]
-            psn.psn_update_weights(W[wo:wo + n_out * n_in].reshape(n_out, n_in), d[no:no + n_out],
-                                   taps[qo:qo + n_out * K].reshape(n_out, K), D, t % L,
-                                   xr[xo:xo + n_in * L].reshape(n_in, L), 32 - wf + lr_shift, rng_learn)
-
-
-class FixedPSN:
-    """The bit-exact reference: the network's parameters in flat arrays, its arena allocated once
-    (no buffer depends on T), both PRNG streams kept across samples."""
-
-    exactness = "bit"
-
-    def __init__(self, net: PSNNet):
-        net.check()
-        self.net = net.copy()
-        self.tab, (_, _, nn, nr, nxr) = table(self.net)
-        self.W = np.concatenate([ly.weights.ravel() for ly in self.net.layers]).astype(np.int16)
-        self.taps = np.concatenate([ly.taps.ravel() for ly in self.net.layers]).astype(np.int8)
-        self.th = np.concatenate([ly.thresholds for ly in self.net.layers]).astype(np.int32)
-        wide = max(max(ly.n_in, ly.n_out) for ly in self.net.layers)
-        self.arena = dict(ring=np.zeros(nr, np.int32), xr=np.zeros(nxr, np.int32), cur=np.zeros(nn, np.int32),
-                          U=np.zeros(nn, np.int32), s=np.zeros(nn, np.uint8), d=np.zeros(nn, np.int32),
-                          x0=np.zeros(self.net.n_in, np.int32), inp=np.zeros(wide, np.int32),
-                          nonzero=np.zeros(wide, np.int32), back=np.zeros(wide, np.int64),
-                          lag0=np.zeros(wide, np.int32), scores=np.zeros(self.net.n_out, np.int64))
-        self.rng_in = new_rng(self.net.seed)
-        self.rng_learn = new_rng(self.net.seed ^ LEARN_STREAM)
-
-    def run(self, samples: np.ndarray, labels, learn: bool) -> np.ndarray:
-        """Scores [n, classes] (sum_t U, Q16) of each sample in turn, learning per step if asked."""
-        out = np.zeros((len(samples), self.net.n_out), dtype=np.int64)
-        a, n = self.arena, self.net
-        for b, sample in enumerate(samples):
-            label = -1 if labels is None else int(labels[b])
-            run_sample(self.tab, self.W, self.taps, self.th, a["ring"], a["xr"], a["cur"], a["U"], a["s"], a["d"],
-                       a["x0"], a["inp"], a["nonzero"], a["back"], a["lag0"], a["scores"],
-                       np.ascontiguousarray(as_rows(sample), dtype=np.uint8), CODES[n.encoding], n.T, label,
-                       bool(learn) and labels is not None, n.lr_weight_shift, n.surrogate_shift, self.rng_in,
-                       self.rng_learn)
-            out[b] = a["scores"]
-        return out
-
-    def buffers(self) -> dict:
-        return {"weights": self.W, "taps": self.taps, "thresholds": self.th, **self.arena,
-                "rng_input": self.rng_in, "rng_learn": self.rng_learn}
-
-    def to_net(self) -> PSNNet:
-        net = self.net.copy()
-        for ly, (n_in, n_out, K, D, wf, wo, qo, no, ro, xo, _) in zip(net.layers, self.tab):
-            ly.weights = self.W[wo:wo + n_out * n_in].reshape(n_out, n_in).copy()
-        return net
+def trained(learner) -> PSNNet:
+    """The network a runtime holds now (its learned weights), at the spec's rate (no schedule)."""
+    return from_model(learner.to_model())
 
 
 # -- the float64 twin ---------------------------------------------------------------------------------

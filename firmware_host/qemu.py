@@ -50,7 +50,7 @@ FW_DIR = resources.FIRMWARE_DIR
 CATALOGUE = resources.CATALOGUE
 
 BOARDS = tuple(SPECS)                           # the emulated boards (qemu_boards.py describes each)
-BOARD_DIR = resources.BOARDS_DIR / SPECS["mps2-an386"].directory   # the mps2 test firmwares (psn_job.c)
+BOARD_DIR = resources.BOARDS_DIR / SPECS["mps2-an386"].directory   # the mps2 test firmwares (runtime.c)
 JOB_ADDR = {name: b.job_addr for name, b in SPECS.items() if b.job_addr is not None}
 CFLAGS = ("-std=c99", "-ffreestanding", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
           "-ffunction-sections", "-fdata-sections")
@@ -389,7 +389,7 @@ def job_bytes(blob: bytes, samples, labels, learn, cutoff=False) -> tuple[bytes,
 
 
 def job_addr(board: str) -> int:
-    """Where QemuBoard preloads a job on ``board`` (runtime.c, psn_job.c)."""
+    """Where QemuBoard preloads a job on ``board`` (runtime.c)."""
     if spec(board).job_addr is None:
         raise QemuError(f"{board} has no memory for a preloaded job (only {', '.join(JOB_ADDR)} have)")
     return spec(board).job_addr

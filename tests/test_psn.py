@@ -8,7 +8,9 @@ import pytest
 
 from edgelearn.numerics import ONE, new_rng
 from edgelearn.ops.layers import psn
-from edgelearn.psnnet import FixedPSN, FloatPSN, make_net, phi
+from edgelearn.ops.neurons import threshold
+from edgelearn import plan
+from edgelearn.psnnet import FloatPSN, make_net, phi, runtime, to_model, trained
 
 H = 1e-30
 
@@ -118,11 +120,13 @@ def test_worked_values_of_the_contract():
     """docs/numerics.md §5e, one channel, K = 3, D = 2 (L = 5), taps +1, -1/2, +1/4."""
     taps = np.array([[1, -2, 3]], dtype=np.int8)
     ring = np.zeros((1, 5), dtype=np.int32)
-    U, s = np.zeros(1, np.int32), np.zeros(1, np.uint8)
+    V, U, s = np.zeros(1, np.int32), np.zeros(1, np.int32), np.zeros(1, np.uint8)
     th = np.array([ONE], dtype=np.int32)
     got = []
     for t, cur in enumerate([65536, 3, 40000, -7, 70001, 0]):
-        psn.psn_step(np.array([cur], np.int32), taps, 2, t % 5, ring, th, U, s)
+        h = np.array([cur], np.int32)
+        psn.psn_filter(h, taps, 2, t % 5, ring)                      # the layer's filter, then its neuron
+        threshold.step_fixed(h, ONE, th, 0, V, s, U)
         got.append((int(U[0]), int(s[0])))
     # t=2: 40000 - rs(65536, 1) = 7232; t=3: -7 - rs(3, 1) = -9; t=4: 70001 - 20000 + 16384 = 66385
     # (a spike); t=5: 0 - rs(-7, 1) + rs(3, 2) = 0 + 3 + 1 = 4
@@ -145,36 +149,43 @@ def stream(n, T, n_in, seed):
     return rng.integers(0, 256, (n, T, n_in)).astype(np.uint8), rng.integers(0, 3, n)
 
 
+def online(device, xs, ys) -> np.ndarray:
+    """Learn a stream one sample at a time (the device's online rule); the scores of each."""
+    return np.concatenate([device.run(xs[i:i + 1], ys[i:i + 1], True) for i in range(len(xs))])
+
+
 def test_the_fixed_reference_is_deterministic_and_learns():
     net = make_net([6, 10, 3], taps=4, dilations=[2], seed=2, T=20, weight_scale=2.0, threshold=0.25)
     xs, ys = stream(8, 20, 6, 1)
-    a, b = FixedPSN(net), FixedPSN(net)
-    assert np.array_equal(a.run(xs, ys, True), b.run(xs, ys, True))
+    a, b = runtime(net), runtime(net)
+    assert np.array_equal(online(a, xs, ys), online(b, xs, ys))
     assert all(np.array_equal(a.buffers()[k], b.buffers()[k]) for k in a.buffers())
-    assert not np.array_equal(a.W, FixedPSN(net).W)
+    assert not np.array_equal(a.weights, runtime(net).weights)
     assert a.run(xs[:2], None, False).any()                       # the readout hears the hidden spikes
 
 
 def test_the_fixed_reference_tracks_the_float_twin():
     net = make_net([6, 12, 3], taps=3, dilations=[3], seed=5, T=24, weight_scale=2.0, threshold=0.25)
     xs, ys = stream(12, 24, 6, 2)
-    fx, fl = FixedPSN(net), FloatPSN.of(net, learn_taps=False)
-    a = fx.run(xs, ys, True) / ONE
+    fx, fl = runtime(net), FloatPSN.of(net, learn_taps=False)
+    a = online(fx, xs, ys) / ONE
     b = fl.run(xs, ys, True)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
-    W = fx.to_net().layers[0].weights / 2.0 ** 12
+    W = trained(fx).layers[0].weights / 2.0 ** 12
     assert np.abs(W - fl.W[0]).max() < 0.05 and np.abs(W - net.layers[0].weights / 4096).max() > 0.01
 
 
 def test_training_memory_is_independent_of_T():
     """The arrays a learner allocates at T = 28, 112 and 448 (issue 12): the same bytes."""
-    sizes = []
+    sizes, plans = [], []
     for T in (28, 112, 448):
         net = make_net([28, 64, 10], taps=4, dilations=[4], T=T)
-        fx = FixedPSN(net)
+        fx = runtime(net)
+        xs, ys = stream(1, T, 28, 3)
+        fx.run(xs, ys, True)
         sizes.append(sum(v.nbytes for v in fx.buffers().values()))
-        assert net.memory(True) == make_net([28, 64, 10], taps=4, dilations=[4], T=28).memory(True)
-    assert len(set(sizes)) == 1
-    rows = net.memory(True)
+        plans.append(plan.arena_plan(to_model(net)))
+    assert len(set(sizes)) == 1 and plans[0] == plans[1] == plans[2]
+    rows = plans[0]
     assert rows["current_ring"] == 4 * (64 * psn.ring_length(4, 4) + 10 * 1)      # the readout: K = 1
-    assert rows["input_ring"] == 4 * (28 * 13 + 64 * 1)
+    assert rows["input_trace"] == 4 * (28 * 13 + 64 * 1)                         # the input rings

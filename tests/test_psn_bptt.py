@@ -8,7 +8,7 @@ import numpy as np
 from edgelearn import psn_bptt as bp
 from edgelearn.numerics import ONE
 from edgelearn.ops.layers import psn
-from edgelearn.psnnet import FixedPSN, FloatPSN, make_net, phi
+from edgelearn.psnnet import FloatPSN, make_net, phi, runtime
 
 STEP = 1e-30
 
@@ -124,7 +124,7 @@ def test_training_lowers_the_loss_and_the_fixed_network_scores_as_the_twin():
     dev = fl.to_net(net)
     np.testing.assert_array_equal(dev.layers[0].thresholds, np.floor(fl.th[0] * ONE + 0.5).astype(np.int32))
     np.testing.assert_array_equal(psn.tap_values(dev.layers[0].taps), fl.taps()[0])
-    fixed = FixedPSN(dev).run(x, None, learn=False) / ONE
+    fixed = runtime(dev).run(x, None, learn=False) / ONE
     twin_scores = bp.evaluate(fl, X)
     assert np.mean(np.argmax(fixed, 1) == np.argmax(twin_scores, 1)) > 0.95
     assert np.corrcoef(fixed.ravel(), twin_scores.ravel())[0, 1] > 0.99

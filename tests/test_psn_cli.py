@@ -10,8 +10,9 @@ import pytest
 from edgelearn import psnfile, resources
 from edgelearn.cli import main
 from edgelearn.errors import ModelError
-from edgelearn.psn_native import NativePSN
-from edgelearn.psnnet import FixedPSN
+from edgelearn import plan
+from edgelearn.psnnet import runtime, to_model
+from edgelearn.rules.stop.fixed import FixedSTOP
 
 PSN_MODELS = sorted((resources.MODELS / "psn").glob("*.json"))
 # sequences of 12 steps of 6 features, 3 classes: small enough to train in a second
@@ -54,7 +55,7 @@ def test_the_zoos_psn_specs_run_in_c_as_the_reference():
     for path in PSN_MODELS:
         net, spec = psnfile.load(path)
         x = rng.integers(0, 256, (2, net.T, net.n_in)).astype(np.uint8)
-        assert np.array_equal(NativePSN(net).run(x, None, False), FixedPSN(net).run(x, None, False)), path.name
+        assert np.array_equal(runtime(net, "c").run(x, None, False), runtime(net).run(x, None, False)), path.name
         assert spec["name"] == path.stem
 
 
@@ -175,6 +176,8 @@ def test_online_training_on_c_writes_the_reference_network(capsys, files):
 
 
 def test_profile_lists_the_rings_flat_in_T(capsys):
+    """A PSN file profiles as its model of psn layers: the rings are arena buffers of the C loader's
+    plan, the same at every T; BPTT's stored activations grow with T."""
     path = resources.MODELS / "psn" / "smnist-psn-128.json"
     reports = {}
     for T in (28, 112, 448):
@@ -184,9 +187,11 @@ def test_profile_lists_the_rings_flat_in_T(capsys):
     assert reports[28]["total_ram"] == reports[448]["total_ram"]
     assert reports[28]["total_ram_bptt"] < reports[112]["total_ram_bptt"] < reports[448]["total_ram_bptt"]
     r = reports[28]
-    assert r["ram"]["input_ring"] > 0 and r["ram_inference"]["input_ring"] == 0 and r["code_measured"]
     net, _ = psnfile.load(path)
-    assert r["ram"]["current_ring"] == sum(4 * ly.n_out * ly.ring for ly in net.layers)
+    buffers = r["arena_buffers"]
+    assert buffers["current_ring"] == sum(4 * ly.n_out * ly.ring for ly in net.layers) and r["code_measured"]
+    assert buffers["input_trace"] == sum(4 * ly.n_in * ly.ring for ly in net.layers)    # the input rings
+    assert r["arena_inference"] < r["arena"]        # inference keeps no input rings
     rc, out, _ = cli(capsys, "profile", resources.MODELS / "psn" / "smnist-psn.json", "--target", "stm32f746")
     assert rc == 1 and "DOES NOT FIT" in out       # the 256-wide one does not
 
@@ -207,7 +212,6 @@ def test_bad_options_and_data_get_clear_errors(capsys, files, tmp_path):
                          (["profile", spec_path, "--target", "ice40up5k"], "FPGA"),
                          (["export", spec_path, "-o", tmp / "x.nir"], "PSN network"),
                          (["calibrate", spec_path, "--data", data, "--tolerance", "0.01", "-o", tmp / "c.elm"], "PSN network"),
-                         (["compile", spec_path, "--target", "mps2-an386", "--firmware"], "--firmware"),
                          (["compile", resources.MODELS / "psn" / "smnist-psn.json", "--target", "stm32f746",
                            "-o", tmp / "c"], "does not fit")):
         rc, _, err = cli(capsys, *argv)
@@ -218,76 +222,38 @@ def test_bad_options_and_data_get_clear_errors(capsys, files, tmp_path):
     assert rc == 2 and "20 steps" in err
 
 
-DRIVER = r"""
-#include <stdio.h>
-#include "edgelearn_config.h"
-#include "psn_model.h"
-/* stdin: n, then n x {rows x bytes of the sample, int32 label, int32 learn}; stdout: the scores of each,
- * then every weight */
-int main(void)
-{
-    static uint8_t sample[EDGELEARN_SAMPLE_ROWS * EDGELEARN_SAMPLE_BYTES];
-    uint32_t rng_in = EDGELEARN_PSN_RNG_IN, rng_learn = EDGELEARN_PSN_RNG_LEARN, n, i, l, n_w = 0;
-    int32_t label, learn;
-    if (fread(&n, 4, 1, stdin) != 1) return 1;
-    for (i = 0; i < n; i++) {
-        if (fread(sample, 1, sizeof sample, stdin) != sizeof sample || fread(&label, 4, 1, stdin) != 1
-            || fread(&learn, 4, 1, stdin) != 1) return 1;
-        el_psn_run_sample(&el_psn_model, sample, EDGELEARN_SAMPLE_ROWS, EDGELEARN_PSN_ENCODING, EDGELEARN_PSN_T,
-                          label, learn, EDGELEARN_PSN_LR_SHIFT, EDGELEARN_PSN_SURROGATE_SHIFT, &rng_in, &rng_learn);
-        fwrite(el_psn_model.scores, 8, EDGELEARN_PSN_CLASSES, stdout);
-    }
-    for (l = 0; l < el_psn_model.n_layers; l++) n_w += el_psn_model.layers[l].n_in * el_psn_model.layers[l].n_out;
-    fwrite(el_psn_model.W, 2, n_w, stdout);
-    return 0;
-}
-"""
-
-
-def test_compile_writes_a_bundle_that_builds_and_learns_as_the_reference(capsys, files):
-    """The bundle cross-compiles for the Cortex-M4F with -Werror (make), and built natively the
-    compiled-in network learns a stream bit for bit as FixedPSN (scores and the final weights)."""
+def test_compile_writes_a_bundle_and_a_firmware_of_a_trained_network(capsys, files):
+    """A trained .psn compiles as its model: the bundle (the runtime, the blob as a C array, main.c,
+    a Makefile) cross-compiles for the Cortex-M4F with -Werror, and the firmware boots on the emulated
+    M4F with the network compiled in, which learns a stream there bit for bit as the reference."""
     import shutil
     import subprocess
+    from firmware_host.board import Board
+    from firmware_host.qemu import QemuLinkBoard
+    from edgelearn.modelblob import to_blob
     tmp, spec_path, data = files
-    spec = json.loads(spec_path.read_text())
-    spec["name"] = 'tiny */ "psn"\n'                    # as it stands in the generated comments
-    spec_path.write_text(json.dumps(spec))
     rc, _, err = cli(capsys, "train", "--model", spec_path, "--data", data, "-o", tmp / "t.psn", "--json")
     assert rc == 0, err
-    rc, _, err = cli(capsys, "compile", resources.MODELS / "digits-stop.json", "--target", "mps2-an386",
-                     "-o", tmp / "out")
-    assert rc == 0, err                                   # a STOP bundle first: its runtime must not stay
     rc, _, err = cli(capsys, "compile", tmp / "t.psn", "--target", "mps2-an386", "-o", tmp / "out")
+    assert rc == 0, err
+    rc, _, err = cli(capsys, "compile", tmp / "t.psn", "--target", "mps2-an386", "--firmware", "-o", tmp / "fw")
     assert rc == 0, err
     bundle = tmp / "out" / "bundle"
     assert shutil.which("arm-none-eabi-gcc"), "arm-none-eabi-gcc: .ci/run installs it"
     make = subprocess.run(["make", "-C", str(bundle)], capture_output=True, text=True, check=False)
     assert make.returncode == 0, make.stdout + make.stderr
-    assert (bundle / "example.elf").is_file() and (bundle / "libedgelearn.a").is_file()
-    assert sorted(p.name for p in (bundle / "runtime").glob("*.c")) == ["el_kernels.c", "el_psn.c"]
-
-    (tmp / "driver.c").write_text(DRIVER)
-    exe = tmp / "driver"
-    cc = subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Werror", "-include", str(bundle / "edgelearn_config.h"),
-                         "-I", str(bundle), "-I", str(bundle / "runtime"), str(bundle / "psn_model.c"),
-                         str(bundle / "runtime" / "el_psn.c"), str(bundle / "runtime" / "el_kernels.c"),
-                         str(tmp / "driver.c"), "-o", str(exe)], capture_output=True, text=True, check=False)
-    assert cc.returncode == 0, cc.stderr
+    assert "el_psn.c" in [p.name for p in (bundle / "runtime").glob("*.c")]
     net, _ = psnfile.load(tmp / "t.psn")
+    model = to_model(net)
     with np.load(data) as d:
-        x, y = d["x_train"][:40], d["y_train"][:40].astype(np.int32)
-    learn = np.arange(40) % 4 != 3                      # learning samples, with inferences among them
-    job = np.uint32(len(x)).tobytes() + b"".join(
-        s.tobytes() + np.int32(label).tobytes() + np.int32(on).tobytes() for s, label, on in zip(x, y, learn))
-    run = subprocess.run([str(exe)], input=job, capture_output=True, check=True)
-    got = np.frombuffer(run.stdout, np.uint8)
-    ref = FixedPSN(net)
-    want = np.concatenate([ref.run(x[i:i + 1], y[i:i + 1] if on else None, bool(on)) for i, on in enumerate(learn)])
-    n_scores = want.size * 8
-    assert np.array_equal(got[:n_scores].view(np.int64).reshape(want.shape), want)
-    assert np.array_equal(got[n_scores:].view(np.int16), ref.W)
-    assert not np.array_equal(ref.W, FixedPSN(net).W), "the stream moved no weight"
+        x, y = d["x_train"][:30], d["y_train"][:30]
+    ref = FixedSTOP(model)
+    want = [int(np.argmax(ref.run(x[i:i + 1], y[i:i + 1], True)[0])) for i in range(len(x))]
+    with QemuLinkBoard("mps2-an386", elf=tmp / "fw" / "firmware.elf") as qb, Board(qb.url, timeout=1.0) as b:
+        assert b.hello().has_model                         # booted with the network compiled in
+        b.set_mode("train")
+        assert [r.predicted for r in b.stream(x, y)] == want
+        assert b.pull_params() == to_blob(ref.to_model())
 
 
 def test_the_lagged_xor_is_learned_online_in_fixed_point_from_the_cli(capsys, tmp_path):
@@ -316,10 +282,10 @@ def test_the_lagged_xor_dataset_is_generated_the_same_every_time():
 
 def test_the_profiles_bytes_are_the_arrays_the_reference_allocates():
     for path in PSN_MODELS:
-        net, _ = psnfile.load(path)
-        fx = FixedPSN(net)
-        held = fx.W.nbytes + fx.taps.nbytes + fx.th.nbytes + sum(a.nbytes for a in fx.arena.values())
-        assert sum(net.memory(True).values()) == held, path.name
+        model = to_model(psnfile.load(path)[0])
+        arena, planned = FixedSTOP(model).arena, plan.arena_plan(model)
+        for name in ("current_ring", "input_trace", "error_lag0", "membrane", "error"):
+            assert getattr(arena, name).nbytes == planned[name], (path.name, name)
 
 
 def test_validation_chooses_the_epoch_written(capsys, files):
