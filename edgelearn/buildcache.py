@@ -30,12 +30,10 @@ from typing import Callable, Iterable
 
 from . import resources
 
-KERNELS = "el_kernels.c"        # the kernels every network calls: STOP's, SPIDE's and the PSN's
-RUNTIME_SOURCES = (KERNELS, "el_kernels_spide.c", "el_conv2d.c", "el_pool.c", "el_scan2d.c", "el_blob.c",
+KERNELS = "el_kernels.c"        # the kernels every network calls: STOP's and SPIDE's
+RUNTIME_SOURCES = (KERNELS, "el_kernels_spide.c", "el_conv2d.c", "el_pool.c", "el_scan2d.c", "el_psn.c", "el_blob.c",
                    "el_stop.c", "el_spide.c")
 DEVICE_SOURCES = RUNTIME_SOURCES + ("el_static.c",)      # el_static.c: the device's static arena
-# a PSN network's device code (docs/psn.md §7): el_psn.c and the dense and error kernels it calls
-PSN_SOURCES = ("el_psn.c", KERNELS)
 KEY_LENGTH = 16                                          # hex digits of the sha256 in a key
 
 
@@ -53,10 +51,6 @@ def root() -> Path:
 def runtime_sources(device: bool = False) -> list[Path]:
     """The portable runtime's C sources (targets/c); with ``device``, el_static.c too."""
     return [resources.C_DIR / name for name in (DEVICE_SOURCES if device else RUNTIME_SOURCES)]
-
-
-def psn_sources() -> list[Path]:
-    return [resources.C_DIR / name for name in PSN_SOURCES]
 
 
 def runtime_headers() -> list[Path]:

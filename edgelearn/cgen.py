@@ -28,7 +28,7 @@ from . import modelblob as mb
 from . import numerics as nx
 from . import plan
 from .ops import LAYERS, NEURONS
-from .ops.layers import pool
+from .ops.layers import pool, psn
 from .ops.registry import LAYER_OPS
 from .resources import C_DIR
 from .rules.spide import spec as spide
@@ -97,6 +97,7 @@ def contract_header() -> str:
         f"#define EL_CUTOFF_MAX_PPM {ct.CUTOFF_MAX_PPM}u",
         f"#define EL_BLOB_SCHEDULE_BYTES {mb.SCHEDULE_FIXED.size}u    /* every, steps, learned, reserved (u32 each) */",
         f"#define EL_BLOB_WINDOW_BYTES {mb.WINDOW_FIXED.size}u    /* kernel, stride, padding (u16 height, width each) */",
+        f"#define EL_BLOB_FILTER_FIXED_BYTES {mb.FILTER_FIXED.size}u    /* taps K, reserved, u16 dilation; int8 codes [n_out][K] */",
         f"#define EL_BLOB_LEARN_THRESHOLD {mb.FLAG_LEARN_THRESHOLD}u    /* a LAYER section's flags */",
         f"#define EL_BLOB_LEARN_LEAK {mb.FLAG_LEARN_LEAK}u",
         f"#define EL_BLOB_MODIFIED_RESET {mb.FLAG_MODIFIED_RESET}u",
@@ -105,6 +106,9 @@ def contract_header() -> str:
         "",
         "/* the layer kinds (edgelearn/ops/layers) */",
         f"#define EL_MAX_AVERAGE_WINDOW {pool.MAX_AVERAGE_WINDOW}u    /* an average pool's window: a power of two up to this */",
+        f"#define EL_PSN_MAX_TAPS {psn.MAX_TAPS}u    /* a psn layer's taps per channel K: 1..this */",
+        f"#define EL_PSN_MAX_DILATION {psn.MAX_DILATION}u    /* its dilation D: 1..this */",
+        f"#define EL_PSN_MAX_TAP_CODE {psn.MAX_TAP_SHIFT + 1}    /* its tap codes: within +-this (taps down to 2^-{psn.MAX_TAP_SHIFT}) */",
         "",
         "/* STOP (edgelearn/rules/stop/spec.py) */",
         f"#define EL_THRESHOLD_FLOOR ((int64_t){stop.THRESHOLD_FLOOR_Q16})    /* thresholds never fall below 1/16 */",
@@ -208,6 +212,10 @@ def neurons_header() -> str:
         " * subtracts it (registry NeuronKind.memoryless). */",
         "static inline int el_neuron_memoryless(uint32_t code)", "{",
         f"    return {' || '.join(f'code == EL_NEURON_{k.name.upper()}' for k in kinds if k.memoryless) or '0'};",
+        "}", "",
+        "/* 1 when the kind's leak is not a parameter (it must be one, EL_ONE, and is never learned). */",
+        "static inline int el_neuron_leak_fixed(uint32_t code)", "{",
+        f"    return {' || '.join(f'code == EL_NEURON_{k.name.upper()}' for k in kinds if k.leak_fixed_at_one) or '0'};",
         "}", "",
         "/* One step of n neurons of kind `code` (edgelearn/ops/registry.py FIXED_STEP_SIGNATURE). */",
         "static inline void el_neuron_step(uint32_t code, const int32_t *cur, int64_t a, const int32_t *th,",
@@ -374,7 +382,7 @@ GENERATED = {C_DIR / "el_contract.h": contract_header, C_DIR / "el_plan.h": plan
              Path(__file__).parent / "ops" / "builtin_layers.py": builtin_layers_module}
 # What cffi sees, in dependency order (el_kernels*.h give the tests the kernels themselves)
 CDEF_HEADERS = ("el_contract.h", "el_plan.h", "edgelearn.h", "el_kernels.h", "el_kernels_spide.h", "el_conv2d.h",
-                "el_pool.h", "el_scan2d.h", "el_neurons.h", "el_layers.h")
+                "el_pool.h", "el_scan2d.h", "el_psn.h", "el_neurons.h", "el_layers.h")
 
 
 def _declarations(text: str) -> str:

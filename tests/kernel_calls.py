@@ -178,6 +178,12 @@ KERNELS: dict[str, Kernel] = {k.op: k for k in [
        "cur:int32[n] a:int64 V:int32[n]! U:int32[n]> th:int32[n]~ s:uint8[n]~",
        "cur a th 0 V s U", "cur a th 0 n V s U",
        note="both steps have the neuron kinds' shared signature; th, reset_shift and s are not read"),
+    # the threshold unit (psn layers' neurons): memoryless, V = U = cur; a and reset_shift are not read
+    _k("threshold_step", "edgelearn.ops.neurons.threshold.step_fixed", "el_threshold_step",
+       "docs/psn.md, edgelearn/ops/neurons/threshold.py",
+       "cur:int32[n] a:int64 th:int32[n] reset_shift:int32 V:int32[n]> s:uint8[n]> U:int32[n]>",
+       "cur a th reset_shift V s U", "cur a th reset_shift n V s U",
+       note="the neuron kinds' shared signature; a and reset_shift are not read"),
     # -- errors ------------------------------------------------------------------------------
     _k("surrogate", STOP + "surrogate", "el_surrogate", N, "x:int64 k:int32", "x k", "x k", "int64"),
     _k("spiking_output_error", STOP + "spiking_output_error", "el_spiking_output_error", N,

@@ -2,18 +2,16 @@
 golden-vector generator (tests/golden/make_psn_golden.py) and the replay (tests/test_psn_golden.py)
 share, in the per-kernel pattern of tests/kernel_calls.py. A case's "inputs" hold every argument
 (arrays as nested lists, their numpy types fixed here), its "outputs" what the kernel writes or
-returns; the last op, "run_sample", is a whole network learning a few samples (both PRNG states
-and every parameter after them)."""
+returns. A whole network of psn layers is tests/test_psn_kind_c.py's (NativeSTOP against FixedSTOP)."""
 from __future__ import annotations
 
 import numpy as np
 
 from edgelearn.ops.layers import psn
-from edgelearn.psnnet import FixedPSN, Layer, PSNNet
 
 CONTRACT = "docs/numerics.md §5e"
-TYPES = {"cur": "int32", "taps": "int8", "ring": "int32", "th": "int32", "U": "int32", "s": "uint8",
-         "x": "int32", "xr": "int32", "W": "int16", "d": "int32", "out": "int32", "rng": "uint32"}
+TYPES = {"cur": "int32", "taps": "int8", "ring": "int32", "x": "int32", "xr": "int32", "W": "int16", "gW": "int64",
+         "d": "int32", "out": "int32", "rng": "uint32"}
 
 
 def arrays(inputs: dict) -> dict:
@@ -30,11 +28,9 @@ def py_apply_tap(a):
     return {"return": int(psn.apply_tap(a["q"], a["v"]))}
 
 
-def py_psn_step(a):
-    n = len(a["cur"])
-    U, s = np.zeros(n, np.int32), np.zeros(n, np.uint8)
-    psn.psn_step(a["cur"], a["taps"], a["dilation"], a["pos"], a["ring"], a["th"], U, s)
-    return {"ring": a["ring"], "U": U, "s": s}
+def py_psn_filter(a):
+    psn.psn_filter(a["cur"], a["taps"], a["dilation"], a["pos"], a["ring"])
+    return {"ring": a["ring"], "cur": a["cur"]}
 
 
 def py_psn_input_ring(a):
@@ -48,66 +44,52 @@ def py_psn_update_weights(a):
     return {"W": a["W"], "rng": int(rng[0])}
 
 
+def py_psn_weight_grads(a):
+    psn.psn_weight_grads(a["gW"], a["d"], a["taps"], a["dilation"], a["pos"], a["xr"])
+    return {"gW": a["gW"]}
+
+
 def py_psn_lag0_error(a):
     out = np.zeros(len(a["d"]), np.int32)
     psn.psn_lag0_error(a["taps"], a["d"], out)
     return {"out": out}
 
 
-def network(a) -> PSNNet:
-    layers = [Layer(ly["n_in"], ly["n_out"], np.array(ly["taps"], np.int8), ly["dilation"],
-                    np.array(ly["weights"], np.int16), np.array(ly["thresholds"], np.int32), ly["w_frac"])
-              for ly in a["layers"]]
-    return PSNNet(layers, encoding=a["encoding"], T=a["T"], lr_weight_shift=a["lr_weight_shift"],
-                  surrogate_shift=a["surrogate_shift"], seed=a["seed"])
-
-
-def run_network(learner, a):
-    samples = np.array(a["samples"], dtype=np.uint8)
-    scores = [learner.run(samples[i:i + 1], np.array(a["labels"][i:i + 1]), bool(a["learn"][i]))[0].tolist()
-              for i in range(len(samples))]
-    return {"scores": scores, "weights": learner.W.tolist(), "rng_input": int(learner.rng_in[0]),
-            "rng_learn": int(learner.rng_learn[0])}
-
-
-def py_run_sample(a):
-    return run_network(FixedPSN(network(a)), a)
-
-
-PYTHON = {"apply_tap": py_apply_tap, "psn_step": py_psn_step, "psn_input_ring": py_psn_input_ring,
-          "psn_update_weights": py_psn_update_weights, "psn_lag0_error": py_psn_lag0_error,
-          "run_sample": py_run_sample}
-C_SYMBOLS = {"apply_tap": "el_psn_apply_tap", "psn_step": "el_psn_step", "psn_input_ring": "el_psn_input_ring",
-             "psn_update_weights": "el_psn_update_weights", "psn_lag0_error": "el_psn_lag0_error",
-             "run_sample": "el_psn_run_sample"}
-PY_SYMBOLS = {"apply_tap": "edgelearn.ops.layers.psn.apply_tap", "psn_step": "edgelearn.ops.layers.psn.psn_step",
+PYTHON = {"apply_tap": py_apply_tap, "psn_filter": py_psn_filter, "psn_input_ring": py_psn_input_ring,
+          "psn_update_weights": py_psn_update_weights, "psn_weight_grads": py_psn_weight_grads,
+          "psn_lag0_error": py_psn_lag0_error}
+C_SYMBOLS = {"apply_tap": "el_psn_apply_tap", "psn_filter": "el_psn_filter", "psn_input_ring": "el_psn_input_ring",
+             "psn_update_weights": "el_psn_update_weights", "psn_weight_grads": "el_psn_weight_grads",
+             "psn_lag0_error": "el_psn_lag0_error"}
+PY_SYMBOLS = {"apply_tap": "edgelearn.ops.layers.psn.apply_tap", "psn_filter": "edgelearn.ops.layers.psn.psn_filter",
               "psn_input_ring": "edgelearn.ops.layers.psn.psn_input_ring",
               "psn_update_weights": "edgelearn.ops.layers.psn.psn_update_weights",
-              "psn_lag0_error": "edgelearn.ops.layers.psn.psn_lag0_error",
-              "run_sample": "edgelearn.psnnet.run_sample"}
+              "psn_weight_grads": "edgelearn.ops.layers.psn.psn_weight_grads",
+              "psn_lag0_error": "edgelearn.ops.layers.psn.psn_lag0_error"}
 
 
 # -- C ------------------------------------------------------------------------------------------
 
 def c_runner(op):
-    from edgelearn.psn_native import NativePSN, buf, load
+    """The kernels from the runtime's own module (edgelearn.native: el_psn.c is a runtime source)."""
+    from edgelearn.native import load_native
 
-    m = load()
+    m = load_native()
     ffi, lib = m.ffi, m.lib
 
     def p(ctype, arr):
-        return buf(ffi, ctype + " *", np.ascontiguousarray(arr))
+        assert arr.flags.c_contiguous                      # written in place: never a copy
+        return ffi.cast(ctype + " *", ffi.from_buffer(arr))
 
     def run(a):
         if op == "apply_tap":
             return {"return": int(lib.el_psn_apply_tap(a["q"], a["v"]))}
-        if op == "psn_step":
+        if op == "psn_filter":
             n, K = a["taps"].shape
             L = a["ring"].shape[1]
-            U, s = np.zeros(n, np.int32), np.zeros(n, np.uint8)
-            lib.el_psn_step(p("int32_t", a["cur"]), p("int8_t", a["taps"]), n, K, a["dilation"], L, a["pos"],
-                            p("int32_t", a["ring"]), p("int32_t", a["th"]), p("int32_t", U), p("uint8_t", s))
-            return {"ring": a["ring"], "U": U, "s": s}
+            lib.el_psn_filter(p("int32_t", a["cur"]), p("int8_t", a["taps"]), n, K, a["dilation"], L, a["pos"],
+                              p("int32_t", a["ring"]))
+            return {"ring": a["ring"], "cur": a["cur"]}
         if op == "psn_input_ring":
             n, L = a["xr"].shape
             lib.el_psn_input_ring(p("int32_t", a["x"]), n, a["x_frac"], L, a["pos"], p("int32_t", a["xr"]))
@@ -119,13 +101,16 @@ def c_runner(op):
                                       K, a["dilation"], L, a["pos"], p("int32_t", a["xr"]), a["shift"],
                                       p("uint32_t", rng))
             return {"W": a["W"], "rng": int(rng[0])}
+        if op == "psn_weight_grads":
+            (n_out, n_in), K, L = a["gW"].shape, a["taps"].shape[1], a["xr"].shape[1]
+            lib.el_psn_weight_grads(p("int64_t", a["gW"]), n_out, n_in, p("int32_t", a["d"]), p("int8_t", a["taps"]),
+                                    K, a["dilation"], L, a["pos"], p("int32_t", a["xr"]))
+            return {"gW": a["gW"]}
         if op == "psn_lag0_error":
             n, K = a["taps"].shape
             out = np.zeros(n, np.int32)
             lib.el_psn_lag0_error(p("int8_t", a["taps"]), p("int32_t", a["d"]), n, K, p("int32_t", out))
             return {"out": out}
-        if op == "run_sample":
-            return run_network(NativePSN(network(a)), a)
         raise KeyError(op)
     return run
 

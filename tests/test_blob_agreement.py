@@ -54,7 +54,7 @@ from edgelearn.model import (
     ModelError,
     Neuron,
 )
-from edgelearn.modelblob import check_blob, from_blob, to_blob
+from edgelearn.modelblob import BLOB_VERSION, check_blob, from_blob, to_blob
 
 
 def test_every_base_blob_is_accepted_by_both():
@@ -285,7 +285,8 @@ def test_a_schedule_is_read_by_both_at_its_limits():
 @pytest.mark.parametrize("edit, c_code, fragment", [
     (lambda b: poke(b, 4, "<H", 2), "EL_ERR_SECTION_TYPE", "SCHEDULE section needs format version 3"),
     (lambda b: poke(b, 4, "<H", 1), "EL_ERR_SECTION_TYPE", "SCHEDULE section needs format version 3"),
-    (lambda b: poke(b, 4, "<H", 5), "EL_ERR_VERSION", "unsupported blob format version 5"),
+    (lambda b: poke(b, 4, "<H", BLOB_VERSION + 1), "EL_ERR_VERSION",
+     f"unsupported blob format version {BLOB_VERSION + 1}"),
     (lambda b: poke(b, schedule_at(b), "<I", 0), "EL_ERR_VALUE", "schedule: every is 0"),
     (lambda b: poke(b, schedule_at(b) + 4, "<I", 0), "EL_ERR_VALUE", "schedule: steps is 0"),
     (lambda b: poke(b, schedule_at(b) + 4, "<I", 41), "EL_ERR_VALUE", "schedule: steps is 41"),

@@ -28,8 +28,8 @@ def test_root_is_the_env_then_xdg_then_home(monkeypatch, tmp_path):
 
 def test_runtime_sources():
     names = [p.name for p in buildcache.runtime_sources()]
-    assert names == ["el_kernels.c", "el_kernels_spide.c", "el_conv2d.c", "el_pool.c", "el_scan2d.c", "el_blob.c",
-                     "el_stop.c", "el_spide.c"]
+    assert names == ["el_kernels.c", "el_kernels_spide.c", "el_conv2d.c", "el_pool.c", "el_scan2d.c", "el_psn.c",
+                     "el_blob.c", "el_stop.c", "el_spide.c"]
     assert [p.name for p in buildcache.runtime_sources(device=True)] == names + ["el_static.c"]
     assert all(p.is_file() for p in buildcache.runtime_sources(device=True))
     assert "edgelearn.h" in {p.name for p in buildcache.runtime_headers()}

@@ -1,5 +1,7 @@
 """The C runtime's generated headers, its cffi declarations and its arena layout follow the
 Python sources of truth (edgelearn.cgen, edgelearn.plan), checked mechanically."""
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 from edgelearn import cgen, native, plan
 from edgelearn.modelblob import to_blob
 from edgelearn.modelfile import load_model
+from edgelearn.psnnet import make_net, to_model
 from edgelearn.resources import MODELS
 
 lib, ffi = native.load_native().lib, native.load_native().ffi
@@ -63,12 +66,23 @@ def test_c_layout_equals_python_layout(d, runtime):
         assert (span.offset, span.bytes) == (offset, size), name
 
 
+def psn_models():
+    """Chains of psn layers (their rings: current_ring, the input rings in input_trace, error_lag0),
+    learning per step and per sample, and one with no trainable layer."""
+    for sizes, taps, dilations, encoding in (([5, 7, 6, 3], 3, [1, 3], "sequence"), ([8, 16, 3], 2, [5], "rate"),
+                                             ([6, 9, 8, 4], 16, [1024, 1], "direct")):
+        model = to_model(make_net(sizes, taps=taps, dilations=dilations, encoding=encoding, T=8))
+        for learning in (model.learning, replace(model.learning, update="sample"), replace(model.learning, rule="none")):
+            yield f"psn {sizes} {learning.rule} {learning.update}", replace(model, learning=learning).validate()
+
+
 def test_the_loader_fills_the_counts_python_computes():
-    """For the zoo's models the C loader's plan (el_plan) equals the Python plan buffer by buffer."""
-    for path in sorted(MODELS.glob("*.json")):
-        model = load_model(path)
+    """For the zoo's models and psn chains the C loader's plan (el_plan) equals the Python plan
+    buffer by buffer."""
+    models = [(path.name, load_model(path)) for path in sorted(MODELS.glob("*.json"))] + list(psn_models())
+    for name, model in models:
         for weight_grad in (False, True):
-            assert native.plan(to_blob(model), weight_grad) == plan.arena_plan(model, weight_grad), path.name
+            assert native.plan(to_blob(model), weight_grad) == plan.arena_plan(model, weight_grad), name
 
 
 def test_cffi_declarations_come_from_the_headers():

@@ -34,8 +34,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"
-RUNTIME_OBJECTS = ("el_kernels", "el_kernels_spide", "el_conv2d", "el_pool", "el_scan2d", "el_blob", "el_stop", "el_spide",
-                   "el_static")
+RUNTIME_OBJECTS = ("el_kernels", "el_kernels_spide", "el_conv2d", "el_pool", "el_scan2d", "el_psn", "el_blob",
+                   "el_stop", "el_spide", "el_static")
 IGNORED = ("__pycache__", "*.pyc", ".*")
 EM_ARM = 40      # ELF e_machine of an ARM object
 

@@ -142,10 +142,11 @@ static el_status_t check_header(const uint8_t *blob, size_t size, sections_t *t)
     for (k = 0; k < t->count; k++) {
         const uint8_t *e = blob + t->table_at + k * EL_BLOB_ENTRY_BYTES;
         uint32_t type = rd16(e), at = rd32(e + 4);
-        if (type < EL_SEC_MODEL || type > EL_SEC_WINDOW) return EL_ERR_SECTION_TYPE;
+        if (type < EL_SEC_MODEL || type > EL_SEC_FILTER) return EL_ERR_SECTION_TYPE;
         if (type == EL_SEC_CUTOFF && version < EL_SEC_CUTOFF_SINCE) return EL_ERR_SECTION_TYPE;
         if (type == EL_SEC_SCHEDULE && version < EL_SEC_SCHEDULE_SINCE) return EL_ERR_SECTION_TYPE;
         if (type == EL_SEC_WINDOW && version < EL_SEC_WINDOW_SINCE) return EL_ERR_SECTION_TYPE;
+        if (type == EL_SEC_FILTER && version < EL_SEC_FILTER_SINCE) return EL_ERR_SECTION_TYPE;
         if (at % 4 != 0 || at < table_end || (uint64_t)at + rd32(e + 8) > file_size)
             return EL_ERR_SECTION_BOUNDS;
         /* payloads in table order, none overlapping: learning in place writes only its own */
@@ -372,6 +373,36 @@ static el_status_t check_window(const sections_t *t, const el_net_t *net, uint32
     return EL_OK;
 }
 
+/* A history kind's FILTER section (psn: taps K, reserved 0, u16 dilation D, then the int8 tap codes
+ * [n_out][K]), which no other kind has, and the rules Model.validate sets a psn layer (K in
+ * 1..EL_PSN_MAX_TAPS, D in 1..EL_PSN_MAX_DILATION, codes within +-EL_PSN_MAX_TAP_CODE; it learns
+ * neither threshold nor leak); fills `layer`'s taps_at (the codes' byte offset in the blob), taps,
+ * dilation and ring_len. `layer` holds the blob's flags (check_layer's). */
+static el_status_t check_filter(const sections_t *t, uint32_t l, el_layer_t *layer)
+{
+    uint32_t bytes, at = find_section(t, EL_SEC_FILTER, l, &bytes), K, D, k;
+    const uint8_t *f;
+    if (!el_layer_has_history(layer->kind)) return at == 0 ? EL_OK : EL_ERR_VALUE;
+    if (at == 0) return EL_ERR_SECTION_MISSING;
+    f = t->blob + at;
+    if (bytes < EL_BLOB_FILTER_FIXED_BYTES) return EL_ERR_SECTION_SIZE;
+    if (f[1] != 0) return EL_ERR_RESERVED_FIELD;
+    K = f[0];
+    D = rd16(f + 2);
+    if ((uint64_t)bytes != EL_BLOB_FILTER_FIXED_BYTES + (uint64_t)layer->n_out * K) return EL_ERR_SECTION_SIZE;
+    if (K == 0 || K > EL_PSN_MAX_TAPS || D == 0 || D > EL_PSN_MAX_DILATION) return EL_ERR_VALUE;
+    for (k = 0; k < bytes - EL_BLOB_FILTER_FIXED_BYTES; k++) {
+        const int8_t q = (int8_t)f[EL_BLOB_FILTER_FIXED_BYTES + k];
+        if (q > EL_PSN_MAX_TAP_CODE || q < -EL_PSN_MAX_TAP_CODE) return EL_ERR_VALUE;
+    }
+    if (layer->flags & (EL_BLOB_LEARN_THRESHOLD | EL_BLOB_LEARN_LEAK)) return EL_ERR_VALUE;   /* weights only */
+    layer->taps_at = at + EL_BLOB_FILTER_FIXED_BYTES;
+    layer->taps = (uint8_t)K;
+    layer->dilation = (uint16_t)D;
+    layer->ring_len = (K - 1u) * D + 1u;
+    return EL_OK;
+}
+
 /* Size of layer `source`'s output (or the input's); its LAYER section was checked. */
 static uint32_t source_size(const sections_t *t, const el_net_t *net, uint32_t source)
 {
@@ -408,12 +439,12 @@ static el_status_t check_layer_semantics(const sections_t *t, const el_net_t *ne
                ? EL_ERR_UNSUPPORTED : EL_OK;
     }
     if (layer->neuron == EL_NEURON_LI && l != net->layer_count - 1) return EL_ERR_VALUE;
-    if (layer->neuron != EL_NEURON_LI) {
+    if (layer->neuron != EL_NEURON_LI && !el_neuron_memoryless(layer->neuron)) {   /* a reset needs th > 0 */
         for (j = 0; j < layer->n_out; j++)
             if ((int32_t)rd32(t->blob + layer->thresholds_at + 4u * j) <= 0) return EL_ERR_VALUE;
     }
     if (leak < 0 || leak > EL_ONE) return EL_ERR_VALUE;
-    if (layer->neuron == EL_NEURON_IF && leak != EL_ONE) return EL_ERR_VALUE;   /* an IF neuron does not leak */
+    if (el_neuron_leak_fixed(layer->neuron) && leak != EL_ONE) return EL_ERR_VALUE;   /* IF, threshold: no leak */
     if ((layer->flags & EL_BLOB_MODIFIED_RESET)
         && (layer->neuron == EL_NEURON_LI || net->rule != EL_RULE_SPIDE))
         return EL_ERR_VALUE;
@@ -553,7 +584,7 @@ static uint8_t runtime_flags(const el_net_t *net, uint32_t l, uint8_t neuron, ui
     if (!trainable(net, l)) return flags;
     flags |= EL_TRAINABLE;
     if ((blob_flags & EL_BLOB_LEARN_THRESHOLD) && neuron != EL_NEURON_LI) flags |= EL_LEARN_THRESHOLD;
-    if ((blob_flags & EL_BLOB_LEARN_LEAK) && neuron != EL_NEURON_IF) flags |= EL_LEARN_LEAK;
+    if ((blob_flags & EL_BLOB_LEARN_LEAK) && !el_neuron_leak_fixed(neuron)) flags |= EL_LEARN_LEAK;
     return flags;
 }
 
@@ -575,9 +606,11 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
     uint32_t l, e, bytes, R = net->layer_count - 1;
     int spide = net->rule == EL_RULE_SPIDE;
     uint64_t neurons = 0, edge_count = 0, learn_neurons = 0, learn_inputs = 0, learn_synapses = 0;
-    uint64_t state_neurons = 0, error_neurons = 0;
+    uint64_t state_neurons = 0, error_neurons = 0, ring_currents = 0, max_lag0 = 0;
     uint64_t max_fan_in = 0, max_nonzero = 0, max_plane = 0, max_hidden = 0, width = net->input_size, input_sums = 0;
     uint32_t nonzero, plane;
+    int below_trainable = 0;                     /* whether layer l - 1 learns */
+    uint64_t traces;
     net->feedback = 0;
     net->lowest = net->layer_count;
     for (l = 0; l <= R; l++) {
@@ -587,13 +620,21 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
         uint8_t blob_flags;
         (void)check_layer(t, net, l, &layer);      /* checked before */
         (void)check_window(t, net, l, &layer);
+        (void)check_filter(t, l, &layer);
         blob_flags = layer.flags;
         layer.flags = runtime_flags(net, l, layer.neuron, blob_flags);
         layer.n_off = (uint32_t)neurons;
         layer.state_off = el_layer_has_neurons(layer.kind) ? (uint32_t)state_neurons : 0u;
-        /* its input traces: one per input, and a scan's one per neuron too (its neighbours' spikes) */
-        layer.n_traces = !el_layer_has_neurons(layer.kind) ? 0u
-                         : layer.n_in + (el_layer_scans(layer.kind) ? layer.n_out : 0u);
+        /* its input traces: one per input, a scan's one per neuron too (its neighbours' spikes), a
+         * history's ring of its inputs of the last ring_len steps */
+        traces = !el_layer_has_neurons(layer.kind) ? 0u
+                 : el_layer_has_history(layer.kind) ? (uint64_t)layer.n_in * layer.ring_len
+                 : (uint64_t)layer.n_in + (el_layer_scans(layer.kind) ? layer.n_out : 0u);
+        layer.n_traces = (uint32_t)traces;   /* beyond 32 bits, learn_inputs makes el_layout refuse the arena */
+        if (el_layer_has_history(layer.kind)) {
+            layer.ring_off = (uint32_t)ring_currents;
+            ring_currents += (uint64_t)layer.n_out * layer.ring_len;
+        }
         layer.e_start = (uint32_t)edge_count;
         layer.e_count = (uint16_t)count;
         layer.reset_shift = (blob_flags & EL_BLOB_MODIFIED_RESET) ? 1u : 0u;
@@ -619,14 +660,19 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
             layer.w_off = (uint32_t)learn_synapses;
             error_neurons += layer.n_out;
             if (el_layer_has_neurons(layer.kind)) {   /* a map of its input keeps no traces */
-                layer.learn_off = (uint32_t)learn_neurons;
                 layer.in_off = (uint32_t)learn_inputs;
-                learn_neurons += layer.n_out;
-                learn_inputs += layer.n_traces;
+                learn_inputs += traces;
+                if (!el_layer_has_history(layer.kind)) {   /* a psn layer learns no thresholds nor leaks */
+                    layer.learn_off = (uint32_t)learn_neurons;
+                    learn_neurons += layer.n_out;
+                }
             }
             learn_synapses += (uint64_t)layer.w_rows * layer.w_cols;
             if (l < R && layer.n_out > max_hidden) max_hidden = layer.n_out;
+            if (el_layer_has_history(layer.kind) && below_trainable && layer.n_out > max_lag0)
+                max_lag0 = layer.n_out;               /* its errors, lag-0 tapped, go down */
         }
+        below_trainable = (layer.flags & EL_TRAINABLE) != 0;
         if (el_layer_has_neurons(layer.kind) && layer.n_in > max_fan_in)
             max_fan_in = layer.n_in;              /* layer_input, in elements (a pool reads spikes in place) */
         el_layer_scratch(layer.kind, &layer, &nonzero, &plane);  /* the kind's scratch companion */
@@ -665,6 +711,8 @@ static void tables(const sections_t *t, el_net_t *net, unsigned options, el_laye
     d->learning_layers = learn_neurons ? net->layer_count : 0u;
     d->grad_synapses = net->update == EL_UPDATE_SAMPLE || (options & EL_PLAN_WEIGHT_GRAD) ? learn_synapses : 0u;
     d->health_counters = EL_HEALTH_COUNTERS;
+    d->ring_currents = ring_currents;
+    d->max_lag0 = max_lag0;
 }
 
 /* Check the whole blob, compute the plan, and fill `layers` and `edges` (NULL: only plan). */
@@ -686,6 +734,7 @@ static el_status_t load(const uint8_t *blob, size_t size, unsigned options, el_n
     for (l = 0; l < net->layer_count; l++) {
         (void)check_layer(&t, net, l, &layer);      /* checked above */
         if ((st = check_window(&t, net, l, &layer)) != EL_OK) return st;
+        if ((st = check_filter(&t, l, &layer)) != EL_OK) return st;
     }
     if ((st = check_cutoff_layout(&t, net)) != EL_OK) return st;
     if ((st = check_schedule_layout(&t)) != EL_OK) return st;

@@ -36,7 +36,7 @@ enum { EL_NEURON_LIF = 0, EL_NEURON_IF = 1, EL_NEURON_LI = 2, EL_NEURON_THRESHOL
 enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4, EL_WEIGHTS_INT8 = 8 };
 
 /* the blob's layout (edgelearn/modelblob.py) */
-#define EL_BLOB_VERSION 4u    /* the newest read; versions 1..this */
+#define EL_BLOB_VERSION 5u    /* the newest read; versions 1..this */
 #define EL_BLOB_HEADER_BYTES 32u
 #define EL_BLOB_CRC_AT 20u
 #define EL_BLOB_ENTRY_BYTES 12u
@@ -44,14 +44,16 @@ enum { EL_LEARN_THRESHOLD = 1, EL_LEARN_LEAK = 2, EL_TRAINABLE = 4, EL_WEIGHTS_I
 #define EL_BLOB_LAYER_FIXED_BYTES 20u
 #define EL_BLOB_INPUT_SOURCE 0xFFFFu
 #define EL_BLOB_MAX_LAYERS 65534u
-enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD = 4, EL_SEC_LEAK = 5, EL_SEC_CUTOFF = 6, EL_SEC_SCHEDULE = 7, EL_SEC_WINDOW = 8 };
+enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD = 4, EL_SEC_LEAK = 5, EL_SEC_CUTOFF = 6, EL_SEC_SCHEDULE = 7, EL_SEC_WINDOW = 8, EL_SEC_FILTER = 9 };
 #define EL_SEC_CUTOFF_SINCE 2u    /* the format version that added it */
 #define EL_SEC_SCHEDULE_SINCE 3u    /* the format version that added it */
 #define EL_SEC_WINDOW_SINCE 4u    /* the format version that added it */
+#define EL_SEC_FILTER_SINCE 5u    /* the format version that added it */
 #define EL_BLOB_CUTOFF_FIXED_BYTES 8u    /* tolerance ppm, reserved; int64 margins */
 #define EL_CUTOFF_MAX_PPM 999999u
 #define EL_BLOB_SCHEDULE_BYTES 16u    /* every, steps, learned, reserved (u32 each) */
 #define EL_BLOB_WINDOW_BYTES 12u    /* kernel, stride, padding (u16 height, width each) */
+#define EL_BLOB_FILTER_FIXED_BYTES 4u    /* taps K, reserved, u16 dilation; int8 codes [n_out][K] */
 #define EL_BLOB_LEARN_THRESHOLD 1u    /* a LAYER section's flags */
 #define EL_BLOB_LEARN_LEAK 2u
 #define EL_BLOB_MODIFIED_RESET 4u
@@ -60,6 +62,9 @@ enum { EL_SEC_MODEL = 1, EL_SEC_LAYER = 2, EL_SEC_WEIGHTS = 3, EL_SEC_THRESHOLD 
 
 /* the layer kinds (edgelearn/ops/layers) */
 #define EL_MAX_AVERAGE_WINDOW 128u    /* an average pool's window: a power of two up to this */
+#define EL_PSN_MAX_TAPS 16u    /* a psn layer's taps per channel K: 1..this */
+#define EL_PSN_MAX_DILATION 1024u    /* its dilation D: 1..this */
+#define EL_PSN_MAX_TAP_CODE 15    /* its tap codes: within +-this (taps down to 2^-14) */
 
 /* STOP (edgelearn/rules/stop/spec.py) */
 #define EL_THRESHOLD_FLOOR ((int64_t)4096)    /* thresholds never fall below 1/16 */

@@ -109,6 +109,20 @@ void el_li_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shif
     }
 }
 
+void el_threshold_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n, int32_t *V,
+                       uint8_t *s, int32_t *U)
+{
+    uint32_t j;
+    (void)a;                               /* the shared neuron signature: no leak, no reset */
+    (void)reset_shift;
+    for (j = 0; j < n; j++) {
+        const int32_t c = cur[j];          /* read once: V or U may be cur */
+        V[j] = c;
+        U[j] = c;
+        s[j] = c >= th[j] ? 1 : 0;
+    }
+}
+
 int64_t el_surrogate(int64_t x, int k)
 {
     int64_t phi = EL_ONE - el_round_shift(x < 0 ? -x : x, k);   /* triangle, half-width 2^k */

@@ -58,6 +58,10 @@ void el_lif_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shi
  * are not read. el_neurons.h (generated) dispatches on the kind's code. */
 void el_li_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n, int32_t *V,
                 uint8_t *s, int32_t *U);
+/* The threshold unit (edgelearn/ops/neurons/threshold.py), memoryless: V = U = cur, s = cur >= th;
+ * a and reset_shift are not read. V and U may be cur itself. */
+void el_threshold_step(const int32_t *cur, int64_t a, const int32_t *th, int reset_shift, uint32_t n, int32_t *V,
+                       uint8_t *s, int32_t *U);
 
 /* ---- errors ----------------------------------------------------------------------- */
 int64_t el_surrogate(int64_t x, int k);

@@ -21,6 +21,19 @@ static inline int el_neuron_known(uint32_t code)
     }
 }
 
+/* 1 when the kind keeps no memory (threshold: U = I): its threshold may be any value, as no reset
+ * subtracts it (registry NeuronKind.memoryless). */
+static inline int el_neuron_memoryless(uint32_t code)
+{
+    return code == EL_NEURON_THRESHOLD;
+}
+
+/* 1 when the kind's leak is not a parameter (it must be one, EL_ONE, and is never learned). */
+static inline int el_neuron_leak_fixed(uint32_t code)
+{
+    return code == EL_NEURON_IF || code == EL_NEURON_THRESHOLD;
+}
+
 /* One step of n neurons of kind `code` (edgelearn/ops/registry.py FIXED_STEP_SIGNATURE). */
 static inline void el_neuron_step(uint32_t code, const int32_t *cur, int64_t a, const int32_t *th,
                                   int reset_shift, uint32_t n, int32_t *V, uint8_t *s, int32_t *U)

@@ -22,11 +22,18 @@ static int32_t *layer_leak(const el_net_t *net, const el_layer_t *ly)
 {
     return (int32_t *)(void *)(net->blob + ly->leak_at);
 }
+/* A psn layer's tap codes in its FILTER section, int8 [n_out][taps] (frozen: the host learns them). */
+static const int8_t *layer_taps(const el_net_t *net, const el_layer_t *ly)
+{
+    return (const int8_t *)(net->blob + ly->taps_at);
+}
 
-/* One layer's step: traces (trainable layers, when learning), current, neuron; or, for a kind
+/* One layer's step t: traces (trainable layers, when learning), current, neuron; or, for a kind
  * without neurons, its output values. With `sums` (the exact W x of an input that stays the
- * same all sample) the current is rounded from them instead of summed again. */
-static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x, int x_frac, int learn,
+ * same all sample) the current is rounded from them instead of summed again. A kind with a
+ * history (psn) filters its currents through its ring and keeps its inputs' ring for the
+ * eligibility instead of traces. */
+static void forward_layer(el_net_t *net, const el_layer_t *ly, uint32_t t, const int32_t *x, int x_frac, int learn,
                           const int64_t *sums)
 {
     int64_t a = *layer_leak(net, ly);
@@ -37,7 +44,11 @@ static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x,
         return;
     }
     learn = learn && (ly->flags & EL_TRAINABLE);
-    if (learn) {                                 /* traces first: they read V[t-1], s[t-1] */
+    if (el_layer_has_history(ly->kind))
+        el_layer_filter(ly->kind, ly, layer_weights(net, ly), x, x_frac, layer_taps(net, ly), t % ly->ring_len,
+                        net->current_ring + ly->ring_off, learn ? net->input_trace + ly->in_off : NULL,
+                        net->nonzero_index, net->current + so);
+    else if (learn) {                            /* traces first: they read V[t-1], s[t-1] */
         el_input_trace_step(a, x, ly->n_in, x_frac, net->input_trace + ly->in_off);
         el_neuron_trace_step(a, net->membrane + so, net->spikes + o, n, net->threshold_trace + ly->learn_off,
                              net->leak_trace + ly->learn_off);
@@ -50,7 +61,7 @@ static void forward_layer(el_net_t *net, const el_layer_t *ly, const int32_t *x,
     }
     if (sums != NULL)
         el_current_from_sums(sums, n, x_frac, ly->weight_frac, net->current + so);
-    else
+    else if (!el_layer_has_history(ly->kind))   /* (a history's current is its filter's, above) */
         el_layer_forward(ly->kind, ly, layer_weights(net, ly), x, NULL, x_frac, net->nonzero_index, net->plane_sums,
                          net->current + so, net->spikes + o);
     el_neuron_step(ly->neuron, net->current + so, a, layer_thresholds(net, ly), ly->reset_shift, n,
@@ -75,6 +86,10 @@ static void errors(el_net_t *net, int32_t label)
         int32_t *d = net->error + ly->error_off;
         int neurons = el_layer_has_neurons(ly->kind), frac;
         uint32_t active;
+        if (el_layer_has_history(up->kind)) {    /* its inputs of this step see its errors through the lag-0 taps */
+            el_layer_lag0(up->kind, up, layer_taps(net, up), d_up, net->error_lag0);
+            d_up = net->error_lag0;
+        }
         if (neurons && up->kind == EL_LAYER_DENSE && !(up->flags & EL_WEIGHTS_INT8)) {
             /* int16 dense weights: their own kernel, W^T d and the surrogate in one (int8 ones: below) */
             el_hidden_error(layer_weights(net, up), up->n_out, d_up, net->potential + ly->state_off, layer_thresholds(net, ly),
@@ -119,10 +134,10 @@ static int any_nonzero(const int32_t *v, uint32_t n)
     return 0;
 }
 
-/* Updates of one step, bottom-up: weights, threshold, leak per trainable layer with neurons.
+/* Updates of step t, bottom-up: weights, threshold, leak per trainable layer with neurons.
  * A layer without errors this step is skipped: every update of it would be a no-op without a
  * draw (per step its threshold and leak sums are already zero; per sample they gain nothing). */
-static void updates(el_net_t *net, int per_step)
+static void updates(el_net_t *net, uint32_t t, int per_step)
 {
     const shifts_t s = shifts_now(net, 0);   /* the count before this sample */
     uint32_t l;
@@ -132,6 +147,15 @@ static void updates(el_net_t *net, int per_step)
         const int32_t *xt = net->input_trace + ly->in_off;
         if (!(ly->flags & EL_TRAINABLE) || !el_layer_has_neurons(ly->kind)) continue;
         if (!any_nonzero(d, ly->n_out)) continue;
+        if (el_layer_has_history(ly->kind)) {    /* the eligibility: its inputs' ring through its taps */
+            if (per_step)
+                el_layer_ring_update(ly->kind, ly, layer_weights(net, ly), d, layer_taps(net, ly), t % ly->ring_len,
+                                     xt, weight_shift(ly, &s), &net->rng_learn);
+            else
+                el_layer_ring_grads(ly->kind, ly, net->weight_grad + ly->w_off, d, layer_taps(net, ly),
+                                    t % ly->ring_len, xt);
+            continue;                            /* its thresholds and leak do not learn (the loader) */
+        }
         if (per_step)
             el_layer_update(ly->kind, ly, layer_weights(net, ly), d, xt, weight_shift(ly, &s), &net->rng_learn,
                             net->nonzero_index, net->plane_sums);
@@ -194,6 +218,7 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
     el_zero(net->threshold_trace, p->threshold_trace.bytes);
     el_zero(net->leak_trace, p->leak_trace.bytes);
     el_zero(net->input_trace, p->input_trace.bytes);
+    el_zero(net->current_ring, p->current_ring.bytes);
     el_zero(net->scores, p->scores.bytes);
     for (t = 0; t < net->T; t++) {
         int x_frac = el_encode_step(net->encoding, sample, rows, net->input_size, t, &net->rng_input,
@@ -202,13 +227,13 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
             el_layer_sums(net->layers[0].kind, &net->layers[0], layer_weights(net, &net->layers[0]), net->layer_input,
                           net->nonzero_index, el_nonzero_index(net->layer_input, net->input_size, net->nonzero_index),
                           sums);
-        forward_layer(net, &net->layers[0], net->layer_input, x_frac, learn, sums);  /* layer 0 reads the encoder */
+        forward_layer(net, &net->layers[0], t, net->layer_input, x_frac, learn, sums);  /* layer 0 reads the encoder */
         for (l = 1; l < net->layer_count; l++) {          /* the others read the layer below: */
             const el_layer_t *ly = &net->layers[l];       /* spikes, or an average's counts */
             const uint8_t *below = net->spikes + net->layers[l - 1].n_off;
             if (el_layer_has_neurons(ly->kind))          /* a pool reads them in place */
                 for (j = 0; j < ly->n_in; j++) net->layer_input[j] = below[j];
-            forward_layer(net, ly, net->layer_input, net->layers[l - 1].out_frac, learn, NULL);
+            forward_layer(net, ly, t, net->layer_input, net->layers[l - 1].out_frac, learn, NULL);
         }
         for (j = 0; j < top->n_out; j++)
             net->scores[j] += top->neuron == EL_NEURON_LI ? net->potential[top->state_off + j] : net->spikes[top->n_off + j];
@@ -221,7 +246,7 @@ el_status_t el_run_sample(el_net_t *net, const uint8_t *sample, uint32_t rows, i
             continue;
         }
         errors(net, label);
-        updates(net, per_step);
+        updates(net, t, per_step);
         if (sums != NULL && per_step && net->lowest == 0) {
             el_encode_step(net->encoding, sample, rows, net->input_size, t, &net->rng_input, net->layer_input);
             refresh_sums(net, net->layer_input);      /* direct: a copy, no draw */

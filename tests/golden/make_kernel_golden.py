@@ -285,6 +285,21 @@ def _(g):
     ]
 
 
+@builder("threshold_step")
+def _(g):
+    n = 12
+    return [
+        c("cur == th spikes, th - 1 does not; no reset, no leak", cur=[ONE, ONE - 1, ONE + 1, -ONE, 0], a=57344,
+          th=[ONE] * 5, reset_shift=1),
+        c("the int32 bounds", cur=[I32_MAX, I32_MIN, I32_MAX, I32_MIN], a=0, th=[I32_MAX, I32_MIN, I32_MIN, I32_MAX],
+          reset_shift=0),
+        c("U aliases cur", alias={"U": "cur"}, cur=g.i(-(1 << 18), 1 << 18, 8), a=ONE, th=[1 << 15] * 8,
+          reset_shift=0),
+        c("random, full int32 range", cur=g.i(I32_MIN, I32_MAX, n), a=g.i(0, ONE), th=g.i(I32_MIN, I32_MAX, n),
+          reset_shift=int(g.i(0, 1))),
+    ]
+
+
 # -- errors -------------------------------------------------------------------------------
 
 @builder("surrogate")
