@@ -238,3 +238,27 @@ def test_threshold_units_in_a_dense_chain_learn_as_fixed_stop():
         assert np.array_equal(ref.run(x[None], y[None], True), c.run(x[None], y[None], True))
         same_state(ref, c, f"dense threshold {i}")
     assert not np.array_equal(ref.thresholds, FixedSTOP(model).thresholds)     # they learned
+
+
+@pytest.mark.parametrize("variant", ["readout rule", "lif hidden neurons"])
+def test_variants_learn_as_fixed_stop(variant):
+    """Rule readout (only the last psn layer learns: no lag-0 errors go down) and a psn layer of
+    leaky neurons (the filter feeds any neuron kind; its membrane carries over) run alike."""
+    model = psn_model(*CASES["sequence_two_hidden_sawtooth"])
+    if variant == "readout rule":
+        model = replace(model, learning=replace(model.learning, rule="readout")).validate()
+        assert plan.tables(model)[2].max_lag0 == 0
+    else:
+        lif = Neuron("lif", threshold=0.3, leak=0.75, learn_threshold=False, learn_leak=False)
+        model = replace(model, layers=tuple(replace(l, neuron=lif) if l.name != "readout" else l
+                                            for l in model.layers))
+        for layer in model.layers[:-1]:
+            model.params[layer.name].leak = 49152
+        model = model.validate()
+    ref, c = FixedSTOP(model), NativeSTOP(model)
+    xs, ys = stream(model, 8, seed=9)
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        assert np.array_equal(ref.run(x[None], y[None], True), c.run(x[None], y[None], True)), f"{variant} {i}"
+        same_state(ref, c, f"{variant} {i}")
+    assert not np.array_equal(ref.weights, FixedSTOP(model).weights)
+    assert np.array_equal(ref.buffers()["membrane"], c.buffers()["membrane"])
