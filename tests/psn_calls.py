@@ -2,12 +2,16 @@
 golden-vector generator (tests/golden/make_psn_golden.py) and the replay (tests/test_psn_golden.py)
 share, in the per-kernel pattern of tests/kernel_calls.py. A case's "inputs" hold every argument
 (arrays as nested lists, their numpy types fixed here), its "outputs" what the kernel writes or
-returns. A whole network of psn layers is tests/test_psn_kind_c.py's (NativeSTOP against FixedSTOP)."""
+returns; the last op, "run_sample", is a whole network of psn layers (psnnet.to_model) learning a few
+samples through the STOP runtimes (both PRNG states and every weight after them): the stream the
+standalone PSN driver recorded, which FixedSTOP and NativeSTOP replay (tests/test_psn_kind.py too)."""
 from __future__ import annotations
 
 import numpy as np
 
 from edgelearn.ops.layers import psn
+from edgelearn.psnnet import Layer, PSNNet, to_model
+from edgelearn.rules.stop.fixed import FixedSTOP
 
 CONTRACT = "docs/numerics.md §5e"
 TYPES = {"cur": "int32", "taps": "int8", "ring": "int32", "x": "int32", "xr": "int32", "W": "int16", "gW": "int64",
@@ -55,17 +59,38 @@ def py_psn_lag0_error(a):
     return {"out": out}
 
 
+def network(a) -> PSNNet:
+    layers = [Layer(ly["n_in"], ly["n_out"], np.array(ly["taps"], np.int8), ly["dilation"],
+                    np.array(ly["weights"], np.int16), np.array(ly["thresholds"], np.int32), ly["w_frac"])
+              for ly in a["layers"]]
+    return PSNNet(layers, encoding=a["encoding"], T=a["T"], lr_weight_shift=a["lr_weight_shift"],
+                  surrogate_shift=a["surrogate_shift"], seed=a["seed"])
+
+
+def run_network(learner, a):
+    samples = np.array(a["samples"], dtype=np.uint8)
+    scores = [learner.run(samples[i:i + 1], np.array(a["labels"][i:i + 1]), bool(a["learn"][i]))[0].tolist()
+              for i in range(len(samples))]
+    return {"scores": scores, "weights": learner.weights.tolist(), "rng_input": int(learner.rng_input[0]),
+            "rng_learn": int(learner.rng_learn[0])}
+
+
+def py_run_sample(a):
+    return run_network(FixedSTOP(to_model(network(a))), a)
+
+
 PYTHON = {"apply_tap": py_apply_tap, "psn_filter": py_psn_filter, "psn_input_ring": py_psn_input_ring,
           "psn_update_weights": py_psn_update_weights, "psn_weight_grads": py_psn_weight_grads,
-          "psn_lag0_error": py_psn_lag0_error}
+          "psn_lag0_error": py_psn_lag0_error, "run_sample": py_run_sample}
 C_SYMBOLS = {"apply_tap": "el_psn_apply_tap", "psn_filter": "el_psn_filter", "psn_input_ring": "el_psn_input_ring",
              "psn_update_weights": "el_psn_update_weights", "psn_weight_grads": "el_psn_weight_grads",
-             "psn_lag0_error": "el_psn_lag0_error"}
+             "psn_lag0_error": "el_psn_lag0_error", "run_sample": "el_run_sample"}
 PY_SYMBOLS = {"apply_tap": "edgelearn.ops.layers.psn.apply_tap", "psn_filter": "edgelearn.ops.layers.psn.psn_filter",
               "psn_input_ring": "edgelearn.ops.layers.psn.psn_input_ring",
               "psn_update_weights": "edgelearn.ops.layers.psn.psn_update_weights",
               "psn_weight_grads": "edgelearn.ops.layers.psn.psn_weight_grads",
-              "psn_lag0_error": "edgelearn.ops.layers.psn.psn_lag0_error"}
+              "psn_lag0_error": "edgelearn.ops.layers.psn.psn_lag0_error",
+              "run_sample": "edgelearn.rules.stop.fixed.run_sample"}
 
 
 # -- C ------------------------------------------------------------------------------------------
@@ -111,6 +136,9 @@ def c_runner(op):
             out = np.zeros(n, np.int32)
             lib.el_psn_lag0_error(p("int8_t", a["taps"]), p("int32_t", a["d"]), n, K, p("int32_t", out))
             return {"out": out}
+        if op == "run_sample":
+            from edgelearn.executors.c import NativeSTOP
+            return run_network(NativeSTOP(to_model(network(a))), a)
         raise KeyError(op)
     return run
 

@@ -26,7 +26,8 @@ def test_replay(path, executor):
     run = pc.PYTHON[doc["op"]] if executor == "fixed" else pc.c_runner(doc["op"])
     for case in doc["cases"]:
         got = run(make_psn_golden.inputs_for(doc["op"], case))
-        assert pc.lists(got) == case["outputs"], f"{doc['op']} {case['name']} on {executor}"
+        got = got if doc["op"] == "run_sample" else pc.lists(got)
+        assert got == case["outputs"], f"{doc['op']} {case['name']} on {executor}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

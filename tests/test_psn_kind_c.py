@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from blob_bytes import LAYER, LEAK, entries, poke, resealed, section
+from blob_bytes import LAYER, LEAK, THRESHOLD, entries, poke, resealed, section
 from blob_verdicts import assemble, assert_agree, assert_both_refuse
 
 from edgelearn import native, plan
@@ -169,7 +169,7 @@ def test_filter_fields_out_of_range_are_refused_by_both(blob):
         "tap code 16": (fixed + code_at(codes, 4, 16), "EL_ERR_VALUE", "tap codes"),
         "tap code -16": (fixed + code_at(codes, 4, -16), "EL_ERR_VALUE", "tap codes"),
         "tap code -128": (fixed + code_at(codes, 4, -128), "EL_ERR_VALUE", "tap codes"),
-        "first tap code 16": (fixed + code_at(codes, 0, 16), "EL_ERR_VALUE", "filter init"),   # Python: its init
+        "first tap code 16": (fixed + code_at(codes, 0, 16), "EL_ERR_VALUE", "tap codes"),
     }
     for what, (payload, code, fragment) in cases.items():
         assert_both_refuse(with_filter(blob, 0, payload), code, fragment)
@@ -262,3 +262,23 @@ def test_variants_learn_as_fixed_stop(variant):
         same_state(ref, c, f"{variant} {i}")
     assert not np.array_equal(ref.weights, FixedSTOP(model).weights)
     assert np.array_equal(ref.buffers()["membrane"], c.buffers()["membrane"])
+
+
+def test_threshold_units_may_have_any_threshold(blob):
+    """No reset subtracts a threshold unit's threshold (memoryless): 0 and negative ones are valid to
+    both loaders, and run alike; a LIF neuron's must stay > 0."""
+    _, at, _ = section(blob, THRESHOLD, 0)
+    for th in (0, -(1 << 16)):
+        assert assert_agree(poke(blob, at, "<i", th), f"threshold {th}")
+    model = psn_model(*CASES["sequence_one_hidden"])
+    model.params["psn1"].threshold[::2] = -(1 << 14)
+    model.params["psn1"].threshold[1::4] = 0
+    model = model.validate()
+    ref, c = FixedSTOP(model), NativeSTOP(model)
+    xs, ys = stream(model, 4, seed=11)
+    for x, y in zip(xs, ys):
+        assert np.array_equal(ref.run(x[None], y[None], True), c.run(x[None], y[None], True))
+        same_state(ref, c, "any threshold")
+    lif = poke(blob, section(blob, LAYER, 0)[1] + 1, "<B", 0)      # layer 0's neurons as LIF (leak 1)
+    assert assert_agree(lif, "lif")
+    assert_both_refuse(poke(lif, at, "<i", 0), "EL_ERR_VALUE", "threshold must be > 0")

@@ -6,7 +6,8 @@ Writes tests/golden/psn/<op>.json, one file per PSN kernel of tests/psn_calls.py
 make_kernel_golden.py): the worked values of docs/numerics.md §5e, round_shift ties of both signs,
 every tap code, int32 saturation of the filter sum, the ring's wrap-around, zero errors and zero
 eligibilities that draw (or add) nothing, int64 saturation of the gradient sums, shifts at and above
-62. tests/test_psn_golden.py replays every file through the Python reference and the C
+62, and a whole network of psn layers learning a few samples (run_sample: the stream the standalone
+PSN driver recorded, now the STOP runtimes'). tests/test_psn_golden.py replays every file through the Python reference and the C
 runtime and fails when a committed file differs from a fresh one. Deterministic; never edit the
 files by hand (docs/numerics.md §11)."""
 from __future__ import annotations
@@ -124,12 +125,34 @@ def psn_lag0_error():
               d=g.integers(-ONE, ONE, 6).astype(np.int32))]
 
 
+def run_sample():
+    g = gen("run_sample")
+    cases = []
+    for name, sizes, taps, dil, enc, T in (("two_hidden_sawtooth_sequence", [4, 6, 5, 3], 3, [1, 3], "sequence", 10),
+                                           ("rate", [5, 7, 2], 2, [4], "rate", 12)):
+        layers = []
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            last = l == len(sizes) - 2
+            K = 1 if last else taps
+            layers.append({"n_in": n_in, "n_out": n_out, "dilation": 1 if last else dil[l], "w_frac": 12,
+                           "taps": ([[1]] * n_out if last else g.choice([-3, -2, -1, 1, 2, 3], (n_out, K)).tolist()),
+                           "weights": g.integers(-9000, 9000, (n_out, n_in)).tolist(),
+                           "thresholds": [I32_MAX] * n_out if last else g.integers(ONE // 8, ONE // 2, n_out).tolist()})
+        shape = (4, T, sizes[0]) if enc == "sequence" else (4, sizes[0])
+        cases.append(c(name, layers=layers, encoding=enc, T=T, lr_weight_shift=4, surrogate_shift=1, seed=3,
+                       samples=g.integers(0, 256, shape).astype(np.uint8), labels=g.integers(0, sizes[-1], 4).tolist(),
+                       learn=[1, 1, 0, 1]))
+    return cases
+
+
 BUILDERS = {"apply_tap": apply_tap, "psn_filter": psn_filter, "psn_input_ring": psn_input_ring,
             "psn_update_weights": psn_update_weights, "psn_weight_grads": psn_weight_grads,
-            "psn_lag0_error": psn_lag0_error}
+            "psn_lag0_error": psn_lag0_error, "run_sample": run_sample}
 
 
 def inputs_for(op, case):
+    if op == "run_sample":
+        return dict(case["inputs"])
     return pc.arrays(case["inputs"])
 
 
@@ -137,7 +160,7 @@ def build(op) -> dict:
     cases = []
     for case in BUILDERS[op]():
         out = pc.PYTHON[op](inputs_for(op, case))
-        cases.append({**case, "outputs": pc.lists(out)})
+        cases.append({**case, "outputs": out if op == "run_sample" else pc.lists(out)})
     return {**pc.header(op), "cases": cases}
 
 
