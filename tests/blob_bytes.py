@@ -3,7 +3,7 @@ independently of edgelearn.modelblob (so the tests do not trust the code they te
 import struct
 import zlib
 
-MODEL, LAYER, WEIGHTS, THRESHOLD, LEAK, CUTOFF, SCHEDULE, WINDOW = 1, 2, 3, 4, 5, 6, 7, 8      # section types
+MODEL, LAYER, WEIGHTS, THRESHOLD, LEAK, CUTOFF, SCHEDULE, WINDOW, FILTER = 1, 2, 3, 4, 5, 6, 7, 8, 9   # section types
 
 
 def resealed(blob: bytes) -> bytes:

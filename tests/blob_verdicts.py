@@ -27,6 +27,7 @@ from edgelearn.model import (
 )
 from edgelearn.modelblob import check_blob, to_blob
 from edgelearn.modelfile import load_model
+from edgelearn.psnnet import make_net, to_model
 
 ONE = 1 << 16
 
@@ -219,9 +220,17 @@ def stop_scan() -> Model:
     return init_params(Model("stop-scan", InputSpec((1, 3, 4), "direct"), layers, Learning(T=1, seed=6)))
 
 
+def stop_psn() -> Model:
+    """Two psn layers (FILTER sections, format version 5): threshold units of signed taps at
+    dilation 2, then an 'li' readout of one tap."""
+    net = make_net([3, 4, 2], taps=3, dilations=[2], seed=5, T=4, encoding="sequence", threshold=0.25)
+    net.layers[0].taps[:] = [[1, -2, 15], [0, 3, -15], [2, 2, 0], [-1, 1, 4]]
+    return to_model(net, "stop-psn")
+
+
 SMALL = {f.__name__: to_blob(f()) for f in (stop_lif, stop_if_li, stop_2d_if, spide_feedforward, spide_feedback,
                                             stop_cutoff, stop_schedule, spide_schedule, stop_conv_maxpool,
-                                            stop_avgpool_conv, stop_scan)}
+                                            stop_avgpool_conv, stop_scan, stop_psn)}
 ZOO = {path.stem: to_blob(load_model(path)) for path in sorted(resources.MODELS.glob("*.json"))}
 BLOBS = {**SMALL, **ZOO}
 

@@ -6,6 +6,7 @@ import struct
 import pytest
 from blob_bytes import (
     CUTOFF,
+    FILTER,
     LAYER,
     LEAK,
     MODEL,
@@ -139,6 +140,7 @@ RESEALED_EDITS = {
     "cutoff": lambda draw, blob: edit_section(draw, blob, (CUTOFF,)),
     "schedule": lambda draw, blob: edit_section(draw, blob, (SCHEDULE,)),
     "window": lambda draw, blob: edit_section(draw, blob, (WINDOW,)),
+    "filter": lambda draw, blob: edit_section(draw, blob, (FILTER,)),
     "header": edit_header,
 }
 
@@ -164,7 +166,7 @@ def mutants(draw, names: list[str]):
         return kind, f"{name}: bit {bit} flipped", resealed(bytes(blob)) if resealing else bytes(blob)
     if kind == "several fields":
         edits = draw(st.lists(st.sampled_from(["table", "swap", "overlap", "model or layer field", "parameter",
-                                               "schedule", "window"]),
+                                               "schedule", "window", "filter"]),
                               min_size=2, max_size=4))
         what = "; ".join(RESEALED_EDITS[e](draw, blob) for e in edits)
     else:
