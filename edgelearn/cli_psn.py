@@ -16,6 +16,8 @@ from tqdm import tqdm
 from . import profile, psn_train, psnfile
 from .cli_util import check_writable, emit
 from .errors import ModelError
+from .modelblob import to_blob
+from .plan import arena_plan
 from .psnnet import PSNNet, to_model
 
 # train's options a PSN model does not read (name, how it shows on the command line)
@@ -55,10 +57,13 @@ def describe(net: PSNNet) -> list[dict]:
 
 
 def device_bytes(net: PSNNet) -> dict:
-    """RAM to run it and to learn online in the C runtime (edgelearn.profile of its model, without
-    the code): none of it grows with T."""
-    p = profile.profile(to_model(net), None, "stop", net.T, measure_code=False)
-    return {"inference": p["total_ram_inference"], "online": p["total_ram"]}
+    """What the C runtime holds to run it and to learn online: its blob (the parameters, learned in
+    place) and the arena of its plan. None of it grows with T; `edgelearn profile` adds the code,
+    the context and the stack for a target."""
+    model = to_model(net)
+    blob = len(to_blob(model))
+    return {"inference": blob + arena_plan(profile.with_learner(model, "none"))["total"],
+            "online": blob + arena_plan(model)["total"]}
 
 
 def cmd_info(args) -> int:

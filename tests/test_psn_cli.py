@@ -11,6 +11,7 @@ from edgelearn import psnfile, resources
 from edgelearn.cli import main
 from edgelearn.errors import ModelError
 from edgelearn import plan
+from edgelearn.modelfile import load_model
 from edgelearn.psnnet import runtime, to_model
 from edgelearn.rules.stop.fixed import FixedSTOP
 
@@ -204,14 +205,13 @@ def test_bad_options_and_data_get_clear_errors(capsys, files, tmp_path):
                          (["train", "--model", spec_path, "--data", "digits"], "static samples"),
                          (["train", "--model", spec_path, "--data", data, "-o", tmp / "x.elm"], ".psn"),
                          (["eval", spec_path, "--data", "smnist"], "28 features"),
-                         (["profile", spec_path, "--learner", "spide"], "--learner spide"),
+                         (["profile", spec_path, "--learner", "spide", "--target", "stm32f746"], "SPIDE needs"),
                          (["train", "--model", spec_path, "--data", data, "--decay-every", "0"], "--decay-every"),
                          (["train", "--model", spec_path, "--data", data, "--executor", "c"], "--executor"),
                          (["train", "--model", spec_path, "--data", data, "--lr-shift", "9"], "--lr-shift"),
                          (["train", "--model", spec_path, "--data", data, "-o", tmp / "dir.psn"], "is a directory"),
-                         (["profile", spec_path, "--target", "ice40up5k"], "FPGA"),
-                         (["export", spec_path, "-o", tmp / "x.nir"], "PSN network"),
-                         (["calibrate", spec_path, "--data", data, "--tolerance", "0.01", "-o", tmp / "c.elm"], "PSN network"),
+                         (["profile", spec_path, "--target", "ice40up5k"], "not in the FPGA core"),
+                         (["export", spec_path, "-o", tmp / "x.nir"], "NIR has no node for a 'psn' layer"),
                          (["compile", resources.MODELS / "psn" / "smnist-psn.json", "--target", "stm32f746",
                            "-o", tmp / "c"], "does not fit")):
         rc, _, err = cli(capsys, *argv)
@@ -243,8 +243,7 @@ def test_compile_writes_a_bundle_and_a_firmware_of_a_trained_network(capsys, fil
     make = subprocess.run(["make", "-C", str(bundle)], capture_output=True, text=True, check=False)
     assert make.returncode == 0, make.stdout + make.stderr
     assert "el_psn.c" in [p.name for p in (bundle / "runtime").glob("*.c")]
-    net, _ = psnfile.load(tmp / "t.psn")
-    model = to_model(net)
+    model = load_model(tmp / "t.psn")                      # the model of psn layers the firmware holds
     with np.load(data) as d:
         x, y = d["x_train"][:30], d["y_train"][:30]
     ref = FixedSTOP(model)
