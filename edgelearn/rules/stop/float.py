@@ -192,7 +192,7 @@ class FloatSTOP:
         z = lambda n: [np.zeros((batch, n)) for n in n]
         sizes = self.model.sizes()
         outs = [layer.size for layer in self.model.layers]
-        ins = [kind.traces(self.model.fan_in(layer, sizes), layer.size)          # the input traces' count
+        ins = [kind.traces(self.model.fan_in(layer, sizes), layer.size, layer.ring)   # the input traces' count
                for kind, layer in zip(self.layer_kinds, self.model.layers)]
         return {"V": z(outs), "s": z(outs), "U": z(outs), "th_tr": z(outs), "a_tr": z(outs),
                 "x_tr": z(ins), "d": z(outs)}
