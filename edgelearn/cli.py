@@ -646,6 +646,8 @@ def cmd_info(args) -> int:
                               if p.weight.size else "-"),
             "parameters": model.n_parameters()[layer.name], "bytes": model.parameter_bytes()[layer.name],
             "leak": p.leak / (1 << 16),
+            **({"filter": {"taps": layer.filter.taps, "dilation": layer.filter.dilation, "field": layer.ring}}
+               if layer.filter else {}),
         })
     info = {"name": model.name, "input": {"shape": list(model.input.shape), "encoding": model.input.encoding,
                                           "size": sizes["input"]},
@@ -657,8 +659,10 @@ def cmd_info(args) -> int:
         return 0
     print(f"{model.name}: input {tuple(model.input.shape)} ({model.input.encoding})")
     cols = ["layer", "kind", "neuron", "inputs", "shape", "fan-in", "weights", "params", "bytes"]
-    rows = [cols] + [[l["name"], l["kind"], l["neuron"], ",".join(l["inputs"]), "x".join(map(str, l["shape"])),
-                      str(l["fan_in"]), l["weight_format"], str(l["parameters"]), str(l["bytes"])] for l in layers]
+    kinds = [l["kind"] + (f" K{l['filter']['taps']} D{l['filter']['dilation']}" if "filter" in l else "") for l in layers]
+    rows = [cols] + [[l["name"], kind, l["neuron"], ",".join(l["inputs"]), "x".join(map(str, l["shape"])),
+                      str(l["fan_in"]), l["weight_format"], str(l["parameters"]), str(l["bytes"])]
+                     for l, kind in zip(layers, kinds)]
     rows.append(["total", "", "", "", "", "", "", str(info["total_parameters"]), str(info["total_bytes"])])
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     for r in rows:

@@ -374,11 +374,11 @@ class Model:
     # -- parameters ---------------------------------------------------------------
     def n_parameters(self) -> dict[str, int]:
         return {layer.name: self.params[layer.name].weight.size + self.params[layer.name].threshold.size
-                + LAYERS[layer.kind].has_neurons for layer in self.layers}
+                + self.params[layer.name].taps.size + LAYERS[layer.kind].has_neurons for layer in self.layers}
 
     def parameter_bytes(self) -> dict[str, int]:
-        return {layer.name: self.params[layer.name].weight.nbytes + self.params[layer.name].threshold.nbytes + 4
-                for layer in self.layers}
+        return {layer.name: self.params[layer.name].weight.nbytes + self.params[layer.name].threshold.nbytes
+                + self.params[layer.name].taps.nbytes + 4 for layer in self.layers}
 
     def copy(self) -> "Model":
         params = {k: LayerParams(v.weight.copy(), v.threshold.copy(), int(v.leak), v.taps.copy())

@@ -16,6 +16,10 @@ from pathlib import Path
 from .contract import CUTOFF_NEVER
 from .model import Cutoff, Edge, Filter, InputSpec, Layer, Learning, Model, ModelError, Neuron, Schedule, Window
 from .modelblob import BLOB_MAGIC, from_blob, to_blob
+from .modelread import (MAX_NAME_BYTES, MAX_SPEC_BYTES, MAX_SPEC_INPUT, MAX_SPEC_LAYERS,  # noqa: F401  (their home)
+                        MAX_SPEC_WEIGHTS, MAX_THRESHOLD, PSN_FORMAT, read_model_file)
+from .psnfile import load as load_psn
+from .psnnet import to_model as psn_model
 from .rules import init_model
 
 SPEC_FORMAT = "edgelearn-model"
@@ -24,15 +28,6 @@ SPEC_VERSIONS = {1: "the structure", 2: "version 1 and a calibrated cutoff",
                  5: "version 4 and int8 weights (a layer's weight_bits)",
                  6: "version 5 and filter layers (psn)"}
 SPEC_SINCE = {"cutoff": 2, "schedule": 3}      # the spec version that introduced a top-level key
-# What a spec may ask for: a few bytes of JSON must never make the loader allocate gigabytes or
-# run for minutes (docs/model-format.md, "What is refused"). The blob format's own fields bound
-# the rest (layer_count u16, name_length u16); thresholds must fit the Q16 membrane (int32).
-MAX_SPEC_BYTES = 16 << 20
-MAX_SPEC_LAYERS = 65534
-MAX_SPEC_INPUT = 1 << 24                       # input values
-MAX_SPEC_WEIGHTS = 1 << 24                     # weights of all layers together (32 MiB as int16)
-MAX_NAME_BYTES = 65535
-MAX_THRESHOLD = 32768.0                        # 2^31 / 2^16: the largest Q16 int32, exclusive
 LAYER_KEY_SINCE = {"window": 4, "weight_bits": 5, "filter": 6}   # ... and a layer's key (written only when not the default)
 
 
@@ -303,20 +298,15 @@ def load_model(path) -> Model:
     text that starts with '{'); a spec's parameters are freshly initialised."""
     data = read_model_file(path)
     with _about(path):
-        if _is_psn(path, data):
-            # psnfile reads modelfile's limits: imported here, where a PSN file is met
-            from . import psnfile, psnnet
-            net, spec = psnfile.load(path)
-            return psnnet.to_model(net, spec["name"])
+        if _is_psn(path, data):                  # a PSN network's training file: the model it is
+            net, spec = load_psn(path)
+            return psn_model(net, spec["name"])
         if data.startswith(BLOB_MAGIC):
             return from_blob(data)
         if Path(path).suffix.lower() == ".json" or data.lstrip().startswith(b"{"):
             return _spec_from_bytes(data)
         raise ModelError(f"not a model file: expected a binary model (starts with {BLOB_MAGIC!r}, "
                          "usually .elm) or a JSON spec (.json)")
-
-
-PSN_FORMAT = "edgelearn-psn"        # the format of a PSN network's spec (edgelearn.psnfile)
 
 
 def _is_psn(path, data: bytes) -> bool:
@@ -342,16 +332,6 @@ def save_model(model: Model, path) -> None:
     else:
         raise ModelError(f"{path}: unknown model file suffix {suffix!r}; use .elm (binary, with parameters) "
                          "or .json (spec, structure only)")
-
-
-def read_model_file(path) -> bytes:
-    """The bytes of a model file, or a ModelError that names it."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"model file not found: {path}") from None
-    except OSError as e:
-        raise ModelError(f"cannot read model file {path}: {e.strerror}") from None
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .modelfile import MAX_NAME_BYTES, MAX_SPEC_WEIGHTS, PSN_FORMAT, read_model_file
+from .modelread import MAX_NAME_BYTES, MAX_SPEC_WEIGHTS, PSN_FORMAT, read_model_file
 from .ops.layers import psn
 from .psnnet import Layer, PSNNet, make_net
 

@@ -86,22 +86,6 @@ class PSNNet:
             if ly.weights.shape != (ly.n_out, ly.n_in) or ly.thresholds.shape != (ly.n_out,):
                 raise ValueError(f"layer {l}: weights {ly.weights.shape}, thresholds {ly.thresholds.shape}")
 
-    def memory(self, learning: bool = True) -> dict:
-        """Bytes per buffer of the device (psn.buffers per layer, plus the network's scratch):
-        independent of T."""
-        rows = {}
-        for l, ly in enumerate(self.layers):
-            for name, (n, t) in psn.buffers(ly.n_in, ly.n_out, ly.K, ly.dilation, learning).items():
-                rows[name] = rows.get(name, 0) + n * np.dtype(t).itemsize
-        wide = max(max(ly.n_in, ly.n_out) for ly in self.layers)
-        rows["encoded_input"] = 4 * self.n_in         # x0: the encoder's output of the step
-        rows["layer_input"] = 4 * wide
-        rows["nonzero_index"] = 4 * wide
-        if learning:
-            rows["error_backprop"] = 8 * wide
-            rows["error_lag0"] = 4 * wide
-        rows["scores"] = 8 * self.n_out
-        return rows
 
 
 def make_net(sizes: list[int], taps: int = 4, dilations: list[int] | None = None, seed: int = 0,

@@ -176,6 +176,7 @@ NOT_IN_HDL = {
     "accumulate_weight_grads": "per-sample and batch updates are refused: a weight-gradient buffer does not fit",
     "apply_weight_grads": "per-sample and batch updates are refused (as accumulate_weight_grads)",
     "top2_gap": "the cutoff (anytime inference) is not in the RTL",
+    "threshold_step": "the threshold neuron (psn layers') is not in the RTL (lif, if and li only)",
     **{op: "the core stores int16 weights only (the hdl executor refuses an int8 model)"
        for op in ("dense_current_int8", "dense_sums_int8", "update_weights_int8", "apply_weight_grads_int8")},
 }

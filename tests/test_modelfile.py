@@ -56,14 +56,14 @@ def test_codes_are_pinned():
     """These numbers are compiled into the C loader; they must never change meaning."""
     from edgelearn.ops import LAYERS, NEURONS
     assert {name: kind.code for name, kind in LAYERS.items()} == {"dense": 0, "conv2d": 1, "avgpool": 2, "maxpool": 3,
-                                                                  "scan2d": 4}
-    assert {name: kind.code for name, kind in NEURONS.items()} == {"lif": 0, "if": 1, "li": 2}
+                                                                  "scan2d": 4, "psn": 5}
+    assert {name: kind.code for name, kind in NEURONS.items()} == {"lif": 0, "if": 1, "li": 2, "threshold": 3}
     assert modelblob.ENCODING_CODES == {"direct": 0, "rate": 1, "events": 2, "sequence": 3}
     assert modelblob.RULE_CODES == {"stop": 0, "readout": 1, "none": 2, "spide": 3}
     assert modelblob.UPDATE_CODES == {"step": 0, "sample": 1}
     assert (modelblob.SECTION_MODEL, modelblob.SECTION_LAYER, modelblob.SECTION_WEIGHTS,
             modelblob.SECTION_THRESHOLD, modelblob.SECTION_LEAK, modelblob.SECTION_CUTOFF, modelblob.SECTION_SCHEDULE,
-            modelblob.SECTION_WINDOW) == (1, 2, 3, 4, 5, 6, 7, 8)
+            modelblob.SECTION_WINDOW, modelblob.SECTION_FILTER) == (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
 def test_blob_layout_matches_the_documented_offsets():
@@ -169,7 +169,7 @@ def test_wrong_magic():
 
 
 def test_wrong_version():
-    refused(poke(MLP_BLOB, 4, "<H", 5), "unsupported blob format version 5", "supports versions 1, 2, 3, 4")
+    refused(poke(MLP_BLOB, 4, "<H", 6), "unsupported blob format version 6", "supports versions 1, 2, 3, 4, 5")
     refused(poke(MLP_BLOB, 4, "<H", 0), "unsupported blob format version 0")
 
 
@@ -205,7 +205,7 @@ def test_weights_section_must_fit_the_layer_shape():
 def test_unknown_codes_are_refused():
     _, offset, _ = section(MLP_BLOB, modelblob.SECTION_LAYER, 0)
     refused(poke(MLP_BLOB, offset + 1, "<B", 9), "unknown LAYER section 0 neuron kind code 9", "2=li")
-    refused(poke(MLP_BLOB, offset, "<B", 5), "unknown LAYER section 0 layer kind code 5", "0=dense")
+    refused(poke(MLP_BLOB, offset, "<B", 6), "unknown LAYER section 0 layer kind code 6", "0=dense")
     _, offset, _ = section(MLP_BLOB, modelblob.SECTION_MODEL, 0)
     refused(poke(MLP_BLOB, offset + 10, "<B", 4), "unknown learning rule code 4")
 
@@ -266,7 +266,7 @@ def test_wrong_types_name_the_field(tmp_path, place, edit, fragment):
     (lambda s: s["layers"][1]["inputs"][0].update({"from": "fc9"}), "input 'fc9' does not exist"),
     (lambda s: s["layers"][1].pop("neuron"), "layer 1 ('readout'): a 'dense' layer needs a 'neuron'"),
     (lambda s: s.update(format="onnx"), "not an edgelearn model spec: 'format' is \"onnx\""),
-    (lambda s: s.update(version=6), "unsupported spec version 6 (supported: 1: the structure, 2:"),
+    (lambda s: s.update(version=7), "unsupported spec version 7 (supported: 1: the structure, 2:"),
 ])
 def test_structural_errors_are_reported_before_initialising(tmp_path, edit, fragment):
     refused_spec(tmp_path, spec_text(edit), fragment)

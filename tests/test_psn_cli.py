@@ -300,3 +300,33 @@ def test_validation_chooses_the_epoch_written(capsys, files):
     assert report["best_epoch"] == 1 + vals.index(max(vals)) and report["validation_samples"] == 48
     rc, out, _ = cli(capsys, "eval", tmp / "v.psn", "--data", data, "--json")
     assert json.loads(out)["test_accuracy"] == report["test_accuracy"]["fixed"]
+
+
+def test_a_trained_network_is_pushed_streamed_and_pulled_from_the_cli(capsys, files, tmp_path, monkeypatch):
+    """The board verbs take a .psn as the model it is: pushed to a native board, learning a stream of
+    sequences there (an .npz of [n, steps, features]), pulled: the pulled model is the reference's, and
+    the board's predictions while learning were the reference's."""
+    from firmware_host import boards
+    from edgelearn.modelblob import from_blob, to_blob
+    monkeypatch.setenv("EDGELEARN_BOARDS_FILE", str(tmp_path / "boards.json"))
+    tmp, spec_path, data = files
+    rc, _, err = cli(capsys, "train", "--model", spec_path, "--data", data, "-o", tmp / "t.psn", "--json")
+    assert rc == 0, err
+    boards.start("native", "psn")
+    try:
+        rc, out, err = cli(capsys, "push", tmp / "t.psn", "--port", "psn")
+        assert rc == 0 and "committed and active" in out, err
+        rc, out, err = cli(capsys, "stream", data, "--port", "psn", "--train", "--limit", 40, "--json")
+        assert rc == 0, err
+        report = json.loads(out)
+        rc, _, err = cli(capsys, "pull", "--port", "psn", "-o", tmp / "pulled.elm")
+        assert rc == 0, err
+    finally:
+        boards.stop("psn")
+    ref = FixedSTOP(load_model(tmp / "t.psn"))
+    with np.load(data) as d:
+        x, y = d["x_train"][:40], d["y_train"][:40]
+    hits = sum(int(np.argmax(ref.run(x[i:i + 1], y[i:i + 1], True)[0])) == y[i] for i in range(40))
+    assert report["learned"] == 40 and report["correct"] == hits
+    pulled = (tmp / "pulled.elm").read_bytes()
+    assert pulled == to_blob(ref.to_model()) and [ly.kind for ly in from_blob(pulled).layers] == ["psn", "psn"]

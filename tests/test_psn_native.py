@@ -14,14 +14,6 @@ from edgelearn.ops.layers import psn
 from edgelearn.resources import C_DIR
 
 
-def test_buffer_sizes_are_the_same_in_c_and_python():
-    lib = load_native().lib
-    for n_in, n_out, K, D in [(28, 64, 4, 4), (1, 1, 1, 1), (100, 10, 16, 1024)]:
-        for learning in (False, True):
-            assert lib.el_psn_buffer_size(n_in, n_out, K, D, learning) == \
-                psn.buffer_bytes(n_in, n_out, K, D, learning)
-
-
 CORES = {"cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
          "cortex-m4f": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
          "cortex-m7": ["-mcpu=cortex-m7", "-mthumb"]}

@@ -15,9 +15,6 @@ int64_t el_psn_apply_tap(int8_t q, int64_t v)
     return -el_round_shift(v, -q - 1);
 }
 
-/* el_psn_buffer_size's (the loader fills the layer table's ring_len) */
-static uint32_t ring_length(uint32_t K, uint32_t D) { return (K - 1) * D + 1; }
-
 void el_psn_filter(int32_t *cur, const int8_t *taps, uint32_t n, uint32_t K, uint32_t D, uint32_t L, uint32_t pos,
                    int32_t *ring)
 {
@@ -125,13 +122,4 @@ void el_psn_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane)
 {
     *nonzero = ly->n_in;                      /* the dense current's non-zero inputs (el_dense_scratch's) */
     *plane = 0;
-}
-
-size_t el_psn_buffer_size(uint32_t n_in, uint32_t n_out, uint32_t K, uint32_t D, int learning)
-{
-    size_t L = ring_length(K, D);
-    size_t bytes = (size_t)n_out * n_in * sizeof(int16_t) + (size_t)n_out * K * sizeof(int8_t)
-                 + (size_t)n_out * (3 * sizeof(int32_t) + sizeof(uint8_t)) + (size_t)n_out * L * sizeof(int32_t);
-    if (learning) bytes += (size_t)n_in * L * sizeof(int32_t) + (size_t)n_out * sizeof(int32_t);
-    return bytes;
 }

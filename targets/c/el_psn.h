@@ -30,7 +30,5 @@ void el_psn_weight_grads(int64_t *gW, uint32_t n_out, uint32_t n_in, const int32
                          uint32_t K, uint32_t D, uint32_t L, uint32_t pos, const int32_t *xr);
 /* out[j] = sat32(tap(q_j0, d[j])): the errors as this step's inputs see them (lag 0). */
 void el_psn_lag0_error(const int8_t *taps, const int32_t *d, uint32_t n, uint32_t K, int32_t *out);
-/* The bytes a layer keeps (edgelearn.ops.layers.psn.buffer_bytes): none grows with T. */
-size_t el_psn_buffer_size(uint32_t n_in, uint32_t n_out, uint32_t K, uint32_t D, int learning);
 
 #endif /* EL_PSN_H */

@@ -39,7 +39,8 @@ from ...numerics import (
     xorshift32,
 )
 from ..registry import Exactness, LayerKind, register_layer
-from . import dense
+from .dense import back as dense_back_op
+from .dense import back_float, check, current_fixed, current_float, out_frac, weight_shape
 
 MAX_TAP_SHIFT = 14          # the smallest non-zero tap is 2^-14
 MAX_TAPS = 16               # K: at most 16 taps per channel (the sum of K int32 terms fits int64)
@@ -201,31 +202,13 @@ def psn_lag0_error(taps, d, out):
         out[j] = sat32(apply_tap(taps[j, 0], d[j]))
 
 
-# -- buffers ---------------------------------------------------------------------------------------
-
-def buffers(n_in: int, n_out: int, taps: int, dilation: int, learning: bool) -> dict[str, tuple[int, str]]:
-    """The arena a PSN layer keeps (name -> (elements, numpy type)); none grows with T. Its
-    C twin is el_psn_buffer_size (bytes)."""
-    L = ring_length(taps, dilation)
-    out = {"weights": (n_out * n_in, "i2"), "taps": (n_out * taps, "i1"), "thresholds": (n_out, "i4"),
-           "current": (n_out, "i4"), "current_ring": (n_out * L, "i4"), "potential": (n_out, "i4"),
-           "spikes": (n_out, "u1")}
-    if learning:
-        out.update({"input_ring": (n_in * L, "i4"), "error": (n_out, "i4")})
-    return out
-
-
-def buffer_bytes(n_in: int, n_out: int, taps: int, dilation: int, learning: bool) -> int:
-    return sum(n * np.dtype(t).itemsize for n, t in buffers(n_in, n_out, taps, dilation, learning).values())
-
-
 # -- the layer ops (registry.FILTER_OPS), as the drivers call a kind with a history ---------------
 
 @njit(cache=True)
 def filter_step(W, x, x_frac, w_frac, taps, dilation, pos, ring, x_ring, nonzero, cur):
     if x_ring.shape[0]:                         # learning: the eligibility's history
         psn_input_ring(x, x_frac, pos, x_ring)
-    dense.current_fixed(W, x, x_frac, w_frac, nonzero, cur)
+    current_fixed(W, x, x_frac, w_frac, nonzero, cur)
     psn_filter(cur, taps, dilation, pos, ring)
 
 
@@ -258,9 +241,10 @@ def scratch(n_in: int, geometry=None) -> dict[str, int]:
 # Its float twin is edgelearn.psnnet.FloatPSN (the filter over whole sequences, psn_bptt's training):
 # FloatSTOP does not run it, so the kind declares no "float" executor.
 PSN = register_layer(LayerKind(
-    name="psn", code=5, has_neurons=True, windowed=False, weight_shape=dense.weight_shape, check=dense.check,
-    out_frac=dense.out_frac, forward_float=dense.current_float, back_float=dense.back_float, grad_float=None,
-    fixed={"filter": filter_step, "lag0": lag0, "back": dense.back, "ring_update": ring_update, "ring_grads": ring_grads},
+    name="psn", code=5, has_neurons=True, windowed=False, weight_shape=weight_shape, check=check,
+    out_frac=out_frac, forward_float=current_float, back_float=back_float, grad_float=None,
+    fixed={"filter": filter_step, "lag0": lag0, "back": dense_back_op, "ring_update": ring_update,
+           "ring_grads": ring_grads},
     c_ops={"filter": "el_layer_filter_psn", "lag0": "el_layer_lag0_psn", "back": "el_layer_back_dense",
            "ring_update": "el_layer_ring_update_psn", "ring_grads": "el_layer_ring_grads_psn"},
     scratch=scratch, c_scratch="el_psn_scratch", traces=traces, history=True,
