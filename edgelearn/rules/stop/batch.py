@@ -76,13 +76,53 @@ def _shifted(v, s):
 
 
 @njit(cache=True)
-def neuron_bounds(W, x_max, x_frac, wf, a, floor, T):
-    """Bounds of a dense layer's state over a sample of T steps whose inputs are at most
-    x_max: |U| of each neuron over all steps [n]; |a~| of each neuron after each step [T, n];
-    each input trace |x^| [T] and |th~ - ONE| [T] after each step. ``floor``: th << reset_shift
-    - th, the most a reset can leave below zero. The recursions of §5 with every leak's
-    product rounded up: |mul_state(a, x)| <= a |x| / 2^16 + 1."""
-    n, m = W.shape
+def row_bounds(W, x_max):
+    """x_max sum_i |W[j][i]| for each neuron j: a bound of |W x| for inputs of at most x_max."""
+    out = np.zeros(W.shape[0], dtype=np.int64)
+    for j in range(W.shape[0]):
+        row = np.int64(0)
+        for i in range(W.shape[1]):
+            row += abs(np.int64(W[j, i]))
+        out[j] = _times(row, np.int64(x_max))
+    return out
+
+
+@njit(cache=True)
+def input_row_bounds(W, samples, code):
+    """The largest over the batch of sum_i |W[j][i]| v_i for each neuron j, v_i the most input i
+    of a sample can be at any step (its byte for direct and sequence, the largest of its rows;
+    1 where a rate input can fire, i.e. its byte is non-zero, or an event stream has an
+    event): a bound of layer 0's |W x| for these samples, tighter than ``row_bounds``."""
+    out = np.zeros(W.shape[0], dtype=np.int64)
+    v = np.zeros(W.shape[1], dtype=np.int64)
+    active = np.zeros(W.shape[1], dtype=np.int64)
+    for b in range(samples.shape[0]):
+        v[:] = 0
+        for r in range(samples.shape[1]):
+            for i in range(W.shape[1]):
+                x = abs(np.int64(samples[b, r, i]))
+                v[i] = max(v[i], x if code == DIRECT or code == SEQUENCE else min(x, 1))
+        k = 0
+        for i in range(W.shape[1]):             # the inputs that can be non-zero: few, on images
+            if v[i] != 0:
+                active[k] = i
+                k += 1
+        for j in range(W.shape[0]):
+            acc = np.int64(0)
+            for q in range(k):
+                acc += abs(np.int64(W[j, active[q]])) * v[active[q]]
+            out[j] = max(out[j], acc)
+    return out
+
+
+@njit(cache=True)
+def neuron_bounds(rows, x_max, x_frac, wf, a, floor, T):
+    """Bounds of a dense layer's state over a sample of T steps, from ``rows`` (a bound of
+    |W x| per neuron) and x_max (the largest input): |U| of each neuron over all steps [n];
+    |a~| of each neuron after each step [T, n]; each input trace |x^| [T] and |th~ - ONE| [T]
+    after each step. ``floor``: th << reset_shift - th, the most a reset can leave below zero.
+    The recursions of §5 with every leak's product rounded up: |mul_state(a, x)| <= a |x| / 2^16 + 1."""
+    n = rows.shape[0]
     U, A = np.zeros(n, dtype=np.int64), np.zeros((T, n), dtype=np.int64)
     X, TH = np.zeros(T, dtype=np.int64), np.zeros(T, dtype=np.int64)
     x_inc, x, th = np.int64(x_max) << (nx.STATE_FRAC - x_frac), np.int64(0), np.int64(0)
@@ -91,10 +131,7 @@ def neuron_bounds(W, x_max, x_frac, wf, a, floor, T):
         th = min(CAP, _mul(a, th + nx.ONE))
         X[t], TH[t] = x, th + nx.ONE
     for j in range(n):
-        row = np.int64(0)
-        for i in range(m):
-            row += abs(np.int64(W[j, i]))
-        cur = min(CAP, _shifted(_times(row, np.int64(x_max)), wf + x_frac - nx.STATE_FRAC))
+        cur = min(CAP, _shifted(rows[j], wf + x_frac - nx.STATE_FRAC))
         v, u_max, acc = np.int64(0), np.int64(0), np.int64(0)
         for t in range(T):
             acc = min(CAP, _mul(a, acc) + v)         # a~ reads V[t-1]
@@ -130,10 +167,12 @@ def leak_bound(d, A):
     return total
 
 
-def saturation_free(table, params, cfg, batch: int, x_max: int, arena) -> bool:
+def saturation_free(table, params, cfg, batch: int, x_max: int, arena, samples=None) -> bool:
     """True when no gradient sum of this batch can reach SUM_LIMIT (docs/numerics.md §6e): the
     sums already in ``arena`` plus, for B samples, the bound of every product each step can
-    add, from the current parameters and inputs of at most ``x_max``. Bounded for stacks of
+    add, from the current parameters and inputs of at most ``x_max``, or, given the batch's
+    ``samples`` [B, rows, n], layer 0's currents bounded from them (``input_row_bounds``: the
+    same proof, a tighter bound at the cost of a pass over the batch). Bounded for stacks of
     dense layers with lif, if or li neurons; False for anything else."""
     L = table.shape[0]
     if any(table[l, F.kind] != DENSE or table[l, F.neuron] not in BOUNDED_NEURONS for l in range(L)):
@@ -146,8 +185,9 @@ def saturation_free(table, params, cfg, batch: int, x_max: int, arena) -> bool:
         if a < 0 or spiking and th.min() <= 0:     # outside the contract's ranges: not bounded here
             return False
         floor = (int(th.max()) << int(table[l, F.reset_shift])) - int(th.max()) if spiking else 0
-        state.append(neuron_bounds(layer_weights(table, params.weights, l), x_max if l == 0 else 1, x_frac,
-                                   int(table[l, F.weight_frac]), a, floor, cfg.T))
+        W, xm = layer_weights(table, params.weights, l), x_max if l == 0 else 1
+        rows = input_row_bounds(W, samples, cfg.code) if l == 0 and samples is not None else row_bounds(W, xm)
+        state.append(neuron_bounds(rows, xm, x_frac, int(table[l, F.weight_frac]), a, floor, cfg.T))
     R = L - 1
     errors = [None] * L
     errors[R] = np.minimum(CAP, state[R][0] + nx.ONE) if cfg.readout_li else np.full(table[R, F.n_out], nx.ONE)
@@ -205,6 +245,12 @@ def merge_scratch(own, others, kept: dict) -> None:
             buf[missing] = theirs[missing]
             missing &= theirs == value
         buf[missing] = kept[name][missing]
+
+
+def chunk_rows(samples: np.ndarray) -> np.ndarray:
+    """A batch as [B, rows, n], C-ordered: each sample as the two-dimensional rows run_sample
+    reads (``encoders.as_rows``)."""
+    return np.ascontiguousarray(samples.reshape(len(samples), 1, -1) if samples.ndim == 2 else samples)
 
 
 def chunk_bounds(B: int, parts: int) -> list[tuple[int, int]]:

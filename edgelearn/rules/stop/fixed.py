@@ -32,7 +32,7 @@ from .. import kernels as shared
 from ..params import Params, layer_thresholds, layer_weights
 from ..schedule import LearningRates
 from . import kernels as k
-from .batch import add_sums, chunk_bounds, mark_scratch, merge_scratch, pool, saturation_free, thread_count
+from .batch import add_sums, chunk_bounds, chunk_rows, mark_scratch, merge_scratch, pool, saturation_free, thread_count
 from .spec import THRESHOLD_FLOOR_Q16, check, cutoff_margins
 
 
@@ -399,7 +399,8 @@ class FixedSTOP:
             return 1
         if learn and self.learns:
             x_max = max(int(samples.max()), -int(samples.min())) if self.config.code in (DIRECT, SEQUENCE) else 1
-            if not saturation_free(self.table, self.params, self.config, len(samples), x_max, self.arena):
+            bound = (self.table, self.params, self.config, len(samples), x_max, self.arena)
+            if not (saturation_free(*bound) or saturation_free(*bound, chunk_rows(samples))):    # cheap first
                 return 1
         return threads
 
@@ -409,7 +410,7 @@ class FixedSTOP:
         input stream where the sequential batch would have it; then their gradient sums added
         into this arena's in chunk order. The scores [B, classes]."""
         B = len(samples)
-        rows = np.ascontiguousarray(samples.reshape(B, 1, -1) if samples.ndim == 2 else samples)
+        rows = chunk_rows(samples)
         labels = np.asarray(labels, dtype=np.int64)[:B] if learn else np.full(B, -1, dtype=np.int64)
         out = np.empty((B, self.dims.classes), dtype=np.int64)
         while len(self._chunk_arenas) < threads - 1:
