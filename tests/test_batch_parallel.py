@@ -164,3 +164,23 @@ def test_train_threads_flag_gives_the_same_model(tmp_path, capsys):
     assert_clean_failure(rc, out, err, "--threads: the fixed executor of STOP", "'c' executor")
     rc, out, err = cli(capsys, "train", *TINY, "--threads", "0")
     assert_clean_failure(rc, out, err, "--threads")
+
+
+def test_a_forked_child_runs_parallel_batches_too():
+    """The pool's threads do not survive a fork: a child must start its own, not wait forever."""
+    import multiprocessing as mp
+    model = init_params(mlp("f", [16, 8, 4], learning=Learning(T=3, update="sample")))
+    x = np.random.default_rng(0).integers(0, 256, size=(4, 16), dtype=np.uint8)
+    FixedSTOP(model, threads=2).run(x, np.arange(4), True)          # the parent's pool exists now
+    want = FixedSTOP(model, threads=1).run(x, np.arange(4), True)
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as children:
+        got = children.apply_async(_train_in_child, (model, x)).get(timeout=120)
+    np.testing.assert_array_equal(got, want)
+
+
+def _train_in_child(model, x):
+    net = FixedSTOP(model, threads=2)
+    scores = net.run(x, np.arange(4), True)
+    assert net.threads_used == 2
+    return scores

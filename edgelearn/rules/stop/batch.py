@@ -15,6 +15,7 @@ additions cannot change a bit. ``saturation_free`` bounds every gradient sum of 
 the model's current parameters; a batch it cannot clear runs sequentially."""
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -264,17 +265,19 @@ def thread_count(threads: int | None) -> int:
 
 
 _POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
+_POOL_SIZE = _POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
 def pool(workers: int) -> ThreadPoolExecutor:
     """A process-wide pool of at least ``workers`` threads, started once: a chunk runs for
-    milliseconds, so a thread started per batch would cost a few percent."""
-    global _POOL, _POOL_SIZE
+    milliseconds, so a thread started per batch would cost a few percent. A forked child gets
+    a pool of its own (the parent's threads do not exist there, and its pool would never run)."""
+    global _POOL, _POOL_SIZE, _POOL_PID
     with _POOL_LOCK:
-        if _POOL_SIZE < workers:
-            if _POOL is not None:
+        if _POOL_SIZE < workers or _POOL_PID != os.getpid():
+            if _POOL is not None and _POOL_PID == os.getpid():
                 _POOL.shutdown(wait=False)
-            _POOL, _POOL_SIZE = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgelearn-batch"), workers
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgelearn-batch")
+            _POOL_SIZE, _POOL_PID = workers, os.getpid()
         return _POOL

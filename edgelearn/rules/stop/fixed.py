@@ -424,13 +424,12 @@ class FixedSTOP:
                       self.lr_shifts, rng_in, rng_learn, self._no_raster, self._no_margins, self._no_trace, out)
 
         cuts, others = chunk_bounds(B, threads), self._chunk_arenas[:threads - 1]
-        jobs, kept = [], mark_scratch(self.arena, others)
+        jobs, kept, workers = [], mark_scratch(self.arena, others), pool(threads - 1)
         try:
             for c, (lo, hi) in enumerate(cuts[:-1]):
                 rng_in = self.rng_input.copy()
                 nx.rng_skip(self.rng_input, (hi - lo) * draws)      # this stream moves on to the next chunk
-                jobs.append(pool(threads - 1).submit(chunk, lo, hi, others[c], rng_in,
-                                                     self.rng_learn.copy()))
+                jobs.append(workers.submit(chunk, lo, hi, others[c], rng_in, self.rng_learn.copy()))
             chunk(*cuts[-1], self.arena, self.rng_input, self.rng_learn)
             for job in jobs:
                 job.result()
