@@ -23,7 +23,10 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")        # numpy's BLAS stays out of the way; torch's threads are set below
 
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
 import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -55,11 +58,37 @@ class Torch:
         self.peer.train_batch(x, y)
 
 
-CONTENDERS = {"edgelearn": Edge, "snntorch": Torch}
+@njit(nogil=True, cache=True)
+def _spin(n, seed):
+    x = seed
+    for _ in range(n):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+    return x
+
+
+class Control:
+    """What the machine gives a second thread at the time: a fixed amount of pure arithmetic
+    (xorshift steps, no memory traffic) split over the threads, timed like a batch."""
+    STEPS = 20_000_000
+
+    def __init__(self, T: int, threads: int):
+        self.threads, self.parallel = threads, 0
+        self.workers = ThreadPoolExecutor(max_workers=threads)
+
+    def train(self, x, y):
+        share = self.STEPS // self.threads
+        for job in [self.workers.submit(_spin, share, seed + 1) for seed in range(self.threads)]:
+            job.result()
+
+
+CONTENDERS = {"edgelearn": Edge, "snntorch": Torch, "control": Control}
+NAMES = {"edgelearn": "edgelearn fixed", "snntorch": "snnTorch BPTT", "control": "control (pure arithmetic)"}
 
 
 def label(kind: str, threads: int) -> str:
-    return f"{'edgelearn fixed' if kind == 'edgelearn' else 'snnTorch BPTT'}, {threads} thread{'s' * (threads > 1)}"
+    return f"{NAMES[kind]}, {threads} thread{'s' * (threads > 1)}"
 
 
 def worker(kind: str, threads: int, T: int, conn) -> None:
@@ -124,8 +153,13 @@ def run_T(T: int, rounds: int, repeat_s: float, kinds: list[str]) -> dict:
            "parallel_batches": {n: f"{a}/{b}" for n, (a, b) in parallel.items() if n.startswith("edgelearn")},
            "speedup_2_threads": ratio(one, two), "cpu_ratio_2_threads": ratio(two, one, cpu)}
     for peer in names[2:]:
+        if peer.startswith("control"):
+            continue
         out[f"{two} vs {peer}"] = ratio(peer, two)       # throughput ratio: the peer's time / edgelearn's
         out[f"{one} vs {peer}"] = ratio(peer, one)
+    control = [n for n in names if n.startswith("control")]
+    if control:
+        out["control_speedup_2_threads"] = ratio(*control)
     return out
 
 
@@ -145,9 +179,11 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {s['median'] * 1e6:.0f} µs ({s['min'] * 1e6:.0f}-{s['max'] * 1e6:.0f}) | "
                          f"{cell['cpu_seconds_per_sample'][name] * 1e6:.0f} µs | "
                          f"{cell['parallel_batches'].get(name, '')} |")
-        s = cell["speedup_2_threads"]
+        s, c = cell["speedup_2_threads"], cell["control_speedup_2_threads"]
         lines += ["", f"- edgelearn 2 threads / 1 thread: **{s['median']:.2f}x** faster ({s['min']:.2f}-{s['max']:.2f}); "
-                  f"CPU time {cell['cpu_ratio_2_threads']['median']:.2f}x"]
+                  f"CPU time {cell['cpu_ratio_2_threads']['median']:.2f}x",
+                  f"- the control in the same rounds (pure arithmetic, 2 threads / 1): {c['median']:.2f}x "
+                  f"({c['min']:.2f}-{c['max']:.2f}): what the machine gave a second thread"]
         for key, r in cell.items():
             if " vs " in key:
                 lines.append(f"- throughput, {key}: **{r['median']:.2f}x** ({r['min']:.2f}-{r['max']:.2f})")
@@ -163,7 +199,7 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="edgelearn only, even where snnTorch is installed")
     ap.add_argument("--out", default=str(RESULTS / "batch_threads"))
     args = ap.parse_args()
-    kinds, versions = ["edgelearn"], {"python": platform.python_version(), "numpy": np.__version__}
+    kinds, versions = ["edgelearn", "control"], {"python": platform.python_version(), "numpy": np.__version__}
     if not args.no_peers:
         try:
             import torch
