@@ -90,16 +90,22 @@ def test_a_conv_model_infers_in_parallel_and_learns_sequentially():
 
 
 def test_a_batch_that_could_saturate_runs_sequentially():
-    """Weights at the int16 limits and a long sample: the bound cannot keep the leak's sums
-    below SUM_LIMIT, so the batch takes the sequential path (exact by definition)."""
-    model = init_params(mlp("big", [64, 64, 4], learning=Learning(T=200, update="sample")))
+    """Weights at the int16 limits, an li readout (its error has no surrogate to vanish) and a
+    long sample: the readout's leak sums saturate, the bound sees that they could, and the
+    batch takes the sequential path (exact by definition)."""
+    model = init_params(mlp("big", [64, 64, 4], readout=Neuron("li", leak=0.9, learn_leak=True),
+                            learning=Learning(T=200, update="sample")))
     for layer in model.layers:
         model.params[layer.name].weight[:] = 32767
     net = FixedSTOP(model, threads=2)
     x = np.full((4, 64), 255, dtype=np.uint8)
     assert not batch.saturation_free(net.table, net.params, net.config, 4, 255, net.arena)
+    assert not batch.saturation_free(net.table, net.params, net.config, 4, 255, net.arena, batch.chunk_rows(x))
     assert net.batch_threads(x, learn=True) == 1
     assert net.batch_threads(x, learn=False) == 2          # inference sums nothing
+    for b in range(4):                                     # and the sums do saturate, sample after sample
+        net._run(x[b], b, True, False)
+    assert np.abs(net.arena.leak_grad).max() == SUM_LIMIT
 
 
 def test_the_bound_grows_with_the_batch_and_the_sums_held():
