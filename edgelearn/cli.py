@@ -22,6 +22,7 @@ from .contract import CUTOFF_MAX_PPM, CUTOFF_NEVER, MAX_LR_SHIFT
 from .encoders import RECORDED
 from .errors import ModelError, TrainingDiverged
 from .executors import EXECUTORS, TWIN, exactness
+from .executors import options as executor_options
 from .model import Learning, Schedule, mlp
 from .modelfile import load_model, save_model
 from .rules import init_model
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the default for a trained .elm)")
     t.add_argument("--batch", type=int_in(1), help="1 is online learning, as on the device (default: 1, or a PSN "
                                                   "spec's learning.batch for its host rule)")
+    t.add_argument("--threads", type=int_in(1), metavar="N",
+                   help="threads for a batch (--batch > 1) of the fixed executor of STOP, the same results for any "
+                        "N (docs/numerics.md §6e; default: numba's count, NUMBA_NUM_THREADS)")
     t.add_argument("--augment-shift", type=int_in(0, 255), metavar="PX",
                    help="move every training image by up to PX pixels each way, drawn anew each epoch, the border "
                         "filled from the image's edge; validation and test data stay as they are (default: 1 for images of at least "
@@ -340,10 +344,15 @@ def cmd_train(args) -> int:
     if shift and args.augment_shift is None and not args.json:
         print(f"note: training images move by up to {shift} pixel each epoch (--augment-shift 0: never)",
               file=sys.stderr)
+    threaded = [executor for executor in runs if "threads" in executor_options(executor, runtime_of(model))]
+    if args.threads is not None and not threaded:
+        raise ModelError(f"--threads: the fixed executor of STOP runs a batch on several threads (docs/numerics.md "
+                         f"§6e); the {args.executor!r} executor of rule {model.learning.rule!r} does not")
     results = {}
     for executor in runs:
         warm_up(model, executor, data)
-        net = make_learner(model.copy(), executor, **options)
+        threads = {"threads": args.threads} if args.threads is not None and executor in threaded else {}
+        net = make_learner(model.copy(), executor, **options, **threads)
         results[executor] = train(net, data, args.epochs, batch=args.batch, shuffle_seed=model.learning.seed,
                                   progress=not args.json, label=executor, on_epoch=epoch_line(executor, args.json),
                                   augment_shift=shift)

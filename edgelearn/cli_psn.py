@@ -24,7 +24,7 @@ from .psnnet import PSNNet, to_model
 STOP_ONLY = (("hidden", "--hidden"), ("learner", "--learner"), ("twin", "--twin"), ("T", "--T"), ("Tb", "--Tb"),
              ("decay_every", "--decay-every"), ("decay_steps", "--decay-steps"), ("init", "--init"),
              ("augment_shift", "--augment-shift"), ("regulariser", "--regulariser"),
-             ("late_fraction", "--late-fraction"))
+             ("late_fraction", "--late-fraction"), ("threads", "--threads"))
 DEFAULT_HIDDEN = 256
 
 

@@ -45,6 +45,12 @@ def encode_step(code, sample, t, rng, out):
     return INPUT_FRAC if code == SEQUENCE else 0
 
 
+def input_draws(code: int, n: int, steps: int) -> int:
+    """The input stream's draws for ``steps`` steps of an ``n``-input layer 0: n a step for
+    rate, none for the other encodings (docs/numerics.md §4)."""
+    return n * steps if code == RATE else 0
+
+
 def events_from_list(events, T, n):
     """Dense uint8 [T, n] from (t, index) pairs, e.g. a DVS recording binned in time."""
     dense = np.zeros((T, n), dtype=np.uint8)

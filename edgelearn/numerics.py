@@ -104,6 +104,16 @@ def rng_next(rng):
 
 
 @njit(cache=True)
+def rng_skip(rng, n):
+    """Advance a uint32[1] state by n draws, as n calls of ``rng_next`` would (where a batch's
+    later samples start their input stream)."""
+    x = np.int64(rng[0])
+    for _ in range(n):
+        x = xorshift32(x)
+    rng[0] = np.uint32(x)
+
+
+@njit(cache=True)
 def stochastic_shift(p, s, rng):
     """p * 2^-s rounded stochastically: floor((p + r) / 2^s) with r uniform on [0, 2^s).
 

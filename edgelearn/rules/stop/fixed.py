@@ -17,7 +17,7 @@ from numba import njit
 from ... import numerics as nx
 from ... import plan
 from ...contract import LEARN_LEAK, LEARN_STREAM_XOR, LEARN_THRESHOLD, TRAINABLE, WEIGHTS_INT8
-from ...encoders import CODES, as_rows, encode_step
+from ...encoders import CODES, DIRECT, SEQUENCE, as_rows, encode_step, input_draws
 from ...model import Model
 from ...errors import ModelError
 from ...ops import LAYERS, NEURONS, Exactness, extension_dispatch
@@ -33,6 +33,7 @@ from .. import kernels as shared
 from ..params import Params, layer_taps, layer_thresholds, layer_weights
 from ..schedule import LearningRates
 from . import kernels as k
+from .batch import add_sums, chunk_bounds, chunk_rows, mark_scratch, merge_scratch, pool, saturation_free, thread_count
 from .spec import THRESHOLD_FLOOR_Q16, check, cutoff_margins
 
 
@@ -298,14 +299,33 @@ def apply_accumulated(table, params, a, lr_shifts, extra_shift, rng_learn):
             a.leak_grad[l] = 0
 
 
+@njit(cache=True, nogil=True)
+def run_chunk(table, params, a, neuron_step, cfg, samples, labels, lo, hi, learn, lr_shifts, rng_in, rng_learn,
+              no_raster, no_margins, no_trace, scores):
+    """Samples lo..hi-1 of a batch one after the other in arena ``a``, as the sequential batch
+    runs them (gradients summed, none applied; ``labels`` -1 for inference), their scores into
+    ``scores``. Without the GIL: one thread per chunk of a batch (``batch``, §6e)."""
+    for b in range(lo, hi):
+        run_sample(table, params, a, neuron_step, cfg, samples[b], labels[b], learn, False, lr_shifts, rng_in,
+                   rng_learn, no_raster, no_margins, no_trace)
+        scores[b, :] = a.scores
+
+
 class FixedSTOP:
-    """The fixed-point STOP runtime over the arena of edgelearn.plan (what the device holds)."""
+    """The fixed-point STOP runtime over the arena of edgelearn.plan (what the device holds).
+
+    ``threads``: how many threads a batch of B > 1 samples may use (default None: numba's
+    thread count, numba.set_num_threads or NUMBA_NUM_THREADS); the results are bit for bit
+    those of the sequential batch (docs/numerics.md §6e)."""
 
     exactness = Exactness.BIT
     weight_bits = (16, 8)          # an int8 layer's updates saturate to sat8 (WEIGHTS_INT8)
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, *, threads: int | None = None):
         check(model)
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None (numba's thread count), got {threads!r}")
+        self.threads = threads
         for layer in model.layers:
             if LAYERS[layer.kind].code not in BUILTIN_LAYERS:
                 raise ModelError(f"layer {layer.name!r}: layer kind {layer.kind!r} was registered after "
@@ -327,6 +347,8 @@ class FixedSTOP:
         self._no_margins = np.zeros(0, dtype=np.int64)
         self._no_trace = np.zeros((0, self.dims.classes), dtype=np.int64)
         self.neuron_step = extension_dispatch(BUILTIN)
+        self._chunk_arenas: list = []            # the arenas of a parallel batch's other chunks
+        self.threads_used = 1                    # by the last run (1: the sequential batch)
 
     weights = property(lambda self: self.params.weights)
     thresholds = property(lambda self: self.params.thresholds)
@@ -382,19 +404,82 @@ class FixedSTOP:
             self.arena = kept._replace(weight_grad=np.zeros(synapses, dtype=np.int64))
         per_step = self.per_step and B == 1
         try:
-            out = np.empty((B, self.dims.classes), dtype=np.int64)
-            for b in range(B):
-                self.lr_shifts[:] = self.learning_rates.shifts()          # the schedule, per sample (§6c)
-                self._run(samples[b], int(labels[b]) if learn else -1, learn, per_step)
-                out[b] = self.arena.scores
-                if learn and self.learns:
-                    self.learning_rates.count()
+            threads = self.threads_used = 1 if per_step else self.batch_threads(samples, learn)
+            if threads > 1:
+                out = self._run_chunks(samples, labels, learn, threads)
+            else:                                   # the sequential batch: the reference (§6)
+                out = np.empty((B, self.dims.classes), dtype=np.int64)
+                for b in range(B):
+                    self.lr_shifts[:] = self.learning_rates.shifts()          # the schedule, per sample (§6c)
+                    self._run(samples[b], int(labels[b]) if learn else -1, learn, per_step)
+                    out[b] = self.arena.scores
+                    if learn and self.learns:
+                        self.learning_rates.count()
             if learn and not per_step:
                 self.lr_shifts[:] = self.learning_rates.shifts()          # after the batch's samples
                 apply_accumulated(self.table, self.params, self.arena, self.lr_shifts, B.bit_length() - 1,
                                   self.rng_learn)
         finally:
             self.arena = self.arena._replace(weight_grad=kept.weight_grad)
+        return out
+
+    def batch_threads(self, samples, learn: bool) -> int:
+        """The threads ``run`` gives this batch: ``threads`` (numba's count by default), at most
+        one per sample; 1 (the sequential batch) for samples that are not one array of
+        [B, n] or [B, rows, n], or a learning batch whose gradient sums the bound of
+        docs/numerics.md §6e does not keep below SUM_LIMIT."""
+        threads = min(len(samples), thread_count(self.threads))
+        if threads < 2 or not isinstance(samples, np.ndarray) or samples.ndim not in (2, 3):
+            return 1
+        if learn and self.learns:
+            x_max = max(int(samples.max()), -int(samples.min())) if self.config.code in (DIRECT, SEQUENCE) else 1
+            bound = (self.table, self.params, self.config, len(samples), x_max, self.arena)
+            if not (saturation_free(*bound) or saturation_free(*bound, chunk_rows(samples))):    # cheap first
+                return 1
+        return threads
+
+    def _run_chunks(self, samples: np.ndarray, labels, learn: bool, threads: int) -> np.ndarray:
+        """``run``'s batch on ``threads`` threads (docs/numerics.md §6e): contiguous chunks of
+        samples, the last in this arena on this thread, the others in arenas of their own, each
+        input stream where the sequential batch would have it; then their gradient sums added
+        into this arena's in chunk order. The scores [B, classes]."""
+        B = len(samples)
+        rows = chunk_rows(samples)
+        labels = np.asarray(labels, dtype=np.int64)[:B] if learn else np.full(B, -1, dtype=np.int64)
+        out = np.empty((B, self.dims.classes), dtype=np.int64)
+        while len(self._chunk_arenas) < threads - 1:
+            _, edges, dims = plan.tables(self.model, weight_grad=True)
+            self._chunk_arenas.append(plan.allocate(self.table, edges, dims, "stop"))
+        draws = input_draws(self.config.code, int(self.table[0, F.n_in]), self.config.T)
+        self.lr_shifts[:] = self.learning_rates.shifts()   # read by no update of a batch's samples (§6)
+
+        def chunk(lo, hi, arena, rng_in, rng_learn):
+            run_chunk(self.table, self.params, arena, self.neuron_step, self.config, rows, labels, lo, hi, learn,
+                      self.lr_shifts, rng_in, rng_learn, self._no_raster, self._no_margins, self._no_trace, out)
+
+        cuts, others = chunk_bounds(B, threads), self._chunk_arenas[:threads - 1]
+        jobs, kept, workers = [], mark_scratch(self.arena, others), pool(threads - 1)
+        try:
+            for c, (lo, hi) in enumerate(cuts[:-1]):
+                rng_in = self.rng_input.copy()
+                nx.rng_skip(self.rng_input, (hi - lo) * draws)      # this stream moves on to the next chunk
+                jobs.append(workers.submit(chunk, lo, hi, others[c], rng_in, self.rng_learn.copy()))
+            chunk(*cuts[-1], self.arena, self.rng_input, self.rng_learn)
+            for job in jobs:
+                job.result()
+            merge_scratch(self.arena, others, kept)
+            if learn:
+                for arena in others:                                # in chunk order (exact: §6e)
+                    add_sums(self.arena.weight_grad, arena.weight_grad)
+                    add_sums(self.arena.threshold_grad, arena.threshold_grad)
+                    add_sums(self.arena.leak_grad, arena.leak_grad)
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            self._chunk_arenas = []           # they may hold part of a batch's sums
+            raise
+        if learn and self.learns:
+            self.learning_rates.count(B)
         return out
 
     def health(self, reset: bool = False) -> dict:
