@@ -245,7 +245,10 @@ def builtin_steps_module() -> str:
     for i, k in enumerate(kinds):
         lines += [f"    {'if' if i == 0 else 'elif'} code == {k.code}:",
                   f"        step_{k.name}(cur, a, th, reset_shift, V, s, U)"]
-    lines += ["    else:", "        return False", "    return True", ""]
+    lines += ["    else:", "        return False", "    return True", "", "",
+              "@njit(cache=True)", "def neuron_memoryless(code):",
+              '    """Whether the built-in kind keeps no memory (U = I): its threshold and leak traces stay 0."""',
+              f"    return {' or '.join(f'code == {k.code}' for k in kinds if k.memoryless) or 'False'}", ""]
     return "\n".join(lines)
 
 
@@ -272,7 +275,7 @@ def builtin_layers_module() -> str:
               f"    return {' or '.join(f'code == {k.code}' for k in kinds if k.history) or 'False'}"]
     for op, (args, doc) in LAYER_OPS.items():
         chain = [k for k in kinds if op in k.fixed]
-        lines += ["", "", "@njit(cache=True)", f"def layer_{op}(code, {args}):", f'    """{doc[0].upper() + doc[1:]}."""']
+        lines += ["", "", "@njit(cache=True)", f"def layer_{op}(code, {args}):", f'    """{_sentence(doc)}."""']
         for i, k in enumerate(chain):
             lines += [f"    {'if' if i == 0 else 'elif'} code == {k.code}:",
                       f"        {'return ' if op == 'back' else ''}{op}_{k.name}({args})"]
@@ -306,6 +309,12 @@ C_LAYER_OPS = {
     "ring_grads": ("void", "const el_layer_t *ly, int64_t *gW, const int32_t *d, const int8_t *taps, uint32_t pos, "
                    "const int32_t *x_ring"),
 }
+
+
+def _sentence(doc: str) -> str:
+    """The doc as a sentence: its first letter capitalised unless the first word is a name (gW)."""
+    first = doc.split(" ", 1)[0]
+    return doc if any(c.isupper() for c in first) else doc[0].upper() + doc[1:]
 
 
 def _arg_names(signature: str) -> str:
@@ -359,7 +368,7 @@ def layers_header() -> str:
         *[line for k in kinds for line in (case(k), f"        {k.c_scratch}(ly, nonzero, plane);", "        break;")],
         "    default:", "        *nonzero = *plane = 0;", "        break;", "    }", "}"]
     for op, (returns, signature) in C_LAYER_OPS.items():
-        lines += ["", f"/* {LAYER_OPS[op][1][0].upper() + LAYER_OPS[op][1][1:]} (registry.LAYER_OPS). */",
+        lines += ["", f"/* {_sentence(LAYER_OPS[op][1])} (registry.LAYER_OPS). */",
                   f"static inline {returns} el_layer_{op}(uint32_t code, {signature})", "{", "    switch (code) {"]
         for k in kinds:
             if op in k.c_ops:
@@ -367,7 +376,7 @@ def layers_header() -> str:
                 lines += [case(k), f"        return {call}" if returns != "void" else f"        {call}"]
                 if returns == "void":
                     lines.append("        break;")
-        lines += ["    default:                /* el_layer_known refused it at load; a pool has no weights */",
+        lines += ["    default:                /* el_layer_known refused it at load; or a kind without this op */",
                   "        break;", "    }"]
         if returns != "void":
             lines.append("    return 0;")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__, cli_psn, cutoff, datasets, deploy, profile, psnfile
+from . import __version__, cli_psn, cutoff, datasets, deploy, profile
 from .cli_util import DefaultsShown, check_writable, emit, int_in, parsers_of
 from .adapt import fit_to_data
 from .augment import recipe_shift
@@ -25,6 +25,7 @@ from .executors import EXECUTORS, TWIN, exactness
 from .executors import options as executor_options
 from .model import Learning, Schedule, mlp
 from .modelfile import load_model, save_model
+from .modelread import is_psn_file
 from .rules import init_model
 from .rules.spide.spec import spide_mlp
 from .plan import runtime_of
@@ -326,7 +327,7 @@ def check_fits(model, data: datasets.Dataset) -> None:
 
 
 def cmd_train(args) -> int:
-    if args.model and psnfile.is_psn(args.model):
+    if args.model and is_psn_file(args.model):
         return cli_psn.cmd_train(args, validation_split(args, load_data(args)))
     check_writable(args.output, (".elm",), "model")
     check_writable(args.plot, (".png",), "plot")
@@ -526,7 +527,7 @@ def cmd_eval(args) -> int:
     if (args.plot or args.limit_train or args.min_support) and not args.cutoff:
         raise ModelError("--plot, --limit-train and --min-support draw the cutoff's trade-off curve: use them "
                          "with --cutoff")
-    if psnfile.is_psn(args.model):
+    if is_psn_file(args.model):
         return cli_psn.cmd_eval(args, load_data(args))
     check_writable(args.plot, (".png",), "plot")
     data = load_data(args)
@@ -640,7 +641,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    if psnfile.is_psn(args.model):
+    if is_psn_file(args.model):
         return cli_psn.cmd_info(args)
     model = load_model(args.model)
     sizes = model.sizes()

@@ -18,7 +18,7 @@ from .contract import (CUTOFF_MAX_PPM, CUTOFF_NEVER, ENCODINGS, INPUT, MAX_LAYER
                        MIN_SURROGATE_SHIFT, NARROW_WEIGHT_KINDS, RESETS, RULES, UPDATE_MODES, WEIGHT_BITS)
 from .errors import ModelError
 from .ops import LAYERS, NEURONS
-from .ops.layers.psn import MAX_DILATION, MAX_TAP_SHIFT, tap_code
+from .ops.layers.psn import MAX_DILATION, MAX_TAP_SHIFT, ring_length, tap_code
 from .ops.layers.psn import MAX_TAPS as MAX_FILTER_TAPS
 from .ops.layers.window import geometry as window_geometry
 
@@ -80,7 +80,7 @@ class Layer:
     @property
     def ring(self) -> int:
         """The length of its rings (a history kind's), 0 for the others."""
-        return 0 if self.filter is None else (self.filter.taps - 1) * self.filter.dilation + 1
+        return 0 if self.filter is None else ring_length(self.filter.taps, self.filter.dilation)
 
     @property
     def weight_range(self) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from .contract import CUTOFF_NEVER
 from .model import Cutoff, Edge, Filter, InputSpec, Layer, Learning, Model, ModelError, Neuron, Schedule, Window
 from .modelblob import BLOB_MAGIC, from_blob, to_blob
 from .modelread import (MAX_NAME_BYTES, MAX_SPEC_BYTES, MAX_SPEC_INPUT, MAX_SPEC_LAYERS,  # noqa: F401  (their home)
-                        MAX_SPEC_WEIGHTS, MAX_THRESHOLD, PSN_FORMAT, read_model_file)
+                        MAX_SPEC_WEIGHTS, MAX_THRESHOLD, PSN_FORMAT, is_psn_file, read_model_file)
 from .psnfile import load as load_psn
 from .psnnet import to_model as psn_model
 from .rules import init_model
@@ -298,7 +298,7 @@ def load_model(path) -> Model:
     text that starts with '{'); a spec's parameters are freshly initialised."""
     data = read_model_file(path)
     with _about(path):
-        if _is_psn(path, data):                  # a PSN network's training file: the model it is
+        if is_psn_file(path, data):              # a PSN network's training file: the model it is
             net, spec = load_psn(path)
             return psn_model(net, spec["name"])
         if data.startswith(BLOB_MAGIC):
@@ -307,18 +307,6 @@ def load_model(path) -> Model:
             return _spec_from_bytes(data)
         raise ModelError(f"not a model file: expected a binary model (starts with {BLOB_MAGIC!r}, "
                          "usually .elm) or a JSON spec (.json)")
-
-
-def _is_psn(path, data: bytes) -> bool:
-    """A PSN network's file (docs/psn.md §7): a ``.psn`` archive or a spec of its format."""
-    if Path(path).suffix.lower() == ".psn":
-        return True
-    if data.lstrip().startswith(b"{"):
-        try:
-            return json.loads(data).get("format") == PSN_FORMAT
-        except (ValueError, AttributeError):
-            return False           # the spec parser says what is wrong
-    return False
 
 
 def save_model(model: Model, path) -> None:

@@ -3,6 +3,7 @@ networks' training files): reading a file's bytes with errors that name it, the 
 ask for before anything is allocated, and the name of the PSN format."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .errors import ModelError
@@ -17,6 +18,26 @@ MAX_SPEC_WEIGHTS = 1 << 24                     # weights of all layers together 
 MAX_NAME_BYTES = 65535
 MAX_THRESHOLD = 32768.0                        # 2^31 / 2^16: the largest Q16 int32, exclusive
 PSN_FORMAT = "edgelearn-psn"                   # the format of a PSN network's spec (edgelearn.psnfile)
+
+
+def is_psn_file(path, data: bytes | None = None) -> bool:
+    """Whether ``path`` (of contents ``data``, read when not given) is a PSN network's training file
+    (docs/psn.md §7): a ``.psn`` archive, or JSON of format "edgelearn-psn". A file that cannot be
+    read or parsed is not: the model loader says what is wrong with it."""
+    if Path(path).suffix.lower() == ".psn":
+        return True
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            return False
+    if not data.lstrip().startswith(b"{"):
+        return False
+    try:
+        spec = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(spec, dict) and spec.get("format") == PSN_FORMAT
 
 
 def read_model_file(path) -> bytes:

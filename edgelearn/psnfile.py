@@ -46,20 +46,6 @@ ARRAYS = ("weights", "taps", "thresholds", "w_frac")       # a trained layer's, 
 READOUT_TAP = 1                 # the readout's one tap: code 1, the tap 2^0 (make_net's; psn.tap_values)
 
 
-def is_psn(path) -> bool:
-    """Whether ``path`` names a PSN model: a ``.psn`` archive or a JSON spec of this format."""
-    p = Path(path)
-    if p.suffix.lower() == SUFFIX:
-        return True
-    if p.suffix.lower() != ".json" or not p.is_file():
-        return False
-    try:
-        spec = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False            # not this format's concern: the STOP loader says what is wrong
-    return isinstance(spec, dict) and spec.get("format") == FORMAT
-
-
 def _int(obj: dict, key: str, where: str, lo: int, hi: int) -> int:
     v = obj.get(key)
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:

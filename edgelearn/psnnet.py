@@ -23,10 +23,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .contract import INPUT
+from .contract import INPUT, MAX_LR_SHIFT
 from .encoders import CODES, as_rows
 from .model import Edge, Filter, InputSpec, Layer as ModelLayer, LayerParams, Learning, Model, Neuron, Schedule
-from .contract import MAX_LR_SHIFT
 from .executors import make_learner
 from .numerics import INT32_MAX, ONE, to_fixed
 from .ops.layers import psn
@@ -87,7 +86,6 @@ class PSNNet:
                 raise ValueError(f"layer {l}: weights {ly.weights.shape}, thresholds {ly.thresholds.shape}")
 
 
-
 def make_net(sizes: list[int], taps: int = 4, dilations: list[int] | None = None, seed: int = 0,
              encoding: str = "sequence", T: int = 32, w_frac: int = 12, threshold: float = 1.0,
              weight_scale: float = 1.0, tap_code: int | None = None, **kw) -> PSNNet:
@@ -137,9 +135,13 @@ def from_model(model: Model) -> PSNNet:
     """The network of a model of psn layers (``to_model``'s inverse): a ValueError naming what
     a PSN network does not have."""
     model.validate()
-    for layer in model.layers:
+    for l, layer in enumerate(model.layers):
         if layer.kind != "psn" or len(layer.inputs) != 1 or layer.inputs[0].delay:
             raise ValueError(f"layer {layer.name!r}: a PSN network is a chain of psn layers")
+        last = l == len(model.layers) - 1
+        if layer.neuron.kind != ("li" if last else "threshold") or last and model.params[layer.name].leak != 0:
+            raise ValueError(f"layer {layer.name!r}: a PSN network's hidden neurons are threshold units and its "
+                             "readout li neurons of leak 0 (U = H)")
     if model.learning.rule != "stop" or model.learning.update != "step":
         raise ValueError("a PSN network learns with rule 'stop', per step")
     layers = [Layer(model.fan_in(ly), ly.size, model.params[ly.name].taps.copy(), ly.filter.dilation,
@@ -158,8 +160,9 @@ def runtime(net: PSNNet, executor: str = "fixed", epoch_samples: int = 0, epochs
     streams kept across samples. With ``epoch_samples`` the weight rate halves after each epoch of
     that many learned samples, ``epochs - 1`` times (the device's own schedule, numerics.md §6c)."""
     model = to_model(net)
-    if epoch_samples and epochs > 1:
-        model.schedule = Schedule(every=epoch_samples, steps=min(epochs - 1, MAX_LR_SHIFT - net.lr_weight_shift))
+    steps = min(epochs - 1, MAX_LR_SHIFT - net.lr_weight_shift)      # a rate never below 2^-MAX_LR_SHIFT
+    if epoch_samples and steps >= 1:
+        model.schedule = Schedule(every=epoch_samples, steps=steps)
     return make_learner(model.validate(), executor)
 
 

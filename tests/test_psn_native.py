@@ -1,4 +1,4 @@
-"""The PSN in C (targets/c/el_psn.c): its buffer sizes the same as Python's, and the filter's Cortex-M
+"""The PSN in C (targets/c/el_psn.c): the filter's Cortex-M
 builds (M0+, M4F, M7) free of multiply instructions (the disassembly of el_psn_filter and the
 helpers it calls). A network of psn layers learning in C bit for bit as the reference is
 tests/test_psn_kind_c.py's; its kernels' golden vectors tests/test_psn_golden.py's. Needs

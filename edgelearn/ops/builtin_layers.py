@@ -113,7 +113,7 @@ def layer_update(code, W, d, x_tr, g, shift, rng, nonzero, plane):
 
 @njit(cache=True)
 def layer_grads(code, gW, d, x_tr, g, nonzero):
-    """GW += gradient, exact saturating sums (per-sample updates)."""
+    """gW += gradient, exact saturating sums (per-sample updates)."""
     if code == 0:
         grads_dense(gW, d, x_tr, g, nonzero)
     elif code == 1:
@@ -145,6 +145,6 @@ def layer_ring_update(code, W, d, taps, dilation, pos, x_ring, shift, rng):
 
 @njit(cache=True)
 def layer_ring_grads(code, gW, d, taps, dilation, pos, x_ring):
-    """GW += d e, exact saturating sums (per-sample updates)."""
+    """gW += d e, exact saturating sums (per-sample updates)."""
     if code == 5:
         ring_grads_psn(gW, d, taps, dilation, pos, x_ring)

@@ -25,3 +25,9 @@ def builtin_step(code, cur, a, th, reset_shift, V, s, U):
     else:
         return False
     return True
+
+
+@njit(cache=True)
+def neuron_memoryless(code):
+    """Whether the built-in kind keeps no memory (U = I): its threshold and leak traces stay 0."""
+    return code == 3

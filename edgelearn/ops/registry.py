@@ -136,6 +136,9 @@ class LayerKind:
     def __post_init__(self):
         if self.windowed != (self.c_window_check is not None):
             raise ValueError(f"layer kind {self.name!r}: a window kind (only) has a c_window_check")
+        if self.history and (self.keeps_sums or self.scans):
+            raise ValueError(f"layer kind {self.name!r}: a kind with a history filters its own currents (no sums, "
+                             "no scan)")
         ops = set(FILTER_OPS if self.history else SCAN_OPS if self.scans else NEURON_OPS if self.has_neurons
                   else MAP_OPS) \
             | (set(SUMS_OPS) if self.keeps_sums else set())

@@ -37,7 +37,6 @@ void el_dense_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
 void el_conv2d_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
 void el_pool_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
 void el_scan2d_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
-void el_psn_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane);
 
 /* 1 when this runtime has the layer kind `code` (the loader refuses the others). */
 static inline int el_layer_known(uint32_t code)
@@ -125,7 +124,7 @@ static inline void el_layer_scratch(uint32_t code, const el_layer_t *ly, uint32_
         el_scan2d_scratch(ly, nonzero, plane);
         break;
     case EL_LAYER_PSN:
-        el_psn_scratch(ly, nonzero, plane);
+        el_dense_scratch(ly, nonzero, plane);
         break;
     default:
         *nonzero = *plane = 0;
@@ -149,7 +148,7 @@ static inline void el_layer_forward(uint32_t code, const el_layer_t *ly, const v
     case EL_LAYER_MAXPOOL:
         el_layer_forward_maxpool(ly, W, x, s, x_frac, nonzero, plane, cur, out);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
@@ -161,7 +160,7 @@ static inline void el_layer_scan(uint32_t code, const el_layer_t *ly, const void
     case EL_LAYER_SCAN2D:
         el_layer_scan_scan2d(ly, W, x, x_frac, a, th, V, s, U, cur, rec_tr);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
@@ -173,7 +172,7 @@ static inline void el_layer_sums(uint32_t code, const el_layer_t *ly, const void
     case EL_LAYER_DENSE:
         el_layer_sums_dense(ly, W, x, nonzero, n, sums);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
@@ -185,7 +184,7 @@ static inline void el_layer_refresh(uint32_t code, const el_layer_t *ly, const v
     case EL_LAYER_DENSE:
         el_layer_refresh_dense(ly, W, x, d, nonzero, sums);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
@@ -206,7 +205,7 @@ static inline uint32_t el_layer_back(uint32_t code, const el_layer_t *ly, const 
         return el_layer_back_scan2d(ly, W, d, s, back);
     case EL_LAYER_PSN:
         return el_layer_back_dense(ly, W, d, s, back);
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
     return 0;
@@ -225,12 +224,12 @@ static inline void el_layer_update(uint32_t code, const el_layer_t *ly, void *W,
     case EL_LAYER_SCAN2D:
         el_layer_update_scan2d(ly, W, d, x_tr, shift, rng, nonzero, plane);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
 
-/* GW += gradient, exact saturating sums (per-sample updates) (registry.LAYER_OPS). */
+/* gW += gradient, exact saturating sums (per-sample updates) (registry.LAYER_OPS). */
 static inline void el_layer_grads(uint32_t code, const el_layer_t *ly, int64_t *gW, const int32_t *d, const int32_t *x_tr, int32_t *nonzero)
 {
     switch (code) {
@@ -243,7 +242,7 @@ static inline void el_layer_grads(uint32_t code, const el_layer_t *ly, int64_t *
     case EL_LAYER_SCAN2D:
         el_layer_grads_scan2d(ly, gW, d, x_tr, nonzero);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
@@ -255,7 +254,7 @@ static inline void el_layer_filter(uint32_t code, const el_layer_t *ly, const vo
     case EL_LAYER_PSN:
         el_layer_filter_psn(ly, W, x, x_frac, taps, pos, ring, x_ring, nonzero, cur);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
@@ -267,7 +266,7 @@ static inline void el_layer_lag0(uint32_t code, const el_layer_t *ly, const int8
     case EL_LAYER_PSN:
         el_layer_lag0_psn(ly, taps, d, out);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
@@ -279,19 +278,19 @@ static inline void el_layer_ring_update(uint32_t code, const el_layer_t *ly, voi
     case EL_LAYER_PSN:
         el_layer_ring_update_psn(ly, W, d, taps, pos, x_ring, shift, rng);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }
 
-/* GW += d e, exact saturating sums (per-sample updates) (registry.LAYER_OPS). */
+/* gW += d e, exact saturating sums (per-sample updates) (registry.LAYER_OPS). */
 static inline void el_layer_ring_grads(uint32_t code, const el_layer_t *ly, int64_t *gW, const int32_t *d, const int8_t *taps, uint32_t pos, const int32_t *x_ring)
 {
     switch (code) {
     case EL_LAYER_PSN:
         el_layer_ring_grads_psn(ly, gW, d, taps, pos, x_ring);
         break;
-    default:                /* el_layer_known refused it at load; a pool has no weights */
+    default:                /* el_layer_known refused it at load; or a kind without this op */
         break;
     }
 }

@@ -117,9 +117,3 @@ void el_layer_ring_grads_psn(const el_layer_t *ly, int64_t *gW, const int32_t *d
 {
     el_psn_weight_grads(gW, ly->n_out, ly->n_in, d, taps, ly->taps, ly->dilation, ly->ring_len, pos, x_ring);
 }
-
-void el_psn_scratch(const el_layer_t *ly, uint32_t *nonzero, uint32_t *plane)
-{
-    *nonzero = ly->n_in;                      /* the dense current's non-zero inputs (el_dense_scratch's) */
-    *plane = 0;
-}

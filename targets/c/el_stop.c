@@ -50,8 +50,9 @@ static void forward_layer(el_net_t *net, const el_layer_t *ly, uint32_t t, const
                         net->nonzero_index, net->current + so);
     else if (learn) {                            /* traces first: they read V[t-1], s[t-1] */
         el_input_trace_step(a, x, ly->n_in, x_frac, net->input_trace + ly->in_off);
-        el_neuron_trace_step(a, net->membrane + so, net->spikes + o, n, net->threshold_trace + ly->learn_off,
-                             net->leak_trace + ly->learn_off);
+        if (!el_neuron_memoryless(ly->neuron))  /* without memory th~ and a~ stay 0: dE/dth = -d */
+            el_neuron_trace_step(a, net->membrane + so, net->spikes + o, n, net->threshold_trace + ly->learn_off,
+                                 net->leak_trace + ly->learn_off);
     }
     if (el_layer_scans(ly->kind)) {              /* it steps its neurons as it scans them (scan2d) */
         el_layer_scan(ly->kind, ly, layer_weights(net, ly), x, x_frac, a, layer_thresholds(net, ly),

@@ -22,8 +22,8 @@ stay frozen on the device.
 
 This module holds the kernels (float64 and the bit-exact fixed point; C twin targets/c/el_psn.c),
 the kind's layer ops (registry.FILTER_OPS: the STOP drivers run a psn layer like any registered
-kind; its taps and dilation are a FILTER section of the blob, its rings plan buffers) and the
-buffer sizes; edgelearn/psnnet.py the networks (the float twin, host training's shapes)."""
+kind; its taps and dilation are a FILTER section of the blob, its rings plan buffers, edgelearn/plan.py);
+edgelearn/psnnet.py the networks (the float twin, host training's shapes)."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +40,7 @@ from ...numerics import (
 )
 from ..registry import Exactness, LayerKind, register_layer
 from .dense import back as dense_back_op
-from .dense import back_float, check, current_fixed, current_float, out_frac, weight_shape
+from .dense import back_float, check, current_fixed, current_float, out_frac, scratch, weight_shape
 
 MAX_TAP_SHIFT = 14          # the smallest non-zero tap is 2^-14
 MAX_TAPS = 16               # K: at most 16 taps per channel (the sum of K int32 terms fits int64)
@@ -232,12 +232,6 @@ def traces(n_in: int, n_out: int, ring: int) -> int:
     return n_in * ring
 
 
-def scratch(n_in: int, geometry=None) -> dict[str, int]:
-    """One call's scratch: its input widened to int32 and the non-zero indices of the current
-    (el_psn_scratch)."""
-    return {"layer_input": n_in, "nonzero_index": n_in, "plane_sums": 0}
-
-
 # Its float twin is edgelearn.psnnet.FloatPSN (the filter over whole sequences, psn_bptt's training):
 # FloatSTOP does not run it, so the kind declares no "float" executor.
 PSN = register_layer(LayerKind(
@@ -247,5 +241,6 @@ PSN = register_layer(LayerKind(
            "ring_grads": ring_grads},
     c_ops={"filter": "el_layer_filter_psn", "lag0": "el_layer_lag0_psn", "back": "el_layer_back_dense",
            "ring_update": "el_layer_ring_update_psn", "ring_grads": "el_layer_ring_grads_psn"},
-    scratch=scratch, c_scratch="el_psn_scratch", traces=traces, history=True,
+    scratch=scratch, c_scratch="el_dense_scratch",       # its scratch is its dense current's
+    traces=traces, history=True,
     exactness={"fixed": Exactness.BIT, "c": Exactness.BIT}))

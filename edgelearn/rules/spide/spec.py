@@ -63,7 +63,7 @@ def check(model: Model) -> None:
     for i, layer in enumerate(spiking):
         where = f"layer {i} ({layer.name!r})"
         if layer.neuron.kind not in spiking_neurons():
-            raise ModelError(f"{where}: SPIDE's equilibrium layers must spike (if or lif)")
+            raise ModelError(f"{where}: SPIDE's equilibrium layers must spike ({', '.join(spiking_neurons())})")
         for e in layer.inputs:
             if e.source not in names and e.source != INPUT:
                 raise ModelError(f"{where}: reads the readout {e.source!r}, which is not part of the equilibrium")

@@ -222,6 +222,8 @@ UNWRITTEN = {"nonzero_index": -1,                # indices are >= 0
              "layer_input": nx.INT32_MIN,        # inputs, spikes and pool values are >= 0
              "error_backprop": -(1 << 63),       # unsaturated sums below 2^63 (§8)
              "plane_sums": -(1 << 63)}
+# (error_lag0 is written in part too, but only by a learning step of a psn model, which saturation_free
+# never admits to the parallel path: its inference writes no errors.)
 
 
 def mark_scratch(own, others) -> dict:

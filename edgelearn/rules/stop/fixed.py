@@ -25,7 +25,7 @@ from ...ops.builtin_layers import CODES as BUILTIN_LAYERS
 from ...ops.builtin_layers import (layer_back, layer_filter, layer_forward, layer_grads, layer_has_history,
                                    layer_has_neurons, layer_lag0, layer_refresh, layer_ring_grads, layer_ring_update,
                                    layer_scan, layer_scans, layer_sums, layer_update)
-from ...ops.builtin_steps import CODES as BUILTIN, builtin_step
+from ...ops.builtin_steps import CODES as BUILTIN, builtin_step, neuron_memoryless
 from ...ops.layers.dense import current_from_sums, nonzero_index
 from ...plan import WINDOW_FIELDS
 from ...plan import LayerField as F
@@ -95,7 +95,8 @@ def forward_layer(table, params, a, neuron_step, l, t, x, x_frac, learn, sums):
                      t % table[l, F.ring_len], current_ring(table, a, l), x_ring, a.nonzero_index, cur)
     elif traces:                                      # traces first: they read V[t-1], s[t-1]
         k.input_trace_step(leak, x, x_frac, a.input_trace[io:io + n_in])
-        k.neuron_trace_step(leak, V, s, a.threshold_trace[lo:lo + n_out], a.leak_trace[lo:lo + n_out])
+        if not neuron_memoryless(table[l, F.neuron]):   # without memory th~ and a~ stay 0: dE/dth = -d
+            k.neuron_trace_step(leak, V, s, a.threshold_trace[lo:lo + n_out], a.leak_trace[lo:lo + n_out])
     th = layer_thresholds(table, params.thresholds, l)
     if layer_scans(kind):                           # it steps its neurons as it scans them (scan2d)
         layer_scan(kind, W, x, x_frac, wf, window_of(table, l), table[l, F.neuron], leak, th, table[l, F.reset_shift],
@@ -327,6 +328,10 @@ class FixedSTOP:
             raise ValueError(f"threads must be a positive integer or None (numba's thread count), got {threads!r}")
         self.threads = threads
         for layer in model.layers:
+            kind = NEURONS[layer.neuron.kind] if layer.neuron else None
+            if kind is not None and kind.memoryless and kind.code not in BUILTIN:
+                raise ModelError(f"layer {layer.name!r}: the memoryless neuron kind {kind.name!r} was registered after "
+                                 "edgelearn.ops.builtin_steps was generated: run python -m edgelearn.cgen")
             if LAYERS[layer.kind].code not in BUILTIN_LAYERS:
                 raise ModelError(f"layer {layer.name!r}: layer kind {layer.kind!r} was registered after "
                                  "edgelearn.ops.builtin_layers was generated: run python -m edgelearn.cgen")
